@@ -1,0 +1,25 @@
+//! Object-store access for Strata.
+//!
+//! Strata's only durable home is an object store reached through the
+//! [`object_store`] crate. This crate holds everything Strata does to a store
+//! that is not storage-engine logic:
+//!
+//! - [`open_store`]: one constructor from a URL (`file://`, `memory://`, `s3://`);
+//! - [`probe_atomic_create`]: the start-up check that conditional create is atomic;
+//! - decorators layered over any store, each in its own module, all built on
+//!   [`Intercepted`]: request counting ([`counting`]), latency injection
+//!   ([`latency`]) and seeded fault injection ([`faults`]).
+
+pub mod counting;
+pub mod faults;
+pub mod intercept;
+pub mod latency;
+mod open;
+mod probe;
+
+pub use intercept::{Intercepted, Interceptor, RequestKind};
+pub use open::{open_store, OpenError, OpenedStore};
+pub use probe::{probe_atomic_create, ProbeError};
+
+/// The store handle every Strata component uses.
+pub type DynStore = std::sync::Arc<dyn object_store::ObjectStore>;
