@@ -1,1 +1,36 @@
-pub fn x() {}
+//! Strata's storage engine: DynamoDB-style tables stored as partitioned,
+//! log-structured objects in an object store.
+//!
+//! The engine knows nothing of HTTP, JSON or Lambda. See ARCHITECTURE.md at
+//! the repository root for the object layout, the commit protocol and the
+//! invariants, and [`Engine`] for the entry point.
+
+mod bloom;
+mod cache;
+pub mod catalog;
+pub mod codec;
+pub mod config;
+mod engine;
+pub mod error;
+mod io;
+pub mod keys;
+pub mod manifest;
+pub mod number;
+pub mod ops;
+mod partition;
+pub mod paths;
+pub mod run;
+pub mod segment;
+pub mod value;
+
+pub use catalog::{TableDescriptor, TableSpec};
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use number::Number;
+pub use ops::{
+    Change, Committed, Condition, Consistency, Page, SortKeyCondition, UpdateFn, WriteOp,
+    WriteOutcome, WriteRequest,
+};
+pub use partition::{CompactionOutcome, GcReport};
+pub use value::{Item, ItemKey, KeyAttribute, KeySchema, KeyType, KeyValue, Value};

@@ -1,0 +1,129 @@
+//! Table descriptors, versioned by conditional create of `schema/<v>`.
+//! A delete is a new version marked deleted; a re-create is the next version
+//! with a new incarnation, so it never sees its predecessor's data.
+
+use object_store::path::Path;
+use object_store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{seal, unseal};
+use crate::error::{Error, Result};
+use crate::io::{self, Created};
+use crate::paths;
+use crate::value::KeySchema;
+
+const MAGIC: &[u8; 4] = b"STTD";
+const VERSION: u8 = 1;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableDescriptor {
+    pub name: String,
+    /// The schema object version this descriptor was read from.
+    pub version: u64,
+    /// Random id of this incarnation of the table; its data lives under it.
+    pub incarnation: String,
+    pub key_schema: KeySchema,
+    pub partitions: u32,
+    pub created_at_ms: u64,
+    #[serde(default)]
+    pub deleted: bool,
+    /// Keep each mutation's old image in the log (for streams).
+    #[serde(default)]
+    pub keep_old_images: bool,
+}
+
+/// What CreateTable asks for.
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    pub name: String,
+    pub key_schema: KeySchema,
+    /// Defaults to the engine's `default_partitions`.
+    pub partitions: Option<u32>,
+    pub keep_old_images: bool,
+}
+
+/// Most partitions a table may have.
+pub const MAX_PARTITIONS: u32 = 1024;
+
+/// DynamoDB's table-name rule: 3 to 255 of `[a-zA-Z0-9_.-]`.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !(3..=255).contains(&name.len()) || !ok_chars {
+        return Err(Error::Validation(format!(
+            "1 validation error detected: Value '{name}' at 'tableName' failed to satisfy constraint: \
+             Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
+        )));
+    }
+    Ok(())
+}
+
+fn encode(d: &TableDescriptor) -> Vec<u8> {
+    seal(MAGIC, VERSION, &serde_json::to_vec(d).unwrap_or_default())
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<TableDescriptor> {
+    let (_, body) = unseal(MAGIC, bytes).map_err(|e| Error::corrupt(path, e))?;
+    serde_json::from_slice(body).map_err(|e| Error::corrupt(path, e))
+}
+
+async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Option<TableDescriptor>> {
+    match io::get_opt(store, path).await? {
+        Some(b) => Ok(Some(decode(path, &b)?)),
+        None => Ok(None),
+    }
+}
+
+/// The latest descriptor version of `name` (possibly a deleted marker).
+pub async fn latest(store: &dyn ObjectStore, name: &str) -> Result<Option<TableDescriptor>> {
+    let versions = io::list(store, &paths::schema_dir(name)).await?;
+    let Some(last) = versions
+        .iter()
+        .filter(|m| paths::parse_seq(&m.location).is_some())
+        .last()
+    else {
+        return Ok(None);
+    };
+    let desc = read(store, &last.location).await?;
+    // A newer version may have been created since the listing.
+    match desc {
+        Some(d) => newest_from(store, d).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Follows `schema/<v+1>`, `<v+2>`… from `d` to the newest version.
+pub async fn newest_from(
+    store: &dyn ObjectStore,
+    mut d: TableDescriptor,
+) -> Result<TableDescriptor> {
+    while let Some(next) = read(store, &paths::schema(&d.name, d.version + 1)).await? {
+        d = next;
+    }
+    Ok(d)
+}
+
+/// Publishes `d` as version `d.version`; `Exists` means someone else did first.
+pub async fn publish(store: &dyn ObjectStore, d: &TableDescriptor) -> Result<Created> {
+    let path = paths::schema(&d.name, d.version);
+    io::create(store, &path, encode(d))
+        .await
+        .map_err(|e| Error::store(&path, e))
+}
+
+/// Names of every table that has ever had a descriptor (deleted ones included).
+pub async fn names(store: &dyn ObjectStore) -> Result<Vec<String>> {
+    let root = paths::tables_root();
+    let listing = store
+        .list_with_delimiter(Some(&root))
+        .await
+        .map_err(|e| Error::store(&root, e))?;
+    let mut names: Vec<String> = listing
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_string))
+        .collect();
+    names.sort();
+    Ok(names)
+}

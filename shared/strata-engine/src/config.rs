@@ -1,0 +1,72 @@
+//! Engine settings. The defaults are for production; tests shorten the
+//! time-based ones.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// The region stamped on every commit as its origin.
+    pub region: String,
+    /// Partitions of a new table when CreateTable does not say.
+    pub default_partitions: u32,
+    /// How long a compacted log segment, a superseded manifest or an
+    /// unreferenced run survives before GC may delete it. Writers and readers
+    /// re-check their view at least every half of this, which is what makes
+    /// it safe (see ARCHITECTURE.md, "no invisible acknowledged write").
+    pub gc_grace: Duration,
+    /// Largest clock difference between instances that GC tolerates.
+    pub clock_skew: Duration,
+    /// How long compacted log segments are kept in any case (the change
+    /// history that streams and point-in-time restore read).
+    pub log_retention: Duration,
+    /// An eventually consistent read may be served from a view this old.
+    pub eventual_staleness: Duration,
+    /// How long a cached table descriptor is trusted before it is re-checked.
+    pub catalog_staleness: Duration,
+    /// Compact a partition once its log tail holds this many segments...
+    pub compact_after_segments: u64,
+    /// ...or this many bytes of items.
+    pub compact_after_bytes: usize,
+    /// Start compactions in the background when a threshold is passed.
+    pub auto_compact: bool,
+    /// Runs a partition may have before compaction merges them all into one.
+    pub max_runs: usize,
+    /// Target size of a run's data blocks.
+    pub block_size: usize,
+    /// Bytes of immutable objects (run blocks and indexes) kept in memory.
+    pub cache_bytes: u64,
+    /// How long a client request token is remembered for idempotent retries.
+    pub token_window: Duration,
+    /// Tombstones older than this are dropped when runs are fully merged.
+    pub tombstone_retention: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".to_string(),
+            default_partitions: 8,
+            gc_grace: Duration::from_secs(600),
+            clock_skew: Duration::from_secs(30),
+            log_retention: Duration::from_secs(24 * 3600),
+            eventual_staleness: Duration::from_secs(1),
+            catalog_staleness: Duration::from_secs(1),
+            compact_after_segments: 512,
+            compact_after_bytes: 16 << 20,
+            auto_compact: true,
+            max_runs: 4,
+            block_size: 32 << 10,
+            cache_bytes: 256 << 20,
+            token_window: Duration::from_secs(600),
+            tombstone_retention: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// A view (manifest and log tail) older than this must be re-checked
+    /// before it is used to write or to serve a strong read.
+    pub fn max_view_age(&self) -> Duration {
+        self.gc_grace / 2
+    }
+}

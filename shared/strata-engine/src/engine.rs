@@ -1,0 +1,488 @@
+//! The engine: tables, and the routing of every read and write to the
+//! partition that holds its key.
+
+use std::collections::HashMap;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use object_store::ObjectStore;
+
+use crate::cache::ObjectCache;
+use crate::catalog::{self, TableDescriptor, TableSpec, MAX_PARTITIONS};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::io::{self, Created};
+use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
+use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
+use crate::partition::{now_ms, CompactionOutcome, Ctx, GcReport, Partition};
+use crate::paths;
+use crate::value::{Item, ItemKey, KeyType, KeyValue};
+
+struct TableHandle {
+    desc: Arc<TableDescriptor>,
+    partitions: Vec<Arc<Partition>>,
+    checked: Mutex<Instant>,
+}
+
+/// A Strata engine over one object store. Cheap to share (`Arc`); any number
+/// of engines, in any number of processes, may use one store at once.
+pub struct Engine {
+    ctx: Arc<Ctx>,
+    store_name: String,
+    tables: RwLock<HashMap<String, Arc<TableHandle>>>,
+}
+
+impl Engine {
+    /// Opens the store at `url` (see [`strata_store::open_store`]), refusing
+    /// it unless its conditional create is atomic.
+    pub async fn open(url: &str, config: EngineConfig) -> Result<Engine> {
+        let opened = strata_store::open_store(url).await?;
+        Ok(Self::new_unchecked(opened.store, opened.url, config))
+    }
+
+    /// An engine over an already-built store; probes it first.
+    pub async fn with_store(
+        store: Arc<dyn ObjectStore>,
+        name: &str,
+        config: EngineConfig,
+    ) -> Result<Engine> {
+        strata_store::probe_atomic_create(&store, name).await?;
+        Ok(Self::new_unchecked(store, name.to_string(), config))
+    }
+
+    fn new_unchecked(
+        store: Arc<dyn ObjectStore>,
+        store_name: String,
+        config: EngineConfig,
+    ) -> Engine {
+        let cache = ObjectCache::new(config.cache_bytes);
+        Engine {
+            ctx: Arc::new(Ctx {
+                store,
+                config,
+                cache,
+            }),
+            store_name,
+            tables: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.ctx.config
+    }
+
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.ctx.store
+    }
+
+    pub fn store_name(&self) -> &str {
+        &self.store_name
+    }
+
+    // ---------------------------------------------------------------- tables
+
+    pub async fn create_table(&self, spec: TableSpec) -> Result<TableDescriptor> {
+        catalog::validate_table_name(&spec.name)?;
+        let partitions = spec
+            .partitions
+            .unwrap_or(self.ctx.config.default_partitions);
+        if partitions == 0 || partitions > MAX_PARTITIONS {
+            return Err(Error::Validation(format!(
+                "partition count must be between 1 and {MAX_PARTITIONS}"
+            )));
+        }
+        let store = self.ctx.store.as_ref();
+        let latest = catalog::latest(store, &spec.name).await?;
+        if latest.as_ref().is_some_and(|d| !d.deleted) {
+            return Err(Error::TableExists(spec.name));
+        }
+        let desc = TableDescriptor {
+            name: spec.name.clone(),
+            version: latest.map_or(1, |d| d.version + 1),
+            incarnation: paths::random_id(),
+            key_schema: spec.key_schema,
+            partitions,
+            created_at_ms: now_ms(),
+            deleted: false,
+            keep_old_images: spec.keep_old_images,
+        };
+        match catalog::publish(store, &desc).await? {
+            Created::Created => {
+                self.install(Arc::new(desc.clone()));
+                Ok(desc)
+            }
+            Created::Exists => Err(Error::TableExists(spec.name)),
+        }
+    }
+
+    pub async fn describe_table(&self, name: &str) -> Result<TableDescriptor> {
+        Ok((*self.table(name).await?.desc).clone())
+    }
+
+    /// Names of live tables, sorted.
+    pub async fn list_tables(&self) -> Result<Vec<String>> {
+        let store = self.ctx.store.as_ref();
+        let mut out = Vec::new();
+        for name in catalog::names(store).await? {
+            if catalog::latest(store, &name)
+                .await?
+                .is_some_and(|d| !d.deleted)
+            {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks the table deleted, then removes its data in the background.
+    pub async fn delete_table(&self, name: &str) -> Result<TableDescriptor> {
+        let store = self.ctx.store.as_ref();
+        loop {
+            let current = self.table(name).await?;
+            let mut tomb = (*current.desc).clone();
+            tomb.version += 1;
+            tomb.deleted = true;
+            match catalog::publish(store, &tomb).await? {
+                Created::Created => {
+                    self.tables
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(name);
+                    let store = Arc::clone(&self.ctx.store);
+                    let root = paths::incarnation_root(name, &current.desc.incarnation);
+                    tokio::spawn(async move {
+                        if let Err(e) = purge(store.as_ref(), &root).await {
+                            tracing::warn!(prefix = %root, error = %e, "purging a deleted table's data failed; GC retries");
+                        }
+                    });
+                    return Ok((*current.desc).clone());
+                }
+                // Someone else changed the table meanwhile: look again.
+                Created::Exists => self.forget(name),
+            }
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        self.tables
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name);
+    }
+
+    fn install(&self, desc: Arc<TableDescriptor>) -> Arc<TableHandle> {
+        let partitions = (0..desc.partitions)
+            .map(|p| Arc::new(Partition::new(Arc::clone(&self.ctx), Arc::clone(&desc), p)))
+            .collect();
+        let handle = Arc::new(TableHandle {
+            desc: Arc::clone(&desc),
+            partitions,
+            checked: Mutex::new(Instant::now()),
+        });
+        self.tables
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(desc.name.clone(), Arc::clone(&handle));
+        handle
+    }
+
+    /// The table's handle, re-checking the descriptor when it is older than
+    /// `catalog_staleness` (one GET of the next schema version).
+    async fn table(&self, name: &str) -> Result<Arc<TableHandle>> {
+        let cached = self
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned();
+        let store = self.ctx.store.as_ref();
+        let desc = match cached {
+            Some(h) => {
+                let age = h
+                    .checked
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .elapsed();
+                if age < self.ctx.config.catalog_staleness {
+                    return Ok(h);
+                }
+                let newest = catalog::newest_from(store, (*h.desc).clone()).await?;
+                if newest == *h.desc {
+                    *h.checked.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    return Ok(h);
+                }
+                newest
+            }
+            None => {
+                catalog::validate_table_name(name)
+                    .map_err(|_| Error::TableNotFound(name.to_string()))?;
+                match catalog::latest(store, name).await? {
+                    Some(d) => d,
+                    None => return Err(Error::TableNotFound(name.to_string())),
+                }
+            }
+        };
+        if desc.deleted {
+            self.forget(name);
+            return Err(Error::TableNotFound(name.to_string()));
+        }
+        Ok(self.install(Arc::new(desc)))
+    }
+
+    fn partition_for<'a>(&self, t: &'a TableHandle, hash: &KeyValue) -> &'a Arc<Partition> {
+        let p = partition_of(hash, t.desc.partitions) as usize;
+        &t.partitions[p.min(t.partitions.len() - 1)]
+    }
+
+    // ---------------------------------------------------------------- writes
+
+    /// Commits a request atomically. All its operations must be on items of
+    /// one partition (in practice: one partition-key value, or keys that hash
+    /// together); otherwise it is refused.
+    pub async fn write(&self, table: &str, req: WriteRequest) -> Result<Committed> {
+        let t = self.table(table).await?;
+        let Some(first) = req.ops.first() else {
+            return Err(Error::Validation(
+                "a write request needs at least one operation".into(),
+            ));
+        };
+        let schema = &t.desc.key_schema;
+        for op in &req.ops {
+            check_key_types(schema, &op.key)?;
+        }
+        let part = self.partition_for(&t, &first.key.hash);
+        if req
+            .ops
+            .iter()
+            .any(|op| !Arc::ptr_eq(self.partition_for(&t, &op.key.hash), part))
+        {
+            return Err(Error::Validation(
+                "all operations of one atomic write must be in one partition".into(),
+            ));
+        }
+        part.commit(req).await
+    }
+
+    // ----------------------------------------------------------------- reads
+
+    pub async fn get(
+        &self,
+        table: &str,
+        key: &ItemKey,
+        consistency: Consistency,
+    ) -> Result<Option<Arc<Item>>> {
+        let t = self.table(table).await?;
+        check_key_types(&t.desc.key_schema, key)?;
+        self.partition_for(&t, &key.hash)
+            .get(&encode_key(key), consistency == Consistency::Strong)
+            .await
+    }
+
+    /// Items with partition key `hash` whose sort key satisfies `cond`, in
+    /// sort-key order (`forward`) or reverse, after `start_after`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn query(
+        &self,
+        table: &str,
+        hash: &KeyValue,
+        cond: &SortKeyCondition,
+        forward: bool,
+        limit: usize,
+        start_after: Option<&ItemKey>,
+        consistency: Consistency,
+    ) -> Result<Page> {
+        let t = self.table(table).await?;
+        let schema = &t.desc.key_schema;
+        check_key_types(
+            schema,
+            &ItemKey {
+                hash: hash.clone(),
+                range: None,
+            },
+        )?;
+        let mut prefix = Vec::new();
+        encode_component(hash, &mut prefix);
+        let with = |v: &KeyValue| {
+            let mut k = prefix.clone();
+            encode_component(v, &mut k);
+            k
+        };
+        let end = || prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let Some(v) = sort_key_operand(cond) {
+            let expected = schema.range.as_ref().map(|r| r.key_type);
+            if expected != Some(v.key_type()) {
+                return Err(Error::Validation(
+                    "Query condition missed key schema element or has a wrong type".into(),
+                ));
+            }
+        }
+        let (mut lo, mut hi) = match cond {
+            SortKeyCondition::All => (Bound::Included(prefix.clone()), end()),
+            SortKeyCondition::Eq(v) => (Bound::Included(with(v)), Bound::Included(with(v))),
+            SortKeyCondition::Lt(v) => (Bound::Included(prefix.clone()), Bound::Excluded(with(v))),
+            SortKeyCondition::Le(v) => (Bound::Included(prefix.clone()), Bound::Included(with(v))),
+            SortKeyCondition::Gt(v) => (Bound::Excluded(with(v)), end()),
+            SortKeyCondition::Ge(v) => (Bound::Included(with(v)), end()),
+            SortKeyCondition::Between(a, b) => (Bound::Included(with(a)), Bound::Included(with(b))),
+            SortKeyCondition::BeginsWith(v) => {
+                if matches!(v, KeyValue::N(_)) {
+                    return Err(Error::Validation("Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N".into()));
+                }
+                let mut p = prefix.clone();
+                p.extend(begins_with_prefix(v));
+                let hi = prefix_end(&p).map_or(Bound::Unbounded, Bound::Excluded);
+                (Bound::Included(p), hi)
+            }
+        };
+        if let Some(after) = start_after {
+            check_key_types(schema, after)?;
+            let k = encode_key(after);
+            if forward {
+                lo = Bound::Excluded(k);
+            } else {
+                hi = Bound::Excluded(k);
+            }
+        }
+        self.partition_for(&t, hash)
+            .range(
+                lo,
+                hi,
+                forward,
+                limit,
+                usize::MAX,
+                consistency == Consistency::Strong,
+            )
+            .await
+    }
+
+    /// One page of a scan. With `segment = Some((s, n))` only the partitions
+    /// `p` with `p % n == s` are read, so `n` workers can scan in parallel.
+    /// Resume with the page's `last_key` as `start_after`.
+    pub async fn scan(
+        &self,
+        table: &str,
+        segment: Option<(u32, u32)>,
+        start_after: Option<&ItemKey>,
+        limit: usize,
+        max_bytes: usize,
+        consistency: Consistency,
+    ) -> Result<Page> {
+        let t = self.table(table).await?;
+        let (seg, total) = segment.unwrap_or((0, 1));
+        if total == 0 || seg >= total {
+            return Err(Error::Validation(
+                "Segment must be less than TotalSegments".into(),
+            ));
+        }
+        let first = match start_after {
+            Some(k) => {
+                check_key_types(&t.desc.key_schema, k)?;
+                partition_of(&k.hash, t.desc.partitions)
+            }
+            None => 0,
+        };
+        let mut page = Page::default();
+        let mut bytes = 0;
+        for p in (first..t.desc.partitions).filter(|p| p % total == seg) {
+            let lo = match start_after {
+                Some(k) if p == first => Bound::Excluded(encode_key(k)),
+                _ => Bound::Unbounded,
+            };
+            let want = limit - page.items.len();
+            let part = &t.partitions[p as usize];
+            let got = part
+                .range(
+                    lo,
+                    Bound::Unbounded,
+                    true,
+                    want,
+                    max_bytes.saturating_sub(bytes),
+                    consistency == Consistency::Strong,
+                )
+                .await?;
+            bytes += got
+                .items
+                .iter()
+                .map(|i| crate::value::item_size(i))
+                .sum::<usize>();
+            page.items.extend(got.items);
+            if got.last_key.is_some() {
+                page.last_key = got.last_key;
+                return Ok(page);
+            }
+        }
+        Ok(page)
+    }
+
+    // ------------------------------------------------------------ maintenance
+
+    /// Compacts every partition of the table now.
+    pub async fn compact(&self, table: &str) -> Result<Vec<CompactionOutcome>> {
+        let t = self.table(table).await?;
+        let mut out = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            out.push(p.compact().await?);
+        }
+        Ok(out)
+    }
+
+    /// Garbage-collects every partition of the table.
+    pub async fn gc(&self, table: &str) -> Result<GcReport> {
+        let t = self.table(table).await?;
+        let mut total = GcReport::default();
+        for p in &t.partitions {
+            let r = p.gc().await?;
+            total.segments += r.segments;
+            total.manifests += r.manifests;
+            total.runs += r.runs;
+        }
+        Ok(total)
+    }
+
+    /// Per partition: (log tail seq, compacted_through, manifest version) as
+    /// this engine's views see them.
+    pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
+        let t = self.table(table).await?;
+        Ok(t.partitions.iter().map(|p| p.stats()).collect())
+    }
+}
+
+fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
+    match c {
+        SortKeyCondition::All => None,
+        SortKeyCondition::Eq(v)
+        | SortKeyCondition::Lt(v)
+        | SortKeyCondition::Le(v)
+        | SortKeyCondition::Gt(v)
+        | SortKeyCondition::Ge(v)
+        | SortKeyCondition::BeginsWith(v)
+        | SortKeyCondition::Between(v, _) => Some(v),
+    }
+}
+
+fn check_key_types(schema: &crate::value::KeySchema, key: &ItemKey) -> Result<()> {
+    let mismatch = |expected: KeyType, v: &KeyValue| expected != v.key_type();
+    if mismatch(schema.hash.key_type, &key.hash) {
+        return Err(Error::Validation(
+            "The provided key element does not match the schema".into(),
+        ));
+    }
+    match (&schema.range, &key.range) {
+        (Some(r), Some(v)) if mismatch(r.key_type, v) => Err(Error::Validation(
+            "The provided key element does not match the schema".into(),
+        )),
+        (None, Some(_)) => Err(Error::Validation(
+            "The provided key element does not match the schema".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes every object under `prefix`.
+async fn purge(store: &dyn ObjectStore, prefix: &object_store::path::Path) -> Result<()> {
+    for meta in io::list(store, prefix).await? {
+        io::delete(store, &meta.location).await?;
+    }
+    Ok(())
+}

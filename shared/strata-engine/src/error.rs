@@ -1,0 +1,77 @@
+//! The engine's errors. Each says what happened and, where there is one,
+//! what the caller can do; [`Error::is_retryable`] tells transient from final.
+
+use crate::value::Item;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Requested resource not found: Table: {0} not found")]
+    TableNotFound(String),
+
+    #[error("Table already exists: {0}")]
+    TableExists(String),
+
+    /// Bad input: the message is DynamoDB's ValidationException wording.
+    #[error("{0}")]
+    Validation(String),
+
+    /// A write's condition did not hold. `index` is the failing operation
+    /// within its request; `item` is the item it was evaluated against.
+    #[error("The conditional request failed")]
+    ConditionFailed { index: usize, item: Option<Item> },
+
+    /// A stored object failed its checksum or did not decode. Never served.
+    #[error("corrupt object {path}: {reason}")]
+    Corrupt { path: String, reason: String },
+
+    /// The object store failed or could not be reached; retry later.
+    #[error("object store request failed for {path} (retry later): {source}")]
+    Store {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+
+    /// Too many concurrent writers kept winning the race for the next
+    /// sequence number; retry later.
+    #[error("too much contention on table {table} partition {partition}; retry later")]
+    Contention { table: String, partition: u32 },
+
+    /// A commit's outcome could not be determined (the store failed while
+    /// confirming it). Retrying with the same request token is safe.
+    #[error("the outcome of a write to {table} is unknown (store failing); retry with the same request token")]
+    OutcomeUnknown { table: String },
+
+    #[error(transparent)]
+    StoreRefused(#[from] strata_store::ProbeError),
+
+    #[error(transparent)]
+    Open(#[from] strata_store::OpenError),
+}
+
+impl Error {
+    /// True when the same request may succeed if tried again later.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Store { .. } | Error::Contention { .. } | Error::OutcomeUnknown { .. } => true,
+            Error::StoreRefused(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn store(path: &object_store::path::Path, source: object_store::Error) -> Error {
+        Error::Store {
+            path: path.to_string(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &object_store::path::Path, reason: impl ToString) -> Error {
+        Error::Corrupt {
+            path: path.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Thin helpers over the object store that every component uses: a GET that
+//! says "absent" instead of failing, and the conditional create.
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, PutMode, PutOptions, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// The whole object, or `None` when it does not exist.
+pub async fn get_opt(store: &dyn ObjectStore, path: &Path) -> Result<Option<Bytes>> {
+    match store.get(path).await {
+        Ok(r) => match r.bytes().await {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(Error::store(path, e)),
+        },
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(Error::store(path, e)),
+    }
+}
+
+pub async fn get_range(
+    store: &dyn ObjectStore,
+    path: &Path,
+    start: u64,
+    end: u64,
+) -> Result<Bytes> {
+    store
+        .get_range(path, start..end)
+        .await
+        .map_err(|e| Error::store(path, e))
+}
+
+/// What a conditional create found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Created {
+    /// This call created the object.
+    Created,
+    /// The object already existed; nothing was written.
+    Exists,
+}
+
+/// `PUT` with `If-None-Match: *`. Any other failure is returned as the
+/// store's error: the create may or may not have taken effect.
+pub async fn create(
+    store: &dyn ObjectStore,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> Result<Created, object_store::Error> {
+    let opts = PutOptions {
+        mode: PutMode::Create,
+        ..Default::default()
+    };
+    match store.put_opts(path, PutPayload::from(bytes), opts).await {
+        Ok(_) => Ok(Created::Created),
+        Err(object_store::Error::AlreadyExists { .. })
+        | Err(object_store::Error::Precondition { .. }) => Ok(Created::Exists),
+        Err(e) => Err(e),
+    }
+}
+
+/// Every object under `prefix`, in name order.
+pub async fn list(store: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+    let mut v: Vec<ObjectMeta> = store
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix, e))?;
+    v.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(v)
+}
+
+/// Objects under `prefix` whose names sort after `offset`, in name order.
+pub async fn list_after(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    offset: &Path,
+) -> Result<Vec<ObjectMeta>> {
+    let mut v: Vec<ObjectMeta> = store
+        .list_with_offset(Some(prefix), offset)
+        .try_collect()
+        .await
+        .map_err(|e| Error::store(prefix, e))?;
+    v.sort_by(|a, b| a.location.cmp(&b.location));
+    Ok(v)
+}
+
+/// Deletes, treating "already gone" as done.
+pub async fn delete(store: &dyn ObjectStore, path: &Path) -> Result<()> {
+    match store.delete(path).await {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(Error::store(path, e)),
+    }
+}
