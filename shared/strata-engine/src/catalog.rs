@@ -80,8 +80,7 @@ pub async fn latest(store: &dyn ObjectStore, name: &str) -> Result<Option<TableD
     let versions = io::list(store, &paths::schema_dir(name)).await?;
     let Some(last) = versions
         .iter()
-        .filter(|m| paths::parse_seq(&m.location).is_some())
-        .last()
+        .rfind(|m| paths::parse_seq(&m.location).is_some())
     else {
         return Ok(None);
     };

@@ -536,11 +536,9 @@ impl Partition {
                 mutations,
             };
             if self.try_append(&seg).await? {
-                for r in results.iter_mut() {
-                    if let Ok((c, fresh)) = r {
-                        if *fresh {
-                            c.seq = seq;
-                        }
+                for (c, fresh) in results.iter_mut().flatten() {
+                    if *fresh {
+                        c.seq = seq;
                     }
                 }
                 return Ok(results.into_iter().map(|r| r.map(|(c, _)| c)).collect());

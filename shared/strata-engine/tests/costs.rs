@@ -1,0 +1,140 @@
+//! Object-store requests per operation: deterministic, and on S3 what drives
+//! both cost and latency. These are the engine's cost targets as assertions.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use strata_engine::*;
+use strata_store::counting::{counting, RequestCounts};
+use strata_store::latency::{with_latency, LatencyProfile};
+
+use common::*;
+
+async fn setup() -> (Engine, Arc<strata_store::counting::RequestCounter>) {
+    let (store, counter) = counting(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = store;
+    let config = EngineConfig {
+        default_partitions: 1,
+        ..test_config()
+    };
+    let e = engine(&store, config).await;
+    e.create_table(spec("tbl")).await.unwrap();
+    put(&e, "tbl", item("warm", 1, &[])).await;
+    (e, counter)
+}
+
+async fn cost<F: std::future::Future>(
+    counter: &strata_store::counting::RequestCounter,
+    f: F,
+) -> RequestCounts {
+    let before = counter.snapshot();
+    f.await;
+    counter.snapshot() - before
+}
+
+#[tokio::test]
+async fn warm_instance_request_costs() {
+    let (e, counter) = setup().await;
+
+    let c = cost(&counter, put(&e, "tbl", item("a", 1, &[]))).await;
+    assert_eq!(
+        (c.put, c.list, c.head, c.delete),
+        (1, 0, 0, 0),
+        "uncontended put: {c}"
+    );
+    assert!(c.get <= 1, "uncontended put: {c}");
+
+    let c = cost(&counter, async {
+        e.get("tbl", &key("a", 1), Consistency::Strong)
+            .await
+            .unwrap()
+            .unwrap()
+    })
+    .await;
+    assert!(c.get <= 1 && c.total() == c.get, "strong get: {c}");
+
+    let c = cost(&counter, async {
+        e.get("tbl", &key("a", 1), Consistency::Eventual)
+            .await
+            .unwrap()
+            .unwrap()
+    })
+    .await;
+    assert_eq!(c.total(), 0, "eventual get on a warm instance: {c}");
+
+    // After compaction the item lives in a run: the first read of it fetches
+    // the run's index and block; later strong reads cost only the tail probe.
+    e.compact("tbl").await.unwrap();
+    e.get("tbl", &key("a", 1), Consistency::Strong)
+        .await
+        .unwrap()
+        .unwrap();
+    let c = cost(&counter, async {
+        e.get("tbl", &key("a", 1), Consistency::Strong)
+            .await
+            .unwrap()
+            .unwrap()
+    })
+    .await;
+    assert!(
+        c.get <= 1 && c.list == 0,
+        "strong get from a run, warm: {c}"
+    );
+    let c = cost(&counter, async {
+        e.get("tbl", &key("a", 1), Consistency::Eventual)
+            .await
+            .unwrap()
+            .unwrap()
+    })
+    .await;
+    assert_eq!(c.total(), 0, "eventual get from a run, warm: {c}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_in_one_process_are_group_committed() {
+    let (counted, counter) = counting(Arc::new(InMemory::new()));
+    let (slow, _) = with_latency(
+        counted,
+        LatencyProfile {
+            put: Duration::from_millis(30),
+            ..Default::default()
+        },
+    );
+    let store: Arc<dyn ObjectStore> = slow;
+    let e = Arc::new(
+        engine(
+            &store,
+            EngineConfig {
+                default_partitions: 1,
+                ..test_config()
+            },
+        )
+        .await,
+    );
+    e.create_table(spec("tbl")).await.unwrap();
+    put(&e, "tbl", item("warm", 1, &[])).await;
+    let before = counter.snapshot();
+    let writes = (0..32).map(|i| {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { put(&e, "tbl", item("k", i, &[])).await })
+    });
+    let seqs: Vec<u64> = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().seq)
+        .collect();
+    let c = counter.snapshot() - before;
+    assert!(
+        c.put <= 4,
+        "32 concurrent writes took {} PUTs; group commit should batch them",
+        c.put
+    );
+    assert_eq!(c.list, 0, "{c}");
+    let distinct: std::collections::BTreeSet<u64> = seqs.iter().copied().collect();
+    assert_eq!(distinct.len() as u64, c.put, "one segment per PUT");
+    assert_eq!(scan_all(&e, "tbl", 100).await.len(), 33);
+}
