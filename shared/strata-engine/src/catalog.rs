@@ -65,7 +65,14 @@ fn encode(d: &TableDescriptor) -> Vec<u8> {
 
 fn decode(path: &Path, bytes: &[u8]) -> Result<TableDescriptor> {
     let (_, body) = unseal(MAGIC, bytes).map_err(|e| Error::corrupt(path, e))?;
-    serde_json::from_slice(body).map_err(|e| Error::corrupt(path, e))
+    let d: TableDescriptor = serde_json::from_slice(body).map_err(|e| Error::corrupt(path, e))?;
+    if d.partitions == 0 || d.partitions > MAX_PARTITIONS {
+        return Err(Error::corrupt(
+            path,
+            format!("partition count {} out of range", d.partitions),
+        ));
+    }
+    Ok(d)
 }
 
 async fn read(store: &dyn ObjectStore, path: &Path) -> Result<Option<TableDescriptor>> {

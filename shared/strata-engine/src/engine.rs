@@ -232,7 +232,7 @@ impl Engine {
 
     fn partition_for<'a>(&self, t: &'a TableHandle, hash: &KeyValue) -> &'a Arc<Partition> {
         let p = partition_of(hash, t.desc.partitions) as usize;
-        &t.partitions[p.min(t.partitions.len() - 1)]
+        &t.partitions[p.min(t.partitions.len().saturating_sub(1))]
     }
 
     // ---------------------------------------------------------------- writes

@@ -61,6 +61,40 @@ impl Error {
         }
     }
 
+    /// The same error again, for telling every request of a failed group
+    /// commit. Store errors are not `Clone`; their copy keeps the message.
+    pub(crate) fn duplicate(&self) -> Error {
+        match self {
+            Error::TableNotFound(t) => Error::TableNotFound(t.clone()),
+            Error::TableExists(t) => Error::TableExists(t.clone()),
+            Error::Validation(m) => Error::Validation(m.clone()),
+            Error::ConditionFailed { index, item } => Error::ConditionFailed {
+                index: *index,
+                item: item.clone(),
+            },
+            Error::Corrupt { path, reason } => Error::Corrupt {
+                path: path.clone(),
+                reason: reason.clone(),
+            },
+            Error::Store { path, source } => Error::Store {
+                path: path.clone(),
+                source: object_store::Error::Generic {
+                    store: "strata",
+                    source: source.to_string().into(),
+                },
+            },
+            Error::Contention { table, partition } => Error::Contention {
+                table: table.clone(),
+                partition: *partition,
+            },
+            Error::OutcomeUnknown { table } => Error::OutcomeUnknown {
+                table: table.clone(),
+            },
+            Error::StoreRefused(e) => Error::Validation(e.to_string()),
+            Error::Open(e) => Error::Validation(e.to_string()),
+        }
+    }
+
     pub(crate) fn store(path: &object_store::path::Path, source: object_store::Error) -> Error {
         Error::Store {
             path: path.to_string(),

@@ -40,7 +40,7 @@ use crate::ops::{Change, Committed, Page, WriteOutcome, WriteRequest};
 use crate::paths::{self, PartitionPaths};
 use crate::run::{build_run, Block, RunInfo, RunMeta, Version};
 use crate::segment::{LogSegment, Mutation};
-use crate::value::{item_size, Item, MAX_ITEM_SIZE};
+use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
 const MAX_COMMIT_ATTEMPTS: usize = 256;
@@ -90,8 +90,8 @@ impl View {
             return;
         }
         for m in &seg.mutations {
-            self.mem_bytes += m.key.len() + item_size(&m.image) + 32;
-            self.mem.insert(
+            self.mem_bytes += entry_bytes(&m.key, &m.image);
+            let replaced = self.mem.insert(
                 m.key.clone(),
                 Version {
                     seq: seg.seq,
@@ -100,6 +100,11 @@ impl View {
                     item: Arc::clone(&m.image),
                 },
             );
+            if let Some(old) = replaced {
+                self.mem_bytes = self
+                    .mem_bytes
+                    .saturating_sub(entry_bytes(&m.key, &old.item));
+            }
             if let Some(t) = &m.token {
                 self.tokens
                     .insert(t.clone(), (seg.seq, seg.commit_ts_micros));
@@ -117,11 +122,7 @@ impl View {
         let ct = m.compacted_through;
         self.mem.retain(|_, v| v.seq > ct);
         self.tokens.retain(|_, (seq, _)| *seq > ct);
-        self.mem_bytes = self
-            .mem
-            .iter()
-            .map(|(k, v)| k.len() + item_size(&v.item) + 32)
-            .sum();
+        self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
         self.tail = self.tail.max(ct);
         self.manifest = m;
     }
@@ -135,6 +136,11 @@ impl View {
                 .map(|t| t.seq)
         })
     }
+}
+
+/// Memory a tail entry is charged for.
+fn entry_bytes(key: &[u8], item: &Item) -> usize {
+    key.len() + item_size(item) + 32
 }
 
 struct Pending {
@@ -490,24 +496,8 @@ impl Partition {
             group.into_iter().map(|p| (p.req, p.tx)).unzip();
         let results = match self.commit_requests(&reqs).await {
             Ok(results) => results,
-            Err(e) => {
-                let msg = e.to_string();
-                let retryable = e.is_retryable();
-                let mut first = Some(e);
-                (0..reqs.len())
-                    .map(|_| {
-                        Err(first.take().unwrap_or_else(|| {
-                            if retryable {
-                                Error::OutcomeUnknown {
-                                    table: self.table.name.clone(),
-                                }
-                            } else {
-                                Error::Validation(msg.clone())
-                            }
-                        }))
-                    })
-                    .collect()
-            }
+            // The whole batch failed the same way: every request hears why.
+            Err(e) => (0..reqs.len()).map(|_| Err(e.duplicate())).collect(),
         };
         for (tx, res) in txs.into_iter().zip(results) {
             let _ = tx.send(res);
@@ -780,6 +770,12 @@ impl Partition {
                 return Err(Error::Validation(name));
             }
             Err(e) => return Err(Error::Validation(e.to_string())),
+        }
+        if nesting_depth(&new) > MAX_NESTING {
+            return Err(Error::Validation(
+                "Nesting Levels have exceeded supported limits: Nesting levels of document attributes cannot exceed 32"
+                    .into(),
+            ));
         }
         if item_size(&new) > MAX_ITEM_SIZE {
             return Err(Error::Validation(

@@ -68,6 +68,25 @@ fn number_size(n: &Number) -> usize {
     n.significant_digits().div_ceil(2) + 1
 }
 
+/// Deepest nesting DynamoDB accepts for a document attribute.
+pub const MAX_NESTING: usize = 32;
+
+/// How deeply the item's maps and lists nest (a flat item is 0). Iterative,
+/// so a hostile item cannot overflow the stack while being measured.
+pub fn nesting_depth(item: &Item) -> usize {
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = item.values().map(|v| (v, 0)).collect();
+    while let Some((v, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        match v {
+            Value::M(m) => stack.extend(m.values().map(|c| (c, depth + 1))),
+            Value::L(l) => stack.extend(l.iter().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Size of an item as DynamoDB computes it: names plus values.
 pub fn item_size(item: &Item) -> usize {
     item.iter().map(|(k, v)| k.len() + v.size()).sum()

@@ -1,0 +1,254 @@
+//! Tables across instances, scans in segments, background compaction, and
+//! the engine's own validation of what it is asked to store.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_engine::*;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_are_created_listed_described_and_deleted_across_instances() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            catalog_staleness: Duration::ZERO,
+            ..test_config()
+        };
+        let a = engine(&store, config.clone()).await;
+        let other = engine(&store, config.clone()).await;
+        let d = a
+            .create_table(TableSpec {
+                partitions: Some(3),
+                ..spec("orders")
+            })
+            .await
+            .unwrap();
+        assert_eq!(d.partitions, 3);
+        assert!(
+            matches!(
+                other.create_table(spec("orders")).await,
+                Err(Error::TableExists(_))
+            ),
+            "[{}]",
+            b.name
+        );
+        other.create_table(spec("users")).await.unwrap();
+        assert_eq!(
+            a.list_tables().await.unwrap(),
+            ["orders", "users"],
+            "[{}]",
+            b.name
+        );
+        assert_eq!(other.describe_table("orders").await.unwrap(), d);
+        put(&other, "orders", item("o", 1, &[])).await;
+        a.delete_table("orders").await.unwrap();
+        assert!(
+            matches!(
+                other.describe_table("orders").await,
+                Err(Error::TableNotFound(_))
+            ),
+            "[{}]",
+            b.name
+        );
+        assert!(matches!(
+            other.get("orders", &key("o", 1), Consistency::Strong).await,
+            Err(Error::TableNotFound(_))
+        ));
+        assert_eq!(a.list_tables().await.unwrap(), ["users"], "[{}]", b.name);
+        assert!(matches!(
+            a.delete_table("orders").await,
+            Err(Error::TableNotFound(_))
+        ));
+        assert!(matches!(
+            a.describe_table("no such table!").await,
+            Err(Error::TableNotFound(_))
+        ));
+        assert!(matches!(
+            a.create_table(spec("x")).await,
+            Err(Error::Validation(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_table_never_sees_old_data() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            catalog_staleness: Duration::ZERO,
+            ..test_config()
+        };
+        let a = engine(&store, config.clone()).await;
+        a.create_table(spec("tbl")).await.unwrap();
+        for i in 0..10 {
+            put(&a, "tbl", item("p", i, &[])).await;
+        }
+        a.compact("tbl").await.unwrap();
+        put(&a, "tbl", item("p", 99, &[])).await;
+        a.delete_table("tbl").await.unwrap();
+        // Re-created at once, before the old data can have been purged.
+        let again = a.create_table(spec("tbl")).await.unwrap();
+        assert_eq!(again.version, 3);
+        assert!(
+            scan_all(&a, "tbl", 5).await.is_empty(),
+            "[{}] old data visible",
+            b.name
+        );
+        let other = engine(&store, config).await;
+        assert!(get(&other, "tbl", &key("p", 1)).await.is_none());
+        assert!(
+            scan_all(&other, "tbl", 5).await.is_empty(),
+            "[{}] old data visible to a new instance",
+            b.name
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segmented_scans_cover_the_table_exactly_once() {
+    let b = &backends()[0];
+    let store = b.store();
+    let e = engine(
+        &store,
+        EngineConfig {
+            default_partitions: 5,
+            ..test_config()
+        },
+    )
+    .await;
+    e.create_table(spec("tbl")).await.unwrap();
+    for i in 0..200 {
+        put(&e, "tbl", item(&format!("u{}", i % 37), i, &[])).await;
+    }
+    e.compact("tbl").await.unwrap();
+    for total in [1u32, 2, 3, 5, 8] {
+        let mut seen = BTreeMap::new();
+        for seg in 0..total {
+            let mut after: Option<ItemKey> = None;
+            loop {
+                let p = e
+                    .scan(
+                        "tbl",
+                        Some((seg, total)),
+                        after.as_ref(),
+                        17,
+                        usize::MAX,
+                        Consistency::Eventual,
+                    )
+                    .await
+                    .unwrap();
+                for it in &p.items {
+                    *seen.entry(format!("{:?}", item_key(it))).or_insert(0) += 1;
+                }
+                match p.last_key {
+                    Some(k) => after = Some(item_key(&k)),
+                    None => break,
+                }
+            }
+        }
+        assert_eq!(seen.len(), 200, "{total} segments");
+        assert!(
+            seen.values().all(|n| *n == 1),
+            "{total} segments: an item was returned twice"
+        );
+    }
+    assert!(matches!(
+        e.scan(
+            "tbl",
+            Some((3, 3)),
+            None,
+            10,
+            usize::MAX,
+            Consistency::Eventual
+        )
+        .await,
+        Err(Error::Validation(_))
+    ));
+    // A byte budget ends a page early, with a key to resume from.
+    let p = e
+        .scan("tbl", None, None, 1000, 300, Consistency::Eventual)
+        .await
+        .unwrap();
+    assert!(p.items.len() < 200 && p.last_key.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_starts_by_itself_past_its_threshold() {
+    let b = &backends()[1];
+    let store = b.store();
+    let config = EngineConfig {
+        default_partitions: 1,
+        auto_compact: true,
+        compact_after_segments: 10,
+        ..test_config()
+    };
+    let e = engine(&store, config).await;
+    e.create_table(spec("tbl")).await.unwrap();
+    for i in 0..25 {
+        put(&e, "tbl", item("p", i, &[])).await;
+    }
+    let mut folded = 0;
+    for _ in 0..100 {
+        folded = e.partition_stats("tbl").await.unwrap()[0].1;
+        if folded >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        folded >= 10,
+        "no background compaction: compacted_through = {folded}"
+    );
+    assert_eq!(scan_all(&e, "tbl", 7).await.len(), 25);
+}
+
+#[tokio::test]
+async fn the_engine_refuses_what_dynamodb_refuses() {
+    let b = &backends()[0];
+    let store = b.store();
+    let e = engine(&store, test_config()).await;
+    e.create_table(spec("tbl")).await.unwrap();
+    let write = |op: WriteOp| e.write("tbl", WriteRequest::single(op));
+    let msg = |r: Result<Committed>| match r {
+        Err(Error::Validation(m)) => m,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+
+    let big = item("p", 1, &[("blob", Value::B(vec![0; 400 * 1024]))]);
+    assert!(msg(write(WriteOp::put(key("p", 1), big)).await).contains("maximum allowed size"));
+
+    assert!(
+        msg(write(WriteOp::put(key("p", 2), item("p", 1, &[]))).await).contains("does not match")
+    );
+
+    let mut deep = Value::Null;
+    for _ in 0..40 {
+        deep = Value::L(vec![deep]);
+    }
+    assert!(
+        msg(write(WriteOp::put(key("p", 1), item("p", 1, &[("d", deep)]))).await)
+            .contains("Nesting")
+    );
+
+    let rekey: UpdateFn = Arc::new(|_| Ok(item("other", 1, &[])));
+    assert!(msg(write(WriteOp::update(key("p", 1), rekey)).await).contains("part of the key"));
+
+    let failing: UpdateFn =
+        Arc::new(|_| Err("An operand in the update expression has an incorrect data type".into()));
+    assert!(msg(write(WriteOp::update(key("p", 1), failing)).await).contains("incorrect data type"));
+
+    let wrong_type = ItemKey {
+        hash: KeyValue::N(Number::from_i64(1)),
+        range: None,
+    };
+    assert!(msg(write(WriteOp::delete(wrong_type)).await).contains("does not match"));
+
+    assert!(msg(e.write("tbl", WriteRequest::default()).await).contains("at least one"));
+    // Nothing above was stored.
+    assert!(scan_all(&e, "tbl", 10).await.is_empty());
+}
