@@ -65,6 +65,7 @@ fn spec() -> TableSpec {
         },
         partitions: Some(PARTITIONS),
         keep_old_images: false,
+        meta: serde_json::Value::Null,
     }
 }
 
@@ -179,6 +180,7 @@ async fn run(name: &'static str, latency: LatencyProfile, scale: usize) -> Vec<R
             true,
             1000,
             None,
+            usize::MAX,
             Consistency::Strong,
         )
         .await
@@ -261,6 +263,7 @@ async fn run(name: &'static str, latency: LatencyProfile, scale: usize) -> Vec<R
                             true,
                             100,
                             None,
+                            usize::MAX,
                             Consistency::Strong,
                         )
                         .await

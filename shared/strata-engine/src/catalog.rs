@@ -30,6 +30,10 @@ pub struct TableDescriptor {
     /// Keep each mutation's old image in the log (for streams).
     #[serde(default)]
     pub keep_old_images: bool,
+    /// Settings the engine stores but does not interpret (billing mode,
+    /// tags, TTL, stream and SSE specifications…), owned by the API layer.
+    #[serde(default)]
+    pub meta: serde_json::Value,
 }
 
 /// What CreateTable asks for.
@@ -40,6 +44,8 @@ pub struct TableSpec {
     /// Defaults to the engine's `default_partitions`.
     pub partitions: Option<u32>,
     pub keep_old_images: bool,
+    /// Opaque settings kept with the table (see [`TableDescriptor::meta`]).
+    pub meta: serde_json::Value,
 }
 
 /// Most partitions a table may have.

@@ -106,6 +106,7 @@ impl Engine {
             created_at_ms: now_ms(),
             deleted: false,
             keep_old_images: spec.keep_old_images,
+            meta: spec.meta,
         };
         match catalog::publish(store, &desc).await? {
             Created::Created => {
@@ -159,6 +160,35 @@ impl Engine {
                     return Ok((*current.desc).clone());
                 }
                 // Someone else changed the table meanwhile: look again.
+                Created::Exists => self.forget(name),
+            }
+        }
+    }
+
+    /// Changes a table's settings (its `meta` and `keep_old_images`) by
+    /// publishing the next descriptor version; data and key schema are
+    /// untouched. `change` may run more than once if another instance
+    /// changes the table at the same time.
+    pub async fn update_table<F>(&self, name: &str, change: F) -> Result<TableDescriptor>
+    where
+        F: Fn(&mut TableDescriptor) -> Result<()>,
+    {
+        let store = self.ctx.store.as_ref();
+        loop {
+            let current = self.table(name).await?;
+            let mut next = (*current.desc).clone();
+            change(&mut next)?;
+            next.name = current.desc.name.clone();
+            next.version = current.desc.version + 1;
+            next.incarnation = current.desc.incarnation.clone();
+            next.key_schema = current.desc.key_schema.clone();
+            next.partitions = current.desc.partitions;
+            next.deleted = false;
+            match catalog::publish(store, &next).await? {
+                Created::Created => {
+                    self.install(Arc::new(next.clone()));
+                    return Ok(next);
+                }
                 Created::Exists => self.forget(name),
             }
         }
@@ -280,7 +310,8 @@ impl Engine {
     }
 
     /// Items with partition key `hash` whose sort key satisfies `cond`, in
-    /// sort-key order (`forward`) or reverse, after `start_after`.
+    /// sort-key order (`forward`) or reverse, after `start_after`, up to
+    /// `limit` items or `max_bytes` of item data (DynamoDB's 1 MB page).
     #[allow(clippy::too_many_arguments)]
     pub async fn query(
         &self,
@@ -290,6 +321,7 @@ impl Engine {
         forward: bool,
         limit: usize,
         start_after: Option<&ItemKey>,
+        max_bytes: usize,
         consistency: Consistency,
     ) -> Result<Page> {
         let t = self.table(table).await?;
@@ -350,7 +382,7 @@ impl Engine {
                 hi,
                 forward,
                 limit,
-                usize::MAX,
+                max_bytes,
                 consistency == Consistency::Strong,
             )
             .await

@@ -434,7 +434,16 @@ async fn observe(e: &Engine, keys: &[ItemKey]) -> Vec<String> {
             ),
         ] {
             let p = e
-                .query("tbl", &h, &cond, fwd, limit, None, Consistency::Strong)
+                .query(
+                    "tbl",
+                    &h,
+                    &cond,
+                    fwd,
+                    limit,
+                    None,
+                    usize::MAX,
+                    Consistency::Strong,
+                )
                 .await
                 .unwrap();
             out.push(format!("{:?} {:?}", p.items, p.last_key));

@@ -63,6 +63,7 @@ async fn query_all(
                 forward,
                 limit,
                 after.as_ref(),
+                usize::MAX,
                 consistency,
             )
             .await

@@ -119,6 +119,7 @@ pub fn spec(name: &str) -> TableSpec {
         },
         partitions: None,
         keep_old_images: false,
+        meta: serde_json::Value::Null,
     }
 }
 

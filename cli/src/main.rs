@@ -1,0 +1,133 @@
+//! `strata`: the local DynamoDB-compatible server and tools.
+//!
+//!     strata serve                       # http://127.0.0.1:8000, data in ./strata-data
+//!     strata serve --store s3://bucket/prefix --port 8001
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use strata_api::Api;
+use strata_engine::{Engine, EngineConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a DynamoDB-compatible database on object storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the DynamoDB API locally (the embedded default: a local directory store).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "STRATA_HOST")]
+    host: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 8000, env = "STRATA_PORT")]
+    port: u16,
+    /// Directory for the local filesystem store (ignored with --store).
+    #[arg(long, default_value = "./strata-data", env = "STRATA_DATA")]
+    data: PathBuf,
+    /// Store URL instead of --data: file:///abs/dir, memory://, or s3://bucket/prefix
+    /// (S3 settings from the standard AWS environment: AWS_ENDPOINT_URL, AWS_REGION, credentials).
+    #[arg(long, env = "STRATA_STORE")]
+    store: Option<String>,
+    /// Region reported in ARNs when a request's signature names none, and stamped on commits.
+    #[arg(long, default_value = "us-east-1", env = "STRATA_REGION")]
+    region: String,
+    /// Partitions for new tables.
+    #[arg(long, default_value_t = 8)]
+    partitions: u32,
+}
+
+fn store_url(args: &ServeArgs) -> Result<String, String> {
+    if let Some(url) = &args.store {
+        return Ok(url.clone());
+    }
+    std::fs::create_dir_all(&args.data)
+        .map_err(|e| format!("cannot create data directory {}: {e}", args.data.display()))?;
+    let abs = std::fs::canonicalize(&args.data)
+        .map_err(|e| format!("cannot resolve {}: {e}", args.data.display()))?;
+    Ok(format!("file://{}", abs.display()))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let url = store_url(&args)?;
+    let config = EngineConfig {
+        region: args.region.clone(),
+        default_partitions: args.partitions,
+        ..EngineConfig::default()
+    };
+    let engine = Arc::new(
+        Engine::open(&url, config)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let api = Arc::new(Api::new(Arc::clone(&engine), args.region.clone()));
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    tokio::spawn(maintenance(Arc::clone(&engine)));
+    println!("strata: DynamoDB API on http://{addr} (store: {url})");
+    println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
+    axum::serve(listener, strata_api::http::router(api))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            println!("strata: shutting down (every acknowledged write is already durable)");
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Compacts and garbage-collects every table now and then, so quiet tables
+/// get folded too (busy ones compact by threshold as they are written).
+async fn maintenance(engine: Arc<Engine>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let Ok(tables) = engine.list_tables().await else {
+            continue;
+        };
+        for t in tables {
+            if let Err(e) = engine.compact(&t).await {
+                tracing::warn!(table = %t, error = %e, "background compaction failed");
+            }
+            if let Err(e) = engine.gc(&t).await {
+                tracing::warn!(table = %t, error = %e, "background GC failed");
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+    };
+    if let Err(e) = result {
+        eprintln!("strata: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,490 @@
+//! Recursive-descent parsers for the expression kinds. Precedence, lowest
+//! first, as DynamoDB documents it: OR, AND, NOT, then comparisons, BETWEEN,
+//! IN and functions, with parentheses overriding.
+
+use strata_engine::Value;
+
+use super::lexer::{lex, syntax, Tok};
+use super::reserved::is_reserved;
+use super::{
+    check_overlap, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders, SetValue, UpdateAction,
+    MAX_EXPRESSION_BYTES,
+};
+use crate::error::{ApiError, ApiResult};
+
+/// Deepest nesting of parentheses and NOTs accepted (keeps recursion bounded).
+const MAX_DEPTH: usize = 64;
+
+struct Parser<'a> {
+    kind: &'a str,
+    toks: Vec<Tok>,
+    pos: usize,
+    ph: &'a Placeholders,
+    depth: usize,
+}
+
+fn check_size(kind: &str, src: &str) -> ApiResult<()> {
+    if src.len() > MAX_EXPRESSION_BYTES {
+        return Err(ApiError::validation(format!(
+            "Invalid {kind}: Expression size has exceeded the maximum allowed size; expression size: {}",
+            src.len()
+        )));
+    }
+    if src.trim().is_empty() {
+        return Err(ApiError::validation(format!(
+            "Invalid {kind}: The expression can not be empty;"
+        )));
+    }
+    Ok(())
+}
+
+impl<'a> Parser<'a> {
+    fn new(kind: &'a str, src: &str, ph: &'a Placeholders) -> ApiResult<Self> {
+        check_size(kind, src)?;
+        Ok(Self {
+            kind,
+            toks: lex(kind, src)?,
+            pos: 0,
+            ph,
+            depth: 0,
+        })
+    }
+
+    fn peek(&self) -> Option<&Tok> {
+        self.toks.get(self.pos)
+    }
+
+    fn peek_at(&self, n: usize) -> Option<&Tok> {
+        self.toks.get(self.pos + n)
+    }
+
+    fn next(&mut self) -> Option<Tok> {
+        let t = self.toks.get(self.pos).cloned();
+        self.pos += 1;
+        t
+    }
+
+    fn err_here(&self) -> ApiError {
+        syntax(
+            self.kind,
+            &self.peek().map_or("<EOF>".to_string(), Tok::text),
+        )
+    }
+
+    fn expect(&mut self, t: Tok) -> ApiResult<()> {
+        if self.peek() == Some(&t) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(self.err_here())
+        }
+    }
+
+    fn eat_kw(&mut self, kw: &str) -> bool {
+        if self.peek().is_some_and(|t| t.is_kw(kw)) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn done(&self) -> ApiResult<()> {
+        if self.pos < self.toks.len() {
+            return Err(self.err_here());
+        }
+        Ok(())
+    }
+
+    fn enter(&mut self) -> ApiResult<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ApiError::validation(format!(
+                "Invalid {}: The expression has too many nested levels",
+                self.kind
+            )));
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ paths
+
+    fn path(&mut self) -> ApiResult<DocPath> {
+        let mut path = vec![PathElem::Key(self.path_name()?)];
+        loop {
+            match self.peek() {
+                Some(Tok::Dot) => {
+                    self.pos += 1;
+                    path.push(PathElem::Key(self.path_name()?));
+                }
+                Some(Tok::LBrack) => {
+                    self.pos += 1;
+                    let idx = match self.next() {
+                        Some(Tok::Int(s)) => s.parse::<usize>().map_err(|_| {
+                            ApiError::validation(format!(
+                                "Invalid {}: List index is too large; index: {s}",
+                                self.kind
+                            ))
+                        })?,
+                        _ => {
+                            self.pos -= 1;
+                            return Err(self.err_here());
+                        }
+                    };
+                    self.expect(Tok::RBrack)?;
+                    path.push(PathElem::Index(idx));
+                }
+                _ => return Ok(path),
+            }
+        }
+    }
+
+    fn path_name(&mut self) -> ApiResult<String> {
+        match self.next() {
+            Some(Tok::Ident(w)) => {
+                if is_reserved(&w) {
+                    return Err(ApiError::validation(format!(
+                        "Invalid {}: Attribute name is a reserved keyword; reserved keyword: {w}",
+                        self.kind
+                    )));
+                }
+                Ok(w)
+            }
+            Some(Tok::Name(n)) => self.ph.name(&n),
+            _ => {
+                self.pos -= 1;
+                Err(self.err_here())
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ conditions
+
+    fn or(&mut self) -> ApiResult<Cond> {
+        let mut left = self.and()?;
+        while self.eat_kw("OR") {
+            let right = self.and()?;
+            left = Cond::Or(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> ApiResult<Cond> {
+        let mut left = self.not()?;
+        while self.eat_kw("AND") {
+            let right = self.not()?;
+            left = Cond::And(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> ApiResult<Cond> {
+        if self.eat_kw("NOT") {
+            self.enter()?;
+            let inner = self.not()?;
+            self.depth -= 1;
+            return Ok(Cond::Not(Box::new(inner)));
+        }
+        self.primary()
+    }
+
+    fn primary(&mut self) -> ApiResult<Cond> {
+        if self.peek() == Some(&Tok::LParen) {
+            self.pos += 1;
+            self.enter()?;
+            let c = self.or()?;
+            self.depth -= 1;
+            self.expect(Tok::RParen)?;
+            return Ok(c);
+        }
+        if let (Some(Tok::Ident(f)), Some(Tok::LParen)) = (self.peek(), self.peek_at(1)) {
+            let f = f.to_ascii_lowercase();
+            if f != "size" {
+                return self.function(&f);
+            }
+        }
+        let left = self.operand()?;
+        if self.eat_kw("BETWEEN") {
+            let lo = self.operand()?;
+            if !self.eat_kw("AND") {
+                return Err(self.err_here());
+            }
+            let hi = self.operand()?;
+            if let (Operand::Value(a), Operand::Value(b)) = (&lo, &hi) {
+                if super::eval::compare(a, b).is_some_and(|o| o.is_gt()) {
+                    return Err(ApiError::validation(format!(
+                        "Invalid {}: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+                        self.kind
+                    )));
+                }
+            }
+            return Ok(Cond::Between(left, lo, hi));
+        }
+        if self.eat_kw("IN") {
+            self.expect(Tok::LParen)?;
+            let mut list = vec![self.operand()?];
+            while self.peek() == Some(&Tok::Comma) {
+                self.pos += 1;
+                list.push(self.operand()?);
+            }
+            self.expect(Tok::RParen)?;
+            if list.len() > 100 {
+                return Err(ApiError::validation(format!(
+                    "Invalid {}: The IN operator is provided with too many operands; number of operands: {}",
+                    self.kind,
+                    list.len()
+                )));
+            }
+            return Ok(Cond::In(left, list));
+        }
+        let op = match self.next() {
+            Some(Tok::Eq) => CmpOp::Eq,
+            Some(Tok::Ne) => CmpOp::Ne,
+            Some(Tok::Lt) => CmpOp::Lt,
+            Some(Tok::Le) => CmpOp::Le,
+            Some(Tok::Gt) => CmpOp::Gt,
+            Some(Tok::Ge) => CmpOp::Ge,
+            _ => {
+                self.pos -= 1;
+                return Err(self.err_here());
+            }
+        };
+        let right = self.operand()?;
+        Ok(Cond::Cmp(left, op, right))
+    }
+
+    fn function(&mut self, f: &str) -> ApiResult<Cond> {
+        self.pos += 2; // name and '('
+        let c = match f {
+            "attribute_exists" => Cond::Exists(self.path()?),
+            "attribute_not_exists" => Cond::NotExists(self.path()?),
+            "attribute_type" => {
+                let p = self.path()?;
+                self.expect(Tok::Comma)?;
+                let t = self.operand()?;
+                if let Operand::Value(v) = &t {
+                    let ok = matches!(v, Value::S(s) if ["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"].contains(&s.as_str()));
+                    if !ok {
+                        return Err(ApiError::validation(format!(
+                            "Invalid {}: Invalid attribute type name found; type: {}, valid types: {{ B,BOOL,BS,L,M,N,NS,NULL,S,SS }}",
+                            self.kind,
+                            match v { Value::S(s) => s.clone(), other => other.type_name().to_string() }
+                        )));
+                    }
+                }
+                Cond::Type(p, t)
+            }
+            "begins_with" => {
+                let a = self.operand()?;
+                self.expect(Tok::Comma)?;
+                let b = self.operand()?;
+                for o in [&a, &b] {
+                    if let Operand::Value(v) = o {
+                        if !matches!(v, Value::S(_) | Value::B(_)) {
+                            return Err(self.operand_type("begins_with", v));
+                        }
+                    }
+                }
+                Cond::BeginsWith(a, b)
+            }
+            "contains" => {
+                let a = self.operand()?;
+                self.expect(Tok::Comma)?;
+                Cond::Contains(a, self.operand()?)
+            }
+            other => {
+                return Err(ApiError::validation(format!(
+                    "Invalid {}: Invalid function name; function: {other}",
+                    self.kind
+                )))
+            }
+        };
+        self.expect(Tok::RParen)?;
+        Ok(c)
+    }
+
+    fn operand_type(&self, func: &str, v: &Value) -> ApiError {
+        ApiError::validation(format!(
+            "Invalid {}: Incorrect operand type for operator or function; operator or function: {func}, operand type: {}",
+            self.kind,
+            v.type_name()
+        ))
+    }
+
+    fn operand(&mut self) -> ApiResult<Operand> {
+        match self.peek() {
+            Some(Tok::Val(v)) => {
+                let v = v.clone();
+                self.pos += 1;
+                Ok(Operand::Value(self.ph.value(&v)?))
+            }
+            Some(Tok::Ident(f))
+                if f.eq_ignore_ascii_case("size") && self.peek_at(1) == Some(&Tok::LParen) =>
+            {
+                self.pos += 2;
+                let p = self.path()?;
+                self.expect(Tok::RParen)?;
+                Ok(Operand::Size(p))
+            }
+            Some(Tok::Ident(f)) if self.peek_at(1) == Some(&Tok::LParen) => {
+                let f = f.clone();
+                Err(ApiError::validation(format!(
+                    "Invalid {}: The function is not allowed to be used this way in an expression; function: {f}",
+                    self.kind
+                )))
+            }
+            _ => Ok(Operand::Path(self.path()?)),
+        }
+    }
+
+    // ------------------------------------------------------------ updates
+
+    fn set_value(&mut self) -> ApiResult<SetValue> {
+        let left = self.set_operand()?;
+        match self.peek() {
+            Some(Tok::Plus) => {
+                self.pos += 1;
+                Ok(SetValue::Plus(
+                    Box::new(left),
+                    Box::new(self.set_operand()?),
+                ))
+            }
+            Some(Tok::Minus) => {
+                self.pos += 1;
+                Ok(SetValue::Minus(
+                    Box::new(left),
+                    Box::new(self.set_operand()?),
+                ))
+            }
+            _ => Ok(left),
+        }
+    }
+
+    fn set_operand(&mut self) -> ApiResult<SetValue> {
+        if let (Some(Tok::Ident(f)), Some(Tok::LParen)) = (self.peek(), self.peek_at(1)) {
+            let f = f.to_ascii_lowercase();
+            self.enter()?;
+            let v = match f.as_str() {
+                "if_not_exists" => {
+                    self.pos += 2;
+                    let p = self.path()?;
+                    self.expect(Tok::Comma)?;
+                    let v = self.set_value()?;
+                    self.expect(Tok::RParen)?;
+                    SetValue::IfNotExists(p, Box::new(v))
+                }
+                "list_append" => {
+                    self.pos += 2;
+                    let a = self.set_value()?;
+                    self.expect(Tok::Comma)?;
+                    let b = self.set_value()?;
+                    self.expect(Tok::RParen)?;
+                    SetValue::ListAppend(Box::new(a), Box::new(b))
+                }
+                "size" => SetValue::Operand(self.operand()?),
+                other => {
+                    return Err(ApiError::validation(format!(
+                        "Invalid {}: Invalid function name; function: {other}",
+                        self.kind
+                    )))
+                }
+            };
+            self.depth -= 1;
+            return Ok(v);
+        }
+        Ok(SetValue::Operand(self.operand()?))
+    }
+
+    fn update(&mut self) -> ApiResult<Vec<UpdateAction>> {
+        let mut actions = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
+        while let Some(t) = self.next() {
+            let clause = match &t {
+                Tok::Ident(w)
+                    if ["SET", "REMOVE", "ADD", "DELETE"]
+                        .iter()
+                        .any(|k| w.eq_ignore_ascii_case(k)) =>
+                {
+                    w.to_ascii_uppercase()
+                }
+                _ => {
+                    self.pos -= 1;
+                    return Err(self.err_here());
+                }
+            };
+            if seen.contains(&clause) {
+                return Err(ApiError::validation(format!(
+                    "Invalid {}: The \"{clause}\" section can only be used once in an update expression;",
+                    self.kind
+                )));
+            }
+            seen.push(clause.clone());
+            loop {
+                let path = self.path()?;
+                let action = match clause.as_str() {
+                    "SET" => {
+                        self.expect(Tok::Eq)?;
+                        UpdateAction::Set(path, self.set_value()?)
+                    }
+                    "REMOVE" => UpdateAction::Remove(path),
+                    _ => {
+                        let v = match self.operand()? {
+                            Operand::Value(v) => v,
+                            _ => return Err(self.err_here()),
+                        };
+                        let ok = if clause == "ADD" {
+                            matches!(v, Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_))
+                        } else {
+                            matches!(v, Value::SS(_) | Value::NS(_) | Value::BS(_))
+                        };
+                        if !ok {
+                            return Err(self.operand_type(&clause, &v));
+                        }
+                        if clause == "ADD" {
+                            UpdateAction::Add(path, v)
+                        } else {
+                            UpdateAction::Delete(path, v)
+                        }
+                    }
+                };
+                actions.push(action);
+                if self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                } else {
+                    break;
+                }
+            }
+        }
+        if actions.is_empty() {
+            return Err(self.err_here());
+        }
+        let paths: Vec<&DocPath> = actions.iter().map(UpdateAction::path).collect();
+        check_overlap(self.kind, &paths)?;
+        Ok(actions)
+    }
+}
+
+/// A condition (ConditionExpression, FilterExpression, KeyConditionExpression).
+pub fn parse_condition(kind: &str, src: &str, ph: &Placeholders) -> ApiResult<Cond> {
+    let mut p = Parser::new(kind, src, ph)?;
+    let c = p.or()?;
+    p.done()?;
+    Ok(c)
+}
+
+pub fn parse_update(src: &str, ph: &Placeholders) -> ApiResult<Vec<UpdateAction>> {
+    let mut p = Parser::new("UpdateExpression", src, ph)?;
+    p.update()
+}
+
+pub fn parse_projection(src: &str, ph: &Placeholders) -> ApiResult<Vec<DocPath>> {
+    let mut p = Parser::new("ProjectionExpression", src, ph)?;
+    let mut paths = vec![p.path()?];
+    while p.peek() == Some(&Tok::Comma) {
+        p.pos += 1;
+        paths.push(p.path()?);
+    }
+    p.done()?;
+    check_overlap("ProjectionExpression", &paths.iter().collect::<Vec<_>>())?;
+    Ok(paths)
+}

@@ -1,0 +1,407 @@
+//! Item operations: PutItem, GetItem, UpdateItem, DeleteItem, BatchWriteItem.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value as Json};
+use strata_engine::value::item_size;
+use strata_engine::{
+    Consistency, Item, ItemKey, KeySchema, TableDescriptor, WriteOp, WriteRequest,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::expr::{
+    self, eval_condition, parse_condition, parse_projection, parse_update, Cond, DocPath,
+    Placeholders, UpdateAction,
+};
+use crate::json::{item_from_json, item_to_json};
+use crate::legacy;
+use crate::req::{missing, Req};
+use crate::tables::table_name;
+use crate::{consumed, read_units, write_units, Api};
+
+pub(crate) async fn descriptor(api: &Api, table: &str) -> ApiResult<TableDescriptor> {
+    api.engine()
+        .describe_table(table)
+        .await
+        .map_err(ApiError::from)
+}
+
+/// An item's key, with DynamoDB's messages for what is wrong with it.
+pub(crate) fn item_key(schema: &KeySchema, item: &Item) -> ApiResult<ItemKey> {
+    for attr in std::iter::once(&schema.hash).chain(schema.range.as_ref()) {
+        if !item.contains_key(&attr.name) {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Missing the key {} in the item",
+                attr.name
+            )));
+        }
+    }
+    schema
+        .key_of(item)
+        .map_err(|e| ApiError::validation(e.to_string()))
+}
+
+/// A `Key` parameter: exactly the key attributes, of the right types.
+pub(crate) fn key_param(schema: &KeySchema, v: &Json) -> ApiResult<ItemKey> {
+    let attrs = item_from_json(v)?;
+    schema
+        .key_from_attributes(&attrs)
+        .map_err(|e| ApiError::validation(e.to_string()))
+}
+
+/// The request's condition: ConditionExpression or Expected.
+pub(crate) fn condition(req: &Req, ph: &Placeholders) -> ApiResult<Option<Cond>> {
+    legacy::refuse_mixing(req, &["Expected"], &["ConditionExpression"])?;
+    match req.str("ConditionExpression")? {
+        Some(src) => Ok(Some(parse_condition("ConditionExpression", src, ph)?)),
+        None => legacy::expected(req),
+    }
+}
+
+/// DynamoDB refuses placeholders when the request has no expression.
+pub(crate) fn placeholders(req: &Req, expression_fields: &[&str]) -> ApiResult<Placeholders> {
+    let ph = Placeholders::new(req.names()?, req.values()?);
+    if !expression_fields.iter().any(|f| req.has(f)) {
+        if ph.has_names() {
+            return Err(ApiError::validation(
+                "ExpressionAttributeNames can only be specified when using expressions",
+            ));
+        }
+        if ph.has_values() {
+            return Err(ApiError::validation(
+                "ExpressionAttributeValues can only be specified when using expressions",
+            ));
+        }
+    }
+    Ok(ph)
+}
+
+/// The projection: ProjectionExpression or AttributesToGet.
+pub(crate) fn projection(req: &Req, ph: &Placeholders) -> ApiResult<Option<Vec<DocPath>>> {
+    legacy::refuse_mixing(req, &["AttributesToGet"], &["ProjectionExpression"])?;
+    match req.str("ProjectionExpression")? {
+        Some(src) => Ok(Some(parse_projection(src, ph)?)),
+        None => legacy::attributes_to_get(req),
+    }
+}
+
+fn engine_condition(c: Option<Cond>) -> Option<strata_engine::Condition> {
+    c.map(|c| {
+        Arc::new(move |cur: Option<&Item>| Ok(eval_condition(&c, cur))) as strata_engine::Condition
+    })
+}
+
+fn return_on_failure(req: &Req) -> ApiResult<bool> {
+    Ok(req.choice(
+        "ReturnValuesOnConditionCheckFailure",
+        &["ALL_OLD", "NONE"],
+        "NONE",
+    )? == "ALL_OLD")
+}
+
+fn capacity_mode(req: &Req) -> ApiResult<String> {
+    req.choice(
+        "ReturnConsumedCapacity",
+        &["INDEXES", "TOTAL", "NONE"],
+        "NONE",
+    )
+}
+
+/// Commits one operation, turning a failed condition into DynamoDB's error.
+async fn write_one(
+    api: &Api,
+    table: &str,
+    op: WriteOp,
+    item_on_failure: bool,
+) -> ApiResult<strata_engine::WriteOutcome> {
+    match api.engine().write(table, WriteRequest::single(op)).await {
+        Ok(mut c) => Ok(c.outcomes.pop().unwrap_or(strata_engine::WriteOutcome {
+            old: None,
+            new: None,
+        })),
+        Err(strata_engine::Error::ConditionFailed { item, .. }) => {
+            Err(ApiError::condition_failed(if item_on_failure {
+                item
+            } else {
+                None
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn finish(
+    mut out: Map<String, Json>,
+    attributes: Option<Item>,
+    table: &str,
+    units: f64,
+    mode: &str,
+) -> Json {
+    if let Some(a) = attributes.filter(|a| !a.is_empty()) {
+        out.insert("Attributes".into(), item_to_json(&a));
+    }
+    if let Some(c) = consumed(table, units, mode) {
+        out.insert("ConsumedCapacity".into(), c);
+    }
+    Json::Object(out)
+}
+
+fn write_cost(o: &strata_engine::WriteOutcome) -> f64 {
+    let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
+    write_units(size(&o.old).max(size(&o.new)))
+}
+
+pub async fn put(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    let item = req.item("Item")?.ok_or_else(|| missing("Item"))?;
+    let rv = req.choice(
+        "ReturnValues",
+        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+        "NONE",
+    )?;
+    if rv != "NONE" && rv != "ALL_OLD" {
+        return Err(ApiError::validation(
+            "ReturnValues can only be ALL_OLD or NONE",
+        ));
+    }
+    let on_failure = return_on_failure(req)?;
+    let mode = capacity_mode(req)?;
+    let ph = placeholders(req, &["ConditionExpression"])?;
+    let cond = condition(req, &ph)?;
+    ph.check_all_used()?;
+    let d = descriptor(api, table).await?;
+    let key = item_key(&d.key_schema, &item)?;
+    let op = WriteOp {
+        key,
+        change: strata_engine::Change::Put(item),
+        condition: engine_condition(cond),
+    };
+    let o = write_one(api, table, op, on_failure).await?;
+    let units = write_cost(&o);
+    Ok(finish(
+        Map::new(),
+        if rv == "ALL_OLD" { o.old } else { None },
+        table,
+        units,
+        &mode,
+    ))
+}
+
+pub async fn get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    let strong = req.bool("ConsistentRead")?.unwrap_or(false);
+    let mode = capacity_mode(req)?;
+    let ph = placeholders(req, &["ProjectionExpression"])?;
+    let proj = projection(req, &ph)?;
+    ph.check_all_used()?;
+    let d = descriptor(api, table).await?;
+    let key = key_param(&d.key_schema, key_json)?;
+    let consistency = if strong {
+        Consistency::Strong
+    } else {
+        Consistency::Eventual
+    };
+    let found = api.engine().get(table, &key, consistency).await?;
+    let mut out = Map::new();
+    let size = found.as_ref().map_or(0, |i| item_size(i));
+    if let Some(item) = found {
+        let item = match &proj {
+            Some(paths) => expr::project(&item, paths),
+            None => (*item).clone(),
+        };
+        out.insert("Item".into(), item_to_json(&item));
+    }
+    if let Some(c) = consumed(table, read_units(size, strong), &mode) {
+        out.insert("ConsumedCapacity".into(), c);
+    }
+    Ok(Json::Object(out))
+}
+
+fn refuse_key_updates(schema: &KeySchema, actions: &[UpdateAction]) -> ApiResult<()> {
+    for a in actions {
+        if let Some(expr::PathElem::Key(k)) = a.path().first() {
+            let is_key =
+                *k == schema.hash.name || schema.range.as_ref().is_some_and(|r| r.name == *k);
+            if is_key {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Cannot update attribute {k}. This attribute is part of the key"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    let rv = req.choice(
+        "ReturnValues",
+        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+        "NONE",
+    )?;
+    let on_failure = return_on_failure(req)?;
+    let mode = capacity_mode(req)?;
+    legacy::refuse_mixing(
+        req,
+        &["AttributeUpdates", "Expected"],
+        &["UpdateExpression", "ConditionExpression"],
+    )?;
+    let ph = placeholders(req, &["UpdateExpression", "ConditionExpression"])?;
+    let actions = match req.str("UpdateExpression")? {
+        Some(src) => parse_update(src, &ph)?,
+        None => legacy::attribute_updates(req)?.unwrap_or_default(),
+    };
+    let cond = condition(req, &ph)?;
+    ph.check_all_used()?;
+    let d = descriptor(api, table).await?;
+    let key = key_param(&d.key_schema, key_json)?;
+    refuse_key_updates(&d.key_schema, &actions)?;
+    let paths = expr::updated_paths(&actions);
+    let actions = Arc::new(actions);
+    let f: strata_engine::UpdateFn = {
+        let actions = Arc::clone(&actions);
+        Arc::new(move |cur: Option<&Item>| expr::apply_update(&actions, cur))
+    };
+    let op = WriteOp {
+        key,
+        change: strata_engine::Change::Update(f),
+        condition: engine_condition(cond),
+    };
+    let o = write_one(api, table, op, on_failure).await?;
+    let units = write_cost(&o);
+    let attributes = match rv.as_str() {
+        "ALL_OLD" => o.old,
+        "ALL_NEW" => o.new,
+        "UPDATED_OLD" => o.old.map(|i| expr::project(&i, &paths)),
+        "UPDATED_NEW" => o.new.map(|i| expr::project(&i, &paths)),
+        _ => None,
+    };
+    Ok(finish(Map::new(), attributes, table, units, &mode))
+}
+
+pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    let rv = req.choice(
+        "ReturnValues",
+        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
+        "NONE",
+    )?;
+    if rv != "NONE" && rv != "ALL_OLD" {
+        return Err(ApiError::validation(
+            "ReturnValues can only be ALL_OLD or NONE",
+        ));
+    }
+    let on_failure = return_on_failure(req)?;
+    let mode = capacity_mode(req)?;
+    let ph = placeholders(req, &["ConditionExpression"])?;
+    let cond = condition(req, &ph)?;
+    ph.check_all_used()?;
+    let d = descriptor(api, table).await?;
+    let key = key_param(&d.key_schema, key_json)?;
+    let op = WriteOp {
+        key,
+        change: strata_engine::Change::Delete,
+        condition: engine_condition(cond),
+    };
+    let o = write_one(api, table, op, on_failure).await?;
+    let units = write_cost(&o);
+    Ok(finish(
+        Map::new(),
+        if rv == "ALL_OLD" { o.old } else { None },
+        table,
+        units,
+        &mode,
+    ))
+}
+
+/// Most write requests one BatchWriteItem may carry.
+const MAX_BATCH_WRITES: usize = 25;
+
+pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let items = req
+        .obj("RequestItems")?
+        .ok_or_else(|| missing("RequestItems"))?;
+    let mode = capacity_mode(req)?;
+    if items.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    // Validate the whole batch before writing any of it.
+    let mut planned: Vec<(String, Json, WriteOp)> = Vec::new();
+    for (table, writes) in items {
+        let writes = writes
+            .as_array()
+            .ok_or_else(|| ApiError::serialization("RequestItems values must be lists"))?;
+        let d = descriptor(api, table).await?;
+        let mut seen = HashSet::new();
+        for w in writes {
+            let (op, key) = match (w.get("PutRequest"), w.get("DeleteRequest")) {
+                (Some(p), None) => {
+                    let item = item_from_json(p.get("Item").ok_or_else(|| missing("Item"))?)?;
+                    let key = item_key(&d.key_schema, &item)?;
+                    if item_size(&item) > strata_engine::value::MAX_ITEM_SIZE {
+                        return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
+                    }
+                    (WriteOp::put(key.clone(), item), key)
+                }
+                (None, Some(del)) => {
+                    let key = key_param(&d.key_schema, del.get("Key").ok_or_else(|| missing("Key"))?)?;
+                    (WriteOp::delete(key.clone()), key)
+                }
+                _ => {
+                    return Err(ApiError::validation(
+                        "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
+                    ))
+                }
+            };
+            if !seen.insert(key) {
+                return Err(ApiError::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+            planned.push((table.clone(), w.clone(), op));
+        }
+    }
+    if planned.len() > MAX_BATCH_WRITES {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Map value must satisfy constraint: [Member must have length less than or equal to {MAX_BATCH_WRITES}, Member must have length greater than or equal to 1]"
+        )));
+    }
+    // Concurrent writes to one partition are group-committed by the engine.
+    let results = futures::future::join_all(
+        planned
+            .iter()
+            .map(|(t, _, op)| api.engine().write(t, WriteRequest::single(op.clone()))),
+    )
+    .await;
+    let mut unprocessed: Map<String, Json> = Map::new();
+    let mut units: std::collections::BTreeMap<String, f64> = Default::default();
+    for ((table, raw, _), res) in planned.into_iter().zip(results) {
+        match res {
+            Ok(c) => {
+                *units.entry(table).or_default() += c.outcomes.iter().map(write_cost).sum::<f64>()
+            }
+            Err(e) if e.is_retryable() => {
+                if let Json::Array(a) = unprocessed.entry(table).or_insert_with(|| json!([])) {
+                    a.push(raw);
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let mut out = json!({ "UnprocessedItems": unprocessed });
+    if mode != "NONE" {
+        out["ConsumedCapacity"] = Json::Array(
+            units
+                .iter()
+                .filter_map(|(t, u)| consumed(t, *u, &mode))
+                .collect(),
+        );
+    }
+    Ok(out)
+}

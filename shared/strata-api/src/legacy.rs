@@ -1,0 +1,252 @@
+//! The pre-expression parameters real applications still send — Expected,
+//! QueryFilter, ScanFilter, KeyConditions, AttributesToGet, AttributeUpdates
+//! and ConditionalOperator — translated into the same expression trees.
+
+use serde_json::{Map, Value as Json};
+use strata_engine::Value;
+
+use crate::error::{ApiError, ApiResult};
+use crate::expr::{CmpOp, Cond, DocPath, Operand, PathElem, SetValue, UpdateAction};
+use crate::json::value_from_json;
+use crate::req::Req;
+
+fn path(name: &str) -> DocPath {
+    vec![PathElem::Key(name.to_string())]
+}
+
+fn attr(name: &str) -> Operand {
+    Operand::Path(path(name))
+}
+
+fn values(spec: &Map<String, Json>) -> ApiResult<Vec<Value>> {
+    match spec.get("AttributeValueList") {
+        None | Some(Json::Null) => Ok(Vec::new()),
+        Some(Json::Array(a)) => a.iter().map(value_from_json).collect(),
+        Some(_) => Err(ApiError::serialization("AttributeValueList must be a list")),
+    }
+}
+
+/// One `{ComparisonOperator, AttributeValueList}` condition on attribute `name`.
+pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
+    let op = spec
+        .get("ComparisonOperator")
+        .and_then(Json::as_str)
+        .ok_or_else(|| {
+            ApiError::validation(
+                "One or more parameter values were invalid: ComparisonOperator is required",
+            )
+        })?;
+    let vals = values(spec)?;
+    let want = |n: usize| -> ApiResult<()> {
+        if vals.len() != n {
+            return Err(ApiError::validation(format!(
+                "One or more parameter values were invalid: Invalid number of argument(s) for the {op} ComparisonOperator"
+            )));
+        }
+        Ok(())
+    };
+    let v = |i: usize| Operand::Value(vals[i].clone());
+    let cmp = |o: CmpOp| Cond::Cmp(attr(name), o, v(0));
+    Ok(match op {
+        "EQ" | "NE" | "LE" | "LT" | "GE" | "GT" => {
+            want(1)?;
+            cmp(match op {
+                "EQ" => CmpOp::Eq,
+                "NE" => CmpOp::Ne,
+                "LE" => CmpOp::Le,
+                "LT" => CmpOp::Lt,
+                "GE" => CmpOp::Ge,
+                _ => CmpOp::Gt,
+            })
+        }
+        "NOT_NULL" => {
+            want(0)?;
+            Cond::Exists(path(name))
+        }
+        "NULL" => {
+            want(0)?;
+            Cond::NotExists(path(name))
+        }
+        "CONTAINS" => {
+            want(1)?;
+            Cond::Contains(attr(name), v(0))
+        }
+        "NOT_CONTAINS" => {
+            want(1)?;
+            Cond::And(Box::new(Cond::Exists(path(name))), Box::new(Cond::Not(Box::new(Cond::Contains(attr(name), v(0))))))
+        }
+        "BEGINS_WITH" => {
+            want(1)?;
+            Cond::BeginsWith(attr(name), v(0))
+        }
+        "IN" => {
+            if vals.is_empty() {
+                return Err(ApiError::validation(
+                    "One or more parameter values were invalid: Invalid number of argument(s) for the IN ComparisonOperator",
+                ));
+            }
+            Cond::In(attr(name), (0..vals.len()).map(v).collect())
+        }
+        "BETWEEN" => {
+            want(2)?;
+            Cond::Between(attr(name), v(0), v(1))
+        }
+        other => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'comparisonOperator' failed to satisfy constraint: Member must satisfy enum value set"
+            )))
+        }
+    })
+}
+
+fn combine(conds: Vec<Cond>, operator: &str) -> Option<Cond> {
+    let or = operator == "OR";
+    conds.into_iter().reduce(|a, b| {
+        if or {
+            Cond::Or(Box::new(a), Box::new(b))
+        } else {
+            Cond::And(Box::new(a), Box::new(b))
+        }
+    })
+}
+
+fn conditional_operator(req: &Req) -> ApiResult<String> {
+    req.choice("ConditionalOperator", &["AND", "OR"], "AND")
+}
+
+/// `Expected` as a condition.
+pub fn expected(req: &Req) -> ApiResult<Option<Cond>> {
+    let Some(m) = req.obj("Expected")? else {
+        return Ok(None);
+    };
+    let mut conds = Vec::new();
+    for (name, spec) in m {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| ApiError::serialization("Expected entries must be objects"))?;
+        if spec.contains_key("ComparisonOperator") {
+            conds.push(comparison(name, spec)?);
+            continue;
+        }
+        let exists = spec.get("Exists").and_then(Json::as_bool);
+        let value = spec
+            .get("Value")
+            .filter(|v| !v.is_null())
+            .map(value_from_json)
+            .transpose()?;
+        conds.push(match (exists, value) {
+            (Some(false), None) => Cond::NotExists(path(name)),
+            (Some(false), Some(_)) => {
+                return Err(ApiError::validation(
+                    "One or more parameter values were invalid: Value cannot be used when Exists is false",
+                ))
+            }
+            (_, Some(v)) => Cond::Cmp(attr(name), CmpOp::Eq, Operand::Value(v)),
+            (_, None) => {
+                return Err(ApiError::validation(
+                    "One or more parameter values were invalid: Value must be provided when Exists is true",
+                ))
+            }
+        });
+    }
+    Ok(combine(conds, &conditional_operator(req)?))
+}
+
+/// QueryFilter / ScanFilter (and KeyConditions, with AND) as a condition.
+pub fn filter(req: &Req, field: &str) -> ApiResult<Option<Cond>> {
+    let Some(m) = req.obj(field)? else {
+        return Ok(None);
+    };
+    let mut conds = Vec::new();
+    for (name, spec) in m {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| ApiError::serialization(format!("{field} entries must be objects")))?;
+        conds.push(comparison(name, spec)?);
+    }
+    let op = if field == "KeyConditions" {
+        "AND".to_string()
+    } else {
+        conditional_operator(req)?
+    };
+    Ok(combine(conds, &op))
+}
+
+/// AttributesToGet as projection paths.
+pub fn attributes_to_get(req: &Req) -> ApiResult<Option<Vec<DocPath>>> {
+    let Some(a) = req.arr("AttributesToGet")? else {
+        return Ok(None);
+    };
+    let names: Vec<&str> = a
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| ApiError::serialization("AttributesToGet must be a list of strings"))
+        })
+        .collect::<ApiResult<_>>()?;
+    let mut sorted = names.clone();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(ApiError::validation(
+            "One or more parameter values were invalid: Duplicate value in attribute name",
+        ));
+    }
+    Ok(Some(names.into_iter().map(path).collect()))
+}
+
+/// AttributeUpdates as update actions.
+pub fn attribute_updates(req: &Req) -> ApiResult<Option<Vec<UpdateAction>>> {
+    let Some(m) = req.obj("AttributeUpdates")? else {
+        return Ok(None);
+    };
+    let mut actions = Vec::new();
+    for (name, spec) in m {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| ApiError::serialization("AttributeUpdates entries must be objects"))?;
+        let action = spec.get("Action").and_then(Json::as_str).unwrap_or("PUT");
+        let value = spec
+            .get("Value")
+            .filter(|v| !v.is_null())
+            .map(value_from_json)
+            .transpose()?;
+        actions.push(match (action, value) {
+            ("PUT", Some(v)) => UpdateAction::Set(path(name), SetValue::Operand(Operand::Value(v))),
+            ("DELETE", None) => UpdateAction::Remove(path(name)),
+            ("DELETE", Some(v @ (Value::SS(_) | Value::NS(_) | Value::BS(_)))) => UpdateAction::Delete(path(name), v),
+            ("ADD", Some(Value::L(l))) => UpdateAction::Set(
+                path(name),
+                SetValue::ListAppend(
+                    Box::new(SetValue::IfNotExists(path(name), Box::new(SetValue::Operand(Operand::Value(Value::L(vec![])))))),
+                    Box::new(SetValue::Operand(Operand::Value(Value::L(l)))),
+                ),
+            ),
+            ("ADD", Some(v @ (Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_)))) => UpdateAction::Add(path(name), v),
+            ("PUT", None) => {
+                return Err(ApiError::validation(
+                    "One or more parameter values were invalid: Only DELETE action is allowed when no attribute value is specified",
+                ))
+            }
+            (a, _) => {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Action {a} is not supported for the type of this attribute value"
+                )))
+            }
+        });
+    }
+    Ok(Some(actions))
+}
+
+/// DynamoDB refuses a request that mixes the two styles.
+pub fn refuse_mixing(req: &Req, legacy: &[&str], modern: &[&str]) -> ApiResult<()> {
+    let l: Vec<&str> = legacy.iter().copied().filter(|k| req.has(k)).collect();
+    let m: Vec<&str> = modern.iter().copied().filter(|k| req.has(k)).collect();
+    if !l.is_empty() && !m.is_empty() {
+        return Err(ApiError::validation(format!(
+            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+            l.join(", "),
+            m.join(", ")
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! Strata's DynamoDB API: the JSON 1.0 protocol (`POST /` with
+//! `X-Amz-Target: DynamoDB_20120810.<Operation>`), every item, query, scan,
+//! batch and table operation, and the HTTP router that both the local server
+//! and the Lambda function serve. Storage is `strata_engine`'s business.
+
+pub mod error;
+pub mod expr;
+pub mod http;
+mod items;
+pub mod json;
+mod legacy;
+mod reads;
+mod req;
+mod tables;
+
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use strata_engine::Engine;
+
+pub use error::{ApiError, ApiResult};
+use req::Req;
+
+/// The account id in ARNs (like DynamoDB Local, Strata has no accounts).
+pub const ACCOUNT: &str = "000000000000";
+
+/// Serves the DynamoDB API over one engine.
+pub struct Api {
+    engine: Arc<Engine>,
+    /// Region used in ARNs when a request's signature names none.
+    default_region: String,
+}
+
+/// What is known of the caller: the region from its SigV4 credential scope.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub region: String,
+    pub access_key: Option<String>,
+}
+
+/// A response: HTTP status and JSON body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Api {
+    pub fn new(engine: Arc<Engine>, default_region: impl Into<String>) -> Self {
+        Self {
+            engine,
+            default_region: default_region.into(),
+        }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// Reads region and access key from a SigV4 `Authorization` header:
+    /// `AWS4-HMAC-SHA256 Credential=AKID/20240101/us-west-2/dynamodb/aws4_request, …`.
+    /// Any credentials are accepted, as DynamoDB Local accepts them.
+    pub fn caller(&self, authorization: Option<&str>) -> Caller {
+        let scope = authorization
+            .and_then(|a| a.split("Credential=").nth(1))
+            .map(|c| {
+                c.split([',', ' '])
+                    .next()
+                    .unwrap_or_default()
+                    .split('/')
+                    .collect::<Vec<_>>()
+            });
+        match scope {
+            Some(parts) if parts.len() >= 3 && !parts[2].is_empty() => Caller {
+                region: parts[2].to_string(),
+                access_key: Some(parts[0].to_string()),
+            },
+            _ => Caller {
+                region: self.default_region.clone(),
+                access_key: None,
+            },
+        }
+    }
+
+    /// Handles one request: the `X-Amz-Target` header, the caller, the body.
+    pub async fn handle(&self, target: Option<&str>, caller: &Caller, body: &[u8]) -> Response {
+        let result = self.dispatch(target, caller, body).await;
+        let (status, json) = match result {
+            Ok(j) => (200, j),
+            Err(e) => {
+                if e.status >= 500 {
+                    tracing::error!(code = e.code, message = %e.message, "request failed");
+                }
+                (e.status, e.body())
+            }
+        };
+        Response {
+            status,
+            body: serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec()),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        target: Option<&str>,
+        caller: &Caller,
+        body: &[u8],
+    ) -> ApiResult<Json> {
+        let op = target
+            .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
+            .ok_or_else(ApiError::unknown_operation)?;
+        let parsed: Json = if body.iter().all(u8::is_ascii_whitespace) {
+            Json::Object(Default::default())
+        } else {
+            serde_json::from_slice(body).map_err(|e| {
+                ApiError::serialization(format!(
+                    "Start of structure or map found where not expected: {e}"
+                ))
+            })?
+        };
+        let obj = parsed.as_object().ok_or_else(|| {
+            ApiError::serialization("Start of structure or map found where not expected")
+        })?;
+        let req = Req(obj);
+        match op {
+            "CreateTable" => tables::create(self, &req, caller).await,
+            "DescribeTable" => tables::describe(self, &req, caller).await,
+            "ListTables" => tables::list(self, &req).await,
+            "DeleteTable" => tables::delete(self, &req, caller).await,
+            "UpdateTable" => tables::update(self, &req, caller).await,
+            "TagResource" => tables::tag(self, &req).await,
+            "UntagResource" => tables::untag(self, &req).await,
+            "ListTagsOfResource" => tables::list_tags(self, &req).await,
+            "DescribeTimeToLive" => tables::describe_ttl(self, &req).await,
+            "UpdateTimeToLive" => tables::update_ttl(self, &req).await,
+            "DescribeEndpoints" => Ok(tables::describe_endpoints(caller)),
+            "DescribeLimits" => Ok(tables::describe_limits()),
+            "PutItem" => items::put(self, &req).await,
+            "GetItem" => items::get(self, &req).await,
+            "UpdateItem" => items::update(self, &req).await,
+            "DeleteItem" => items::delete(self, &req).await,
+            "BatchWriteItem" => items::batch_write(self, &req).await,
+            "BatchGetItem" => reads::batch_get(self, &req).await,
+            "Query" => reads::query(self, &req).await,
+            "Scan" => reads::scan(self, &req).await,
+            _ => Err(ApiError::unknown_operation()),
+        }
+    }
+}
+
+/// `ReturnConsumedCapacity` handling shared by every item operation.
+pub(crate) fn consumed(table: &str, units: f64, mode: &str) -> Option<Json> {
+    match mode {
+        "TOTAL" => Some(serde_json::json!({ "TableName": table, "CapacityUnits": units })),
+        "INDEXES" => Some(
+            serde_json::json!({ "TableName": table, "CapacityUnits": units, "Table": { "CapacityUnits": units } }),
+        ),
+        _ => None,
+    }
+}
+
+/// Read units: 4 KB per unit, rounded up; eventual reads cost half.
+pub(crate) fn read_units(bytes: usize, strong: bool) -> f64 {
+    let units = (bytes.max(1) as f64 / 4096.0).ceil();
+    if strong {
+        units
+    } else {
+        units / 2.0
+    }
+}
+
+/// Write units: 1 KB per unit, rounded up.
+pub(crate) fn write_units(bytes: usize) -> f64 {
+    (bytes.max(1) as f64 / 1024.0).ceil()
+}
+
+/// A fresh request id for the `x-amzn-RequestId` header.
+pub fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{:020}{:012}", t % 10u128.pow(20), n % 1_000_000_000_000)
+}

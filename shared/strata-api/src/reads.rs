@@ -1,0 +1,504 @@
+//! Query, Scan and BatchGetItem.
+
+use std::collections::HashSet;
+
+use serde_json::{json, Map, Value as Json};
+use strata_engine::value::item_size;
+use strata_engine::{
+    Consistency, Item, ItemKey, KeySchema, KeyValue, Page, SortKeyCondition, Value,
+};
+
+use crate::error::{ApiError, ApiResult};
+use crate::expr::{
+    self, eval_condition, parse_condition, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders,
+};
+use crate::items::{descriptor, key_param, placeholders, projection};
+use crate::json::item_to_json;
+use crate::legacy;
+use crate::req::{missing, Req};
+use crate::tables::table_name;
+use crate::{consumed, read_units, Api};
+
+/// DynamoDB stops a Query or Scan page after reading this much data.
+const PAGE_BYTES: usize = 1 << 20;
+
+fn key_condition_error(m: impl Into<String>) -> ApiError {
+    ApiError::validation(m)
+}
+
+fn key_value(schema_type: strata_engine::KeyType, v: &Value) -> ApiResult<KeyValue> {
+    match (schema_type, v) {
+        (strata_engine::KeyType::S, Value::S(s)) => Ok(KeyValue::S(s.clone())),
+        (strata_engine::KeyType::N, Value::N(n)) => Ok(KeyValue::N(n.clone())),
+        (strata_engine::KeyType::B, Value::B(b)) => Ok(KeyValue::B(b.clone())),
+        _ => Err(ApiError::validation(
+            "One or more parameter values were invalid: Condition parameter type does not match schema type",
+        )),
+    }
+}
+
+fn flatten_and(c: Cond, out: &mut Vec<Cond>) -> ApiResult<()> {
+    match c {
+        Cond::And(a, b) => {
+            flatten_and(*a, out)?;
+            flatten_and(*b, out)
+        }
+        Cond::Or(..) => Err(key_condition_error(
+            "Invalid operator used in KeyConditionExpression: OR",
+        )),
+        Cond::Not(..) => Err(key_condition_error(
+            "Invalid operator used in KeyConditionExpression: NOT",
+        )),
+        other => {
+            out.push(other);
+            Ok(())
+        }
+    }
+}
+
+fn top_attr(p: &DocPath) -> ApiResult<&str> {
+    match p.as_slice() {
+        [PathElem::Key(k)] => Ok(k),
+        _ => Err(key_condition_error(
+            "KeyConditionExpressions cannot contain nested attributes",
+        )),
+    }
+}
+
+/// Splits a key condition into the partition-key value and the sort-key
+/// condition, refusing what DynamoDB refuses.
+fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKeyCondition)> {
+    let mut parts = Vec::new();
+    flatten_and(cond, &mut parts)?;
+    let mut hash = None;
+    let mut sort = None;
+    for c in parts {
+        let (attr, sk) = match c {
+            Cond::Cmp(Operand::Path(p), op, Operand::Value(v)) => {
+                (top_attr(&p)?.to_string(), (op, vec![v]))
+            }
+            Cond::Between(Operand::Path(p), Operand::Value(a), Operand::Value(b)) => {
+                (top_attr(&p)?.to_string(), (CmpOp::Eq, vec![a, b]))
+            }
+            Cond::BeginsWith(Operand::Path(p), Operand::Value(v)) => {
+                (top_attr(&p)?.to_string(), (CmpOp::Ne, vec![v]))
+            }
+            Cond::Cmp(_, CmpOp::Ne, _) => {
+                return Err(key_condition_error(
+                    "Unsupported operator in KeyConditionExpression: <>",
+                ))
+            }
+            _ => return Err(key_condition_error("Query key condition not supported")),
+        };
+        // (CmpOp::Eq, 2 values) encodes BETWEEN, (CmpOp::Ne, 1) begins_with.
+        if attr == schema.hash.name {
+            if sk.0 != CmpOp::Eq || sk.1.len() != 1 {
+                return Err(key_condition_error("Query key condition not supported"));
+            }
+            if hash.is_some() {
+                return Err(key_condition_error(
+                    "KeyConditionExpressions must only contain one condition per key",
+                ));
+            }
+            hash = Some(key_value(schema.hash.key_type, &sk.1[0])?);
+        } else if let Some(r) = schema.range.as_ref().filter(|r| r.name == attr) {
+            if sort.is_some() {
+                return Err(key_condition_error(
+                    "KeyConditionExpressions must only contain one condition per key",
+                ));
+            }
+            let kv = |v: &Value| key_value(r.key_type, v);
+            sort = Some(match (sk.0, sk.1.as_slice()) {
+                (CmpOp::Eq, [a, b]) => SortKeyCondition::Between(kv(a)?, kv(b)?),
+                (CmpOp::Ne, [v]) => {
+                    if r.key_type == strata_engine::KeyType::N {
+                        return Err(key_condition_error(
+                            "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
+                        ));
+                    }
+                    SortKeyCondition::BeginsWith(kv(v)?)
+                }
+                (CmpOp::Eq, [v]) => SortKeyCondition::Eq(kv(v)?),
+                (CmpOp::Lt, [v]) => SortKeyCondition::Lt(kv(v)?),
+                (CmpOp::Le, [v]) => SortKeyCondition::Le(kv(v)?),
+                (CmpOp::Gt, [v]) => SortKeyCondition::Gt(kv(v)?),
+                (CmpOp::Ge, [v]) => SortKeyCondition::Ge(kv(v)?),
+                _ => return Err(key_condition_error("Query key condition not supported")),
+            });
+        } else {
+            return Err(key_condition_error(format!(
+                "Query condition missed key schema element: {}",
+                schema.hash.name
+            )));
+        }
+    }
+    let hash = hash.ok_or_else(|| {
+        key_condition_error(format!(
+            "Query condition missed key schema element: {}",
+            schema.hash.name
+        ))
+    })?;
+    Ok((hash, sort.unwrap_or(SortKeyCondition::All)))
+}
+
+/// Select, checked against the projection as DynamoDB checks it.
+fn select(req: &Req, proj: &Option<Vec<DocPath>>) -> ApiResult<String> {
+    let default = if proj.is_some() {
+        "SPECIFIC_ATTRIBUTES"
+    } else {
+        "ALL_ATTRIBUTES"
+    };
+    let s = req.choice(
+        "Select",
+        &[
+            "ALL_ATTRIBUTES",
+            "ALL_PROJECTED_ATTRIBUTES",
+            "SPECIFIC_ATTRIBUTES",
+            "COUNT",
+        ],
+        default,
+    )?;
+    match (s.as_str(), proj.is_some()) {
+        ("ALL_PROJECTED_ATTRIBUTES", _) => Err(ApiError::validation(
+            "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries",
+        )),
+        ("ALL_ATTRIBUTES" | "COUNT", true) => Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {s}"
+        ))),
+        ("SPECIFIC_ATTRIBUTES", false) => Err(ApiError::validation(
+            "One or more parameter values were invalid: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
+        )),
+        _ => Ok(s),
+    }
+}
+
+fn limit(req: &Req) -> ApiResult<usize> {
+    match req.int("Limit")? {
+        None => Ok(usize::MAX),
+        Some(n) if n >= 1 => Ok(n as usize),
+        Some(n) => Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        ))),
+    }
+}
+
+fn filter(req: &Req, ph: &Placeholders, legacy_field: &str) -> ApiResult<Option<Cond>> {
+    match req.str("FilterExpression")? {
+        Some(src) => Ok(Some(parse_condition("FilterExpression", src, ph)?)),
+        None => legacy::filter(req, legacy_field),
+    }
+}
+
+fn start_key(req: &Req, schema: &KeySchema) -> ApiResult<Option<ItemKey>> {
+    match req.get("ExclusiveStartKey") {
+        None => Ok(None),
+        Some(v) => key_param(schema, v).map(Some).map_err(|_| {
+            ApiError::validation("The provided starting key is invalid: The provided key element does not match the schema")
+        }),
+    }
+}
+
+/// Filters and projects a page and builds the response body.
+fn respond(
+    page: Page,
+    table: &str,
+    filter: Option<&Cond>,
+    proj: Option<&Vec<DocPath>>,
+    select: &str,
+    strong: bool,
+    mode: &str,
+) -> Json {
+    let scanned = page.items.len();
+    let bytes: usize = page.items.iter().map(|i| item_size(i)).sum();
+    let mut items = Vec::new();
+    for item in &page.items {
+        if filter.is_some_and(|f| !eval_condition(f, Some(item))) {
+            continue;
+        }
+        items.push(match proj {
+            Some(paths) => item_to_json(&expr::project(item, paths)),
+            None => item_to_json(item),
+        });
+    }
+    let mut out = Map::new();
+    out.insert("Count".into(), json!(items.len()));
+    out.insert("ScannedCount".into(), json!(scanned));
+    if select != "COUNT" {
+        out.insert("Items".into(), Json::Array(items));
+    }
+    if let Some(k) = page.last_key {
+        out.insert("LastEvaluatedKey".into(), item_to_json(&k));
+    }
+    if let Some(c) = consumed(table, read_units(bytes, strong), mode) {
+        out.insert("ConsumedCapacity".into(), c);
+    }
+    Json::Object(out)
+}
+
+fn refuse_index(req: &Req) -> ApiResult<()> {
+    if let Some(ix) = req.str("IndexName")? {
+        return Err(ApiError::validation(format!(
+            "The table does not have the specified index: {ix}"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    refuse_index(req)?;
+    legacy::refuse_mixing(
+        req,
+        &[
+            "KeyConditions",
+            "QueryFilter",
+            "AttributesToGet",
+            "ConditionalOperator",
+        ],
+        &[
+            "KeyConditionExpression",
+            "FilterExpression",
+            "ProjectionExpression",
+        ],
+    )?;
+    let ph = placeholders(
+        req,
+        &[
+            "KeyConditionExpression",
+            "FilterExpression",
+            "ProjectionExpression",
+        ],
+    )?;
+    let key_cond = match req.str("KeyConditionExpression")? {
+        Some(src) => parse_condition("KeyConditionExpression", src, &ph)?,
+        None => legacy::filter(req, "KeyConditions")?.ok_or_else(|| {
+            ApiError::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
+        })?,
+    };
+    let filter = filter(req, &ph, "QueryFilter")?;
+    let proj = projection(req, &ph)?;
+    let select = select(req, &proj)?;
+    ph.check_all_used()?;
+    let limit = limit(req)?;
+    let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
+    let strong = req.bool("ConsistentRead")?.unwrap_or(false);
+    let mode = req.choice(
+        "ReturnConsumedCapacity",
+        &["INDEXES", "TOTAL", "NONE"],
+        "NONE",
+    )?;
+    let d = descriptor(api, table).await?;
+    let (hash, sort) = key_condition(&d.key_schema, key_cond)?;
+    let start = start_key(req, &d.key_schema)?;
+    if let Some(s) = &start {
+        if s.hash != hash {
+            return Err(ApiError::validation("The provided starting key is outside query boundaries based on provided conditions"));
+        }
+    }
+    let consistency = if strong {
+        Consistency::Strong
+    } else {
+        Consistency::Eventual
+    };
+    let page = api
+        .engine()
+        .query(
+            table,
+            &hash,
+            &sort,
+            forward,
+            limit,
+            start.as_ref(),
+            PAGE_BYTES,
+            consistency,
+        )
+        .await?;
+    Ok(respond(
+        page,
+        table,
+        filter.as_ref(),
+        proj.as_ref(),
+        &select,
+        strong,
+        &mode,
+    ))
+}
+
+pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let table = table_name(req)?;
+    refuse_index(req)?;
+    legacy::refuse_mixing(
+        req,
+        &["ScanFilter", "AttributesToGet", "ConditionalOperator"],
+        &["FilterExpression", "ProjectionExpression"],
+    )?;
+    let ph = placeholders(req, &["FilterExpression", "ProjectionExpression"])?;
+    let filter = filter(req, &ph, "ScanFilter")?;
+    let proj = projection(req, &ph)?;
+    let select = select(req, &proj)?;
+    ph.check_all_used()?;
+    let limit = limit(req)?;
+    let strong = req.bool("ConsistentRead")?.unwrap_or(false);
+    let mode = req.choice(
+        "ReturnConsumedCapacity",
+        &["INDEXES", "TOTAL", "NONE"],
+        "NONE",
+    )?;
+    let segment = match (req.int("Segment")?, req.int("TotalSegments")?) {
+        (None, None) => None,
+        (Some(s), Some(t)) if (1..=1_000_000).contains(&t) && (0..t).contains(&s) => Some((s as u32, t as u32)),
+        (Some(_), Some(t)) if !(1..=1_000_000).contains(&t) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{t}' at 'totalSegments' failed to satisfy constraint: Member must have value between 1 and 1000000"
+            )))
+        }
+        (Some(s), Some(t)) => {
+            return Err(ApiError::validation(format!(
+                "The Segment parameter is zero-based and must be less than parameter TotalSegments: Segment: {s} is not less than TotalSegments: {t}"
+            )))
+        }
+        (Some(_), None) => return Err(ApiError::validation("The TotalSegments parameter is required but was not present in the request when Segment parameter is present")),
+        (None, Some(_)) => return Err(ApiError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present")),
+    };
+    let d = descriptor(api, table).await?;
+    let start = start_key(req, &d.key_schema)?;
+    let consistency = if strong {
+        Consistency::Strong
+    } else {
+        Consistency::Eventual
+    };
+    let page = api
+        .engine()
+        .scan(
+            table,
+            segment,
+            start.as_ref(),
+            limit,
+            PAGE_BYTES,
+            consistency,
+        )
+        .await?;
+    Ok(respond(
+        page,
+        table,
+        filter.as_ref(),
+        proj.as_ref(),
+        &select,
+        strong,
+        &mode,
+    ))
+}
+
+/// Most keys one BatchGetItem may ask for, and most bytes it returns.
+const MAX_BATCH_KEYS: usize = 100;
+const MAX_BATCH_BYTES: usize = 16 << 20;
+
+pub async fn batch_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let tables = req
+        .obj("RequestItems")?
+        .ok_or_else(|| missing("RequestItems"))?;
+    let mode = req.choice(
+        "ReturnConsumedCapacity",
+        &["INDEXES", "TOTAL", "NONE"],
+        "NONE",
+    )?;
+    if tables.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    struct Plan<'a> {
+        table: String,
+        spec: &'a Map<String, Json>,
+        keys: Vec<(Json, ItemKey)>,
+        proj: Option<Vec<DocPath>>,
+        strong: bool,
+    }
+    let mut plans = Vec::new();
+    let mut total = 0;
+    for (table, spec) in tables {
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| ApiError::serialization("RequestItems values must be objects"))?;
+        let r = Req(spec);
+        let ph = placeholders(&r, &["ProjectionExpression"])?;
+        let proj = projection(&r, &ph)?;
+        ph.check_all_used()?;
+        let d = descriptor(api, table).await?;
+        let raw = r.arr("Keys")?.ok_or_else(|| missing("Keys"))?;
+        let mut seen = HashSet::new();
+        let mut keys = Vec::new();
+        for k in raw {
+            let key = key_param(&d.key_schema, k)?;
+            if !seen.insert(key.clone()) {
+                return Err(ApiError::validation(
+                    "Provided list of item keys contains duplicates",
+                ));
+            }
+            keys.push((k.clone(), key));
+        }
+        total += keys.len();
+        plans.push(Plan {
+            table: table.clone(),
+            spec,
+            keys,
+            proj,
+            strong: r.bool("ConsistentRead")?.unwrap_or(false),
+        });
+    }
+    if total > MAX_BATCH_KEYS {
+        return Err(ApiError::validation(
+            "Too many items requested for the BatchGetItem call",
+        ));
+    }
+    let mut responses = Map::new();
+    let mut unprocessed = Map::new();
+    let mut bytes = 0;
+    let mut capacity = Vec::new();
+    for plan in &plans {
+        let consistency = if plan.strong {
+            Consistency::Strong
+        } else {
+            Consistency::Eventual
+        };
+        let fetched = futures::future::join_all(
+            plan.keys
+                .iter()
+                .map(|(_, k)| api.engine().get(&plan.table, k, consistency)),
+        )
+        .await;
+        let mut found = Vec::new();
+        let mut left = Vec::new();
+        let mut read = 0.0;
+        for ((raw, _), res) in plan.keys.iter().zip(fetched) {
+            match res {
+                Ok(Some(item)) if bytes < MAX_BATCH_BYTES => {
+                    let size = item_size(&item);
+                    bytes += size;
+                    read += read_units(size, plan.strong);
+                    let item: Item = match &plan.proj {
+                        Some(p) => expr::project(&item, p),
+                        None => (*item).clone(),
+                    };
+                    found.push(item_to_json(&item));
+                }
+                Ok(None) => read += read_units(0, plan.strong),
+                Ok(Some(_)) => left.push(raw.clone()),
+                Err(e) if e.is_retryable() => left.push(raw.clone()),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        responses.insert(plan.table.clone(), Json::Array(found));
+        if !left.is_empty() {
+            let mut spec = plan.spec.clone();
+            spec.insert("Keys".into(), Json::Array(left));
+            unprocessed.insert(plan.table.clone(), Json::Object(spec));
+        }
+        capacity.extend(consumed(&plan.table, read, &mode));
+    }
+    let mut out = json!({ "Responses": responses, "UnprocessedKeys": unprocessed });
+    if mode != "NONE" {
+        out["ConsumedCapacity"] = Json::Array(capacity);
+    }
+    Ok(out)
+}

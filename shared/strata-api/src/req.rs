@@ -1,0 +1,140 @@
+//! Typed, validated access to the fields of a request body.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value as Json};
+use strata_engine::{Item, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::json::{item_from_json, value_from_json};
+
+/// A request body (a JSON object).
+pub struct Req<'a>(pub &'a Map<String, Json>);
+
+fn wrong_type(field: &str, want: &str) -> ApiError {
+    ApiError::serialization(format!(
+        "Unexpected value type in payload: {field} must be {want}"
+    ))
+}
+
+/// DynamoDB's message for a missing required member.
+pub fn missing(field: &str) -> ApiError {
+    let camel = {
+        let mut c = field.chars();
+        c.next()
+            .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    };
+    ApiError::validation(format!(
+        "1 validation error detected: Value null at '{camel}' failed to satisfy constraint: Member must not be null"
+    ))
+}
+
+impl<'a> Req<'a> {
+    pub fn has(&self, k: &str) -> bool {
+        self.0.get(k).is_some_and(|v| !v.is_null())
+    }
+
+    pub fn get(&self, k: &str) -> Option<&'a Json> {
+        self.0.get(k).filter(|v| !v.is_null())
+    }
+
+    pub fn str(&self, k: &str) -> ApiResult<Option<&'a str>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(Some)
+                .ok_or_else(|| wrong_type(k, "a string")),
+        }
+    }
+
+    pub fn req_str(&self, k: &str) -> ApiResult<&'a str> {
+        self.str(k)?.ok_or_else(|| missing(k))
+    }
+
+    pub fn bool(&self, k: &str) -> ApiResult<Option<bool>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| wrong_type(k, "a boolean")),
+        }
+    }
+
+    pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| wrong_type(k, "an integer")),
+        }
+    }
+
+    pub fn obj(&self, k: &str) -> ApiResult<Option<&'a Map<String, Json>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_object()
+                .map(Some)
+                .ok_or_else(|| wrong_type(k, "an object")),
+        }
+    }
+
+    pub fn arr(&self, k: &str) -> ApiResult<Option<&'a Vec<Json>>> {
+        match self.get(k) {
+            None => Ok(None),
+            Some(v) => v
+                .as_array()
+                .map(Some)
+                .ok_or_else(|| wrong_type(k, "a list")),
+        }
+    }
+
+    pub fn item(&self, k: &str) -> ApiResult<Option<Item>> {
+        self.get(k).map(item_from_json).transpose()
+    }
+
+    /// ExpressionAttributeNames.
+    pub fn names(&self) -> ApiResult<HashMap<String, String>> {
+        let Some(m) = self.obj("ExpressionAttributeNames")? else {
+            return Ok(HashMap::new());
+        };
+        m.iter()
+            .map(|(k, v)| {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| wrong_type("ExpressionAttributeNames", "a map of strings"))?;
+                Ok((k.clone(), v.to_string()))
+            })
+            .collect()
+    }
+
+    /// ExpressionAttributeValues.
+    pub fn values(&self) -> ApiResult<HashMap<String, Value>> {
+        let Some(m) = self.obj("ExpressionAttributeValues")? else {
+            return Ok(HashMap::new());
+        };
+        m.iter()
+            .map(|(k, v)| Ok((k.clone(), value_from_json(v)?)))
+            .collect()
+    }
+
+    /// A string field restricted to some values (DynamoDB's enum check).
+    pub fn choice(&self, k: &str, allowed: &[&str], default: &'static str) -> ApiResult<String> {
+        match self.str(k)? {
+            None => Ok(default.to_string()),
+            Some(v) if allowed.contains(&v) => Ok(v.to_string()),
+            Some(v) => Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                {
+                    let mut c = k.chars();
+                    c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
+                },
+                allowed.join(", ")
+            ))),
+        }
+    }
+}

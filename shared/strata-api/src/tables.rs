@@ -1,0 +1,653 @@
+//! Table operations: CreateTable, DescribeTable, ListTables, DeleteTable,
+//! UpdateTable, tags, TTL, DescribeEndpoints, DescribeLimits.
+//!
+//! What DynamoDB keeps about a table beyond its key schema (billing mode,
+//! throughput, tags, TTL, stream and SSE specifications, deletion
+//! protection, attribute definitions) lives in the descriptor's `meta`.
+
+use serde_json::{json, Map, Value as Json};
+use strata_engine::{KeyAttribute, KeySchema, KeyType, TableDescriptor, TableSpec};
+
+use crate::error::{ApiError, ApiResult};
+use crate::req::{missing, Req};
+use crate::{Api, Caller, ACCOUNT};
+
+fn invalid(m: impl std::fmt::Display) -> ApiError {
+    ApiError::validation(format!("One or more parameter values were invalid: {m}"))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::not_found(format!(
+        "Requested resource not found: Table: {name} not found"
+    ))
+}
+
+/// A table name, or the name inside a table ARN.
+pub(crate) fn table_name<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
+    let name = req.req_str("TableName")?;
+    Ok(name
+        .rsplit_once(":table/")
+        .map_or(name, |(_, n)| n.split('/').next().unwrap_or(n)))
+}
+
+fn arn(region: &str, table: &str) -> String {
+    format!("arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}")
+}
+
+fn key_type_name(t: KeyType) -> &'static str {
+    match t {
+        KeyType::S => "S",
+        KeyType::N => "N",
+        KeyType::B => "B",
+    }
+}
+
+fn iso_time(ms: u64) -> String {
+    // Seconds precision, UTC, without a date library: civil-from-days.
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ms % 1000
+    )
+}
+
+/// DynamoDB's TableDescription for a descriptor.
+pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str) -> Json {
+    let meta = d.meta.as_object().cloned().unwrap_or_default();
+    let mut key_schema = vec![json!({"AttributeName": d.key_schema.hash.name, "KeyType": "HASH"})];
+    let mut defs = vec![
+        json!({"AttributeName": d.key_schema.hash.name, "AttributeType": key_type_name(d.key_schema.hash.key_type)}),
+    ];
+    if let Some(r) = &d.key_schema.range {
+        key_schema.push(json!({"AttributeName": r.name, "KeyType": "RANGE"}));
+        defs.push(json!({"AttributeName": r.name, "AttributeType": key_type_name(r.key_type)}));
+    }
+    let billing = meta
+        .get("BillingMode")
+        .and_then(Json::as_str)
+        .unwrap_or("PROVISIONED");
+    let pt = meta
+        .get("ProvisionedThroughput")
+        .cloned()
+        .unwrap_or(json!({}));
+    let units = |k: &str| pt.get(k).and_then(Json::as_i64).unwrap_or(0);
+    let created = d.created_at_ms as f64 / 1000.0;
+    let table_arn = arn(region, &d.name);
+    let mut t = json!({
+        "AttributeDefinitions": defs,
+        "TableName": d.name,
+        "KeySchema": key_schema,
+        "TableStatus": status,
+        "CreationDateTime": created,
+        "ProvisionedThroughput": {
+            "NumberOfDecreasesToday": 0,
+            "ReadCapacityUnits": units("ReadCapacityUnits"),
+            "WriteCapacityUnits": units("WriteCapacityUnits"),
+        },
+        "TableSizeBytes": 0,
+        "ItemCount": 0,
+        "TableArn": table_arn,
+        "TableId": format!(
+            "{}-{}-{}-{}-{}",
+            &d.incarnation[0..8], &d.incarnation[8..12], &d.incarnation[12..16], &d.incarnation[16..20], &d.incarnation[20..32]
+        ),
+        "DeletionProtectionEnabled": meta.get("DeletionProtectionEnabled").and_then(Json::as_bool).unwrap_or(false),
+    });
+    if billing == "PAY_PER_REQUEST" {
+        t["BillingModeSummary"] =
+            json!({"BillingMode": "PAY_PER_REQUEST", "LastUpdateToPayPerRequestDateTime": created});
+    }
+    if let Some(s) = meta
+        .get("StreamSpecification")
+        .filter(|s| s.get("StreamEnabled") == Some(&Json::Bool(true)))
+    {
+        let label = iso_time(
+            meta.get("StreamCreatedMs")
+                .and_then(Json::as_u64)
+                .unwrap_or(d.created_at_ms),
+        );
+        t["StreamSpecification"] = s.clone();
+        t["LatestStreamLabel"] = json!(label);
+        t["LatestStreamArn"] = json!(format!("{table_arn}/stream/{label}"));
+    }
+    if let Some(sse) = meta
+        .get("SSESpecification")
+        .filter(|s| s.get("Enabled") == Some(&Json::Bool(true)))
+    {
+        t["SSEDescription"] = json!({
+            "Status": "ENABLED",
+            "SSEType": sse.get("SSEType").cloned().unwrap_or(json!("KMS")),
+            "KMSMasterKeyArn": format!("arn:aws:kms:{region}:{ACCOUNT}:key/strata"),
+        });
+    }
+    if let Some(class) = meta.get("TableClass") {
+        t["TableClassSummary"] = json!({"TableClass": class});
+    }
+    t
+}
+
+fn parse_key_schema(req: &Req) -> ApiResult<KeySchema> {
+    let ks = req.arr("KeySchema")?.ok_or_else(|| missing("KeySchema"))?;
+    let defs = req
+        .arr("AttributeDefinitions")?
+        .ok_or_else(|| missing("AttributeDefinitions"))?;
+    let field = |v: &Json, k: &str| {
+        v.get(k)
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| missing(k))
+    };
+    let mut types = Vec::new();
+    for d in defs {
+        let name = field(d, "AttributeName")?;
+        let t = match field(d, "AttributeType")?.as_str() {
+            "S" => KeyType::S,
+            "N" => KeyType::N,
+            "B" => KeyType::B,
+            other => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{other}' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
+                )))
+            }
+        };
+        types.push((name, t));
+    }
+    if ks.is_empty() || ks.len() > 2 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
+            ks.len()
+        )));
+    }
+    let mut attrs = Vec::new();
+    for (i, k) in ks.iter().enumerate() {
+        let name = field(k, "AttributeName")?;
+        let kt = field(k, "KeyType")?;
+        let want = if i == 0 { "HASH" } else { "RANGE" };
+        if kt != want {
+            return Err(ApiError::validation(if i == 0 {
+                "Invalid KeySchema: The first KeySchemaElement is not a HASH key type".to_string()
+            } else {
+                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type".to_string()
+            }));
+        }
+        let Some((_, t)) = types.iter().find(|(n, _)| *n == name) else {
+            return Err(invalid(format!(
+                "Some index key attributes are not defined in AttributeDefinitions. Keys: [{name}], AttributeDefinitions: [{}]",
+                types.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        };
+        attrs.push(KeyAttribute { name, key_type: *t });
+    }
+    if types.len() != attrs.len() {
+        return Err(invalid(
+            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
+        ));
+    }
+    if attrs.len() == 2 && attrs[0].name == attrs[1].name {
+        return Err(invalid(
+            "Both the Hash Key and the Range Key element in the KeySchema have the same name",
+        ));
+    }
+    let mut it = attrs.into_iter();
+    let hash = it.next().ok_or_else(|| missing("KeySchema"))?;
+    Ok(KeySchema {
+        hash,
+        range: it.next(),
+    })
+}
+
+/// Billing mode and throughput, checked together as DynamoDB does.
+fn billing(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult<()> {
+    let mode = match req.str("BillingMode")? {
+        Some(m @ ("PROVISIONED" | "PAY_PER_REQUEST")) => m.to_string(),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'billingMode' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]"
+            )))
+        }
+        None => meta.get("BillingMode").and_then(Json::as_str).unwrap_or("PROVISIONED").to_string(),
+    };
+    let pt = req.obj("ProvisionedThroughput")?;
+    if mode == "PAY_PER_REQUEST" && pt.is_some() {
+        return Err(invalid("Neither ReadCapacityUnits nor WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST"));
+    }
+    if let Some(pt) = pt {
+        let r = pt.get("ReadCapacityUnits").and_then(Json::as_i64);
+        let w = pt.get("WriteCapacityUnits").and_then(Json::as_i64);
+        match (r, w) {
+            (Some(r), Some(w)) if r >= 1 && w >= 1 => {
+                meta.insert("ProvisionedThroughput".into(), json!({"ReadCapacityUnits": r, "WriteCapacityUnits": w}));
+            }
+            (Some(_), Some(_)) => return Err(invalid("Provisioned throughput values must be at least 1")),
+            _ => return Err(invalid("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED")),
+        }
+    } else if mode == "PROVISIONED"
+        && (creating || meta.get("BillingMode").and_then(Json::as_str) != Some("PROVISIONED"))
+    {
+        return Err(invalid("ReadCapacityUnits and WriteCapacityUnits must both be specified when BillingMode is PROVISIONED"));
+    }
+    if mode == "PAY_PER_REQUEST" {
+        meta.remove("ProvisionedThroughput");
+    }
+    meta.insert("BillingMode".into(), json!(mode));
+    Ok(())
+}
+
+fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
+    let Some(s) = req.obj("StreamSpecification")? else {
+        return Ok(());
+    };
+    let enabled = s
+        .get("StreamEnabled")
+        .and_then(Json::as_bool)
+        .ok_or_else(|| missing("StreamEnabled"))?;
+    if enabled {
+        let view = s.get("StreamViewType").and_then(Json::as_str).unwrap_or("");
+        if !["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"].contains(&view) {
+            return Err(invalid("StreamViewType must be one of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES when streams are enabled"));
+        }
+        meta.insert(
+            "StreamSpecification".into(),
+            json!({"StreamEnabled": true, "StreamViewType": view}),
+        );
+        meta.insert("StreamCreatedMs".into(), json!(strata_now_ms()));
+    } else {
+        meta.remove("StreamSpecification");
+    }
+    Ok(())
+}
+
+fn strata_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+fn keeps_old_images(meta: &Map<String, Json>) -> bool {
+    meta.get("StreamSpecification")
+        .and_then(|s| s.get("StreamViewType"))
+        .and_then(Json::as_str)
+        .is_some_and(|v| v.contains("OLD"))
+}
+
+fn refuse_indexes(req: &Req) -> ApiResult<()> {
+    for k in [
+        "GlobalSecondaryIndexes",
+        "LocalSecondaryIndexes",
+        "GlobalSecondaryIndexUpdates",
+    ] {
+        if req.arr(k)?.is_some_and(|a| !a.is_empty()) {
+            return Err(ApiError::validation(format!(
+                "{k}: secondary indexes are not supported by Strata yet"
+            )));
+        }
+    }
+    if req.arr("ReplicaUpdates")?.is_some_and(|a| !a.is_empty()) {
+        return Err(ApiError::validation(
+            "ReplicaUpdates: global tables are not supported by Strata yet",
+        ));
+    }
+    Ok(())
+}
+
+fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for t in v.into_iter().flatten() {
+        let k = t
+            .get("Key")
+            .and_then(Json::as_str)
+            .ok_or_else(|| missing("Key"))?;
+        let v = t
+            .get("Value")
+            .and_then(Json::as_str)
+            .ok_or_else(|| missing("Value"))?;
+        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+            return Err(invalid(
+                "Tag keys must be 1 to 128 characters and values at most 256",
+            ));
+        }
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
+    let mut all: Vec<(String, String)> = meta
+        .get("Tags")
+        .and_then(Json::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| {
+                    Some((
+                        t.get("Key")?.as_str()?.to_string(),
+                        t.get("Value")?.as_str()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for (k, v) in tags {
+        all.retain(|(x, _)| *x != k);
+        all.push((k, v));
+    }
+    meta.insert(
+        "Tags".into(),
+        Json::Array(
+            all.into_iter()
+                .map(|(k, v)| json!({"Key": k, "Value": v}))
+                .collect(),
+        ),
+    );
+}
+
+pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = req.req_str("TableName")?;
+    refuse_indexes(req)?;
+    let key_schema = parse_key_schema(req)?;
+    let mut meta = Map::new();
+    billing(req, &mut meta, true)?;
+    stream_spec(req, &mut meta)?;
+    merge_tags(&mut meta, tags_from(req.arr("Tags")?)?);
+    if let Some(sse) = req.obj("SSESpecification")? {
+        meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
+    }
+    if let Some(class) = req.str("TableClass")? {
+        meta.insert("TableClass".into(), json!(class));
+    }
+    if let Some(p) = req.bool("DeletionProtectionEnabled")? {
+        meta.insert("DeletionProtectionEnabled".into(), json!(p));
+    }
+    let spec = TableSpec {
+        name: name.to_string(),
+        key_schema,
+        partitions: None,
+        keep_old_images: keeps_old_images(&meta),
+        meta: Json::Object(meta),
+    };
+    let d = api.engine.create_table(spec).await.map_err(|e| match e {
+        strata_engine::Error::TableExists(t) => {
+            ApiError::in_use(format!("Table already exists: {t}"))
+        }
+        e => e.into(),
+    })?;
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE") }))
+}
+
+async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
+    api.engine.describe_table(name).await.map_err(|e| match e {
+        strata_engine::Error::TableNotFound(_) => not_found(name),
+        e => e.into(),
+    })
+}
+
+pub async fn describe(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_name(req)?;
+    let d = descriptor(api, name).await?;
+    Ok(json!({ "Table": description(&d, &caller.region, "ACTIVE") }))
+}
+
+pub async fn list(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let limit = req.int("Limit")?.unwrap_or(100);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{limit}' at 'limit' failed to satisfy constraint: Member must have value less than or equal to 100"
+        )));
+    }
+    let start = req.str("ExclusiveStartTableName")?;
+    let names: Vec<String> = api
+        .engine
+        .list_tables()
+        .await?
+        .into_iter()
+        .filter(|n| start.is_none_or(|s| n.as_str() > s))
+        .collect();
+    let page: Vec<&String> = names.iter().take(limit as usize).collect();
+    let mut out = json!({ "TableNames": page });
+    if names.len() > limit as usize {
+        out["LastEvaluatedTableName"] = json!(page.last());
+    }
+    Ok(out)
+}
+
+pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_name(req)?;
+    let d = descriptor(api, name).await?;
+    if d.meta.get("DeletionProtectionEnabled") == Some(&Json::Bool(true)) {
+        return Err(ApiError::validation(
+            "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
+        ));
+    }
+    let d = api.engine.delete_table(name).await.map_err(|e| match e {
+        strata_engine::Error::TableNotFound(_) => not_found(name),
+        e => e.into(),
+    })?;
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "DELETING") }))
+}
+
+async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
+where
+    F: Fn(&mut Map<String, Json>) -> ApiResult<()>,
+{
+    let failure = std::sync::Mutex::new(None);
+    let res = api
+        .engine
+        .update_table(name, |d| {
+            let mut meta = d.meta.as_object().cloned().unwrap_or_default();
+            if let Err(e) = f(&mut meta) {
+                let msg = e.message.clone();
+                *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return Err(strata_engine::Error::Validation(msg));
+            }
+            d.keep_old_images = keeps_old_images(&meta);
+            d.meta = Json::Object(meta);
+            Ok(())
+        })
+        .await;
+    match res {
+        Ok(d) => Ok(d),
+        Err(strata_engine::Error::TableNotFound(_)) => Err(not_found(name)),
+        Err(e) => Err(failure
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| e.into())),
+    }
+}
+
+pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_name(req)?;
+    refuse_indexes(req)?;
+    let any = [
+        "BillingMode",
+        "ProvisionedThroughput",
+        "StreamSpecification",
+        "SSESpecification",
+        "DeletionProtectionEnabled",
+        "TableClass",
+        "AttributeDefinitions",
+    ]
+    .iter()
+    .any(|k| req.has(k));
+    if !any {
+        return Err(ApiError::validation(
+            "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
+        ));
+    }
+    let d = descriptor(api, name).await?;
+    if req.has("AttributeDefinitions") {
+        // Only the existing key attributes may be (re)declared.
+        for def in req.arr("AttributeDefinitions")?.into_iter().flatten() {
+            let n = def
+                .get("AttributeName")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let is_key = n == d.key_schema.hash.name
+                || d.key_schema.range.as_ref().is_some_and(|r| r.name == n);
+            if !is_key {
+                return Err(invalid(
+                    "Cannot change the key schema or add attribute definitions without an index",
+                ));
+            }
+        }
+    }
+    let d = change_meta(api, name, |meta| {
+        if req.has("BillingMode") || req.has("ProvisionedThroughput") {
+            billing(req, meta, false)?;
+        }
+        stream_spec(req, meta)?;
+        if let Some(sse) = req.obj("SSESpecification")? {
+            meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
+        }
+        if let Some(p) = req.bool("DeletionProtectionEnabled")? {
+            meta.insert("DeletionProtectionEnabled".into(), json!(p));
+        }
+        if let Some(class) = req.str("TableClass")? {
+            meta.insert("TableClass".into(), json!(class));
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE") }))
+}
+
+fn table_from_arn<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
+    let arn = req.req_str("ResourceArn")?;
+    arn.strip_prefix("arn:")
+        .and_then(|rest| rest.rsplit_once(":table/"))
+        .map(|(_, t)| t.split('/').next().unwrap_or(t))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::validation(format!(
+                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+            ))
+        })
+}
+
+pub async fn tag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = table_from_arn(req)?;
+    let tags = tags_from(Some(req.arr("Tags")?.ok_or_else(|| missing("Tags"))?))?;
+    change_meta(api, name, |meta| {
+        merge_tags(meta, tags.clone());
+        Ok(())
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = table_from_arn(req)?;
+    let keys: Vec<String> = req
+        .arr("TagKeys")?
+        .ok_or_else(|| missing("TagKeys"))?
+        .iter()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect();
+    change_meta(api, name, |meta| {
+        if let Some(Json::Array(a)) = meta.get_mut("Tags") {
+            a.retain(|t| {
+                !t.get("Key")
+                    .and_then(Json::as_str)
+                    .is_some_and(|k| keys.iter().any(|x| x == k))
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(json!({}))
+}
+
+pub async fn list_tags(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = table_from_arn(req)?;
+    let d = descriptor(api, name).await?;
+    Ok(json!({ "Tags": d.meta.get("Tags").cloned().unwrap_or(json!([])) }))
+}
+
+pub async fn describe_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = table_name(req)?;
+    let d = descriptor(api, name).await?;
+    let ttl = d.meta.get("TimeToLive");
+    let desc = match ttl
+        .and_then(|t| t.get("AttributeName"))
+        .and_then(Json::as_str)
+    {
+        Some(attr) if ttl.and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true)) => {
+            json!({"TimeToLiveStatus": "ENABLED", "AttributeName": attr})
+        }
+        _ => json!({"TimeToLiveStatus": "DISABLED"}),
+    };
+    Ok(json!({ "TimeToLiveDescription": desc }))
+}
+
+pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = table_name(req)?;
+    let spec = req
+        .obj("TimeToLiveSpecification")?
+        .ok_or_else(|| missing("TimeToLiveSpecification"))?;
+    let enabled = spec
+        .get("Enabled")
+        .and_then(Json::as_bool)
+        .ok_or_else(|| missing("Enabled"))?;
+    let attr = spec
+        .get("AttributeName")
+        .and_then(Json::as_str)
+        .ok_or_else(|| missing("AttributeName"))?
+        .to_string();
+    if attr.is_empty() {
+        return Err(invalid("AttributeName must not be empty"));
+    }
+    change_meta(api, name, |meta| {
+        let on = meta.get("TimeToLive").and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true));
+        if on == enabled {
+            return Err(ApiError::validation(if enabled {
+                "TimeToLive is already enabled"
+            } else {
+                "TimeToLive is already disabled"
+            }));
+        }
+        meta.insert(
+            "TimeToLive".into(),
+            json!({"Enabled": enabled, "AttributeName": attr}),
+        );
+        Ok(())
+    })
+    .await?;
+    Ok(json!({ "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attr} }))
+}
+
+pub fn describe_endpoints(caller: &Caller) -> Json {
+    json!({ "Endpoints": [{ "Address": format!("dynamodb.{}.amazonaws.com", caller.region), "CachePeriodInMinutes": 1440 }] })
+}
+
+pub fn describe_limits() -> Json {
+    json!({
+        "AccountMaxReadCapacityUnits": 80000,
+        "AccountMaxWriteCapacityUnits": 80000,
+        "TableMaxReadCapacityUnits": 40000,
+        "TableMaxWriteCapacityUnits": 40000,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso_time_is_utc_civil_time() {
+        assert_eq!(super::iso_time(0), "1970-01-01T00:00:00.000");
+        assert_eq!(
+            super::iso_time(1_700_000_000_123),
+            "2023-11-14T22:13:20.123"
+        );
+    }
+}
