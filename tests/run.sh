@@ -42,10 +42,28 @@ fi
 
 echo "== cargo test"
 mkdir -p "$root/.tmp"
+set +e
 cargo test --workspace 2>&1 | tee "$root/.tmp/cargo-test.log"
-status=${PIPESTATUS[0]}
+cargo_status=${PIPESTATUS[0]}
+set -e
+
+echo "== end-to-end: boto3 against strata serve (local filesystem and LocalStack stores)"
+if [ ! -x "$root/.venv-e2e/bin/pytest" ]; then
+  python3 -m venv "$root/.venv-e2e"
+  "$root/.venv-e2e/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/requirements.txt"
+fi
+cargo build --bin strata --quiet
+set +e
+(cd "$root/tests/e2e" && STRATA_BIN="$root/target/debug/strata" STRATA_E2E_STORES=file,localstack \
+  STRATA_E2E_S3_ENDPOINT="http://127.0.0.1:$ls_port" STRATA_E2E_BUCKET="$bucket" \
+  "$root/.venv-e2e/bin/python" -m pytest -q -p no:cacheprovider 2>&1 | tee "$root/.tmp/e2e.log")
+e2e_status=${PIPESTATUS[0]}
+set -e
+
 passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$root/.tmp/cargo-test.log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' "$root/.tmp/cargo-test.log" | awk '{s+=$1} END {print s+0}')
-echo "== summary"
-echo "$passed passed, $failed failed"
-exit "$status"
+failed=$(grep -Eo '^test result: .* [0-9]+ failed' "$root/.tmp/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+py_passed=$(grep -Eo '[0-9]+ passed' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
+py_failed=$(grep -Eo '[0-9]+ (failed|error)' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
+echo "== summary: cargo test $passed passed, $failed failed; e2e ${py_passed:-0} passed, ${py_failed:-0} failed"
+echo "$((passed + ${py_passed:-0})) passed, $((failed + ${py_failed:-0})) failed"
+[ "$cargo_status" = 0 ] && [ "$e2e_status" = 0 ]

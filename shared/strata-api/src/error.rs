@@ -46,7 +46,11 @@ impl ApiError {
     }
 
     pub fn unknown_operation() -> Self {
-        Self::new("UnknownOperationException", 400, "")
+        Self::new(
+            "UnknownOperationException",
+            400,
+            "An unknown operation was requested.",
+        )
     }
 
     pub fn condition_failed(item: Option<Item>) -> Self {

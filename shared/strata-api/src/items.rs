@@ -44,9 +44,13 @@ pub(crate) fn item_key(schema: &KeySchema, item: &Item) -> ApiResult<ItemKey> {
 
 /// A `Key` parameter: exactly the key attributes, of the right types.
 pub(crate) fn key_param(schema: &KeySchema, v: &Json) -> ApiResult<ItemKey> {
-    let attrs = item_from_json(v)?;
+    key_of_attrs(schema, &item_from_json(v)?)
+}
+
+/// A key already read from JSON, checked against the schema.
+pub(crate) fn key_of_attrs(schema: &KeySchema, attrs: &Item) -> ApiResult<ItemKey> {
     schema
-        .key_from_attributes(&attrs)
+        .key_from_attributes(attrs)
         .map_err(|e| ApiError::validation(e.to_string()))
 }
 
@@ -190,14 +194,15 @@ pub async fn put(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 
 pub async fn get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
-    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    // The whole request is read and checked before any table is looked at.
+    let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
     let strong = req.bool("ConsistentRead")?.unwrap_or(false);
     let mode = capacity_mode(req)?;
     let ph = placeholders(req, &["ProjectionExpression"])?;
     let proj = projection(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
-    let key = key_param(&d.key_schema, key_json)?;
+    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     let consistency = if strong {
         Consistency::Strong
     } else {
@@ -236,7 +241,8 @@ fn refuse_key_updates(schema: &KeySchema, actions: &[UpdateAction]) -> ApiResult
 
 pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
-    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    // The whole request is read and checked before any table is looked at.
+    let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
     let rv = req.choice(
         "ReturnValues",
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
@@ -257,7 +263,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
-    let key = key_param(&d.key_schema, key_json)?;
+    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     refuse_key_updates(&d.key_schema, &actions)?;
     let paths = expr::updated_paths(&actions);
     let actions = Arc::new(actions);
@@ -284,7 +290,8 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 
 pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
-    let key_json = req.get("Key").ok_or_else(|| missing("Key"))?;
+    // The whole request is read and checked before any table is looked at.
+    let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
     let rv = req.choice(
         "ReturnValues",
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
@@ -301,7 +308,7 @@ pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
-    let key = key_param(&d.key_schema, key_json)?;
+    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     let op = WriteOp {
         key,
         change: strata_engine::Change::Delete,

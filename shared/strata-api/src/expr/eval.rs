@@ -34,7 +34,8 @@ fn operand<'a>(item: &'a Item, o: &'a Operand) -> Option<Cow<'a, Value>> {
         Operand::Path(p) => resolve(item, p).map(Cow::Borrowed),
         Operand::Size(p) => {
             let n = match resolve(item, p)? {
-                Value::S(s) => s.len(),
+                // Strings are measured in characters, binaries in bytes.
+                Value::S(s) => s.chars().count(),
                 Value::B(b) => b.len(),
                 Value::SS(v) => v.len(),
                 Value::NS(v) => v.len(),
@@ -98,7 +99,8 @@ fn eval(c: &Cond, item: &Item) -> bool {
         Cond::NotExists(p) => resolve(item, p).is_none(),
         Cond::Cmp(a, op, b) => {
             let (Some(a), Some(b)) = (operand(item, a), operand(item, b)) else {
-                return false;
+                // A missing attribute equals nothing, so it differs from everything.
+                return *op == CmpOp::Ne;
             };
             match op {
                 CmpOp::Eq => values_equal(&a, &b),
@@ -335,9 +337,16 @@ pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<
     Ok(item)
 }
 
-/// The paths an update touches (for UPDATED_OLD / UPDATED_NEW).
+/// The top-level attributes an update touches: UPDATED_OLD and UPDATED_NEW
+/// return these whole, even when only a nested path inside them changed.
 pub fn updated_paths(actions: &[UpdateAction]) -> Vec<DocPath> {
-    actions.iter().map(|a| a.path().clone()).collect()
+    let mut tops: Vec<DocPath> = actions
+        .iter()
+        .filter_map(|a| a.path().first().map(|e| vec![e.clone()]))
+        .collect();
+    tops.sort();
+    tops.dedup();
+    tops
 }
 
 enum Tree {

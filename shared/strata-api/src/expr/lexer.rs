@@ -106,7 +106,7 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
                 i += 1;
                 let w = take_word(&mut i);
                 if w.is_empty() {
-                    return Err(syntax(kind, &c.to_string()));
+                    return Err(syntax(kind, &c.to_string(), &c.to_string()));
                 }
                 out.push(if c == '#' {
                     Tok::Name(format!("#{w}"))
@@ -140,6 +140,8 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
     Ok(out)
 }
 
-pub fn syntax(kind: &str, token: &str) -> ApiError {
-    ApiError::validation(format!("Invalid {kind}: Syntax error; token: \"{token}\""))
+pub fn syntax(kind: &str, token: &str, near: &str) -> ApiError {
+    ApiError::validation(format!(
+        "Invalid {kind}: Syntax error; token: \"{token}\", near: \"{near}\""
+    ))
 }

@@ -64,11 +64,20 @@ impl<'a> Parser<'a> {
         t
     }
 
+    /// A syntax error at the current token, quoting its neighbours as
+    /// DynamoDB does (`near: "= = :v"`).
     fn err_here(&self) -> ApiError {
-        syntax(
-            self.kind,
-            &self.peek().map_or("<EOF>".to_string(), Tok::text),
-        )
+        let token = self.peek().map_or("<EOF>".to_string(), Tok::text);
+        let from = self.pos.saturating_sub(1);
+        let take = if self.pos == 0 { 2 } else { 3 };
+        let near: Vec<String> = self
+            .toks
+            .iter()
+            .skip(from)
+            .take(take)
+            .map(Tok::text)
+            .collect();
+        syntax(self.kind, &token, &near.join(" "))
     }
 
     fn expect(&mut self, t: Tok) -> ApiResult<()> {
@@ -213,8 +222,13 @@ impl<'a> Parser<'a> {
             if let (Operand::Value(a), Operand::Value(b)) = (&lo, &hi) {
                 if super::eval::compare(a, b).is_some_and(|o| o.is_gt()) {
                     return Err(ApiError::validation(format!(
-                        "Invalid {}: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
-                        self.kind
+                        "Invalid {}: The BETWEEN operator requires upper bound to be greater than or equal to lower bound; \
+                         lower bound operand: AttributeValue: {{{}:{}}}, upper bound operand: AttributeValue: {{{}:{}}}",
+                        self.kind,
+                        a.type_name(),
+                        scalar_text(a),
+                        b.type_name(),
+                        scalar_text(b)
                     )));
                 }
             }
@@ -461,6 +475,14 @@ impl<'a> Parser<'a> {
         let paths: Vec<&DocPath> = actions.iter().map(UpdateAction::path).collect();
         check_overlap(self.kind, &paths)?;
         Ok(actions)
+    }
+}
+
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::S(s) => s.clone(),
+        Value::N(n) => n.to_string(),
+        other => format!("{other:?}"),
     }
 }
 
