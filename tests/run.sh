@@ -52,9 +52,14 @@ if [ ! -x "$root/.venv-e2e/bin/pytest" ]; then
   python3 -m venv "$root/.venv-e2e"
   "$root/.venv-e2e/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/requirements.txt"
 fi
+if [ ! -x "$root/.venv-awscli/bin/aws" ]; then
+  python3 -m venv "$root/.venv-awscli"
+  "$root/.venv-awscli/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/awscli-requirements.txt"
+fi
 cargo build --bin strata --quiet
 set +e
 (cd "$root/tests/e2e" && STRATA_BIN="$root/target/debug/strata" STRATA_E2E_STORES=file,localstack \
+  STRATA_AWS_CLI="$root/.venv-awscli/bin/aws" \
   STRATA_E2E_S3_ENDPOINT="http://127.0.0.1:$ls_port" STRATA_E2E_BUCKET="$bucket" \
   "$root/.venv-e2e/bin/python" -m pytest -q -p no:cacheprovider 2>&1 | tee "$root/.tmp/e2e.log")
 e2e_status=${PIPESTATUS[0]}
