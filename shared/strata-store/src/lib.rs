@@ -14,11 +14,12 @@ pub mod counting;
 pub mod faults;
 pub mod intercept;
 pub mod latency;
+pub mod local;
 mod open;
 mod probe;
 
 pub use intercept::{Intercepted, Interceptor, RequestKind};
-pub use open::{open_store, OpenError, OpenedStore};
+pub use open::{open_store, open_unchecked, OpenError, OpenedStore};
 pub use probe::{probe_atomic_create, ProbeError};
 
 /// The store handle every Strata component uses.

@@ -72,7 +72,7 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
                 url: url.to_string(),
                 source,
             })?;
-            Arc::new(fs)
+            Arc::new(crate::local::LocalStore::new(fs))
         }
         "s3" => {
             let bucket = parsed

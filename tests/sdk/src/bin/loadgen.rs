@@ -33,6 +33,17 @@ struct Args {
     /// Partition keys loaded (each with 100 sort keys).
     #[arg(long, default_value_t = 50)]
     pks: usize,
+    /// Client: `raw` (pre-built JSON over keep-alive HTTP with a fixed SigV4-shaped header;
+    /// little client CPU, so the servers are what is measured) or `sdk` (aws-sdk-dynamodb).
+    #[arg(long, default_value = "raw")]
+    client: String,
+    /// Phases to run, comma-separated: put, get-strong, get-eventual, query, scan.
+    #[arg(
+        long,
+        default_value = "put,get-strong,get-eventual,query,scan",
+        value_delimiter = ','
+    )]
+    phases: Vec<String>,
 }
 
 const TABLE: &str = "loadgen";
@@ -176,76 +187,114 @@ impl Stats {
     }
 }
 
-async fn run(c: Client, args: &Args) -> Vec<(&'static str, Stats)> {
-    setup(&c, args.pks).await;
-    let pks = args.pks;
-    let n = args.ops;
-    let cc = args.concurrency;
-    let mut out = Vec::new();
-    let c1 = c.clone();
-    out.push((
-        "PutItem",
-        phase(cc, n, move |i| {
-            let c = c1.clone();
-            async move {
+/// How requests are sent: through the AWS SDK, or as raw HTTP.
+#[derive(Clone)]
+enum Driver {
+    Sdk(Client),
+    Raw {
+        http: reqwest::Client,
+        url: Arc<str>,
+    },
+}
+
+/// Any credentials are accepted by Strata and DynamoDB Local; the header only has to parse.
+const AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDLOADGEN/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host;x-amz-date;x-amz-target, Signature=0000";
+
+impl Driver {
+    async fn raw(http: &reqwest::Client, url: &str, op: &str, body: String) -> serde_json::Value {
+        let r = http
+            .post(url)
+            .header("X-Amz-Target", format!("DynamoDB_20120810.{op}"))
+            .header("Content-Type", "application/x-amz-json-1.0")
+            .header("X-Amz-Date", "20260101T000000Z")
+            .header("Authorization", AUTH)
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status();
+        let bytes = r.bytes().await.expect("body");
+        assert!(
+            status.is_success(),
+            "{op}: {status} {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    async fn put(&self, pk: usize, sk: usize) {
+        match self {
+            Driver::Sdk(c) => {
                 c.put_item()
                     .table_name(TABLE)
-                    .set_item(Some(item(i % pks, 1000 + i)))
+                    .set_item(Some(item(pk, sk)))
                     .send()
                     .await
                     .expect("put");
             }
-        })
-        .await,
-    ));
-    for (name, strong) in [("GetItem strong", true), ("GetItem eventual", false)] {
-        let c1 = c.clone();
-        out.push((
-            name,
-            phase(cc, n, move |i| {
-                let c = c1.clone();
-                async move {
-                    let j = i * 7919 % (pks * 100);
-                    let r = c
-                        .get_item()
-                        .table_name(TABLE)
-                        .set_key(Some(key(j / 100, j % 100)))
-                        .consistent_read(strong)
-                        .send()
-                        .await
-                        .expect("get");
-                    assert!(r.item().is_some());
-                }
-            })
-            .await,
-        ));
+            Driver::Raw { http, url } => {
+                let body = format!(
+                    r#"{{"TableName":"{TABLE}","Item":{{"pk":{{"S":"user{pk:05}"}},"sk":{{"N":"{sk}"}},"name":{{"S":"name-{pk}-{sk}"}},"payload":{{"S":"{}"}},"count":{{"N":"{}"}}}}}}"#,
+                    "x".repeat(150),
+                    pk * sk
+                );
+                Self::raw(http, url, "PutItem", body).await;
+            }
+        }
     }
-    let c1 = c.clone();
-    out.push((
-        "Query 100 items",
-        phase(cc, (n / 20).max(cc), move |i| {
-            let c = c1.clone();
-            async move {
+
+    async fn get(&self, pk: usize, sk: usize, strong: bool) {
+        match self {
+            Driver::Sdk(c) => {
                 let r = c
-                    .query()
+                    .get_item()
                     .table_name(TABLE)
-                    .key_condition_expression("pk = :p AND sk < :hundred")
-                    .expression_attribute_values(":p", AV::S(format!("user{:05}", i % pks)))
-                    .expression_attribute_values(":hundred", AV::N("100".into()))
+                    .set_key(Some(key(pk, sk)))
+                    .consistent_read(strong)
                     .send()
                     .await
-                    .expect("query");
-                assert_eq!(r.count(), 100);
+                    .expect("get");
+                assert!(r.item().is_some());
             }
-        })
-        .await,
-    ));
-    let c1 = c.clone();
-    out.push((
-        "Scan (full table)",
-        phase(2, 4, move |_| {
-            let c = c1.clone();
-            async move {
+            Driver::Raw { http, url } => {
+                let body = format!(
+                    r#"{{"TableName":"{TABLE}","Key":{{"pk":{{"S":"user{pk:05}"}},"sk":{{"N":"{sk}"}}}},"ConsistentRead":{strong}}}"#
+                );
+                assert!(Self::raw(http, url, "GetItem", body)
+                    .await
+                    .get("Item")
+                    .is_some());
+            }
+        }
+    }
+
+    async fn query100(&self, pk: usize) {
+        let count = match self {
+            Driver::Sdk(c) => c
+                .query()
+                .table_name(TABLE)
+                .key_condition_expression("pk = :p AND sk < :hundred")
+                .expression_attribute_values(":p", AV::S(format!("user{pk:05}")))
+                .expression_attribute_values(":hundred", AV::N("100".into()))
+                .send()
+                .await
+                .expect("query")
+                .count() as i64,
+            Driver::Raw { http, url } => {
+                let body = format!(
+                    r#"{{"TableName":"{TABLE}","KeyConditionExpression":"pk = :p AND sk < :hundred","ExpressionAttributeValues":{{":p":{{"S":"user{pk:05}"}},":hundred":{{"N":"100"}}}}}}"#
+                );
+                Self::raw(http, url, "Query", body).await["Count"]
+                    .as_i64()
+                    .unwrap_or(-1)
+            }
+        };
+        assert_eq!(count, 100);
+    }
+
+    async fn scan_all(&self) -> usize {
+        match self {
+            Driver::Sdk(c) => {
                 let pages = c
                     .scan()
                     .table_name(TABLE)
@@ -253,12 +302,92 @@ async fn run(c: Client, args: &Args) -> Vec<(&'static str, Stats)> {
                     .send()
                     .collect::<Vec<_>>()
                     .await;
-                let total: i32 = pages.into_iter().map(|p| p.expect("scan").count()).sum();
-                assert!(total >= (pks * 100) as i32);
+                pages
+                    .into_iter()
+                    .map(|p| p.expect("scan").count() as usize)
+                    .sum()
+            }
+            Driver::Raw { http, url } => {
+                let mut total = 0;
+                let mut start: Option<serde_json::Value> = None;
+                loop {
+                    let mut body = serde_json::json!({ "TableName": TABLE });
+                    if let Some(k) = start.take() {
+                        body["ExclusiveStartKey"] = k;
+                    }
+                    let page = Self::raw(http, url, "Scan", body.to_string()).await;
+                    total += page["Count"].as_u64().unwrap_or(0) as usize;
+                    match page.get("LastEvaluatedKey") {
+                        Some(k) => start = Some(k.clone()),
+                        None => return total,
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn run(c: Client, url: &str, args: &Args) -> Vec<(&'static str, Stats)> {
+    let t = Instant::now();
+    setup(&c, args.pks).await;
+    eprintln!("loadgen: loaded in {:.1} s", t.elapsed().as_secs_f64());
+    let driver = match args.client.as_str() {
+        "sdk" => Driver::Sdk(c),
+        _ => Driver::Raw {
+            http: reqwest::Client::new(),
+            url: Arc::from(url),
+        },
+    };
+    let pks = args.pks;
+    let n = args.ops;
+    let cc = args.concurrency;
+    let want = |p: &str| args.phases.iter().any(|x| x == p);
+    let mut out = Vec::new();
+    if want("put") {
+        let d = driver.clone();
+        let stats = phase(cc, n, move |i| {
+            let d = d.clone();
+            async move { d.put(i % pks, 1000 + i).await }
+        })
+        .await;
+        out.push(("PutItem", stats));
+    }
+    for (name, strong, phase_name) in [
+        ("GetItem strong", true, "get-strong"),
+        ("GetItem eventual", false, "get-eventual"),
+    ] {
+        if !want(phase_name) {
+            continue;
+        }
+        let d = driver.clone();
+        let stats = phase(cc, n, move |i| {
+            let d = d.clone();
+            let j = i * 7919 % (pks * 100);
+            async move { d.get(j / 100, j % 100, strong).await }
+        })
+        .await;
+        out.push((name, stats));
+    }
+    if want("query") {
+        let d = driver.clone();
+        let stats = phase(cc, (n / 20).max(cc), move |i| {
+            let d = d.clone();
+            async move { d.query100(i % pks).await }
+        })
+        .await;
+        out.push(("Query 100 items", stats));
+    }
+    if want("scan") {
+        let d = driver.clone();
+        let stats = phase(2, 4, move |_| {
+            let d = d.clone();
+            async move {
+                assert!(d.scan_all().await >= pks * 100);
             }
         })
-        .await,
-    ));
+        .await;
+        out.push(("Scan (full table)", stats));
+    }
     out
 }
 
@@ -275,7 +404,7 @@ async fn main() {
             args.concurrency
         );
         let c = strata_sdk_tests::client(url).await;
-        results.push((name.to_string(), run(c, &args).await));
+        results.push((name.to_string(), run(c, url, &args).await));
     }
     let mut header = "| operation |".to_string();
     let mut rule = "|---|".to_string();
