@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::local::LocalFileSystem;
 use object_store::ObjectStore;
 use strata_engine::*;
 use strata_store::counting::{counting, RequestCounter};
@@ -136,7 +135,9 @@ fn pct(lat: &[Duration], p: f64) -> String {
 
 async fn run(name: &'static str, latency: LatencyProfile, scale: usize) -> Vec<Row> {
     let dir = tempfile::tempdir().unwrap();
-    let fs: Arc<dyn ObjectStore> = Arc::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    // The store `file://` URLs open: LocalFileSystem with inline whole-object reads.
+    let url = format!("file://{}", dir.path().display());
+    let fs: Arc<dyn ObjectStore> = strata_store::open_unchecked(&url).unwrap().store;
     // Load without latency, then compact, so the measured table lives in runs.
     let loader = Arc::new(
         Engine::with_store(Arc::clone(&fs), "bench", config())

@@ -45,10 +45,15 @@ pub fn backends() -> Vec<Backend> {
             name: "file".into(),
             scale: 4,
             make: Arc::new(|| {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(dir.keep())
-                    .expect("fs store");
-                Arc::new(fs) as Arc<dyn ObjectStore>
+                // The store `file://` URLs open (LocalFileSystem with inline
+                // reads), in Cargo's per-target temporary directory.
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                    .expect("tempdir")
+                    .keep();
+                let url = format!("file://{}", dir.display());
+                strata_store::open_unchecked(&url)
+                    .expect("file store")
+                    .store
             }),
         },
     ];
