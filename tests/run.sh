@@ -65,10 +65,11 @@ set +e
 e2e_status=${PIPESTATUS[0]}
 set -e
 
-passed=$(grep -Eo '^test result: [A-Za-z]+\. [0-9]+ passed' "$root/.tmp/cargo-test.log" | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo '^test result: .* [0-9]+ failed' "$root/.tmp/cargo-test.log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
-py_passed=$(grep -Eo '[0-9]+ passed' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
-py_failed=$(grep -Eo '[0-9]+ (failed|error)' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
+count() { grep -Eo "$1" "$2" 2>/dev/null || true; }
+passed=$(count '^test result: [A-Za-z]+\. [0-9]+ passed' "$root/.tmp/cargo-test.log" | awk '{s+=$4} END {print s+0}')
+failed=$(count '^test result: .* [0-9]+ failed' "$root/.tmp/cargo-test.log" | { grep -Eo '[0-9]+ failed' || true; } | awk '{s+=$1} END {print s+0}')
+py_passed=$(count '[0-9]+ passed' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
+py_failed=$(count '[0-9]+ (failed|error)' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
 echo "== summary: cargo test $passed passed, $failed failed; e2e ${py_passed:-0} passed, ${py_failed:-0} failed"
 echo "$((passed + ${py_passed:-0})) passed, $((failed + ${py_failed:-0})) failed"
 [ "$cargo_status" = 0 ] && [ "$e2e_status" = 0 ]
