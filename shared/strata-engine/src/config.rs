@@ -33,7 +33,8 @@ pub struct EngineConfig {
     pub max_runs: usize,
     /// Target size of a run's data blocks.
     pub block_size: usize,
-    /// Bytes of immutable objects (run blocks and indexes) kept in memory.
+    /// Bytes the caches may hold in all (blocks, items, pages). Defaults to
+    /// 40% of a Lambda function's memory, else 10% of the machine's.
     pub cache_bytes: u64,
     /// How long a client request token is remembered for idempotent retries.
     pub token_window: Duration,
@@ -56,7 +57,7 @@ impl Default for EngineConfig {
             auto_compact: true,
             max_runs: 4,
             block_size: 32 << 10,
-            cache_bytes: 256 << 20,
+            cache_bytes: crate::cache::default_cache_bytes(),
             token_window: Duration::from_secs(600),
             tombstone_retention: Duration::from_secs(24 * 3600),
         }

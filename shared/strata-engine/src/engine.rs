@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use object_store::ObjectStore;
 
-use crate::cache::ObjectCache;
+use crate::cache::{CacheStats, Caches};
 use crate::catalog::{self, TableDescriptor, TableSpec, MAX_PARTITIONS};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
@@ -56,7 +56,7 @@ impl Engine {
         store_name: String,
         config: EngineConfig,
     ) -> Engine {
-        let cache = ObjectCache::new(config.cache_bytes);
+        let cache = Caches::new(config.cache_bytes);
         Engine {
             ctx: Arc::new(Ctx {
                 store,
@@ -78,6 +78,11 @@ impl Engine {
 
     pub fn store_name(&self) -> &str {
         &self.store_name
+    }
+
+    /// Hits, misses, evictions and bytes of each cache (blocks, items, pages).
+    pub fn cache_stats(&self) -> Vec<CacheStats> {
+        self.ctx.cache.stats()
     }
 
     // ---------------------------------------------------------------- tables

@@ -6,7 +6,7 @@
 //! invariants, and [`Engine`] for the entry point.
 
 mod bloom;
-mod cache;
+pub mod cache;
 pub mod catalog;
 pub mod codec;
 pub mod config;
@@ -23,6 +23,7 @@ pub mod run;
 pub mod segment;
 pub mod value;
 
+pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
 pub use config::EngineConfig;
 pub use engine::Engine;

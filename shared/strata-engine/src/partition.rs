@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use tokio::sync::oneshot;
 
-use crate::cache::ObjectCache;
+use crate::cache::{Caches, PageKey};
 use crate::catalog::TableDescriptor;
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ const PROBES_BEFORE_LIST: usize = 4;
 pub(crate) struct Ctx {
     pub store: Arc<dyn object_store::ObjectStore>,
     pub config: EngineConfig,
-    pub cache: ObjectCache,
+    pub cache: Caches,
 }
 
 pub(crate) fn now_micros() -> u64 {
@@ -178,6 +178,9 @@ pub(crate) struct Partition {
     pub table: Arc<TableDescriptor>,
     pub part: u32,
     paths: PartitionPaths,
+    /// This partition's name in the caches (its prefix, which includes the
+    /// table incarnation: a re-created table never meets old entries).
+    cache_id: Arc<str>,
     view: RwLock<View>,
     /// Serializes everything that advances the view through the store.
     sync: tokio::sync::Mutex<()>,
@@ -188,11 +191,13 @@ pub(crate) struct Partition {
 impl Partition {
     pub fn new(ctx: Arc<Ctx>, table: Arc<TableDescriptor>, part: u32) -> Self {
         let paths = PartitionPaths::new(&table.name, &table.incarnation, part);
+        let cache_id: Arc<str> = Arc::from(paths.root());
         Self {
             ctx,
             table,
             part,
             paths,
+            cache_id,
             view: RwLock::new(View::default()),
             sync: tokio::sync::Mutex::new(()),
             pending: std::sync::Mutex::new(Vec::new()),
@@ -359,7 +364,8 @@ impl Partition {
 
     // ----------------------------------------------------------------- reads
 
-    /// The newest version of `key`, tombstones included.
+    /// The newest version of `key`, tombstones included: the log tail
+    /// first, then the item cache, then the runs newest-first.
     async fn lookup(&self, key: &[u8]) -> Result<Option<Version>> {
         let manifest = {
             let v = self.read_view();
@@ -368,6 +374,20 @@ impl Partition {
             }
             Arc::clone(&v.manifest)
         };
+        if manifest.runs.is_empty() {
+            return Ok(None);
+        }
+        if let Some(cached) = self.ctx.cache.item(&self.cache_id, manifest.version, key) {
+            return Ok(cached);
+        }
+        let found = self.lookup_runs(&manifest, key).await?;
+        self.ctx
+            .cache
+            .put_item(&self.cache_id, manifest.version, key, found.clone());
+        Ok(found)
+    }
+
+    async fn lookup_runs(&self, manifest: &Manifest, key: &[u8]) -> Result<Option<Version>> {
         for run in &manifest.runs {
             let path = self.paths.run(&run.id);
             let meta = self.ctx.cache.run_meta(self.store(), &path, run).await?;
@@ -407,7 +427,23 @@ impl Partition {
         strong: bool,
     ) -> Result<Page> {
         self.ensure_fresh(strong).await?;
-        let (mem, manifest) = {
+        let cache_key = PageKey {
+            partition: Arc::clone(&self.cache_id),
+            lo: lo.clone(),
+            hi: hi.clone(),
+            forward,
+            limit,
+            max_bytes,
+        };
+        let stamp_now = {
+            let v = self.read_view();
+            (v.manifest.version, v.tail)
+        };
+        if let Some(page) = self.ctx.cache.page(&cache_key, stamp_now) {
+            return Ok(page);
+        }
+        // The snapshot and its stamp are taken under one lock.
+        let (mem, manifest, stamp) = {
             let v = self.read_view();
             let mut mem: Vec<(Vec<u8>, Version)> = v
                 .mem
@@ -417,13 +453,14 @@ impl Partition {
             if !forward {
                 mem.reverse();
             }
-            (mem, Arc::clone(&v.manifest))
+            (mem, Arc::clone(&v.manifest), (v.manifest.version, v.tail))
         };
         let mut merge = self.merger(mem, &manifest, lo, hi, forward).await?;
         let mut page = Page::default();
         let mut bytes = 0;
         while page.items.len() < limit && bytes < max_bytes {
             let Some((_, version)) = merge.next().await? else {
+                self.ctx.cache.put_page(cache_key, stamp, page.clone());
                 return Ok(page);
             };
             if !version.deleted {
@@ -436,6 +473,7 @@ impl Partition {
             .items
             .last()
             .map(|item| key_attributes(&self.table, item));
+        self.ctx.cache.put_page(cache_key, stamp, page.clone());
         Ok(page)
     }
 

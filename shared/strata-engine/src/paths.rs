@@ -45,6 +45,11 @@ impl PartitionPaths {
         }
     }
 
+    /// The partition's prefix; unique per table incarnation and partition.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
     pub fn log_dir(&self) -> Path {
         Path::from(format!("{}/log", self.root))
     }
