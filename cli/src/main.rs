@@ -50,6 +50,12 @@ struct ServeArgs {
     /// Partitions for new tables.
     #[arg(long, default_value_t = 8)]
     partitions: u32,
+    /// How stale an eventually consistent read may be, in milliseconds (DynamoDB's usual lag is about a second).
+    #[arg(long, default_value_t = 1000, env = "STRATA_STALENESS_MS")]
+    staleness_ms: u64,
+    /// Memory for the read caches in MiB (default: 10% of the machine's memory).
+    #[arg(long, env = "STRATA_CACHE_MB")]
+    cache_mb: Option<u64>,
 }
 
 fn store_url(args: &ServeArgs) -> Result<String, String> {
@@ -65,11 +71,16 @@ fn store_url(args: &ServeArgs) -> Result<String, String> {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let url = store_url(&args)?;
-    let config = EngineConfig {
+    let mut config = EngineConfig {
         region: args.region.clone(),
         default_partitions: args.partitions,
+        eventual_staleness: Duration::from_millis(args.staleness_ms),
         ..EngineConfig::default()
     };
+    if let Some(mb) = args.cache_mb {
+        config.cache_bytes = mb << 20;
+    }
+    let cache_mb = config.cache_bytes >> 20;
     let engine = Arc::new(
         Engine::open(&url, config)
             .await
@@ -83,7 +94,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tokio::spawn(maintenance(Arc::clone(&engine)));
-    println!("strata: DynamoDB API on http://{addr} (store: {url})");
+    println!("strata: DynamoDB API on http://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
     println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
     axum::serve(listener, strata_api::http::router(api))
         .with_graceful_shutdown(async {
@@ -98,8 +109,25 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 /// get folded too (busy ones compact by threshold as they are written).
 async fn maintenance(engine: Arc<Engine>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
+    let mut last = Vec::new();
     loop {
         tick.tick().await;
+        let stats = engine.cache_stats();
+        if stats != last {
+            for s in &stats {
+                tracing::info!(
+                    cache = s.name,
+                    hits = s.hits,
+                    misses = s.misses,
+                    hit_ratio = format!("{:.3}", s.hit_ratio()),
+                    evictions = s.evictions,
+                    bytes = s.bytes,
+                    capacity = s.capacity,
+                    "cache"
+                );
+            }
+            last = stats;
+        }
         let Ok(tables) = engine.list_tables().await else {
             continue;
         };
@@ -118,7 +146,8 @@ async fn maintenance(engine: Arc<Engine>) {
 async fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,strata_cli=info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
