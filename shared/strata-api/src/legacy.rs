@@ -89,6 +89,11 @@ pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
         }
         "BETWEEN" => {
             want(2)?;
+            if crate::expr::compare(&vals[0], &vals[1]).is_some_and(|o| o.is_gt()) {
+                return Err(ApiError::validation(
+                    "One or more parameter values were invalid: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+                ));
+            }
             Cond::Between(attr(name), v(0), v(1))
         }
         other => {

@@ -72,35 +72,40 @@ fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKey
     flatten_and(cond, &mut parts)?;
     let mut hash = None;
     let mut sort = None;
+    /// One key-condition term, before it is matched to the schema.
+    enum Term {
+        Cmp(CmpOp, Value),
+        Between(Value, Value),
+        BeginsWith(Value),
+    }
     for c in parts {
-        let (attr, sk) = match c {
-            Cond::Cmp(Operand::Path(p), op, Operand::Value(v)) => {
-                (top_attr(&p)?.to_string(), (op, vec![v]))
-            }
-            Cond::Between(Operand::Path(p), Operand::Value(a), Operand::Value(b)) => {
-                (top_attr(&p)?.to_string(), (CmpOp::Eq, vec![a, b]))
-            }
-            Cond::BeginsWith(Operand::Path(p), Operand::Value(v)) => {
-                (top_attr(&p)?.to_string(), (CmpOp::Ne, vec![v]))
-            }
-            Cond::Cmp(_, CmpOp::Ne, _) => {
+        let (attr, term) = match c {
+            Cond::Cmp(Operand::Path(_), CmpOp::Ne, _) => {
                 return Err(key_condition_error(
                     "Unsupported operator in KeyConditionExpression: <>",
                 ))
             }
+            Cond::Cmp(Operand::Path(p), op, Operand::Value(v)) => {
+                (top_attr(&p)?.to_string(), Term::Cmp(op, v))
+            }
+            Cond::Between(Operand::Path(p), Operand::Value(a), Operand::Value(b)) => {
+                (top_attr(&p)?.to_string(), Term::Between(a, b))
+            }
+            Cond::BeginsWith(Operand::Path(p), Operand::Value(v)) => {
+                (top_attr(&p)?.to_string(), Term::BeginsWith(v))
+            }
             _ => return Err(key_condition_error("Query key condition not supported")),
         };
-        // (CmpOp::Eq, 2 values) encodes BETWEEN, (CmpOp::Ne, 1) begins_with.
         if attr == schema.hash.name {
-            if sk.0 != CmpOp::Eq || sk.1.len() != 1 {
+            let Term::Cmp(CmpOp::Eq, v) = term else {
                 return Err(key_condition_error("Query key condition not supported"));
-            }
+            };
             if hash.is_some() {
                 return Err(key_condition_error(
                     "KeyConditionExpressions must only contain one condition per key",
                 ));
             }
-            hash = Some(key_value(schema.hash.key_type, &sk.1[0])?);
+            hash = Some(key_value(schema.hash.key_type, &v)?);
         } else if let Some(r) = schema.range.as_ref().filter(|r| r.name == attr) {
             if sort.is_some() {
                 return Err(key_condition_error(
@@ -108,22 +113,34 @@ fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKey
                 ));
             }
             let kv = |v: &Value| key_value(r.key_type, v);
-            sort = Some(match (sk.0, sk.1.as_slice()) {
-                (CmpOp::Eq, [a, b]) => SortKeyCondition::Between(kv(a)?, kv(b)?),
-                (CmpOp::Ne, [v]) => {
+            sort = Some(match term {
+                Term::Between(a, b) => {
+                    let (lo, hi) = (kv(&a)?, kv(&b)?);
+                    if expr::compare(&a, &b).is_some_and(|o| o.is_gt()) {
+                        return Err(key_condition_error(
+                            "Invalid KeyConditionExpression: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+                        ));
+                    }
+                    SortKeyCondition::Between(lo, hi)
+                }
+                Term::BeginsWith(v) => {
                     if r.key_type == strata_engine::KeyType::N {
                         return Err(key_condition_error(
                             "Invalid KeyConditionExpression: Incorrect operand type for operator or function; operator or function: begins_with, operand type: N",
                         ));
                     }
-                    SortKeyCondition::BeginsWith(kv(v)?)
+                    SortKeyCondition::BeginsWith(kv(&v)?)
                 }
-                (CmpOp::Eq, [v]) => SortKeyCondition::Eq(kv(v)?),
-                (CmpOp::Lt, [v]) => SortKeyCondition::Lt(kv(v)?),
-                (CmpOp::Le, [v]) => SortKeyCondition::Le(kv(v)?),
-                (CmpOp::Gt, [v]) => SortKeyCondition::Gt(kv(v)?),
-                (CmpOp::Ge, [v]) => SortKeyCondition::Ge(kv(v)?),
-                _ => return Err(key_condition_error("Query key condition not supported")),
+                Term::Cmp(CmpOp::Eq, v) => SortKeyCondition::Eq(kv(&v)?),
+                Term::Cmp(CmpOp::Lt, v) => SortKeyCondition::Lt(kv(&v)?),
+                Term::Cmp(CmpOp::Le, v) => SortKeyCondition::Le(kv(&v)?),
+                Term::Cmp(CmpOp::Gt, v) => SortKeyCondition::Gt(kv(&v)?),
+                Term::Cmp(CmpOp::Ge, v) => SortKeyCondition::Ge(kv(&v)?),
+                Term::Cmp(CmpOp::Ne, _) => {
+                    return Err(key_condition_error(
+                        "Unsupported operator in KeyConditionExpression: <>",
+                    ))
+                }
             });
         } else {
             return Err(key_condition_error(format!(

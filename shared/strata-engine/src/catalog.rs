@@ -116,12 +116,21 @@ pub async fn newest_from(
     Ok(d)
 }
 
-/// Publishes `d` as version `d.version`; `Exists` means someone else did first.
+/// Publishes `d` as version `d.version`; `Exists` means someone else did
+/// first. A conflict reported for our own create (a store client retrying
+/// after a failure that hid its success) is recognised by reading back.
 pub async fn publish(store: &dyn ObjectStore, d: &TableDescriptor) -> Result<Created> {
     let path = paths::schema(&d.name, d.version);
-    io::create(store, &path, encode(d))
+    let created = io::create(store, &path, encode(d))
         .await
-        .map_err(|e| Error::store(&path, e))
+        .map_err(|e| Error::store(&path, e))?;
+    match created {
+        Created::Created => Ok(Created::Created),
+        Created::Exists => match read(store, &path).await? {
+            Some(existing) if existing == *d => Ok(Created::Created),
+            _ => Ok(Created::Exists),
+        },
+    }
 }
 
 /// Names of every table that has ever had a descriptor (deleted ones included).

@@ -1,7 +1,21 @@
 //! Engine settings. The defaults are for production; tests shorten the
 //! time-based ones.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+/// Called with (table, partition) when a partition's log tail passes its
+/// compaction threshold, instead of compacting in this process. In Lambda,
+/// where an instance is frozen between invocations, the API function uses
+/// it to invoke the compactor function asynchronously.
+#[derive(Clone)]
+pub struct CompactionHook(pub Arc<dyn Fn(&str, u32) + Send + Sync>);
+
+impl std::fmt::Debug for CompactionHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CompactionHook")
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -29,6 +43,10 @@ pub struct EngineConfig {
     pub compact_after_bytes: usize,
     /// Start compactions in the background when a threshold is passed.
     pub auto_compact: bool,
+    /// When set, a passed threshold calls this (at most every
+    /// `compaction_hook_interval` per partition) instead of compacting here.
+    pub compaction_hook: Option<CompactionHook>,
+    pub compaction_hook_interval: Duration,
     /// Runs a partition may have before compaction merges them all into one.
     pub max_runs: usize,
     /// Target size of a run's data blocks.
@@ -55,6 +73,8 @@ impl Default for EngineConfig {
             compact_after_segments: 512,
             compact_after_bytes: 16 << 20,
             auto_compact: true,
+            compaction_hook: None,
+            compaction_hook_interval: Duration::from_secs(30),
             max_runs: 4,
             block_size: 32 << 10,
             cache_bytes: crate::cache::default_cache_bytes(),

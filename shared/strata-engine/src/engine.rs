@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::io::{self, Created};
 use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
-use crate::partition::{now_ms, CompactionOutcome, Ctx, GcReport, Partition};
+use crate::partition::{above_lo, below_hi, now_ms, CompactionOutcome, Ctx, GcReport, Partition};
 use crate::paths;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
@@ -375,6 +375,11 @@ impl Engine {
         if let Some(after) = start_after {
             check_key_types(schema, after)?;
             let k = encode_key(after);
+            if !(above_lo(&k, &lo) && below_hi(&k, &hi)) {
+                return Err(Error::Validation(
+                    "The provided starting key is outside query boundaries based on provided conditions".into(),
+                ));
+            }
             if forward {
                 lo = Bound::Excluded(k);
             } else {
@@ -462,6 +467,19 @@ impl Engine {
             out.push(p.compact().await?);
         }
         Ok(out)
+    }
+
+    /// Compacts one partition of the table now.
+    pub async fn compact_partition(
+        &self,
+        table: &str,
+        partition: u32,
+    ) -> Result<CompactionOutcome> {
+        let t = self.table(table).await?;
+        let p = t.partitions.get(partition as usize).ok_or_else(|| {
+            Error::Validation(format!("table {table} has no partition {partition}"))
+        })?;
+        p.compact().await
     }
 
     /// Garbage-collects every partition of the table.

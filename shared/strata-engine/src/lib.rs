@@ -25,7 +25,7 @@ pub mod value;
 
 pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
-pub use config::EngineConfig;
+pub use config::{CompactionHook, EngineConfig};
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use number::Number;

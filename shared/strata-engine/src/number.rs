@@ -92,7 +92,11 @@ impl Number {
                 if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(bad());
                 }
-                // Exponents this long are out of range whatever the mantissa says.
+                let zero = int_part.bytes().chain(frac_part.bytes()).all(|b| b == b'0');
+                if zero {
+                    return Ok(Number::zero());
+                }
+                // Exponents this long are out of range for any non-zero mantissa.
                 if digits.trim_start_matches('0').len() > 6 {
                     return Err(if e.starts_with('-') {
                         NumberError::Underflow

@@ -186,6 +186,8 @@ pub(crate) struct Partition {
     sync: tokio::sync::Mutex<()>,
     pending: std::sync::Mutex<Vec<Pending>>,
     compacting: AtomicBool,
+    /// When the compaction hook was last called for this partition.
+    hooked: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Partition {
@@ -202,6 +204,7 @@ impl Partition {
             sync: tokio::sync::Mutex::new(()),
             pending: std::sync::Mutex::new(Vec::new()),
             compacting: AtomicBool::new(false),
+            hooked: std::sync::Mutex::new(None),
         }
     }
 
@@ -426,6 +429,9 @@ impl Partition {
         max_bytes: usize,
         strong: bool,
     ) -> Result<Page> {
+        if is_empty_range(&lo, &hi) {
+            return Ok(Page::default());
+        }
         self.ensure_fresh(strong).await?;
         let cache_key = PageKey {
             partition: Arc::clone(&self.cache_id),
@@ -504,24 +510,26 @@ impl Partition {
     /// Commits one request, group-committed with whatever else is queued for
     /// this partition in this process.
     pub async fn commit(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
-        let (tx, mut rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
         self.pending
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Pending { req, tx });
-        {
-            let _g = self.sync.lock().await;
-            // A previous leader may have committed us while we waited.
-            if let Ok(res) = rx.try_recv() {
-                return res;
+        // The group commit runs in its own task: a caller that goes away (a
+        // client disconnecting) must not cancel a commit others are part of.
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            {
+                let _g = me.sync.lock().await;
+                let group =
+                    std::mem::take(&mut *me.pending.lock().unwrap_or_else(|p| p.into_inner()));
+                if group.is_empty() {
+                    return; // an earlier task committed ours with its group
+                }
+                me.commit_group(group).await;
             }
-            let group =
-                std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-            if !group.is_empty() {
-                self.commit_group(group).await;
-            }
-        }
-        self.maybe_compact();
+            me.maybe_compact();
+        });
         rx.await.unwrap_or_else(|_| {
             Err(Error::OutcomeUnknown {
                 table: self.table.name.clone(),
@@ -598,6 +606,9 @@ impl Partition {
     async fn try_append(&self, seg: &LogSegment) -> Result<bool> {
         let path = self.paths.log(seg.seq);
         let bytes = seg.encode();
+        // If the segment turns out to be ours, it may have been created by
+        // any attempt: only the first attempt's send time bounds the tail.
+        let first_sent = Instant::now();
         let mut ambiguous = 0;
         loop {
             let sent = Instant::now();
@@ -610,13 +621,13 @@ impl Partition {
                     v.tail_checked = Some(sent);
                     return Ok(true);
                 }
-                Ok(Created::Exists) => return self.adopt(seg).await,
+                Ok(Created::Exists) => return self.adopt(seg, first_sent).await,
                 Err(e) => {
                     // The create may or may not have happened: look.
                     ambiguous += 1;
                     tracing::debug!(path = %path, error = %e, "ambiguous create; checking");
                     match self.read_segment(seg.seq).await {
-                        Ok(Some(found)) => return self.adopt_found(seg, found, sent),
+                        Ok(Some(found)) => return self.adopt_found(seg, found, first_sent),
                         Ok(None) if ambiguous < 5 => continue,
                         _ => {
                             self.write_view().tail_checked = None;
@@ -630,10 +641,9 @@ impl Partition {
         }
     }
 
-    async fn adopt(&self, ours: &LogSegment) -> Result<bool> {
-        let sent = Instant::now();
+    async fn adopt(&self, ours: &LogSegment, first_sent: Instant) -> Result<bool> {
         match self.read_segment(ours.seq).await? {
-            Some(found) => self.adopt_found(ours, found, sent),
+            Some(found) => self.adopt_found(ours, found, first_sent),
             None => {
                 // Created and already garbage-collected: our view was older
                 // than we knew. Start again from a full refresh.
@@ -644,12 +654,17 @@ impl Partition {
         }
     }
 
-    fn adopt_found(&self, ours: &LogSegment, found: LogSegment, sent: Instant) -> Result<bool> {
+    fn adopt_found(
+        &self,
+        ours: &LogSegment,
+        found: LogSegment,
+        first_sent: Instant,
+    ) -> Result<bool> {
         let mine = found.commit_id == ours.commit_id;
         let mut v = self.write_view();
         v.apply(&found);
         if mine {
-            v.tail_checked = Some(sent);
+            v.tail_checked = Some(first_sent);
         }
         Ok(mine)
     }
@@ -833,10 +848,19 @@ impl Partition {
     }
 
     fn maybe_compact(self: &Arc<Self>) {
-        if self.ctx.config.auto_compact
-            && self.over_threshold()
-            && !self.compacting.load(Ordering::SeqCst)
-        {
+        let config = &self.ctx.config;
+        if !config.auto_compact || !self.over_threshold() {
+            return;
+        }
+        if let Some(hook) = &config.compaction_hook {
+            let mut last = self.hooked.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= config.compaction_hook_interval) {
+                *last = Some(Instant::now());
+                (hook.0)(&self.table.name, self.part);
+            }
+            return;
+        }
+        if !self.compacting.load(Ordering::SeqCst) {
             let me = Arc::clone(self);
             tokio::spawn(async move {
                 if let Err(e) = me.compact().await {
@@ -932,6 +956,19 @@ impl Partition {
                 Ok(summary)
             }
             Ok(Created::Exists) => {
+                // "Exists" can also be our own create, retried by the store
+                // client after a failure that hid its success: look before
+                // deleting a run that a published manifest may need.
+                let published = self.read_manifest(next.version).await?;
+                if published.as_ref() == Some(&next) {
+                    let summary = CompactionOutcome::Compacted {
+                        version: next.version,
+                        compacted_through: tail,
+                        runs: next.runs.len(),
+                    };
+                    self.write_view().install(Arc::new(next));
+                    return Ok(summary);
+                }
                 let _ = io::delete(self.store(), &run_path).await;
                 Ok(CompactionOutcome::LostRace)
             }
@@ -1022,7 +1059,19 @@ struct RunCursor {
     pos: usize,
 }
 
-fn above_lo(key: &[u8], lo: &Bound<Vec<u8>>) -> bool {
+/// True when no key can lie between the bounds (a range a BTreeMap would
+/// refuse with a panic).
+fn is_empty_range(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>) -> bool {
+    match (lo, hi) {
+        (Bound::Included(a), Bound::Included(b)) => a > b,
+        (Bound::Included(a), Bound::Excluded(b))
+        | (Bound::Excluded(a), Bound::Included(b))
+        | (Bound::Excluded(a), Bound::Excluded(b)) => a >= b,
+        _ => false,
+    }
+}
+
+pub(crate) fn above_lo(key: &[u8], lo: &Bound<Vec<u8>>) -> bool {
     match lo {
         Bound::Unbounded => true,
         Bound::Included(b) => key >= b.as_slice(),
@@ -1030,7 +1079,7 @@ fn above_lo(key: &[u8], lo: &Bound<Vec<u8>>) -> bool {
     }
 }
 
-fn below_hi(key: &[u8], hi: &Bound<Vec<u8>>) -> bool {
+pub(crate) fn below_hi(key: &[u8], hi: &Bound<Vec<u8>>) -> bool {
     match hi {
         Bound::Unbounded => true,
         Bound::Included(b) => key <= b.as_slice(),

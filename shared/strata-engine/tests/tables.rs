@@ -252,3 +252,171 @@ async fn the_engine_refuses_what_dynamodb_refuses() {
     // Nothing above was stored.
     assert!(scan_all(&e, "tbl", 10).await.is_empty());
 }
+
+/// object_store's S3 client retries a PUT after a 500; if the first attempt
+/// had in fact succeeded, a conditional create then reports "already exists"
+/// for our own object. Compaction and CreateTable must recognise their own
+/// objects, not discard a run a published manifest needs.
+#[tokio::test]
+async fn own_creates_reported_as_conflicts_are_recognised() {
+    use strata_store::faults::{with_faults, FaultPlan};
+    let base: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let (faulty, faults) = with_faults(Arc::clone(&base), 3, FaultPlan::default());
+    let faulty: Arc<dyn object_store::ObjectStore> = faulty;
+    let e = engine(
+        &faulty,
+        EngineConfig {
+            default_partitions: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    let conflicts_on = |path: &str| FaultPlan {
+        conflict_after_success_rate: 1.0,
+        kinds: vec![strata_store::RequestKind::Put],
+        path_contains: path.to_string(),
+        ..Default::default()
+    };
+    faults.set_plan(conflicts_on("/schema/"));
+    e.create_table(spec("tbl"))
+        .await
+        .expect("our own create is not TableExists");
+    faults.set_plan(conflicts_on("/log/"));
+    for i in 0..10 {
+        put(&e, "tbl", item("p", i, &[])).await;
+    }
+    faults.set_plan(conflicts_on("/manifest/"));
+    let out = e.compact("tbl").await.unwrap();
+    assert!(
+        matches!(out[0], CompactionOutcome::Compacted { .. }),
+        "{out:?}"
+    );
+    assert!(faults.injected().false_conflicts >= 12);
+    faults.set_enabled(false);
+    let fresh = engine(
+        &base,
+        EngineConfig {
+            default_partitions: 1,
+            ..test_config()
+        },
+    )
+    .await;
+    assert_eq!(
+        scan_all(&fresh, "tbl", 4).await.len(),
+        10,
+        "the published manifest's run must exist"
+    );
+}
+
+/// A writer that goes away mid-commit (a client disconnecting) does not fail
+/// the other writes group-committed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_writer_does_not_fail_its_group() {
+    use strata_store::latency::{with_latency, LatencyProfile};
+    let (slow, _) = with_latency(
+        Arc::new(object_store::memory::InMemory::new()),
+        LatencyProfile {
+            put: Duration::from_millis(40),
+            ..Default::default()
+        },
+    );
+    let store: Arc<dyn object_store::ObjectStore> = slow;
+    let e = Arc::new(
+        engine(
+            &store,
+            EngineConfig {
+                default_partitions: 1,
+                ..test_config()
+            },
+        )
+        .await,
+    );
+    e.create_table(spec("tbl")).await.unwrap();
+    // A blocker holds the partition for one PUT; the victim queues first,
+    // so it leads the next group, which takes in everyone queued behind it.
+    let blocker = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { put(&e, "tbl", item("p", 100, &[])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let victim = {
+        let e = Arc::clone(&e);
+        tokio::spawn(async move { put(&e, "tbl", item("p", 0, &[])).await })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let others: Vec<_> = (1..10)
+        .map(|i| {
+            let e = Arc::clone(&e);
+            tokio::spawn(async move {
+                e.write(
+                    "tbl",
+                    WriteRequest::single(WriteOp::put(key("p", i), item("p", i, &[]))),
+                )
+                .await
+            })
+        })
+        .collect();
+    // The blocker's PUT ends at ~40 ms; abort the victim during the group's PUT.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    victim.abort();
+    blocker.await.unwrap();
+    for h in others {
+        h.await
+            .unwrap()
+            .expect("a write batched with a cancelled one still commits");
+    }
+    assert!(scan_all(&e, "tbl", 100).await.len() >= 9);
+}
+
+/// Bounds a client controls never panic: a start key outside the condition
+/// is DynamoDB's ValidationException, inverted bounds read nothing.
+#[tokio::test]
+async fn start_keys_outside_the_condition_are_refused() {
+    let b = &backends()[0];
+    let store = b.store();
+    let e = engine(&store, test_config()).await;
+    e.create_table(spec("tbl")).await.unwrap();
+    for i in 0..10 {
+        put(&e, "tbl", item("p", i, &[])).await;
+    }
+    let h = KeyValue::S("p".into());
+    let nk = |v| KeyValue::N(Number::from_i64(v));
+    for (cond, forward, start) in [
+        (SortKeyCondition::Lt(nk(5)), true, 9),
+        (SortKeyCondition::Lt(nk(5)), true, 5),
+        (SortKeyCondition::Gt(nk(5)), false, 2),
+        (SortKeyCondition::Between(nk(2), nk(4)), true, 7),
+    ] {
+        let err = e
+            .query(
+                "tbl",
+                &h,
+                &cond,
+                forward,
+                10,
+                Some(&key("p", start)),
+                usize::MAX,
+                Consistency::Strong,
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("outside query boundaries"),
+            "{cond:?} {start}: {err}"
+        );
+    }
+    let empty = e
+        .query(
+            "tbl",
+            &h,
+            &SortKeyCondition::Between(nk(5), nk(1)),
+            true,
+            10,
+            None,
+            usize::MAX,
+            Consistency::Strong,
+        )
+        .await
+        .unwrap();
+    assert!(empty.items.is_empty());
+}

@@ -37,6 +37,10 @@ pub struct FaultPlan {
     pub timeout: Duration,
     /// Let a PUT or DELETE take effect, then report failure.
     pub lost_response_rate: f64,
+    /// Let a conditional PUT take effect, then report that the object
+    /// already existed: what a store client that retries after a 500 which
+    /// hid a success (object_store's S3 client does) reports to its caller.
+    pub conflict_after_success_rate: f64,
     /// Only requests of these kinds are touched (all kinds when empty).
     pub kinds: Vec<RequestKind>,
     /// Only paths containing this text are touched (all paths when empty).
@@ -49,6 +53,7 @@ pub struct InjectedFaults {
     pub errors: u64,
     pub timeouts: u64,
     pub lost_responses: u64,
+    pub false_conflicts: u64,
 }
 
 #[derive(Debug)]
@@ -59,6 +64,7 @@ pub struct FaultInjector {
     errors: AtomicU64,
     timeouts: AtomicU64,
     lost: AtomicU64,
+    conflicts: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -88,6 +94,7 @@ impl FaultInjector {
             errors: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            conflicts: AtomicU64::new(0),
         }
     }
 
@@ -105,6 +112,7 @@ impl FaultInjector {
             errors: self.errors.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
             lost_responses: self.lost.load(Ordering::Relaxed),
+            false_conflicts: self.conflicts.load(Ordering::Relaxed),
         }
     }
 
@@ -156,6 +164,17 @@ impl Interceptor for FaultInjector {
         if x < plan.lost_response_rate {
             self.lost.fetch_add(1, Ordering::Relaxed);
             return Err(fault("response lost after the request took effect"));
+        }
+        if kind == RequestKind::Put
+            && x < plan.lost_response_rate + plan.conflict_after_success_rate
+        {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+            return Err(object_store::Error::AlreadyExists {
+                path: path.to_string(),
+                source: Box::new(InjectedFault(
+                    "conflict reported after the create took effect",
+                )),
+            });
         }
         Ok(())
     }

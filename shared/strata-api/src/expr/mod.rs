@@ -17,7 +17,9 @@ use strata_engine::Value;
 
 use crate::error::{ApiError, ApiResult};
 
-pub use eval::{apply_update, eval_condition, project, resolve, updated_paths, values_equal};
+pub use eval::{
+    apply_update, compare, eval_condition, project, resolve, updated_paths, values_equal,
+};
 pub use parser::{parse_condition, parse_projection, parse_update};
 
 /// Longest expression DynamoDB accepts, in bytes.
