@@ -9,7 +9,10 @@ use std::time::Duration;
 /// where an instance is frozen between invocations, the API function uses
 /// it to invoke the compactor function asynchronously.
 #[derive(Clone)]
-pub struct CompactionHook(pub Arc<dyn Fn(&str, u32) + Send + Sync>);
+pub struct CompactionHook(pub Arc<CompactionFn>);
+
+/// The hook's function: (table, partition).
+pub type CompactionFn = dyn Fn(&str, u32) + Send + Sync;
 
 impl std::fmt::Debug for CompactionHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
