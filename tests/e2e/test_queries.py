@@ -56,11 +56,21 @@ def test_query_begins_with_and_key_condition_errors(ddb, table):
         ("pk > :p", {":p": S("p")}),
         ("pk = :p AND other = :a", {":p": S("p"), ":a": S("a")}),
         ("pk = :p AND sk = :n", {":p": S("p"), ":n": N(1)}),
+        ("pk = :p AND sk <> :a", {":p": S("p"), ":a": S("a")}),
     ]:
         code, msg, _ = error_of(ddb.query, TableName=table, KeyConditionExpression=expr, ExpressionAttributeValues=values)
         assert code == "ValidationException", (expr, msg)
     code, _, _ = error_of(ddb.query, TableName=table, IndexName="gsi1", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": S("p")})
     assert code == "ValidationException"
+    for conds in [
+        {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [S("p")]}, "sk": {"ComparisonOperator": "NE", "AttributeValueList": [S("a")]}},
+        {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [S("p")]}, "sk": {"ComparisonOperator": "BETWEEN", "AttributeValueList": [S("z"), S("a")]}},
+    ]:
+        code, msg, _ = error_of(ddb.query, TableName=table, KeyConditions=conds)
+        assert code == "ValidationException", msg
+    code, msg, _ = error_of(ddb.query, TableName=table, KeyConditionExpression="pk = :p AND sk < :m", ExpressionAttributeValues={":p": S("p"), ":m": S("b")},
+                            ExclusiveStartKey={"pk": S("p"), "sk": S("z")})
+    assert code == "ValidationException" and "outside query boundaries" in msg
 
 
 def test_scan_segments_cover_the_table_once(ddb, ntable):
