@@ -17,8 +17,12 @@ use crate::Api;
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 pub fn router(api: Arc<Api>) -> Router {
+    // Any path: behind API Gateway the path may carry a stage (`/prod`),
+    // behind a function URL emulator a prefix; DynamoDB clients POST to
+    // whatever endpoint path they were given.
     Router::new()
         .route("/", get(health).post(call))
+        .route("/{*path}", get(health).post(call))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -41,6 +45,13 @@ async fn call(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> R
         _ => "application/x-amz-json-1.0",
     };
     let res = api.handle(target, &caller, &body).await;
+    let outcome = Outcome {
+        operation: target
+            .and_then(|t| t.rsplit('.').next())
+            .unwrap_or("Unknown")
+            .to_string(),
+        error_code: res.error_code,
+    };
     let crc = crc32fast::hash(&res.body);
     let status = StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut response = (status, res.body).into_response();
@@ -53,5 +64,14 @@ async fn call(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> R
     if let Ok(v) = HeaderValue::from_str(&crate::request_id()) {
         h.insert("x-amzn-requestid", v);
     }
+    response.extensions_mut().insert(outcome);
     response
+}
+
+/// What a request was and how it ended, attached to each response for
+/// metrics layers.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub operation: String,
+    pub error_code: Option<&'static str>,
 }

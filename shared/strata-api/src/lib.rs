@@ -9,6 +9,7 @@ pub mod http;
 mod items;
 pub mod json;
 mod legacy;
+pub mod metrics;
 mod reads;
 mod req;
 mod tables;
@@ -43,6 +44,8 @@ pub struct Caller {
 pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
+    /// DynamoDB's error code when the request failed.
+    pub error_code: Option<&'static str>,
 }
 
 impl Api {
@@ -85,17 +88,18 @@ impl Api {
     /// Handles one request: the `X-Amz-Target` header, the caller, the body.
     pub async fn handle(&self, target: Option<&str>, caller: &Caller, body: &[u8]) -> Response {
         let result = self.dispatch(target, caller, body).await;
-        let (status, json) = match result {
-            Ok(j) => (200, j),
+        let (status, json, error_code) = match result {
+            Ok(j) => (200, j, None),
             Err(e) => {
                 if e.status >= 500 {
                     tracing::error!(code = e.code, message = %e.message, "request failed");
                 }
-                (e.status, e.body())
+                (e.status, e.body(), Some(e.code))
             }
         };
         Response {
             status,
+            error_code,
             body: serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec()),
         }
     }

@@ -88,6 +88,28 @@ impl Default for EngineConfig {
 }
 
 impl EngineConfig {
+    /// Defaults, overridden by the environment where set: `STRATA_REGION`
+    /// (else `AWS_REGION`), `STRATA_PARTITIONS`, `STRATA_STALENESS_MS`,
+    /// `STRATA_CACHE_MB`.
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
+        let mut c = EngineConfig::default();
+        if let Some(r) = var("STRATA_REGION").or_else(|| var("AWS_REGION")) {
+            c.region = r;
+        }
+        if let Some(p) = num("STRATA_PARTITIONS") {
+            c.default_partitions = p.clamp(1, 1024) as u32;
+        }
+        if let Some(ms) = num("STRATA_STALENESS_MS") {
+            c.eventual_staleness = Duration::from_millis(ms);
+        }
+        if let Some(mb) = num("STRATA_CACHE_MB") {
+            c.cache_bytes = mb << 20;
+        }
+        c
+    }
+
     /// A view (manifest and log tail) older than this must be re-checked
     /// before it is used to write or to serve a strong read.
     pub fn max_view_age(&self) -> Duration {

@@ -41,6 +41,31 @@ impl Engine {
         Ok(Self::new_unchecked(opened.store, opened.url, config))
     }
 
+    /// Opens the store at `url` without the atomicity probe (no network I/O):
+    /// call [`Engine::check_store`] before serving. For a Lambda function's
+    /// init phase.
+    pub fn open_unchecked(url: &str, config: EngineConfig) -> Result<Engine> {
+        let opened = strata_store::open_unchecked(url)?;
+        Ok(Self::new_unchecked(opened.store, opened.url, config))
+    }
+
+    /// Refuses the store unless its conditional create is atomic (the probe
+    /// [`Engine::open`] runs).
+    pub async fn check_store(&self) -> Result<()> {
+        strata_store::probe_atomic_create(&self.ctx.store, &self.store_name).await?;
+        Ok(())
+    }
+
+    /// An engine over an already-built store, without the probe: call
+    /// [`Engine::check_store`] before serving.
+    pub fn with_store_unchecked(
+        store: Arc<dyn ObjectStore>,
+        name: impl Into<String>,
+        config: EngineConfig,
+    ) -> Engine {
+        Self::new_unchecked(store, name.into(), config)
+    }
+
     /// An engine over an already-built store; probes it first.
     pub async fn with_store(
         store: Arc<dyn ObjectStore>,

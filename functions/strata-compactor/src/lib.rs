@@ -1,0 +1,46 @@
+//! What the compactor does for one event, apart from Lambda so it can be
+//! tested directly.
+//!
+//! - `{"table": "t", "partition": 3}` (from the API function, when that
+//!   partition's log passed its threshold): compact that partition.
+//! - anything else (the schedule): compact every partition of every table,
+//!   then collect garbage.
+//!
+//! Any number of compactors may run at once: the manifest's conditional
+//! create lets one win each version, and a loser discards its run.
+
+use serde_json::{json, Value};
+use strata_engine::{CompactionOutcome, Engine};
+
+pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engine::Error> {
+    if let (Some(table), Some(partition)) = (event["table"].as_str(), event["partition"].as_u64()) {
+        let out = engine.compact_partition(table, partition as u32).await?;
+        return Ok(json!({ "table": table, "partition": partition, "outcome": describe(&out) }));
+    }
+    let mut tables = Vec::new();
+    for table in engine.list_tables().await? {
+        let outcomes = engine.compact(&table).await?;
+        let gc = engine.gc(&table).await?;
+        tables.push(json!({
+            "table": table,
+            "compacted": outcomes.iter().filter(|o| matches!(o, CompactionOutcome::Compacted { .. })).count(),
+            "gc": { "segments": gc.segments, "manifests": gc.manifests, "runs": gc.runs },
+        }));
+    }
+    Ok(json!({ "tables": tables }))
+}
+
+fn describe(o: &CompactionOutcome) -> String {
+    match o {
+        CompactionOutcome::NothingToDo => "nothing to do".into(),
+        CompactionOutcome::Busy => "busy".into(),
+        CompactionOutcome::LostRace => "another compactor won".into(),
+        CompactionOutcome::Compacted {
+            version,
+            compacted_through,
+            runs,
+        } => {
+            format!("manifest {version}, folded through seq {compacted_through}, {runs} runs")
+        }
+    }
+}
