@@ -90,7 +90,7 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Defaults, overridden by the environment where set: `STRATA_REGION`
     /// (else `AWS_REGION`), `STRATA_PARTITIONS`, `STRATA_STALENESS_MS`,
-    /// `STRATA_CACHE_MB`.
+    /// `STRATA_CACHE_MB`, `STRATA_COMPACT_AFTER_SEGMENTS`.
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
@@ -106,6 +106,9 @@ impl EngineConfig {
         }
         if let Some(mb) = num("STRATA_CACHE_MB") {
             c.cache_bytes = mb << 20;
+        }
+        if let Some(n) = num("STRATA_COMPACT_AFTER_SEGMENTS") {
+            c.compact_after_segments = n.max(1);
         }
         c
     }

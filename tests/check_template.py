@@ -1,0 +1,38 @@
+"""Runs the SAM transform on template.yaml offline, for both ApiAuthorization
+values, and checks the result (sam validate --lint does not run the transform).
+Run with the lambda tooling venv: .venv-lambda/bin/python tests/check_template.py"""
+import copy
+import os
+import sys
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "offline")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "offline")
+
+from samtranslator.translator.transform import transform  # noqa: E402
+from samtranslator.yaml_helper import yaml_parse  # noqa: E402
+
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+template = yaml_parse(open(os.path.join(root, "template.yaml")).read())
+for auth in ["AWS_IAM", "NONE"]:
+    t = copy.deepcopy(template)
+    for r in t["Resources"].values():
+        if r["Type"] == "AWS::Serverless::Function":
+            r["Properties"]["CodeUri"] = "s3://bucket/code.zip"  # what sam package puts there
+    out = transform(t, {"ApiAuthorization": auth}, NoManagedPolicies())
+    types = sorted(v["Type"] for v in out["Resources"].values())
+    for needed in ["AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::S3::Bucket", "AWS::Scheduler::Schedule", "AWS::Lambda::Permission"]:
+        if needed not in types:
+            sys.exit(f"{auth}: transformed template lacks {needed}")
+    functions = [v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
+    for f in functions:
+        p = f["Properties"]
+        if p.get("Runtime") != "provided.al2023" or p.get("Architectures") != ["arm64"]:
+            sys.exit(f"{auth}: a function is not provided.al2023/arm64: {p.get('Runtime')} {p.get('Architectures')}")
+    print(f"template transforms with ApiAuthorization={auth}: {len(out['Resources'])} resources, {len(functions)} functions")
