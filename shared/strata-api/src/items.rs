@@ -157,8 +157,20 @@ fn write_cost(o: &strata_engine::WriteOutcome) -> f64 {
 }
 
 pub async fn put(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let table = table_name(req)?;
     let item = req.item("Item")?.ok_or_else(|| missing("Item"))?;
+    put_or_delete(api, req, Whole::Put(item)).await
+}
+
+/// What PutItem or DeleteItem acts on.
+enum Whole {
+    Put(Item),
+    /// The key attributes of the item to delete.
+    Delete(Item),
+}
+
+/// PutItem and DeleteItem: one request shape around a different change.
+async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json> {
+    let table = table_name(req)?;
     let rv = req.choice(
         "ReturnValues",
         &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
@@ -175,10 +187,19 @@ pub async fn put(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
-    let key = item_key(&d.key_schema, &item)?;
+    let (key, change) = match whole {
+        Whole::Put(item) => (
+            item_key(&d.key_schema, &item)?,
+            strata_engine::Change::Put(item),
+        ),
+        Whole::Delete(attrs) => (
+            key_of_attrs(&d.key_schema, &attrs)?,
+            strata_engine::Change::Delete,
+        ),
+    };
     let op = WriteOp {
         key,
-        change: strata_engine::Change::Put(item),
+        change,
         condition: engine_condition(cond),
     };
     let o = write_one(api, table, op, on_failure).await?;
@@ -289,40 +310,9 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 }
 
 pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let table = table_name(req)?;
     // The whole request is read and checked before any table is looked at.
     let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
-    let rv = req.choice(
-        "ReturnValues",
-        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
-        "NONE",
-    )?;
-    if rv != "NONE" && rv != "ALL_OLD" {
-        return Err(ApiError::validation(
-            "ReturnValues can only be ALL_OLD or NONE",
-        ));
-    }
-    let on_failure = return_on_failure(req)?;
-    let mode = capacity_mode(req)?;
-    let ph = placeholders(req, &["ConditionExpression"])?;
-    let cond = condition(req, &ph)?;
-    ph.check_all_used()?;
-    let d = descriptor(api, table).await?;
-    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
-    let op = WriteOp {
-        key,
-        change: strata_engine::Change::Delete,
-        condition: engine_condition(cond),
-    };
-    let o = write_one(api, table, op, on_failure).await?;
-    let units = write_cost(&o);
-    Ok(finish(
-        Map::new(),
-        if rv == "ALL_OLD" { o.old } else { None },
-        table,
-        units,
-        &mode,
-    ))
+    put_or_delete(api, req, Whole::Delete(key_attrs)).await
 }
 
 /// Most write requests one BatchWriteItem may carry.

@@ -216,23 +216,18 @@ fn start_key(req: &Req, schema: &KeySchema) -> ApiResult<Option<ItemKey>> {
 }
 
 /// Filters and projects a page and builds the response body.
-fn respond(
-    page: Page,
-    table: &str,
-    filter: Option<&Cond>,
-    proj: Option<&Vec<DocPath>>,
-    select: &str,
-    strong: bool,
-    mode: &str,
-) -> Json {
+fn respond(page: Page, table: &str, p: &ReadParams) -> Json {
     let scanned = page.items.len();
     let bytes: usize = page.items.iter().map(|i| item_size(i)).sum();
     let mut items = Vec::new();
     for item in &page.items {
-        if filter.is_some_and(|f| !eval_condition(f, Some(item))) {
+        if p.filter
+            .as_ref()
+            .is_some_and(|f| !eval_condition(f, Some(item)))
+        {
             continue;
         }
-        items.push(match proj {
+        items.push(match &p.proj {
             Some(paths) => item_to_json(&expr::project(item, paths)),
             None => item_to_json(item),
         });
@@ -240,16 +235,55 @@ fn respond(
     let mut out = Map::new();
     out.insert("Count".into(), json!(items.len()));
     out.insert("ScannedCount".into(), json!(scanned));
-    if select != "COUNT" {
+    if p.select != "COUNT" {
         out.insert("Items".into(), Json::Array(items));
     }
     if let Some(k) = page.last_key {
         out.insert("LastEvaluatedKey".into(), item_to_json(&k));
     }
-    if let Some(c) = consumed(table, read_units(bytes, strong), mode) {
+    if let Some(c) = consumed(table, read_units(bytes, p.strong), &p.mode) {
         out.insert("ConsumedCapacity".into(), c);
     }
     Json::Object(out)
+}
+
+/// What Query and Scan share: filter, projection, Select, Limit,
+/// consistency and the capacity report.
+struct ReadParams {
+    filter: Option<Cond>,
+    proj: Option<Vec<DocPath>>,
+    select: String,
+    limit: usize,
+    strong: bool,
+    mode: String,
+}
+
+impl ReadParams {
+    fn read(req: &Req, ph: &Placeholders, legacy_filter: &str) -> ApiResult<ReadParams> {
+        let filter = filter(req, ph, legacy_filter)?;
+        let proj = projection(req, ph)?;
+        let select = select(req, &proj)?;
+        Ok(ReadParams {
+            filter,
+            proj,
+            select,
+            limit: limit(req)?,
+            strong: req.bool("ConsistentRead")?.unwrap_or(false),
+            mode: req.choice(
+                "ReturnConsumedCapacity",
+                &["INDEXES", "TOTAL", "NONE"],
+                "NONE",
+            )?,
+        })
+    }
+
+    fn consistency(&self) -> Consistency {
+        if self.strong {
+            Consistency::Strong
+        } else {
+            Consistency::Eventual
+        }
+    }
 }
 
 fn refuse_index(req: &Req) -> ApiResult<()> {
@@ -292,18 +326,9 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             ApiError::validation("Either the KeyConditions or KeyConditionExpression parameter must be specified in the request.")
         })?,
     };
-    let filter = filter(req, &ph, "QueryFilter")?;
-    let proj = projection(req, &ph)?;
-    let select = select(req, &proj)?;
+    let params = ReadParams::read(req, &ph, "QueryFilter")?;
     ph.check_all_used()?;
-    let limit = limit(req)?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
-    let strong = req.bool("ConsistentRead")?.unwrap_or(false);
-    let mode = req.choice(
-        "ReturnConsumedCapacity",
-        &["INDEXES", "TOTAL", "NONE"],
-        "NONE",
-    )?;
     let d = descriptor(api, table).await?;
     let (hash, sort) = key_condition(&d.key_schema, key_cond)?;
     let start = start_key(req, &d.key_schema)?;
@@ -312,11 +337,7 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             return Err(ApiError::validation("The provided starting key is outside query boundaries based on provided conditions"));
         }
     }
-    let consistency = if strong {
-        Consistency::Strong
-    } else {
-        Consistency::Eventual
-    };
+    let consistency = params.consistency();
     let page = api
         .engine()
         .query(
@@ -324,21 +345,13 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             &hash,
             &sort,
             forward,
-            limit,
+            params.limit,
             start.as_ref(),
             PAGE_BYTES,
             consistency,
         )
         .await?;
-    Ok(respond(
-        page,
-        table,
-        filter.as_ref(),
-        proj.as_ref(),
-        &select,
-        strong,
-        &mode,
-    ))
+    Ok(respond(page, table, &params))
 }
 
 pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -350,17 +363,8 @@ pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         &["FilterExpression", "ProjectionExpression"],
     )?;
     let ph = placeholders(req, &["FilterExpression", "ProjectionExpression"])?;
-    let filter = filter(req, &ph, "ScanFilter")?;
-    let proj = projection(req, &ph)?;
-    let select = select(req, &proj)?;
+    let params = ReadParams::read(req, &ph, "ScanFilter")?;
     ph.check_all_used()?;
-    let limit = limit(req)?;
-    let strong = req.bool("ConsistentRead")?.unwrap_or(false);
-    let mode = req.choice(
-        "ReturnConsumedCapacity",
-        &["INDEXES", "TOTAL", "NONE"],
-        "NONE",
-    )?;
     let segment = match (req.int("Segment")?, req.int("TotalSegments")?) {
         (None, None) => None,
         (Some(s), Some(t)) if (1..=1_000_000).contains(&t) && (0..t).contains(&s) => Some((s as u32, t as u32)),
@@ -379,31 +383,19 @@ pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     };
     let d = descriptor(api, table).await?;
     let start = start_key(req, &d.key_schema)?;
-    let consistency = if strong {
-        Consistency::Strong
-    } else {
-        Consistency::Eventual
-    };
+    let consistency = params.consistency();
     let page = api
         .engine()
         .scan(
             table,
             segment,
             start.as_ref(),
-            limit,
+            params.limit,
             PAGE_BYTES,
             consistency,
         )
         .await?;
-    Ok(respond(
-        page,
-        table,
-        filter.as_ref(),
-        proj.as_ref(),
-        &select,
-        strong,
-        &mode,
-    ))
+    Ok(respond(page, table, &params))
 }
 
 /// Most keys one BatchGetItem may ask for, and most bytes it returns.

@@ -8,6 +8,38 @@ use aws_sdk_dynamodb::Client;
 use strata_api::Api;
 use strata_engine::{Engine, EngineConfig};
 
+/// Creates an on-demand table with `pk` (S) as partition key and `sk` (N)
+/// as sort key, the shape every test and benchmark here uses.
+pub async fn create_table(c: &Client, name: &str) {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let key = |n: &str, t| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .expect("key schema")
+    };
+    let def = |n: &str, t| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(t)
+            .build()
+            .expect("definition")
+    };
+    c.create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .attribute_definitions(def("pk", ScalarAttributeType::S))
+        .attribute_definitions(def("sk", ScalarAttributeType::N))
+        .send()
+        .await
+        .expect("create table");
+}
+
 /// A client for `endpoint` with throwaway credentials, as any user would configure it.
 pub async fn client(endpoint: &str) -> Client {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())

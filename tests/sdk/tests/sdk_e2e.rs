@@ -5,46 +5,12 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue as AV, BillingMode, KeySchemaElement, KeyType,
-    KeysAndAttributes, PutRequest, ReturnValue, ScalarAttributeType, WriteRequest,
+    AttributeValue as AV, KeysAndAttributes, PutRequest, ReturnValue, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
 async fn create(c: &Client, name: &str) {
-    c.create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("sk")
-                .key_type(KeyType::Range)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("sk")
-                .attribute_type(ScalarAttributeType::N)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("create table");
+    strata_sdk_tests::create_table(c, name).await;
     c.wait_until_table_exists()
         .table_name(name)
         .wait(std::time::Duration::from_secs(10))
