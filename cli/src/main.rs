@@ -139,6 +139,9 @@ async fn maintenance(engine: Arc<Engine>) {
                 tracing::warn!(table = %t, error = %e, "background GC failed");
             }
         }
+        if let Err(e) = engine.sweep_dead_incarnations().await {
+            tracing::warn!(error = %e, "sweeping deleted tables' data failed");
+        }
     }
 }
 

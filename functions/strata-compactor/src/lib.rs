@@ -4,7 +4,7 @@
 //! - `{"table": "t", "partition": 3}` (from the API function, when that
 //!   partition's log passed its threshold): compact that partition.
 //! - anything else (the schedule): compact every partition of every table,
-//!   then collect garbage.
+//!   collect garbage, and sweep the data of deleted table incarnations.
 //!
 //! Any number of compactors may run at once: the manifest's conditional
 //! create lets one win each version, and a loser discards its run.
@@ -27,7 +27,8 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
             "gc": { "segments": gc.segments, "manifests": gc.manifests, "runs": gc.runs },
         }));
     }
-    Ok(json!({ "tables": tables }))
+    let swept = engine.sweep_dead_incarnations().await?;
+    Ok(json!({ "tables": tables, "swept_objects": swept }))
 }
 
 fn describe(o: &CompactionOutcome) -> String {

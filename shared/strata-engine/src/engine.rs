@@ -520,6 +520,54 @@ impl Engine {
         Ok(total)
     }
 
+    /// Deletes the data of table incarnations that are no longer live: a
+    /// deleted table's, or a re-created table's predecessor's. The deleting
+    /// process purges right away; this catches what it missed and what other
+    /// instances wrote in the moments their descriptor cache still named the
+    /// old incarnation. Only once the table's latest schema change is older
+    /// than the GC grace period. Returns the number of objects deleted.
+    pub async fn sweep_dead_incarnations(&self) -> Result<usize> {
+        let store = self.ctx.store.as_ref();
+        let c = &self.ctx.config;
+        let horizon = now_ms().saturating_sub((c.gc_grace + c.clock_skew).as_millis() as u64);
+        let mut deleted = 0;
+        for name in catalog::names(store).await? {
+            let schemas = io::list(store, &paths::schema_dir(&name)).await?;
+            let Some(newest) = schemas
+                .iter()
+                .filter(|m| paths::parse_seq(&m.location).is_some())
+                .max_by_key(|m| m.location.clone())
+            else {
+                continue;
+            };
+            if (newest.last_modified.timestamp_millis().max(0) as u64) >= horizon {
+                continue; // too recent: writers may still be finishing
+            }
+            let Some(latest) = catalog::latest(store, &name).await? else {
+                continue;
+            };
+            let live = (!latest.deleted).then_some(latest.incarnation.as_str());
+            let root = paths::table_root(&name);
+            let listing = store
+                .list_with_delimiter(Some(&root))
+                .await
+                .map_err(|e| Error::store(&root, e))?;
+            for prefix in listing.common_prefixes {
+                let Some(dir) = prefix.filename() else {
+                    continue;
+                };
+                if dir == "schema" || Some(dir) == live {
+                    continue;
+                }
+                for meta in io::list(store, &prefix).await? {
+                    io::delete(store, &meta.location).await?;
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Per partition: (log tail seq, compacted_through, manifest version) as
     /// this engine's views see them.
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
