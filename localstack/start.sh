@@ -17,7 +17,9 @@ fi
 if curl -sf "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1; then
   echo "localstack: already running on 127.0.0.1:$port"
 else
-  GATEWAY_LISTEN=127.0.0.1:$port SERVICES=s3 EAGER_SERVICE_LOADING=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 \
+  # The hypercorn gateway: LocalStack 4.13.1's default (twisted) gateway ignores the host in
+  # GATEWAY_LISTEN and binds every interface; hypercorn binds 127.0.0.1 only.
+  GATEWAY_SERVER=hypercorn GATEWAY_LISTEN=127.0.0.1:$port SERVICES=s3 EAGER_SERVICE_LOADING=1 DNS_ADDRESS=0 DISABLE_EVENTS=1 \
     LOCALSTACK_TELEMETRY_DISABLED=1 SKIP_SSL_CERT_DOWNLOAD=1 FILESYSTEM_ROOT="$state" \
     LOCALSTACK_VOLUME_DIR="$state/volume" \
     nohup "$venv/bin/python" -m localstack.runtime.main >"$state/localstack.log" 2>&1 &
