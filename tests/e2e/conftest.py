@@ -26,15 +26,34 @@ def free_port():
         return s.getsockname()[1]
 
 
+STRATA_BIN = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
+
+
+def start_server(args, env=None, output=subprocess.DEVNULL):
+    """Starts `strata serve ARGS` on a free loopback port and waits until it
+    answers; returns (process, url). Output (stdout and stderr) goes to `output`."""
+    port = free_port()
+    proc = subprocess.Popen([STRATA_BIN, "serve", "--port", str(port), *args], env=env, stdout=output,
+                            stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(url + "/", timeout=0.5)
+            return proc, url
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"strata serve exited with {proc.returncode}")
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("strata serve did not start")
+
+
 @pytest.fixture(scope="session", params=STORES)
 def endpoint(request):
-    binary = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
-    port = free_port()
     env = dict(os.environ)
-    args = [binary, "serve", "--port", str(port)]
     tmp = tempfile.TemporaryDirectory()
     if request.param == "file":
-        args += ["--data", tmp.name]
+        args = ["--data", tmp.name]
     elif request.param == "localstack":
         env.update(
             AWS_ENDPOINT_URL=os.environ["STRATA_E2E_S3_ENDPOINT"],
@@ -42,20 +61,11 @@ def endpoint(request):
             AWS_SECRET_ACCESS_KEY="test",
             AWS_REGION="us-east-1",
         )
-        args += ["--store", f"s3://{os.environ['STRATA_E2E_BUCKET']}/e2e-{uuid.uuid4().hex}"]
+        args = ["--store", f"s3://{os.environ['STRATA_E2E_BUCKET']}/e2e-{uuid.uuid4().hex}"]
     else:
         raise ValueError(f"unknown store {request.param}")
-    log = open(os.path.join(tmp.name, "server.log"), "w") if request.param != "file" else open(os.path.join(tempfile.gettempdir(), f"strata-e2e-{port}.log"), "w")
-    proc = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/", timeout=0.5)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"strata exited with {proc.returncode}; see {log.name}")
-            time.sleep(0.05)
+    log = open(os.path.join(tmp.name, "server.log"), "w")
+    proc, url = start_server(args, env, output=log)
     yield url
     proc.terminate()
     proc.wait(timeout=10)

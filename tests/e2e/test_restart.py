@@ -1,26 +1,13 @@
 """Ctrl-C stops `strata serve` cleanly, and every acknowledged write survives a restart."""
-import os
 import signal
 import subprocess
 import tempfile
-import time
-import urllib.request
 
-from conftest import ROOT, free_port, make_client
+from conftest import STRATA_BIN, free_port, make_client, start_server
 
 
 def start(data):
-    binary = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
-    port = free_port()
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--data", data], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/", timeout=0.5)
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
+    return start_server(["--data", data], output=subprocess.PIPE)
 
 
 def test_ctrl_c_is_clean_and_acknowledged_writes_survive():
@@ -46,6 +33,5 @@ def test_ctrl_c_is_clean_and_acknowledged_writes_survive():
 
 
 def test_refuses_a_bad_store_with_a_clear_message():
-    binary = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
-    out = subprocess.run([binary, "serve", "--store", "ftp://nowhere/x", "--port", str(free_port())], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([STRATA_BIN, "serve", "--store", "ftp://nowhere/x", "--port", str(free_port())], capture_output=True, text=True, timeout=30)
     assert out.returncode != 0 and "invalid store URL" in out.stderr

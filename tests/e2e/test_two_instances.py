@@ -1,32 +1,19 @@
 """Two `strata serve` instances on one store, as two warm Lambda instances:
 each has its own cache, and both stay coherent with the log."""
 import os
-import subprocess
 import tempfile
 import time
-import urllib.request
 import uuid
 
 import pytest
 
-from conftest import ROOT, free_port, make_client
+from conftest import make_client, start_server
 
 STALENESS_MS = 300
 
 
 def serve(store_args, env):
-    binary = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
-    port = free_port()
-    proc = subprocess.Popen([binary, "serve", "--port", str(port), "--staleness-ms", str(STALENESS_MS), *store_args],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url + "/", timeout=0.5)
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
+    return start_server(["--staleness-ms", str(STALENESS_MS), *store_args], env)
 
 
 def stores():
