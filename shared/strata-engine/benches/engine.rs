@@ -297,16 +297,12 @@ async fn run(name: &'static str, latency: LatencyProfile, scale: usize) -> Vec<R
                     n += p.items.len();
                     match p.last_key {
                         Some(k) => {
-                            after = Some(ItemKey {
-                                hash: KeyValue::S(match &k["pk"] {
-                                    Value::S(s) => s.clone(),
-                                    _ => unreachable!(),
-                                }),
-                                range: Some(match &k["sk"] {
-                                    Value::N(x) => KeyValue::N(x.clone()),
-                                    _ => unreachable!(),
-                                }),
-                            })
+                            after = Some(
+                                spec()
+                                    .key_schema
+                                    .key_from_attributes(&k)
+                                    .expect("a resume key is a key"),
+                            )
                         }
                         None => break,
                     }

@@ -218,14 +218,8 @@ pub async fn scan_all(e: &Engine, table: &str, page: usize) -> Vec<Item> {
 }
 
 pub fn item_key(i: &Item) -> ItemKey {
-    ItemKey {
-        hash: match &i["pk"] {
-            Value::S(s) => KeyValue::S(s.clone()),
-            _ => unreachable!(),
-        },
-        range: match &i["sk"] {
-            Value::N(x) => Some(KeyValue::N(x.clone())),
-            _ => unreachable!(),
-        },
-    }
+    spec("any")
+        .key_schema
+        .key_of(i)
+        .expect("an item of a pk/sk table")
 }
