@@ -24,6 +24,7 @@ fn spec() -> TableSpec {
         },
         partitions: Some(2),
         keep_old_images: false,
+        replicas: Vec::new(),
         meta: serde_json::Value::Null,
     }
 }

@@ -34,6 +34,7 @@ fn spec() -> TableSpec {
         },
         partitions: Some(8),
         keep_old_images: false,
+        replicas: Vec::new(),
         meta: serde_json::Value::Null,
     }
 }

@@ -376,6 +376,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         key_schema,
         partitions: None,
         keep_old_images: keeps_old_images(&meta),
+        replicas: Vec::new(),
         meta: Json::Object(meta),
     };
     let d = api.engine.create_table(spec).await.map_err(|e| match e {

@@ -64,6 +64,7 @@ fn spec() -> TableSpec {
         },
         partitions: Some(PARTITIONS),
         keep_old_images: false,
+        replicas: Vec::new(),
         meta: serde_json::Value::Null,
     }
 }

@@ -30,6 +30,10 @@ pub struct TableDescriptor {
     /// Keep each mutation's old image in the log (for streams).
     #[serde(default)]
     pub keep_old_images: bool,
+    /// Every region of the global table this table belongs to, this one
+    /// included, sorted; empty for a table of one region.
+    #[serde(default)]
+    pub replicas: Vec<String>,
     /// Settings the engine stores but does not interpret (billing mode,
     /// tags, TTL, stream and SSE specifications…), owned by the API layer.
     #[serde(default)]
@@ -44,6 +48,8 @@ pub struct TableSpec {
     /// Defaults to the engine's `default_partitions`.
     pub partitions: Option<u32>,
     pub keep_old_images: bool,
+    /// The global table's regions (see [`TableDescriptor::replicas`]).
+    pub replicas: Vec<String>,
     /// Opaque settings kept with the table (see [`TableDescriptor::meta`]).
     pub meta: serde_json::Value,
 }

@@ -15,8 +15,13 @@ use crate::error::{Error, Result};
 use crate::io::{self, Created};
 use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
-use crate::partition::{above_lo, below_hi, now_ms, CompactionOutcome, Ctx, GcReport, Partition};
+use crate::partition::{
+    above_lo, below_hi, now_ms, CompactionOutcome, Ctx, GcReport, LogRead, Partition,
+    ReplicatedChange,
+};
 use crate::paths;
+use crate::run::Version;
+use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
 struct TableHandle {
@@ -136,6 +141,7 @@ impl Engine {
             created_at_ms: now_ms(),
             deleted: false,
             keep_old_images: spec.keep_old_images,
+            replicas: spec.replicas,
             meta: spec.meta,
         };
         match catalog::publish(store, &desc).await? {
@@ -566,6 +572,85 @@ impl Engine {
             }
         }
         Ok(deleted)
+    }
+
+    // ------------------------------------------------- streams and replication
+
+    async fn partition(
+        &self,
+        table: &str,
+        part: u32,
+    ) -> Result<(Arc<TableHandle>, Arc<Partition>)> {
+        let t = self.table(table).await?;
+        let p =
+            t.partitions.get(part as usize).cloned().ok_or_else(|| {
+                Error::Validation(format!("table {table} has no partition {part}"))
+            })?;
+        Ok((t, p))
+    }
+
+    /// Up to `max` committed log segments of one partition from `from` on
+    /// (see [`LogRead`]), and the table incarnation they belong to.
+    pub async fn read_log(
+        &self,
+        table: &str,
+        part: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<(Arc<TableDescriptor>, LogRead)> {
+        let (t, p) = self.partition(table, part).await?;
+        Ok((Arc::clone(&t.desc), p.read_log(from, max).await?))
+    }
+
+    /// The first retained log segment and the tail of one partition.
+    pub async fn log_bounds(&self, table: &str, part: u32) -> Result<(u64, u64)> {
+        self.partition(table, part).await?.1.log_bounds().await
+    }
+
+    /// Every key's newest version in one partition, tombstones included,
+    /// and the log tail they are current as of.
+    pub async fn partition_snapshot(
+        &self,
+        table: &str,
+        part: u32,
+    ) -> Result<(u64, Vec<(Vec<u8>, Version)>)> {
+        self.partition(table, part).await?.1.snapshot().await
+    }
+
+    /// Applies versions replicated from other regions, last writer wins
+    /// (see [`Partition::apply_replicated`]). Each change's image must hold
+    /// its key. Returns how many changed the table.
+    pub async fn apply_replicated(
+        &self,
+        table: &str,
+        changes: Vec<(Arc<Item>, bool, Stamp)>,
+    ) -> Result<usize> {
+        let t = self.table(table).await?;
+        let schema = &t.desc.key_schema;
+        let mut by_part: HashMap<usize, Vec<ReplicatedChange>> = HashMap::new();
+        for (image, deleted, stamp) in changes {
+            let key = schema
+                .key_of(&image)
+                .map_err(|e| Error::Validation(e.to_string()))?;
+            check_key_types(schema, &key)?;
+            let p = partition_of(&key.hash, t.desc.partitions) as usize;
+            by_part.entry(p).or_default().push(ReplicatedChange {
+                key: encode_key(&key),
+                image,
+                deleted,
+                stamp,
+            });
+        }
+        let mut applied = 0;
+        let results = futures::future::join_all(by_part.iter().map(|(p, changes)| {
+            let part = Arc::clone(&t.partitions[(*p).min(t.partitions.len() - 1)]);
+            async move { part.apply_replicated(changes).await }
+        }))
+        .await;
+        for r in results {
+            applied += r?;
+        }
+        Ok(applied)
     }
 
     /// Per partition: (log tail seq, compacted_through, manifest version) as

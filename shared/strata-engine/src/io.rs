@@ -87,6 +87,15 @@ pub async fn list_after(
     Ok(v)
 }
 
+/// Whether an object exists (one HEAD).
+pub async fn exists(store: &dyn ObjectStore, path: &Path) -> Result<bool> {
+    match store.head(path).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(Error::store(path, e)),
+    }
+}
+
 /// Deletes, treating "already gone" as done.
 pub async fn delete(store: &dyn ObjectStore, path: &Path) -> Result<()> {
     match store.delete(path).await {

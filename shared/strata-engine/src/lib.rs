@@ -19,6 +19,7 @@ pub mod number;
 pub mod ops;
 mod partition;
 pub mod paths;
+pub mod replication;
 pub mod run;
 pub mod segment;
 pub mod value;
@@ -33,5 +34,6 @@ pub use ops::{
     Change, Committed, Condition, Consistency, Page, SortKeyCondition, UpdateFn, WriteOp,
     WriteOutcome, WriteRequest,
 };
-pub use partition::{CompactionOutcome, GcReport};
+pub use partition::{CompactionOutcome, GcReport, LogRead};
+pub use segment::Stamp;
 pub use value::{Item, ItemKey, KeyAttribute, KeySchema, KeyType, KeyValue, Value};

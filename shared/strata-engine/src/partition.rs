@@ -39,7 +39,7 @@ use crate::manifest::{FoldedToken, Manifest};
 use crate::ops::{Change, Committed, Page, WriteOutcome, WriteRequest};
 use crate::paths::{self, PartitionPaths};
 use crate::run::{build_run, Block, RunInfo, RunMeta, Version};
-use crate::segment::{LogSegment, Mutation};
+use crate::segment::{LogSegment, Mutation, Stamp};
 use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
@@ -89,13 +89,19 @@ impl View {
         if seg.seq <= self.tail {
             return;
         }
+        let origin: Arc<str> = Arc::from(seg.origin_region.as_str());
         for m in &seg.mutations {
             self.mem_bytes += entry_bytes(&m.key, &m.image);
+            let (ts_micros, origin) = match &m.replicated {
+                Some(s) => (s.ts_micros, Arc::clone(&s.region)),
+                None => (seg.commit_ts_micros, Arc::clone(&origin)),
+            };
             let replaced = self.mem.insert(
                 m.key.clone(),
                 Version {
                     seq: seg.seq,
-                    ts_micros: seg.commit_ts_micros,
+                    ts_micros,
+                    origin,
                     deleted: m.deleted,
                     item: Arc::clone(&m.image),
                 },
@@ -165,6 +171,28 @@ pub enum CompactionOutcome {
     LostRace,
 }
 
+/// A version replicated from another region, for
+/// [`Partition::apply_replicated`].
+#[derive(Debug, Clone)]
+pub struct ReplicatedChange {
+    /// The encoded key.
+    pub key: Vec<u8>,
+    /// The item, or for a delete its key attributes.
+    pub image: Arc<Item>,
+    pub deleted: bool,
+    pub stamp: Stamp,
+}
+
+/// Segments read from a partition's log.
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    pub segments: Vec<LogSegment>,
+    /// The newest committed sequence number when read.
+    pub tail: u64,
+    /// The requested position is older than the oldest retained segment.
+    pub trimmed: bool,
+}
+
 /// What a GC pass deleted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GcReport {
@@ -188,6 +216,8 @@ pub(crate) struct Partition {
     compacting: AtomicBool,
     /// When the compaction hook was last called for this partition.
     hooked: std::sync::Mutex<Option<Instant>>,
+    /// No log segment before this one exists any more (a lower bound).
+    first_retained: std::sync::atomic::AtomicU64,
 }
 
 impl Partition {
@@ -205,6 +235,7 @@ impl Partition {
             pending: std::sync::Mutex::new(Vec::new()),
             compacting: AtomicBool::new(false),
             hooked: std::sync::Mutex::new(None),
+            first_retained: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -556,13 +587,19 @@ impl Partition {
         let commit_id: u128 = rand::random();
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.refresh_if_stale().await?;
-            let (mutations, mut results) = self.evaluate(reqs).await?;
+            let (mutations, mut results, newest_seen) = self.evaluate(reqs).await?;
             if mutations.is_empty() {
                 return Ok(results.into_iter().map(|r| r.map(|(c, _)| c)).collect());
             }
+            // Newer than every version it replaces, even one replicated from a
+            // region whose clock runs ahead: last-writer-wins then agrees with
+            // the order this region applied them in.
             let (seq, ts) = {
                 let v = self.read_view();
-                (v.tail + 1, now_micros().max(v.last_ts + 1))
+                (
+                    v.tail + 1,
+                    now_micros().max(v.last_ts + 1).max(newest_seen + 1),
+                )
             };
             let seg = LogSegment {
                 seq,
@@ -698,8 +735,9 @@ impl Partition {
     async fn evaluate(
         &self,
         reqs: &[WriteRequest],
-    ) -> Result<(Vec<Mutation>, Vec<Result<(Committed, bool)>>)> {
+    ) -> Result<(Vec<Mutation>, Vec<Result<(Committed, bool)>>, u64)> {
         let keep_old = self.table.keep_old_images;
+        let mut newest_seen = 0;
         let mut state: HashMap<Vec<u8>, Option<Arc<Item>>> = HashMap::new();
         let mut tokens_in_batch: HashMap<&str, ()> = HashMap::new();
         let mut mutations = Vec::new();
@@ -727,11 +765,13 @@ impl Partition {
                 let key = encode_key(&op.key);
                 let current = match local.get(&key).or_else(|| state.get(&key)) {
                     Some(c) => c.clone(),
-                    None => self
-                        .lookup(&key)
-                        .await?
-                        .filter(|v| !v.deleted)
-                        .map(|v| v.item),
+                    None => {
+                        let found = self.lookup(&key).await?;
+                        if let Some(v) = &found {
+                            newest_seen = newest_seen.max(v.ts_micros);
+                        }
+                        found.filter(|v| !v.deleted).map(|v| v.item)
+                    }
                 };
                 match self.apply_op(op, current.as_deref(), index) {
                     Ok(new) => {
@@ -749,6 +789,7 @@ impl Partition {
                             image,
                             old_image: if keep_old { current.clone() } else { None },
                             token: req.token.clone(),
+                            replicated: None,
                         });
                         local.insert(key, new);
                     }
@@ -777,7 +818,7 @@ impl Partition {
                 }
             }
         }
-        Ok((mutations, results))
+        Ok((mutations, results, newest_seen))
     }
 
     /// One operation against the item's current state: the new state
@@ -836,6 +877,153 @@ impl Partition {
             ));
         }
         Ok(Some(new))
+    }
+
+    // ----------------------------------------------------------- replication
+
+    /// Applies versions replicated from another region, last writer wins:
+    /// a version is written only if its stamp is newer than the stamp of
+    /// what the partition holds for its key (tombstones included), so
+    /// applying a batch twice changes nothing the second time. Returns how
+    /// many were written.
+    pub async fn apply_replicated(self: &Arc<Self>, changes: &[ReplicatedChange]) -> Result<usize> {
+        let commit_id: u128 = rand::random();
+        let applied = {
+            let _g = self.sync.lock().await;
+            let mut applied = None;
+            for _ in 0..MAX_COMMIT_ATTEMPTS {
+                self.refresh_if_stale().await?;
+                let mutations = self.evaluate_replicated(changes).await?;
+                if mutations.is_empty() {
+                    applied = Some(0);
+                    break;
+                }
+                let n = mutations.len();
+                let (seq, ts) = {
+                    let v = self.read_view();
+                    (v.tail + 1, now_micros().max(v.last_ts + 1))
+                };
+                let seg = LogSegment {
+                    seq,
+                    commit_id,
+                    commit_ts_micros: ts,
+                    origin_region: self.ctx.config.region.clone(),
+                    mutations,
+                };
+                if self.try_append(&seg).await? {
+                    applied = Some(n);
+                    break;
+                }
+            }
+            applied
+        };
+        self.maybe_compact();
+        applied.ok_or_else(|| Error::Contention {
+            table: self.table.name.clone(),
+            partition: self.part,
+        })
+    }
+
+    async fn evaluate_replicated(&self, changes: &[ReplicatedChange]) -> Result<Vec<Mutation>> {
+        let keep_old = self.table.keep_old_images;
+        // Per key: the newest stamp so far and the live item, if any.
+        let mut seen: HashMap<&[u8], (Stamp, Option<Arc<Item>>)> = HashMap::new();
+        let mut out: Vec<Mutation> = Vec::new();
+        for c in changes {
+            let (stamp, current) = match seen.get(c.key.as_slice()) {
+                Some(s) => s.clone(),
+                None => match self.lookup(&c.key).await? {
+                    Some(v) => (v.stamp(), Some(v.item).filter(|_| !v.deleted)),
+                    None => (Stamp::default(), None),
+                },
+            };
+            if c.stamp <= stamp {
+                continue;
+            }
+            let image = Arc::clone(&c.image);
+            // An earlier change of this batch to the same key is superseded.
+            out.retain(|m| m.key != c.key);
+            out.push(Mutation {
+                key: c.key.clone(),
+                image: Arc::clone(&image),
+                deleted: c.deleted,
+                old_image: if keep_old { current.clone() } else { None },
+                token: None,
+                replicated: Some(c.stamp.clone()),
+            });
+            let live = (!c.deleted).then_some(image);
+            seen.insert(c.key.as_slice(), (c.stamp.clone(), live));
+        }
+        Ok(out)
+    }
+
+    /// Every key's newest version, tombstones included, as of the log tail
+    /// returned with them: what a replica starts from.
+    pub async fn snapshot(&self) -> Result<(u64, Vec<(Vec<u8>, Version)>)> {
+        {
+            let _g = self.sync.lock().await;
+            self.refresh_locked(Instant::now()).await?;
+        }
+        let (mem, manifest, tail) = {
+            let v = self.read_view();
+            let mem: Vec<(Vec<u8>, Version)> =
+                v.mem.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            (mem, Arc::clone(&v.manifest), v.tail)
+        };
+        let mut merge = self
+            .merger(mem, &manifest, Bound::Unbounded, Bound::Unbounded, true)
+            .await?;
+        let mut out = Vec::new();
+        while let Some(entry) = merge.next().await? {
+            out.push(entry);
+        }
+        Ok((tail, out))
+    }
+
+    /// The log as it is now: the first retained segment and the tail (the
+    /// newest committed sequence number). GC deletes a prefix of the log, so
+    /// the retained segments are `first..=tail`; `first == tail + 1` when
+    /// none is. Found by binary search with HEAD requests (LIST order is not
+    /// name order on every store), from a remembered lower bound.
+    pub async fn log_bounds(&self) -> Result<(u64, u64)> {
+        self.ensure_fresh(true).await?;
+        let tail = self.read_view().tail;
+        let (mut lo, mut hi) = (self.first_retained.load(Ordering::Relaxed).max(1), tail + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if io::exists(self.store(), &self.paths.log(mid)).await? {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        self.first_retained.fetch_max(lo, Ordering::Relaxed);
+        Ok((lo, tail))
+    }
+
+    /// Up to `max` committed segments from `from` on, in order (one GET
+    /// each, after one probe for the tail), with the tail as of the read.
+    /// `trimmed` when `from` is at or before the tail but no longer retained.
+    pub async fn read_log(&self, from: u64, max: usize) -> Result<LogRead> {
+        self.ensure_fresh(true).await?;
+        let tail = self.read_view().tail;
+        let from = from.max(1);
+        let mut segments = Vec::new();
+        let mut trimmed = false;
+        for seq in from..=tail.min(from.saturating_add(max as u64).saturating_sub(1)) {
+            match self.read_segment(seq).await? {
+                Some(seg) => segments.push(seg),
+                None => {
+                    trimmed = segments.is_empty();
+                    break;
+                }
+            }
+        }
+        Ok(LogRead {
+            segments,
+            tail,
+            trimmed,
+        })
     }
 
     // ------------------------------------------------------------ compaction

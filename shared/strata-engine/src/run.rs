@@ -19,13 +19,16 @@ use crate::value::Item;
 
 const BLOCK_MAGIC: &[u8; 4] = b"STDB";
 const META_MAGIC: &[u8; 4] = b"STRM";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// One version of one item: what the log or a run holds for a key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Version {
     pub seq: u64,
     pub ts_micros: u64,
+    /// The region that wrote this version (with `ts_micros`, its
+    /// last-writer-wins stamp).
+    pub origin: Arc<str>,
     pub deleted: bool,
     /// The item; for a tombstone, its key attributes.
     pub item: Arc<Item>,
@@ -102,6 +105,7 @@ pub fn build_run(
         block.bytes(key);
         block.u64(v.seq);
         block.u64(v.ts_micros);
+        block.str(&v.origin);
         block.u8(u8::from(v.deleted));
         block.item(&v.item);
         count += 1;
@@ -141,7 +145,7 @@ pub fn build_run(
 
 pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
     let (version, body) = unseal(META_MAGIC, bytes)?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(DecodeError(format!("unsupported run version {version}")));
     }
     let mut r = Reader::new(body);
@@ -161,7 +165,7 @@ pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
 
 pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
     let (version, body) = unseal(BLOCK_MAGIC, bytes)?;
-    if version != VERSION {
+    if version != VERSION && version != 1 {
         return Err(DecodeError(format!("unsupported block version {version}")));
     }
     let mut r = Reader::new(body);
@@ -171,6 +175,10 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
         let key = r.bytes()?.to_vec();
         let seq = r.u64()?;
         let ts_micros = r.u64()?;
+        let origin: Arc<str> = match version {
+            1 => Arc::from(""),
+            _ => Arc::from(r.str()?),
+        };
         let deleted = r.u8()? != 0;
         let item = Arc::new(r.item()?);
         out.push((
@@ -178,6 +186,7 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
             Version {
                 seq,
                 ts_micros,
+                origin,
                 deleted,
                 item,
             },
@@ -187,6 +196,16 @@ pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
         return Err(DecodeError("block keys out of order".into()));
     }
     Ok(out)
+}
+
+impl Version {
+    /// This version's last-writer-wins stamp.
+    pub fn stamp(&self) -> crate::segment::Stamp {
+        crate::segment::Stamp {
+            ts_micros: self.ts_micros,
+            region: Arc::clone(&self.origin),
+        }
+    }
 }
 
 impl RunMeta {
@@ -217,6 +236,7 @@ mod tests {
                     Version {
                         seq: u64::from(i),
                         ts_micros: 1,
+                        origin: Arc::from("r"),
                         deleted: i % 7 == 0,
                         item: Arc::new(item),
                     },

@@ -10,7 +10,26 @@ use crate::codec::{seal, unseal, DecodeError, Reader, Writer};
 use crate::value::Item;
 
 const MAGIC: &[u8; 4] = b"STSG";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+
+/// Who wrote a version of an item, and when: the order last-writer-wins
+/// replication uses. Compared by time first, then by region name, so two
+/// regions always agree which of two versions is newer.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Stamp {
+    pub ts_micros: u64,
+    pub region: Arc<str>,
+}
+
+impl Default for Stamp {
+    /// Older than every real version: what an absent key has.
+    fn default() -> Self {
+        Stamp {
+            ts_micros: 0,
+            region: Arc::from(""),
+        }
+    }
+}
 
 /// One mutation of one item.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +43,20 @@ pub struct Mutation {
     pub old_image: Option<Arc<Item>>,
     /// The client's request token, for idempotent retries.
     pub token: Option<String>,
+    /// Set when the mutation was replicated from another region: the
+    /// version's original stamp. A local mutation's stamp is its segment's
+    /// commit time and region.
+    pub replicated: Option<Stamp>,
+}
+
+impl LogSegment {
+    /// The stamp of mutation `m` of this segment.
+    pub fn stamp_of(&self, m: &Mutation) -> Stamp {
+        m.replicated.clone().unwrap_or_else(|| Stamp {
+            ts_micros: self.commit_ts_micros,
+            region: Arc::from(self.origin_region.as_str()),
+        })
+    }
 }
 
 /// A committed batch: the mutations of one or more requests, applied atomically.
@@ -60,13 +93,21 @@ impl LogSegment {
                 None => w.u8(0),
             }
             w.str(m.token.as_deref().unwrap_or(""));
+            match &m.replicated {
+                Some(s) => {
+                    w.u8(1);
+                    w.u64(s.ts_micros);
+                    w.str(&s.region);
+                }
+                None => w.u8(0),
+            }
         }
         seal(MAGIC, VERSION, &w.buf)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LogSegment, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if version != VERSION {
+        if version != VERSION && version != 1 {
             return Err(DecodeError(format!(
                 "unsupported segment version {version}"
             )));
@@ -88,12 +129,23 @@ impl LogSegment {
                 _ => Some(Arc::new(r.item()?)),
             };
             let token = Some(r.str()?.to_string()).filter(|t| !t.is_empty());
+            let replicated = match version {
+                1 => None,
+                _ => match r.u8()? {
+                    0 => None,
+                    _ => Some(Stamp {
+                        ts_micros: r.u64()?,
+                        region: Arc::from(r.str()?),
+                    }),
+                },
+            };
             mutations.push(Mutation {
                 key,
                 image,
                 deleted,
                 old_image,
                 token,
+                replicated,
             });
         }
         if !r.is_empty() {
@@ -127,6 +179,10 @@ mod tests {
                 deleted: false,
                 old_image: None,
                 token: Some("tok".into()),
+                replicated: Some(Stamp {
+                    ts_micros: 5,
+                    region: Arc::from("eu-west-1"),
+                }),
             }],
         };
         let bytes = seg.encode();

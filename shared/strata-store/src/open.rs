@@ -44,7 +44,10 @@ pub enum OpenError {
 ///   standard AWS environment (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT`, `AWS_REGION`
 ///   or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 ///   `AWS_SESSION_TOKEN`). With an explicit endpoint, requests use path-style
-///   addressing, and plain http is allowed when the endpoint is http.
+///   addressing, and plain http is allowed when the endpoint is http. Query
+///   parameters override the environment for this store only, so stores of
+///   different regions can live on different servers:
+///   `s3://bucket/prefix?endpoint=http://127.0.0.1:5000&region=eu-west-1`.
 pub async fn open_store(url: &str) -> Result<OpenedStore, OpenError> {
     let opened = open_unchecked(url)?;
     probe_atomic_create(&opened.store, &opened.url).await?;
@@ -80,14 +83,31 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
                 .filter(|b| !b.is_empty())
                 .ok_or_else(|| bad("an s3 URL needs a bucket: s3://bucket/prefix"))?;
             let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
-            let endpoint = env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]);
+            let query = |name: &str| {
+                parsed
+                    .query_pairs()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.into_owned())
+            };
+            for (k, _) in parsed.query_pairs() {
+                if k != "endpoint" && k != "region" {
+                    return Err(bad(&format!(
+                        "unknown parameter {k:?} (s3 URLs take endpoint and region)"
+                    )));
+                }
+            }
+            let endpoint = query("endpoint").or_else(|| {
+                env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
+            });
             if let Some(endpoint) = endpoint {
                 builder = builder
                     .with_allow_http(endpoint.starts_with("http://"))
                     .with_virtual_hosted_style_request(false)
                     .with_endpoint(endpoint);
             }
-            if let Some(region) = env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]) {
+            if let Some(region) =
+                query("region").or_else(|| env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
+            {
                 builder = builder.with_region(region);
             }
             let s3 = builder.build().map_err(|source| OpenError::Store {

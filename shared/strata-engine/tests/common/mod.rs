@@ -124,6 +124,7 @@ pub fn spec(name: &str) -> TableSpec {
         },
         partitions: None,
         keep_old_images: false,
+        replicas: Vec::new(),
         meta: serde_json::Value::Null,
     }
 }

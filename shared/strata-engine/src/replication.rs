@@ -1,0 +1,412 @@
+//! Global tables: active-active replication between regions, each with its
+//! own store, last writer wins.
+//!
+//! Every version of an item carries a [`Stamp`] (commit time, region). A
+//! local write is stamped newer than the version it replaces, and a
+//! replicated version is applied only if its stamp is newer than what the
+//! replica holds for the key (tombstones included). So each region ends up
+//! holding, for every key, the version with the greatest stamp it has been
+//! sent, whatever the order of arrival: once every region has been sent
+//! every version, all regions hold the same items.
+//!
+//! The [`Replicator`] of region A tails each partition log of each global
+//! table in A and sends the mutations that originated in A (never those A
+//! itself received by replication) to every other region of the table.
+//! Its position per (table, target region, partition) is a cursor object in
+//! the *target* store (`replication/<table>/<from-region>/p<part>`), written
+//! after the versions it covers are committed there: a replicator that dies
+//! mid-batch resends part of a batch, which last-writer-wins makes a no-op.
+//! A cursor for another table incarnation, or one pointing into log that GC
+//! has already deleted, starts a backfill: the partition's current versions
+//! (tombstones included) are sent, then tailing resumes from the tail they
+//! were read at.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use futures::stream::{self, StreamExt};
+use object_store::{path::Path, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{TableDescriptor, TableSpec};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::io;
+use crate::segment::Stamp;
+use crate::value::Item;
+
+/// Log segments read per step of a partition's replication.
+const SEGMENTS_PER_STEP: usize = 64;
+/// Versions per replicated commit during a backfill.
+const BACKFILL_CHUNK: usize = 1000;
+/// Partitions replicated at once.
+const PARALLEL_PARTITIONS: usize = 8;
+
+/// Where a replicator of `from` has got to in one partition of a table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Cursor {
+    source_incarnation: String,
+    target_incarnation: String,
+    /// Every mutation of the source log up to this sequence number has
+    /// been applied to the target.
+    seq: u64,
+}
+
+fn cursor_path(table: &str, from_region: &str, part: u32) -> Path {
+    Path::from(format!("replication/{table}/{from_region}/p{part:04}"))
+}
+
+/// What one replication pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplicationReport {
+    /// Source log segments read.
+    pub segments: usize,
+    /// Versions sent to replicas.
+    pub sent: usize,
+    /// Versions that changed a replica (the rest were already there or older).
+    pub applied: usize,
+    /// Partitions that had to be backfilled from a snapshot.
+    pub backfills: usize,
+}
+
+impl ReplicationReport {
+    fn add(&mut self, o: &ReplicationReport) {
+        self.segments += o.segments;
+        self.sent += o.sent;
+        self.applied += o.applied;
+        self.backfills += o.backfills;
+    }
+}
+
+/// Engines for the other regions, by region name.
+pub type Regions = BTreeMap<String, Arc<Engine>>;
+
+/// Replicates one region's writes to the other regions of its global tables.
+pub struct Replicator {
+    source: Arc<Engine>,
+    targets: Regions,
+    /// Cursors this process wrote or read, so a pass over a quiet
+    /// partition costs one probe of the source log and nothing else.
+    cursors: Mutex<HashMap<(String, String, u32), Cursor>>,
+}
+
+impl Replicator {
+    pub fn new(source: Arc<Engine>, targets: Regions) -> Self {
+        Self {
+            source,
+            targets,
+            cursors: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn region(&self) -> &str {
+        &self.source.config().region
+    }
+
+    /// One pass over every global table of the source region.
+    pub async fn run_once(&self) -> Result<ReplicationReport> {
+        let mut total = ReplicationReport::default();
+        let mut first_error = None;
+        for table in self.source.list_tables().await? {
+            match self.replicate_table(&table, None).await {
+                Ok(r) => total.add(&r),
+                Err(Error::TableNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(table = %table, error = %e, "replication failed");
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// One pass over a table: every partition (or only `parts`), to every
+    /// other region of the table.
+    pub async fn replicate_table(
+        &self,
+        table: &str,
+        parts: Option<&[u32]>,
+    ) -> Result<ReplicationReport> {
+        let desc = self.source.describe_table(table).await?;
+        let mut jobs = Vec::new();
+        for region in desc.replicas.iter().filter(|r| *r != self.region()) {
+            let target = self.targets.get(region).ok_or_else(|| {
+                Error::Validation(format!(
+                    "table {table} has a replica in region {region}, but no store is configured for that region"
+                ))
+            })?;
+            let all: Vec<u32> = (0..desc.partitions).collect();
+            for &part in parts.unwrap_or(&all) {
+                if part < desc.partitions {
+                    jobs.push((region.clone(), Arc::clone(target), part));
+                }
+            }
+        }
+        let desc = &desc;
+        let results: Vec<Result<ReplicationReport>> = stream::iter(jobs)
+            .map(|(region, target, part)| async move {
+                self.replicate_partition(desc, &region, &target, part).await
+            })
+            .buffer_unordered(PARALLEL_PARTITIONS)
+            .collect()
+            .await;
+        let mut total = ReplicationReport::default();
+        for r in results {
+            total.add(&r?);
+        }
+        Ok(total)
+    }
+
+    async fn replicate_partition(
+        &self,
+        desc: &TableDescriptor,
+        region: &str,
+        target: &Engine,
+        part: u32,
+    ) -> Result<ReplicationReport> {
+        let table = desc.name.as_str();
+        let tdesc = target.describe_table(table).await?;
+        let key = (region.to_string(), table.to_string(), part);
+        let path = cursor_path(table, self.region(), part);
+        let remembered = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
+        let stored = match remembered {
+            Some(c) => Some(c),
+            None => match io::get_opt(target.store().as_ref(), &path).await? {
+                Some(bytes) => serde_json::from_slice::<Cursor>(&bytes).ok(),
+                None => None,
+            },
+        };
+        let mut cursor = stored.filter(|c| {
+            c.source_incarnation == desc.incarnation && c.target_incarnation == tdesc.incarnation
+        });
+        let mut report = ReplicationReport::default();
+        loop {
+            let Some(c) = cursor.clone() else {
+                let tail = self.backfill(desc, target, part, &mut report).await?;
+                let c = Cursor {
+                    source_incarnation: desc.incarnation.clone(),
+                    target_incarnation: tdesc.incarnation.clone(),
+                    seq: tail,
+                };
+                self.save(target, &path, &key, &c).await?;
+                cursor = Some(c);
+                continue;
+            };
+            let (read_desc, read) = self
+                .source
+                .read_log(table, part, c.seq + 1, SEGMENTS_PER_STEP)
+                .await?;
+            if read_desc.incarnation != desc.incarnation {
+                return Err(Error::TableNotFound(table.to_string()));
+            }
+            if read.trimmed {
+                cursor = None; // GC went past us: start over from a snapshot
+                continue;
+            }
+            let Some(last) = read.segments.last().map(|s| s.seq) else {
+                return Ok(report);
+            };
+            let mut changes = Vec::new();
+            for seg in &read.segments {
+                report.segments += 1;
+                // Only what was written here; what arrived by replication
+                // is its origin region's to send.
+                if seg.origin_region != self.region() {
+                    continue;
+                }
+                for m in seg.mutations.iter().filter(|m| m.replicated.is_none()) {
+                    changes.push((Arc::clone(&m.image), m.deleted, seg.stamp_of(m)));
+                }
+            }
+            report.sent += changes.len();
+            if !changes.is_empty() {
+                report.applied += target.apply_replicated(table, changes).await?;
+            }
+            let next = Cursor { seq: last, ..c };
+            self.save(target, &path, &key, &next).await?;
+            cursor = Some(next);
+            if read.segments.len() < SEGMENTS_PER_STEP {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Sends the partition's current versions that originated here; returns
+    /// the log tail they are current as of.
+    async fn backfill(
+        &self,
+        desc: &TableDescriptor,
+        target: &Engine,
+        part: u32,
+        report: &mut ReplicationReport,
+    ) -> Result<u64> {
+        report.backfills += 1;
+        let (tail, versions) = self.source.partition_snapshot(&desc.name, part).await?;
+        let here = self.region();
+        let mine: Vec<(Arc<Item>, bool, Stamp)> = versions
+            .into_iter()
+            // Versions from before stamps carried a region count as local.
+            .filter(|(_, v)| &*v.origin == here || v.origin.is_empty())
+            .map(|(_, v)| {
+                let stamp = Stamp {
+                    ts_micros: v.ts_micros,
+                    region: Arc::from(here),
+                };
+                (v.item, v.deleted, stamp)
+            })
+            .collect();
+        for chunk in mine.chunks(BACKFILL_CHUNK) {
+            report.sent += chunk.len();
+            report.applied += target.apply_replicated(&desc.name, chunk.to_vec()).await?;
+        }
+        Ok(tail)
+    }
+
+    async fn save(
+        &self,
+        target: &Engine,
+        path: &Path,
+        key: &(String, String, u32),
+        cursor: &Cursor,
+    ) -> Result<()> {
+        let body = serde_json::to_vec(cursor).unwrap_or_default();
+        target
+            .store()
+            .put(path, PutPayload::from(body))
+            .await
+            .map_err(|e| Error::store(path, e))?;
+        self.cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.clone(), cursor.clone());
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------ membership
+
+/// Adds a replica of `table` in `region`, as UpdateTable's ReplicaUpdates
+/// Create does: creates the table there (same keys, partitions and
+/// settings, empty) and records the new region in every member's
+/// descriptor. The replicators then fill it. `regions` must name every
+/// current member other than `local`'s own region.
+pub async fn add_replica(
+    local: &Engine,
+    regions: &Regions,
+    table: &str,
+    region: &str,
+) -> Result<TableDescriptor> {
+    let here = local.config().region.clone();
+    let desc = local.describe_table(table).await?;
+    if region == here || desc.replicas.iter().any(|r| r == region) {
+        return Err(Error::Validation(format!(
+            "Failed to create a new replica of table with name: '{table}' because one or more replicas already existed as tables."
+        )));
+    }
+    let target = engine_for(regions, table, region)?;
+    let mut members: BTreeSet<String> = desc.replicas.iter().cloned().collect();
+    members.insert(here.clone());
+    members.insert(region.to_string());
+    let members: Vec<String> = members.into_iter().collect();
+    match target
+        .create_table(TableSpec {
+            name: table.to_string(),
+            key_schema: desc.key_schema.clone(),
+            partitions: Some(desc.partitions),
+            keep_old_images: desc.keep_old_images,
+            replicas: members.clone(),
+            meta: desc.meta.clone(),
+        })
+        .await
+    {
+        Ok(_) => {}
+        Err(Error::TableExists(_)) => {
+            return Err(Error::Validation(format!(
+                "Failed to create a new replica of table with name: '{table}' because one or more replicas already existed as tables."
+            )))
+        }
+        Err(e) => return Err(e),
+    }
+    set_members(local, regions, table, &desc.replicas, &members, region).await
+}
+
+/// Removes the replica of `table` in `region` (ReplicaUpdates Delete):
+/// deletes the table there and drops the region from every other member.
+pub async fn remove_replica(
+    local: &Engine,
+    regions: &Regions,
+    table: &str,
+    region: &str,
+) -> Result<TableDescriptor> {
+    let here = local.config().region.clone();
+    let desc = local.describe_table(table).await?;
+    if !desc.replicas.iter().any(|r| r == region) || region == here {
+        return Err(Error::Validation(format!(
+            "Cannot delete replica in region {region}: it is not a replica of table {table} other than this region's"
+        )));
+    }
+    let target = engine_for(regions, table, region)?;
+    match target.delete_table(table).await {
+        Ok(_) | Err(Error::TableNotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    let members: Vec<String> = desc
+        .replicas
+        .iter()
+        .filter(|r| *r != region)
+        .cloned()
+        .collect();
+    // A table left alone is no longer global.
+    let members = if members.len() <= 1 {
+        Vec::new()
+    } else {
+        members
+    };
+    set_members(local, regions, table, &desc.replicas, &members, region).await
+}
+
+fn engine_for<'a>(regions: &'a Regions, table: &str, region: &str) -> Result<&'a Arc<Engine>> {
+    regions.get(region).ok_or_else(|| {
+        Error::Validation(format!(
+            "Cannot manage a replica of table {table} in region {region}: no store is configured for that region (set STRATA_REGIONS or --replica)"
+        ))
+    })
+}
+
+/// Writes the new member list into every member's descriptor (old members
+/// and new, except `skip`, which was just created or deleted), this
+/// region's last.
+async fn set_members(
+    local: &Engine,
+    regions: &Regions,
+    table: &str,
+    old: &[String],
+    members: &[String],
+    skip: &str,
+) -> Result<TableDescriptor> {
+    let here = local.config().region.as_str();
+    let set = |d: &mut TableDescriptor| {
+        d.replicas = members.to_vec();
+        Ok(())
+    };
+    let others: BTreeSet<&String> = old.iter().chain(members).collect();
+    for region in others {
+        if region == here || region == skip {
+            continue;
+        }
+        let engine = engine_for(regions, table, region)?;
+        match engine.update_table(table, set).await {
+            Ok(_) | Err(Error::TableNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    local.update_table(table, set).await
+}

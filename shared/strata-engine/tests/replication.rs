@@ -1,0 +1,482 @@
+//! Global tables: regions on separate stores converge item for item.
+//!
+//! Region pairs: two in-memory stores always; with `STRATA_TEST_S3` naming
+//! two servers (the test command: LocalStack and moto), one region on each.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use rand::{Rng, SeedableRng};
+use strata_engine::replication::{add_replica, remove_replica, Regions, Replicator};
+use strata_engine::*;
+use strata_store::faults::{with_faults, FaultPlan};
+
+const TABLE: &str = "global";
+
+struct Region {
+    name: String,
+    engine: Arc<Engine>,
+}
+
+/// Region layouts to run on: per layout, the backend of each region (a
+/// backend makes a fresh store every time). Always all in memory; with two
+/// or more S3 servers configured, regions spread over them.
+fn layouts(regions: usize) -> Vec<(String, Vec<Arc<common::Backend>>)> {
+    let all: Vec<Arc<common::Backend>> = backends().into_iter().map(Arc::new).collect();
+    let memory = all
+        .iter()
+        .find(|b| b.name == "memory")
+        .cloned()
+        .expect("memory");
+    let mut out = vec![("memory".to_string(), vec![memory; regions])];
+    let remote: Vec<_> = all.iter().filter(|b| b.is_remote()).cloned().collect();
+    if remote.len() >= 2 {
+        let picked: Vec<_> = (0..regions)
+            .map(|i| Arc::clone(&remote[i % remote.len()]))
+            .collect();
+        let names: Vec<&str> = picked.iter().map(|b| b.name.as_str()).collect();
+        out.push((names.join("+"), picked));
+    }
+    out
+}
+
+fn memory_backend() -> Arc<common::Backend> {
+    layouts(1).remove(0).1.remove(0)
+}
+
+fn region_name(i: usize) -> String {
+    ["us-east-1", "eu-west-1", "ap-south-1"][i].to_string()
+}
+
+async fn open_regions(stores: &[Arc<common::Backend>]) -> Vec<Region> {
+    let mut out = Vec::new();
+    for (i, b) in stores.iter().enumerate() {
+        let config = EngineConfig {
+            region: region_name(i),
+            eventual_staleness: Duration::from_millis(0),
+            ..test_config()
+        };
+        out.push(Region {
+            name: region_name(i),
+            engine: Arc::new(engine(&b.store(), config).await),
+        });
+    }
+    out
+}
+
+/// The engines of every region but `i`, as a region's configuration names them.
+fn others(regions: &[Region], i: usize) -> Regions {
+    regions
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, r)| (r.name.clone(), Arc::clone(&r.engine)))
+        .collect()
+}
+
+fn replicator(regions: &[Region], i: usize) -> Replicator {
+    Replicator::new(Arc::clone(&regions[i].engine), others(regions, i))
+}
+
+/// A global table over every region, created in the first and extended.
+async fn global_table(regions: &[Region]) {
+    regions[0]
+        .engine
+        .create_table(spec(TABLE))
+        .await
+        .expect("create");
+    for r in &regions[1..] {
+        add_replica(&regions[0].engine, &others(regions, 0), TABLE, &r.name)
+            .await
+            .expect("add replica");
+    }
+}
+
+/// Replicates every region until a full pass sends nothing.
+async fn settle(reps: &[Replicator]) {
+    for _ in 0..10 {
+        let mut sent = 0;
+        for r in reps {
+            sent += r.run_once().await.expect("replicate").sent;
+        }
+        if sent == 0 {
+            return;
+        }
+    }
+    panic!("replication did not settle");
+}
+
+async fn contents(e: &Engine) -> BTreeMap<String, Item> {
+    scan_all(e, TABLE, 97)
+        .await
+        .into_iter()
+        .map(|i| (format!("{:?}/{:?}", i["pk"], i["sk"]), i))
+        .collect()
+}
+
+async fn assert_converged(regions: &[Region]) -> BTreeMap<String, Item> {
+    let first = contents(&regions[0].engine).await;
+    for r in &regions[1..] {
+        let other = contents(&r.engine).await;
+        let differ: Vec<_> = first
+            .keys()
+            .chain(other.keys())
+            .filter(|k| first.get(*k) != other.get(*k))
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{} and {} differ at {differ:?}",
+            regions[0].name,
+            r.name
+        );
+    }
+    first
+}
+
+/// A random write to one of a few keys: puts, deletes, ADDs to a number and
+/// to a string set, so regions overlap on every kind of change.
+async fn random_write(e: &Engine, rng: &mut rand::rngs::StdRng, region: &str, i: usize) {
+    let k = rng.random_range(0..12);
+    let key = key("k", k);
+    let req = match rng.random_range(0..4) {
+        0 => WriteOp::put(
+            key,
+            item(
+                "k",
+                k,
+                &[("by", Value::S(region.into())), ("i", n(i as i64))],
+            ),
+        ),
+        1 => WriteOp::delete(key),
+        2 => WriteOp::update(key, increment()),
+        _ => {
+            let tag = format!("{region}-{i}");
+            WriteOp::update(
+                key,
+                Arc::new(move |cur: Option<&Item>| {
+                    let mut item = cur.cloned().unwrap_or_default();
+                    let mut set = match item.get("tags") {
+                        Some(Value::SS(s)) => s.clone(),
+                        _ => Default::default(),
+                    };
+                    if !set.contains(&tag) {
+                        set.push(tag.clone());
+                        set.sort();
+                    }
+                    item.insert("tags".into(), Value::SS(set));
+                    Ok(item)
+                }),
+            )
+        }
+    };
+    e.write(TABLE, WriteRequest::single(req))
+        .await
+        .expect("write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_writes_converge() {
+    for (layout, stores) in layouts(2) {
+        let regions = open_regions(&stores).await;
+        global_table(&regions).await;
+        let reps: Vec<Replicator> = (0..2).map(|i| replicator(&regions, i)).collect();
+        let writes = if layout == "memory" { 300 } else { 60 };
+        let mut tasks = Vec::new();
+        for (i, r) in regions.iter().enumerate() {
+            for t in 0..2 {
+                let e = Arc::clone(&r.engine);
+                let name = r.name.clone();
+                tasks.push(tokio::spawn(async move {
+                    let mut rng = rand::rngs::StdRng::seed_from_u64((i * 10 + t) as u64);
+                    for w in 0..writes {
+                        random_write(&e, &mut rng, &name, w).await;
+                    }
+                }));
+            }
+        }
+        // Replicate while the writes run, then to the end.
+        let reps = Arc::new(reps);
+        let running = {
+            let reps = Arc::clone(&reps);
+            tokio::spawn(async move {
+                for _ in 0..20 {
+                    for r in reps.iter() {
+                        r.run_once().await.expect("replicate");
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        };
+        for t in tasks {
+            t.await.unwrap();
+        }
+        running.await.unwrap();
+        settle(&reps).await;
+        let items = assert_converged(&regions).await;
+        assert!(!items.is_empty(), "{layout}: something survived");
+        // Tombstones win too: a key deleted last in one region is absent in both.
+        for r in &regions {
+            r.engine.compact(TABLE).await.unwrap();
+        }
+        assert_converged(&regions).await;
+        eprintln!("{layout}: {} items converged", items.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn partitioned_regions_converge_after_healing() {
+    for (layout, stores) in layouts(2) {
+        let regions = open_regions(&stores).await;
+        global_table(&regions).await;
+        // Both sides write while no replicator runs (the link is down).
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for w in 0..80 {
+            let i = w % 2;
+            random_write(&regions[i].engine, &mut rng, &regions[i].name, w).await;
+        }
+        let a = contents(&regions[0].engine).await;
+        let b = contents(&regions[1].engine).await;
+        assert_ne!(a, b, "{layout}: the regions diverged while partitioned");
+        // Compaction and GC on both sides meanwhile change nothing.
+        for r in &regions {
+            r.engine.compact(TABLE).await.unwrap();
+        }
+        let reps: Vec<Replicator> = (0..2).map(|i| replicator(&regions, i)).collect();
+        settle(&reps).await;
+        assert_converged(&regions).await;
+    }
+}
+
+/// Every replicated version in `e`'s log, by (key, stamp): each must appear once.
+async fn replicated_versions(e: &Engine) -> HashMap<(Vec<u8>, Stamp), usize> {
+    let d = e.describe_table(TABLE).await.unwrap();
+    let mut seen = HashMap::new();
+    for part in 0..d.partitions {
+        let (_, read) = e.read_log(TABLE, part, 1, 100_000).await.unwrap();
+        assert!(!read.trimmed);
+        for seg in &read.segments {
+            for m in &seg.mutations {
+                if let Some(s) = &m.replicated {
+                    *seen.entry((m.key.clone(), s.clone())).or_insert(0) += 1;
+                }
+            }
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicator_killed_mid_batch_loses_nothing_and_applies_nothing_twice() {
+    for (layout, stores) in layouts(2) {
+        let regions = open_regions(&stores).await;
+        global_table(&regions).await;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for w in 0..120 {
+            random_write(&regions[0].engine, &mut rng, "us-east-1", w).await;
+            // Keys that only ever get one write: "nothing lost" is exact.
+            put(
+                &regions[0].engine,
+                TABLE,
+                item("once", w as i64, &[("w", n(w as i64))]),
+            )
+            .await;
+        }
+        // Kill the replicator at random moments, each time a fresh one (a
+        // new process: nothing remembered but the cursors in the store).
+        let mut kills = 0;
+        // The target answers slowly (1 ms a request), so the kills land
+        // inside batches rather than after them.
+        let slow: Arc<dyn object_store::ObjectStore> = strata_store::latency::with_latency(
+            Arc::clone(regions[1].engine.store()),
+            strata_store::latency::LatencyProfile {
+                get: Duration::from_millis(1),
+                put: Duration::from_millis(1),
+                list: Duration::from_millis(1),
+                head: Duration::from_millis(1),
+                delete: Duration::from_millis(1),
+            },
+        )
+        .0;
+        for delay_ms in [2u64, 5, 9, 14, 20, 30, 45, 60, 80] {
+            let target = Arc::new(Engine::with_store_unchecked(
+                Arc::clone(&slow),
+                "slow",
+                EngineConfig {
+                    region: regions[1].name.clone(),
+                    ..test_config()
+                },
+            ));
+            let rep = Arc::new(Replicator::new(
+                Arc::clone(&regions[0].engine),
+                BTreeMap::from([(regions[1].name.clone(), target)]),
+            ));
+            let task = tokio::spawn({
+                let rep = Arc::clone(&rep);
+                async move { rep.run_once().await }
+            });
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            if !task.is_finished() {
+                kills += 1;
+            }
+            task.abort();
+            let _ = task.await;
+        }
+        // And with the target store failing requests, some after they landed.
+        let faulty = {
+            let (store, _faults) = with_faults(
+                Arc::clone(regions[1].engine.store()),
+                3,
+                FaultPlan {
+                    error_rate: 0.2,
+                    lost_response_rate: 0.2,
+                    ..FaultPlan::default()
+                },
+            );
+            let config = EngineConfig {
+                region: regions[1].name.clone(),
+                ..test_config()
+            };
+            let store: Arc<dyn object_store::ObjectStore> = store;
+            Arc::new(Engine::with_store_unchecked(store, "faulty", config))
+        };
+        let flaky = Replicator::new(
+            Arc::clone(&regions[0].engine),
+            BTreeMap::from([(regions[1].name.clone(), faulty)]),
+        );
+        for _ in 0..5 {
+            let _ = flaky.run_once().await;
+        }
+        settle(&[replicator(&regions, 0)]).await;
+        assert_converged(&regions).await;
+        for w in 0..120 {
+            assert!(
+                get(&regions[1].engine, TABLE, &key("once", w))
+                    .await
+                    .is_some(),
+                "{layout}: once/{w} lost"
+            );
+        }
+        let dup: Vec<_> = replicated_versions(&regions[1].engine)
+            .await
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .collect();
+        assert!(dup.is_empty(), "{layout}: applied twice: {dup:?}");
+        eprintln!("{layout}: killed {kills} replicators mid-run");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_regions_converge() {
+    for (layout, stores) in layouts(3) {
+        let regions = open_regions(&stores).await;
+        global_table(&regions).await;
+        for r in &regions {
+            let d = r.engine.describe_table(TABLE).await.unwrap();
+            assert_eq!(d.replicas, vec!["ap-south-1", "eu-west-1", "us-east-1"]);
+        }
+        let reps: Vec<Replicator> = (0..3).map(|i| replicator(&regions, i)).collect();
+        let writes = if layout == "memory" { 200 } else { 40 };
+        let mut tasks = Vec::new();
+        for (i, r) in regions.iter().enumerate() {
+            let e = Arc::clone(&r.engine);
+            let name = r.name.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(100 + i as u64);
+                for w in 0..writes {
+                    random_write(&e, &mut rng, &name, w).await;
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        settle(&reps).await;
+        assert_converged(&regions).await;
+    }
+}
+
+#[tokio::test]
+async fn replica_added_later_is_backfilled_and_removed_cleanly() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let regions = open_regions(&stores).await;
+    let a = &regions[0].engine;
+    a.create_table(spec(TABLE)).await.unwrap();
+    for w in 0..50 {
+        put(a, TABLE, item("early", w, &[("w", n(w))])).await;
+    }
+    a.compact(TABLE).await.unwrap();
+    a.write(
+        TABLE,
+        WriteRequest::single(WriteOp::delete(key("early", 3))),
+    )
+    .await
+    .unwrap();
+    let d = add_replica(a, &others(&regions, 0), TABLE, "eu-west-1")
+        .await
+        .unwrap();
+    assert_eq!(d.replicas, vec!["eu-west-1", "us-east-1"]);
+    settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
+    let items = assert_converged(&regions).await;
+    assert_eq!(items.len(), 49);
+    // Adding it twice is refused; so is a region with no store.
+    assert!(add_replica(a, &others(&regions, 0), TABLE, "eu-west-1")
+        .await
+        .is_err());
+    let err = add_replica(a, &others(&regions, 0), TABLE, "sa-east-1")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no store is configured"), "{err}");
+    let d = remove_replica(a, &others(&regions, 0), TABLE, "eu-west-1")
+        .await
+        .unwrap();
+    assert!(d.replicas.is_empty());
+    assert!(matches!(
+        regions[1].engine.describe_table(TABLE).await,
+        Err(Error::TableNotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn later_local_write_beats_a_replicated_version_from_a_clock_ahead() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let regions = open_regions(&stores).await;
+    global_table(&regions).await;
+    let b = &regions[1].engine;
+    // A version from a region whose clock is an hour ahead arrives first.
+    let ahead = Stamp {
+        ts_micros: (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64)
+            + 3_600_000_000,
+        region: Arc::from("us-east-1"),
+    };
+    let applied = b
+        .apply_replicated(
+            TABLE,
+            vec![(Arc::new(item("c", 1, &[("v", n(1))])), false, ahead.clone())],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, 1);
+    // Sending it again changes nothing.
+    let again = b
+        .apply_replicated(
+            TABLE,
+            vec![(Arc::new(item("c", 1, &[("v", n(1))])), false, ahead)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, 0);
+    // A local overwrite after it must win everywhere, not lose to the clock.
+    put(b, TABLE, item("c", 1, &[("v", n(2))])).await;
+    settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
+    let items = assert_converged(&regions).await;
+    assert_eq!(items.values().next().map(|i| num_attr(i, "v")), Some(2));
+}
