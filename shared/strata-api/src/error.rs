@@ -29,6 +29,11 @@ impl ApiError {
         }
     }
 
+    /// Any other DynamoDB error code.
+    pub fn custom(code: &'static str, status: u16, m: impl Into<String>) -> Self {
+        Self::new(code, status, m)
+    }
+
     pub fn validation(m: impl Into<String>) -> Self {
         Self::new("ValidationException", 400, m)
     }

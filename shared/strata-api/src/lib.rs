@@ -12,11 +12,13 @@ mod legacy;
 pub mod metrics;
 mod reads;
 mod req;
+mod streams;
 mod tables;
 
 use std::sync::Arc;
 
 use serde_json::Value as Json;
+use strata_engine::replication::Regions;
 use strata_engine::Engine;
 
 pub use error::{ApiError, ApiResult};
@@ -30,6 +32,8 @@ pub struct Api {
     engine: Arc<Engine>,
     /// Region used in ARNs when a request's signature names none.
     default_region: String,
+    /// The stores of the other regions global tables may replicate to.
+    regions: Regions,
 }
 
 /// What is known of the caller: the region from its SigV4 credential scope.
@@ -53,7 +57,19 @@ impl Api {
         Self {
             engine,
             default_region: default_region.into(),
+            regions: Regions::new(),
         }
+    }
+
+    /// Names the other regions (and their stores' engines) that global
+    /// tables may have replicas in.
+    pub fn with_regions(mut self, regions: Regions) -> Self {
+        self.regions = regions;
+        self
+    }
+
+    pub fn regions(&self) -> &Regions {
+        &self.regions
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -110,9 +126,15 @@ impl Api {
         caller: &Caller,
         body: &[u8],
     ) -> ApiResult<Json> {
-        let op = target
-            .and_then(|t| t.strip_prefix("DynamoDB_20120810."))
-            .ok_or_else(ApiError::unknown_operation)?;
+        let (streams, op) = match target {
+            Some(t) if t.starts_with("DynamoDBStreams_20120810.") => {
+                (true, &t["DynamoDBStreams_20120810.".len()..])
+            }
+            Some(t) if t.starts_with("DynamoDB_20120810.") => {
+                (false, &t["DynamoDB_20120810.".len()..])
+            }
+            _ => return Err(ApiError::unknown_operation()),
+        };
         let parsed: Json = if body.iter().all(u8::is_ascii_whitespace) {
             Json::Object(Default::default())
         } else {
@@ -126,6 +148,9 @@ impl Api {
             ApiError::serialization("Start of structure or map found where not expected")
         })?;
         let req = Req(obj);
+        if streams {
+            return streams::dispatch(self, op, &req, caller).await;
+        }
         match op {
             "CreateTable" => tables::create(self, &req, caller).await,
             "DescribeTable" => tables::describe(self, &req, caller).await,

@@ -30,7 +30,7 @@ pub(crate) fn table_name<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
         .map_or(name, |(_, n)| n.split('/').next().unwrap_or(n)))
 }
 
-fn arn(region: &str, table: &str) -> String {
+pub(crate) fn arn(region: &str, table: &str) -> String {
     format!("arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}")
 }
 
@@ -42,7 +42,7 @@ fn key_type_name(t: KeyType) -> &'static str {
     }
 }
 
-fn iso_time(ms: u64) -> String {
+pub(crate) fn iso_time(ms: u64) -> String {
     // Seconds precision, UTC, without a date library: civil-from-days.
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -64,15 +64,24 @@ fn iso_time(ms: u64) -> String {
     )
 }
 
-/// DynamoDB's TableDescription for a descriptor.
-pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str) -> Json {
-    let meta = d.meta.as_object().cloned().unwrap_or_default();
+/// The KeySchema member of a table or stream description.
+pub(crate) fn key_schema_json(d: &TableDescriptor) -> Json {
     let mut key_schema = vec![json!({"AttributeName": d.key_schema.hash.name, "KeyType": "HASH"})];
+    if let Some(r) = &d.key_schema.range {
+        key_schema.push(json!({"AttributeName": r.name, "KeyType": "RANGE"}));
+    }
+    Json::Array(key_schema)
+}
+
+/// DynamoDB's TableDescription for a descriptor.
+/// `region` names the caller's region in ARNs; `home` is this server's
+/// region, left out of the Replicas list.
+pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home: &str) -> Json {
+    let meta = d.meta.as_object().cloned().unwrap_or_default();
     let mut defs = vec![
         json!({"AttributeName": d.key_schema.hash.name, "AttributeType": key_type_name(d.key_schema.hash.key_type)}),
     ];
     if let Some(r) = &d.key_schema.range {
-        key_schema.push(json!({"AttributeName": r.name, "KeyType": "RANGE"}));
         defs.push(json!({"AttributeName": r.name, "AttributeType": key_type_name(r.key_type)}));
     }
     let billing = meta
@@ -89,7 +98,7 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str) -> Js
     let mut t = json!({
         "AttributeDefinitions": defs,
         "TableName": d.name,
-        "KeySchema": key_schema,
+        "KeySchema": key_schema_json(d),
         "TableStatus": status,
         "CreationDateTime": created,
         "ProvisionedThroughput": {
@@ -135,6 +144,17 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str) -> Js
     }
     if let Some(class) = meta.get("TableClass") {
         t["TableClassSummary"] = json!({"TableClass": class});
+    }
+    if !d.replicas.is_empty() {
+        // Like DynamoDB, the other regions of the global table.
+        let others: Vec<Json> = d
+            .replicas
+            .iter()
+            .filter(|r| *r != home)
+            .map(|r| json!({"RegionName": r, "ReplicaStatus": "ACTIVE"}))
+            .collect();
+        t["Replicas"] = Json::Array(others);
+        t["GlobalTableVersion"] = json!("2019.11.21");
     }
     t
 }
@@ -277,11 +297,12 @@ fn strata_now_ms() -> u64 {
         .unwrap_or_default()
 }
 
+/// Whether the log keeps each mutation's old image: whenever a stream is
+/// enabled, whatever its view type, since telling INSERT from MODIFY (and a
+/// delete from a delete of nothing) needs the state before.
 fn keeps_old_images(meta: &Map<String, Json>) -> bool {
     meta.get("StreamSpecification")
-        .and_then(|s| s.get("StreamViewType"))
-        .and_then(Json::as_str)
-        .is_some_and(|v| v.contains("OLD"))
+        .is_some_and(|s| s.get("StreamEnabled") == Some(&Json::Bool(true)))
 }
 
 fn refuse_indexes(req: &Req) -> ApiResult<()> {
@@ -295,11 +316,6 @@ fn refuse_indexes(req: &Req) -> ApiResult<()> {
                 "{k}: secondary indexes are not supported by Strata yet"
             )));
         }
-    }
-    if req.arr("ReplicaUpdates")?.is_some_and(|a| !a.is_empty()) {
-        return Err(ApiError::validation(
-            "ReplicaUpdates: global tables are not supported by Strata yet",
-        ));
     }
     Ok(())
 }
@@ -385,7 +401,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         }
         e => e.into(),
     })?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE") }))
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
 }
 
 async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
@@ -398,7 +414,7 @@ async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
 pub async fn describe(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = table_name(req)?;
     let d = descriptor(api, name).await?;
-    Ok(json!({ "Table": description(&d, &caller.region, "ACTIVE") }))
+    Ok(json!({ "Table": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
 }
 
 pub async fn list(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -432,11 +448,14 @@ pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
             "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.",
         ));
     }
+    if !d.replicas.is_empty() {
+        strata_engine::replication::leave_group(&api.engine, api.regions(), name).await?;
+    }
     let d = api.engine.delete_table(name).await.map_err(|e| match e {
         strata_engine::Error::TableNotFound(_) => not_found(name),
         e => e.into(),
     })?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "DELETING") }))
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "DELETING", &api.engine.config().region) }))
 }
 
 async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
@@ -471,7 +490,8 @@ where
 pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = table_name(req)?;
     refuse_indexes(req)?;
-    let any = [
+    let replica_updates = req.arr("ReplicaUpdates")?.filter(|a| !a.is_empty());
+    let settings = [
         "BillingMode",
         "ProvisionedThroughput",
         "StreamSpecification",
@@ -482,7 +502,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     ]
     .iter()
     .any(|k| req.has(k));
-    if !any {
+    if !settings && replica_updates.is_none() {
         return Err(ApiError::validation(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
         ));
@@ -504,6 +524,13 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
             }
         }
     }
+    if let Some(updates) = replica_updates {
+        let d = update_replicas(api, name, updates).await?;
+        if !settings {
+            let home = &api.engine.config().region;
+            return Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }));
+        }
+    }
     let d = change_meta(api, name, |meta| {
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {
             billing(req, meta, false)?;
@@ -521,7 +548,40 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         Ok(())
     })
     .await?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE") }))
+    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
+}
+
+/// ReplicaUpdates: `{"Create": {"RegionName": …}}` or `{"Delete": {…}}`,
+/// each applied in turn (see `strata_engine::replication`).
+async fn update_replicas(api: &Api, name: &str, updates: &[Json]) -> ApiResult<TableDescriptor> {
+    use strata_engine::replication::{add_replica, remove_replica};
+    let mut d = descriptor(api, name).await?;
+    for u in updates {
+        let region = |action: &str| {
+            u.get(action)
+                .and_then(|a| a.get("RegionName"))
+                .and_then(Json::as_str)
+                .ok_or_else(|| missing("RegionName"))
+        };
+        let result = if u.get("Create").is_some() {
+            add_replica(&api.engine, api.regions(), name, region("Create")?).await
+        } else if u.get("Delete").is_some() {
+            remove_replica(&api.engine, api.regions(), name, region("Delete")?).await
+        } else if u.get("Update").is_some() {
+            return Err(invalid(
+                "ReplicaUpdates Update: per-replica settings are not supported by Strata; replicas share the table's settings",
+            ));
+        } else {
+            return Err(invalid(
+                "ReplicaUpdates: each update needs one of Create, Update or Delete",
+            ));
+        };
+        d = result.map_err(|e| match e {
+            strata_engine::Error::TableNotFound(_) => not_found(name),
+            e => e.into(),
+        })?;
+    }
+    Ok(d)
 }
 
 fn table_from_arn<'a>(req: &Req<'a>) -> ApiResult<&'a str> {

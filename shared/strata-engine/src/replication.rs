@@ -373,6 +373,30 @@ pub async fn remove_replica(
     set_members(local, regions, table, &desc.replicas, &members, region).await
 }
 
+/// Before this region's replica of `table` is deleted (DeleteTable on a
+/// global table): drops this region from every other member it can reach.
+pub async fn leave_group(local: &Engine, regions: &Regions, table: &str) -> Result<()> {
+    let here = local.config().region.as_str();
+    let desc = local.describe_table(table).await?;
+    let members: Vec<String> = desc.replicas.iter().filter(|r| *r != here).cloned().collect();
+    let members = if members.len() <= 1 { Vec::new() } else { members };
+    for region in desc.replicas.iter().filter(|r| *r != here) {
+        let Some(engine) = regions.get(region) else {
+            tracing::warn!(table, region = %region, "no store configured for a member region; it keeps listing this one");
+            continue;
+        };
+        let set = |d: &mut TableDescriptor| {
+            d.replicas = members.clone();
+            Ok(())
+        };
+        match engine.update_table(table, set).await {
+            Ok(_) | Err(Error::TableNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 fn engine_for<'a>(regions: &'a Regions, table: &str, region: &str) -> Result<&'a Arc<Engine>> {
     regions.get(region).ok_or_else(|| {
         Error::Validation(format!(
