@@ -77,7 +77,8 @@ set +e
 (cd "$root/tests/e2e" && STRATA_BIN="$root/target/debug/strata" STRATA_E2E_STORES=file,localstack \
   STRATA_AWS_CLI="$root/.venv-awscli/bin/aws" STRATA_CARGO_LAMBDA="$root/.venv-lambda/bin/cargo-lambda" \
   PATH="$root/.venv-lambda/bin:$PATH" \
-  STRATA_E2E_S3_ENDPOINT="http://127.0.0.1:$ls_port" STRATA_E2E_BUCKET="$bucket" \
+  STRATA_E2E_S3_ENDPOINT="http://127.0.0.1:$ls_port" STRATA_E2E_MOTO_ENDPOINT="http://127.0.0.1:$moto_port" \
+  STRATA_E2E_BUCKET="$bucket" \
   "$root/.venv-e2e/bin/python" -m pytest -q -p no:cacheprovider 2>&1 | tee "$root/.tmp/e2e.log")
 e2e_status=${PIPESTATUS[0]}
 set -e

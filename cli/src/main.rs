@@ -2,6 +2,8 @@
 //!
 //!     strata serve                       # http://127.0.0.1:8000, data in ./strata-data
 //!     strata serve --store s3://bucket/prefix --port 8001
+//!     strata serve --region us-east-1 --replica eu-west-1=file:///srv/eu   # global tables
+//!     strata replicate --once --region us-east-1 --replica eu-west-1=…
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use strata_api::Api;
+use strata_engine::replication::{open_regions, parse_regions, Regions, Replicator};
 use strata_engine::{Engine, EngineConfig};
 
 #[derive(Parser)]
@@ -27,6 +30,45 @@ struct Cli {
 enum Command {
     /// Serve the DynamoDB API locally (the embedded default: a local directory store).
     Serve(ServeArgs),
+    /// Replicate this region's global tables to their other regions, in a
+    /// loop (or one pass with --once); what `strata serve` does in the background.
+    Replicate(ReplicateArgs),
+}
+
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Directory for the local filesystem store (ignored with --store).
+    #[arg(long, default_value = "./strata-data", env = "STRATA_DATA")]
+    data: PathBuf,
+    /// Store URL instead of --data: file:///abs/dir, memory://, or s3://bucket/prefix
+    /// (S3 settings from the standard AWS environment: AWS_ENDPOINT_URL, AWS_REGION,
+    /// credentials; `?endpoint=…&region=…` overrides them for one store).
+    #[arg(long, env = "STRATA_STORE")]
+    store: Option<String>,
+    /// This server's region: stamped on commits, and the default in ARNs.
+    #[arg(long, default_value = "us-east-1", env = "STRATA_REGION")]
+    region: String,
+    /// Another region's store, for global tables: REGION=STORE-URL. Repeat per
+    /// region; STRATA_REGIONS takes the same entries separated by commas.
+    #[arg(
+        long = "replica",
+        value_name = "REGION=URL",
+        env = "STRATA_REGIONS",
+        value_delimiter = ','
+    )]
+    replicas: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct ReplicateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Milliseconds between passes.
+    #[arg(long, default_value_t = 200)]
+    interval_ms: u64,
+    /// One pass, then exit.
+    #[arg(long)]
+    once: bool,
 }
 
 #[derive(clap::Args)]
@@ -37,16 +79,11 @@ struct ServeArgs {
     /// Port to listen on.
     #[arg(long, default_value_t = 8000, env = "STRATA_PORT")]
     port: u16,
-    /// Directory for the local filesystem store (ignored with --store).
-    #[arg(long, default_value = "./strata-data", env = "STRATA_DATA")]
-    data: PathBuf,
-    /// Store URL instead of --data: file:///abs/dir, memory://, or s3://bucket/prefix
-    /// (S3 settings from the standard AWS environment: AWS_ENDPOINT_URL, AWS_REGION, credentials).
-    #[arg(long, env = "STRATA_STORE")]
-    store: Option<String>,
-    /// Region reported in ARNs when a request's signature names none, and stamped on commits.
-    #[arg(long, default_value = "us-east-1", env = "STRATA_REGION")]
-    region: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Milliseconds between replication passes, when other regions are configured.
+    #[arg(long, default_value_t = 200)]
+    replicate_interval_ms: u64,
     /// Partitions for new tables.
     #[arg(long, default_value_t = 8)]
     partitions: u32,
@@ -58,7 +95,7 @@ struct ServeArgs {
     cache_mb: Option<u64>,
 }
 
-fn store_url(args: &ServeArgs) -> Result<String, String> {
+fn store_url(args: &StoreArgs) -> Result<String, String> {
     if let Some(url) = &args.store {
         return Ok(url.clone());
     }
@@ -69,10 +106,18 @@ fn store_url(args: &ServeArgs) -> Result<String, String> {
     Ok(format!("file://{}", abs.display()))
 }
 
+/// The other regions' engines, from --replica / STRATA_REGIONS.
+async fn regions(args: &StoreArgs, config: &EngineConfig) -> Result<Regions, String> {
+    let entries = parse_regions(&args.replicas.join(",")).map_err(|e| e.to_string())?;
+    open_regions(&entries, config, true)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let url = store_url(&args)?;
+    let url = store_url(&args.store)?;
     let mut config = EngineConfig {
-        region: args.region.clone(),
+        region: args.store.region.clone(),
         default_partitions: args.partitions,
         eventual_staleness: Duration::from_millis(args.staleness_ms),
         ..EngineConfig::default()
@@ -86,7 +131,23 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?,
     );
-    let api = Arc::new(Api::new(Arc::clone(&engine), args.region.clone()));
+    let regions = regions(&args.store, engine.config()).await?;
+    if !regions.is_empty() {
+        let names: Vec<&str> = regions.keys().map(String::as_str).collect();
+        println!(
+            "strata: region {}; global tables may replicate to {} (every {} ms)",
+            args.store.region,
+            names.join(", "),
+            args.replicate_interval_ms
+        );
+        let replicator = Replicator::new(Arc::clone(&engine), regions.clone());
+        tokio::spawn(replicate_loop(
+            replicator,
+            Duration::from_millis(args.replicate_interval_ms),
+        ));
+    }
+    let api =
+        Arc::new(Api::new(Arc::clone(&engine), args.store.region.clone()).with_regions(regions));
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
@@ -103,6 +164,58 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Replicates every `interval` until the process ends.
+async fn replicate_loop(replicator: Replicator, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match replicator.run_once().await {
+            Ok(r) if r.sent > 0 => {
+                tracing::debug!(sent = r.sent, applied = r.applied, "replicated")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "replication pass failed; retrying"),
+        }
+    }
+}
+
+async fn replicate(args: ReplicateArgs) -> Result<(), String> {
+    let url = store_url(&args.store)?;
+    let config = EngineConfig {
+        region: args.store.region.clone(),
+        ..EngineConfig::from_env()
+    };
+    let engine = Arc::new(
+        Engine::open(&url, config)
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let regions = regions(&args.store, engine.config()).await?;
+    if regions.is_empty() {
+        return Err(
+            "no other region configured: pass --replica REGION=URL (or STRATA_REGIONS)".into(),
+        );
+    }
+    let replicator = Replicator::new(engine, regions);
+    if args.once {
+        let r = replicator.run_once().await.map_err(|e| e.to_string())?;
+        println!(
+            "strata: replicated {} versions from {} segments ({} applied, {} partitions backfilled)",
+            r.sent, r.segments, r.applied, r.backfills
+        );
+        return Ok(());
+    }
+    println!(
+        "strata: replicating region {} every {} ms (Ctrl-C stops)",
+        args.store.region, args.interval_ms
+    );
+    tokio::select! {
+        _ = replicate_loop(replicator, Duration::from_millis(args.interval_ms)) => Ok(()),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
 }
 
 /// Compacts and garbage-collects every table now and then, so quiet tables
@@ -157,6 +270,7 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
+        Command::Replicate(args) => replicate(args).await,
     };
     if let Err(e) = result {
         eprintln!("strata: {e}");

@@ -81,7 +81,9 @@ fn stream_arn(region: &str, d: &TableDescriptor, s: &StreamInfo) -> String {
 }
 
 fn stream_not_found(arn: &str) -> ApiError {
-    ApiError::not_found(format!("Requested resource not found: Stream: {arn} not found"))
+    ApiError::not_found(format!(
+        "Requested resource not found: Stream: {arn} not found"
+    ))
 }
 
 /// The table an ARN names and the stream label, validated against the
@@ -91,9 +93,7 @@ async fn resolve(api: &Api, arn: &str) -> ApiResult<(TableDescriptor, StreamInfo
         .split_once(":table/")
         .and_then(|(_, rest)| rest.split_once("/stream/"));
     let Some((table, label)) = parsed else {
-        return Err(ApiError::validation(format!(
-            "Invalid StreamArn: {arn}"
-        )));
+        return Err(ApiError::validation(format!("Invalid StreamArn: {arn}")));
     };
     let region = arn.split(':').nth(3).unwrap_or_default().to_string();
     let d = match api.engine.describe_table(table).await {
@@ -118,15 +118,21 @@ fn parse_shard(s: &StreamInfo, d: &TableDescriptor, id: &str) -> Option<u32> {
     (created.parse::<u64>().ok()? == s.created_ms && part < d.partitions).then_some(part)
 }
 
-fn sequence_number(seq: u64, index: usize) -> String {
-    format!("{seq:020}{index:0INDEX_DIGITS$}")
+/// A record's sequence number: partition, segment, index in the segment.
+/// Unique within the stream; in commit order within a shard.
+fn sequence_number(part: u32, seq: u64, index: usize) -> String {
+    format!("{part:05}{seq:020}{index:0INDEX_DIGITS$}")
 }
 
-fn parse_sequence_number(s: &str) -> Option<(u64, usize)> {
-    if s.len() != 20 + INDEX_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
+fn parse_sequence_number(s: &str) -> Option<(u32, u64, usize)> {
+    if s.len() != 25 + INDEX_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    Some((s[..20].parse().ok()?, s[20..].parse().ok()?))
+    Some((
+        s[..5].parse().ok()?,
+        s[5..25].parse().ok()?,
+        s[25..].parse().ok()?,
+    ))
 }
 
 async fn list_streams(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
@@ -200,7 +206,7 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let (first, _) = api.engine.log_bounds(&d.name, part).await?;
         shards.push(json!({
             "ShardId": shard_id(&s, part),
-            "SequenceNumberRange": { "StartingSequenceNumber": sequence_number(first, 0) },
+            "SequenceNumberRange": { "StartingSequenceNumber": sequence_number(part, first, 0) },
         }));
     }
     let mut desc = json!({
@@ -284,7 +290,8 @@ async fn get_shard_iterator(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let at_number = || -> ApiResult<(u64, usize)> {
         let n = req.req_str("SequenceNumber")?;
         parse_sequence_number(n)
-            .filter(|(seq, _)| *seq <= tail + 1)
+            .filter(|(p, seq, _)| *p == part && *seq <= tail + 1)
+            .map(|(_, seq, i)| (seq, i))
             .ok_or_else(|| {
                 ApiError::validation(format!(
                     "Invalid SequenceNumber: {n} is not a sequence number of shard {shard}"
@@ -321,8 +328,8 @@ async fn get_shard_iterator(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let it = req.req_str("ShardIterator")?;
     let limit = limit(req, MAX_RECORDS)?;
-    let (mut pos, issued) = Position::parse(it)
-        .ok_or_else(|| ApiError::validation("Invalid ShardIterator"))?;
+    let (mut pos, issued) =
+        Position::parse(it).ok_or_else(|| ApiError::validation("Invalid ShardIterator"))?;
     if now_ms().saturating_sub(issued) > ITERATOR_TTL_MS {
         return Err(ApiError::custom(
             "ExpiredIteratorException",
@@ -353,7 +360,7 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                     pos.index = i;
                     break 'read;
                 }
-                if let Some(r) = record(&d, &s, &region, seg, i, m) {
+                if let Some(r) = record(&d, &s, &region, pos.part, seg, i, m) {
                     records.push(r);
                 }
             }
@@ -374,6 +381,7 @@ fn record(
     d: &TableDescriptor,
     s: &StreamInfo,
     region: &str,
+    part: u32,
     seg: &LogSegment,
     i: usize,
     m: &Mutation,
@@ -394,7 +402,7 @@ fn record(
     let mut body = json!({
         "ApproximateCreationDateTime": (seg.commit_ts_micros / 1_000_000) as f64,
         "Keys": item_to_json(&keys),
-        "SequenceNumber": sequence_number(seg.seq, i),
+        "SequenceNumber": sequence_number(part, seg.seq, i),
         "StreamViewType": s.view_type,
     });
     let new_wanted = s.view_type.contains("NEW");
@@ -409,7 +417,7 @@ fn record(
     }
     body["SizeBytes"] = json!(size);
     Some(json!({
-        "eventID": sequence_number(seg.seq, i),
+        "eventID": format!("{part:x}-{:x}-{i:x}", seg.seq),
         "eventName": name,
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
@@ -424,10 +432,10 @@ mod tests {
 
     #[test]
     fn sequence_numbers_round_trip_and_sort_in_commit_order() {
-        let a = sequence_number(41, 9);
-        let b = sequence_number(42, 0);
+        let a = sequence_number(3, 41, 9);
+        let b = sequence_number(3, 42, 0);
         assert!(a < b);
-        assert_eq!(parse_sequence_number(&a), Some((41, 9)));
+        assert_eq!(parse_sequence_number(&a), Some((3, 41, 9)));
         assert_eq!(parse_sequence_number("12x"), None);
         assert_eq!(parse_sequence_number(&"9".repeat(40)), None);
     }
@@ -435,14 +443,18 @@ mod tests {
     #[test]
     fn iterators_round_trip_and_reject_garbage() {
         let p = Position {
-            arn: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-01-01T00:00:00.000".into(),
+            arn: "arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-01-01T00:00:00.000"
+                .into(),
             part: 3,
             seq: 17,
             index: 2,
             incarnation: "abc".into(),
         };
         let (q, issued) = Position::parse(&p.iterator()).unwrap();
-        assert_eq!((q.arn, q.part, q.seq, q.index, q.incarnation), (p.arn, 3, 17, 2, "abc".into()));
+        assert_eq!(
+            (q.arn, q.part, q.seq, q.index, q.incarnation),
+            (p.arn, 3, 17, 2, "abc".into())
+        );
         assert!(issued > 0);
         assert!(Position::parse("nonsense").is_none());
         assert!(Position::parse("a|b|c|d|e|f").is_none());

@@ -401,7 +401,9 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         }
         e => e.into(),
     })?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
+    Ok(
+        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
+    )
 }
 
 async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
@@ -455,7 +457,9 @@ pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         strata_engine::Error::TableNotFound(_) => not_found(name),
         e => e.into(),
     })?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "DELETING", &api.engine.config().region) }))
+    Ok(
+        json!({ "TableDescription": description(&d, &caller.region, "DELETING", &api.engine.config().region) }),
+    )
 }
 
 async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
@@ -528,7 +532,9 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         let d = update_replicas(api, name, updates).await?;
         if !settings {
             let home = &api.engine.config().region;
-            return Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }));
+            return Ok(
+                json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }),
+            );
         }
     }
     let d = change_meta(api, name, |meta| {
@@ -548,7 +554,9 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         Ok(())
     })
     .await?;
-    Ok(json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
+    Ok(
+        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
+    )
 }
 
 /// ReplicaUpdates: `{"Create": {"RegionName": …}}` or `{"Delete": {…}}`,

@@ -291,6 +291,61 @@ impl Replicator {
     }
 }
 
+// ---------------------------------------------------------- configuration
+
+/// Parses the region map: `region=store-url` entries separated by commas
+/// (`STRATA_REGIONS`, or `--replica` flags), e.g.
+/// `eu-west-1=s3://strata-eu?region=eu-west-1,ap-south-1=file:///srv/ap`.
+pub fn parse_regions(spec: &str) -> Result<Vec<(String, String)>> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|entry| {
+            entry
+                .split_once('=')
+                .filter(|(r, u)| !r.is_empty() && !u.is_empty())
+                .map(|(r, u)| (r.trim().to_string(), u.trim().to_string()))
+                .ok_or_else(|| {
+                    Error::Validation(format!(
+                        "bad region entry {entry:?}: expected region=store-url"
+                    ))
+                })
+        })
+        .collect()
+}
+
+/// Engines for the other regions' stores. They write there only to apply
+/// replicated versions and to create or delete replica tables; compaction
+/// of those stores is their own region's business, so theirs is off.
+/// `check` runs each store's atomic-create probe (a few requests);
+/// without it nothing is sent until first use.
+pub async fn open_regions(
+    entries: &[(String, String)],
+    base: &crate::config::EngineConfig,
+    check: bool,
+) -> Result<Regions> {
+    let mut out = Regions::new();
+    for (region, url) in entries {
+        if *region == base.region {
+            continue;
+        }
+        let config = crate::config::EngineConfig {
+            region: region.clone(),
+            auto_compact: false,
+            compaction_hook: None,
+            cache_bytes: base.cache_bytes / 4,
+            ..base.clone()
+        };
+        let engine = if check {
+            Engine::open(url, config).await?
+        } else {
+            Engine::open_unchecked(url, config)?
+        };
+        out.insert(region.clone(), Arc::new(engine));
+    }
+    Ok(out)
+}
+
 // ------------------------------------------------------------ membership
 
 /// Adds a replica of `table` in `region`, as UpdateTable's ReplicaUpdates
@@ -378,8 +433,17 @@ pub async fn remove_replica(
 pub async fn leave_group(local: &Engine, regions: &Regions, table: &str) -> Result<()> {
     let here = local.config().region.as_str();
     let desc = local.describe_table(table).await?;
-    let members: Vec<String> = desc.replicas.iter().filter(|r| *r != here).cloned().collect();
-    let members = if members.len() <= 1 { Vec::new() } else { members };
+    let members: Vec<String> = desc
+        .replicas
+        .iter()
+        .filter(|r| *r != here)
+        .cloned()
+        .collect();
+    let members = if members.len() <= 1 {
+        Vec::new()
+    } else {
+        members
+    };
     for region in desc.replicas.iter().filter(|r| *r != here) {
         let Some(engine) = regions.get(region) else {
             tracing::warn!(table, region = %region, "no store configured for a member region; it keeps listing this one");

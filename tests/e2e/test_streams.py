@@ -1,0 +1,164 @@
+"""DynamoDB Streams through boto3's unchanged `dynamodbstreams` client."""
+import threading
+import uuid
+
+import botocore.exceptions
+import pytest
+
+from conftest import make_client, new_table
+
+
+@pytest.fixture(scope="session")
+def streams(endpoint):
+    return make_client(endpoint, "dynamodbstreams")
+
+
+def stream_table(ddb, view="NEW_AND_OLD_IMAGES"):
+    return new_table(ddb, StreamSpecification={"StreamEnabled": True, "StreamViewType": view})
+
+
+def read_all(streams, arn, kind="TRIM_HORIZON"):
+    """Every record of every shard, reading each shard until it is drained."""
+    out = []
+    desc = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+    for shard in desc["Shards"]:
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType=kind)["ShardIterator"]
+        while True:
+            page = streams.get_records(ShardIterator=it, Limit=7)
+            out.extend(page["Records"])
+            it = page["NextShardIterator"]
+            if not page["Records"]:
+                break
+    return out
+
+
+def by_key(records):
+    out = {}
+    for r in records:
+        out.setdefault(r["dynamodb"]["Keys"]["pk"]["S"] + "/" + r["dynamodb"]["Keys"]["sk"]["S"], []).append(r)
+    return out
+
+
+def test_every_change_once_in_commit_order_per_item(ddb, streams):
+    t = stream_table(ddb)
+    arn = ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"]
+    expected = {}
+
+    def writer(w):
+        # Each writer owns its keys, so it knows their exact history.
+        for k in range(4):
+            key = {"pk": {"S": f"w{w}"}, "sk": {"S": f"k{k}"}}
+            name = f"w{w}/k{k}"
+            hist = expected.setdefault(name, [])
+            ddb.put_item(TableName=t, Item={**key, "n": {"N": "0"}})
+            hist.append(("INSERT", {"N": "0"}))
+            for i in range(1, 4):
+                ddb.update_item(TableName=t, Key=key, UpdateExpression="ADD n :one",
+                                ExpressionAttributeValues={":one": {"N": "1"}})
+                hist.append(("MODIFY", {"N": str(i)}))
+            # An identical put changes nothing: no record.
+            ddb.put_item(TableName=t, Item={**key, "n": {"N": "3"}})
+            if k % 2 == 0:
+                ddb.delete_item(TableName=t, Key=key)
+                hist.append(("REMOVE", None))
+                # Deleting what is not there: no record either.
+                ddb.delete_item(TableName=t, Key=key)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+
+    records = read_all(streams, arn)
+    ids = [r["eventID"] for r in records]
+    assert len(ids) == len(set(ids)), "a record appeared twice"
+    got = by_key(records)
+    assert set(got) == set(expected)
+    for name, hist in expected.items():
+        seen = [(r["eventName"], r["dynamodb"].get("NewImage", {}).get("n")) for r in got[name]]
+        assert seen == hist, name
+        seqs = [r["dynamodb"]["SequenceNumber"] for r in got[name]]
+        assert seqs == sorted(seqs), name
+        for prev, cur in zip(got[name], got[name][1:]):
+            # Each record's old image is the previous record's new image.
+            assert cur["dynamodb"].get("OldImage") == prev["dynamodb"].get("NewImage"), name
+    r = got["w0/k0"][0]
+    assert r["eventSource"] == "aws:dynamodb" and r["awsRegion"]
+    assert r["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert r["dynamodb"]["SizeBytes"] > 0
+    assert r["dynamodb"]["Keys"] == {"pk": {"S": "w0"}, "sk": {"S": "k0"}}
+
+
+def test_list_describe_and_iterator_kinds(ddb, streams):
+    t = stream_table(ddb, "KEYS_ONLY")
+    table = ddb.describe_table(TableName=t)["Table"]
+    arn = table["LatestStreamArn"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    listed = streams.list_streams(TableName=t)["Streams"]
+    assert listed == [{"StreamArn": arn, "TableName": t, "StreamLabel": table["LatestStreamLabel"]}]
+    assert any(s["StreamArn"] == arn for s in streams.list_streams()["Streams"])
+    desc = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+    assert desc["StreamStatus"] == "ENABLED" and desc["TableName"] == t
+    assert desc["KeySchema"][0] == {"AttributeName": "pk", "KeyType": "HASH"}
+    assert len(desc["Shards"]) >= 1
+    assert all("ParentShardId" not in s for s in desc["Shards"])
+
+    ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "x": {"S": "y"}})
+    records = read_all(streams, arn)
+    assert len(records) == 1
+    assert "NewImage" not in records[0]["dynamodb"] and "OldImage" not in records[0]["dynamodb"]
+    seq = records[0]["dynamodb"]["SequenceNumber"]
+    shard = next(s["ShardId"] for s in desc["Shards"]
+                 if read_all_shard(streams, arn, s["ShardId"]))
+
+    def first(kind, **kw):
+        it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=kind, **kw)["ShardIterator"]
+        return streams.get_records(ShardIterator=it)["Records"]
+
+    assert [r["dynamodb"]["SequenceNumber"] for r in first("AT_SEQUENCE_NUMBER", SequenceNumber=seq)] == [seq]
+    assert first("AFTER_SEQUENCE_NUMBER", SequenceNumber=seq) == []
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")["ShardIterator"]
+    assert streams.get_records(ShardIterator=it)["Records"] == []
+    ddb.put_item(TableName=t, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "x": {"S": "z"}})
+    page = streams.get_records(ShardIterator=it)
+    assert [r["eventName"] for r in page["Records"]] == ["MODIFY"]
+
+
+def read_all_shard(streams, arn, shard):
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    return streams.get_records(ShardIterator=it)["Records"]
+
+
+def error_code(call):
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        call()
+    return e.value.response["Error"]["Code"]
+
+
+def test_errors_like_dynamodb(ddb, streams):
+    t = stream_table(ddb)
+    arn = ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    # An iterator issued more than 15 minutes ago has expired.
+    parts = it.split("|")
+    parts[-2] = str(int(parts[-2]) - 16 * 60 * 1000)
+    assert error_code(lambda: streams.get_records(ShardIterator="|".join(parts))) == "ExpiredIteratorException"
+    assert error_code(lambda: streams.get_records(ShardIterator="garbage")) == "ValidationException"
+    missing = arn.replace(t, "nosuch_" + uuid.uuid4().hex[:6])
+    assert error_code(lambda: streams.describe_stream(StreamArn=missing)) == "ResourceNotFoundException"
+    assert error_code(lambda: streams.get_shard_iterator(
+        StreamArn=arn, ShardId="shardId-00000000000000000000-ffffffff", ShardIteratorType="LATEST")) == "ResourceNotFoundException"
+    assert error_code(lambda: streams.get_shard_iterator(
+        StreamArn=arn, ShardId=shard, ShardIteratorType="AT_SEQUENCE_NUMBER", SequenceNumber="9" * 25)) == "ValidationException"
+    # Turning the stream off ends it; turning it on again starts a new one.
+    ddb.update_table(TableName=t, StreamSpecification={"StreamEnabled": False})
+    assert error_code(lambda: streams.describe_stream(StreamArn=arn)) == "ResourceNotFoundException"
+    assert streams.list_streams(TableName=t)["Streams"] == []
+    ddb.update_table(TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    new_arn = ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"]
+    assert new_arn != arn
+    ddb.put_item(TableName=t, Item={"pk": {"S": "p"}, "sk": {"S": "s"}})
+    records = read_all(streams, new_arn)
+    assert [(r["eventName"], "OldImage" in r["dynamodb"]) for r in records] == [("INSERT", False)]
