@@ -109,7 +109,7 @@ fn store_url(args: &StoreArgs) -> Result<String, String> {
 /// The other regions' engines, from --replica / STRATA_REGIONS.
 async fn regions(args: &StoreArgs, config: &EngineConfig) -> Result<Regions, String> {
     let entries = parse_regions(&args.replicas.join(",")).map_err(|e| e.to_string())?;
-    open_regions(&entries, config, true)
+    open_regions(&entries, config)
         .await
         .map_err(|e| e.to_string())
 }

@@ -21,6 +21,8 @@ pub struct Settings {
     pub store: String,
     pub region: String,
     pub compactor: Option<String>,
+    /// Other regions' stores for global tables (`STRATA_REGIONS`).
+    pub regions: Vec<(String, String)>,
     pub config: EngineConfig,
 }
 
@@ -35,6 +37,10 @@ impl Settings {
             compactor: std::env::var("STRATA_COMPACTOR_FUNCTION")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            regions: strata_engine::replication::parse_regions(
+                &std::env::var("STRATA_REGIONS").unwrap_or_default(),
+            )
+            .map_err(|e| format!("STRATA_REGIONS: {e}"))?,
             config,
         })
     }
@@ -70,7 +76,9 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     let opened = strata_store::open_unchecked(&settings.store)?;
     let (counted, counter) = strata_store::counting::counting(opened.store);
     let engine = Arc::new(Engine::with_store_unchecked(counted, opened.url, config));
-    let api = Arc::new(Api::new(Arc::clone(&engine), settings.region));
+    let regions =
+        strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
+    let api = Arc::new(Api::new(Arc::clone(&engine), settings.region).with_regions(regions));
     let emf = Arc::new(EmfState::new(
         "strata-api",
         Arc::clone(&engine),

@@ -314,15 +314,13 @@ pub fn parse_regions(spec: &str) -> Result<Vec<(String, String)>> {
         .collect()
 }
 
-/// Engines for the other regions' stores. They write there only to apply
+/// Engines for the other regions' stores, without touching them (for a
+/// Lambda function's init: no network I/O). They write there only to apply
 /// replicated versions and to create or delete replica tables; compaction
 /// of those stores is their own region's business, so theirs is off.
-/// `check` runs each store's atomic-create probe (a few requests);
-/// without it nothing is sent until first use.
-pub async fn open_regions(
+pub fn open_regions_unchecked(
     entries: &[(String, String)],
     base: &crate::config::EngineConfig,
-    check: bool,
 ) -> Result<Regions> {
     let mut out = Regions::new();
     for (region, url) in entries {
@@ -336,12 +334,19 @@ pub async fn open_regions(
             cache_bytes: base.cache_bytes / 4,
             ..base.clone()
         };
-        let engine = if check {
-            Engine::open(url, config).await?
-        } else {
-            Engine::open_unchecked(url, config)?
-        };
-        out.insert(region.clone(), Arc::new(engine));
+        out.insert(region.clone(), Arc::new(Engine::open_unchecked(url, config)?));
+    }
+    Ok(out)
+}
+
+/// [`open_regions_unchecked`], then each store's atomic-create probe.
+pub async fn open_regions(
+    entries: &[(String, String)],
+    base: &crate::config::EngineConfig,
+) -> Result<Regions> {
+    let out = open_regions_unchecked(entries, base)?;
+    for engine in out.values() {
+        engine.check_store().await?;
     }
     Ok(out)
 }
