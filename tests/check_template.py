@@ -20,12 +20,14 @@ class NoManagedPolicies:
 
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 template = yaml_parse(open(os.path.join(root, "template.yaml")).read())
-for auth in ["AWS_IAM", "NONE"]:
+replicas = {"ReplicaStores": "eu-west-1=s3://strata-eu/strata",
+            "ReplicaBucketArns": "arn:aws:s3:::strata-eu"}
+for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas)]:
     t = copy.deepcopy(template)
     for r in t["Resources"].values():
         if r["Type"] == "AWS::Serverless::Function":
             r["Properties"]["CodeUri"] = "s3://bucket/code.zip"  # what sam package puts there
-    out = transform(t, {"ApiAuthorization": auth}, NoManagedPolicies())
+    out = transform(t, {"ApiAuthorization": auth, **extra}, NoManagedPolicies())
     types = sorted(v["Type"] for v in out["Resources"].values())
     for needed in ["AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::S3::Bucket", "AWS::Scheduler::Schedule", "AWS::Lambda::Permission"]:
         if needed not in types:
@@ -35,4 +37,12 @@ for auth in ["AWS_IAM", "NONE"]:
         p = f["Properties"]
         if p.get("Runtime") != "provided.al2023" or p.get("Architectures") != ["arm64"]:
             sys.exit(f"{auth}: a function is not provided.al2023/arm64: {p.get('Runtime')} {p.get('Architectures')}")
-    print(f"template transforms with ApiAuthorization={auth}: {len(out['Resources'])} resources, {len(functions)} functions")
+    if extra:
+        # The replicator and its SQS trigger exist (conditioned on the replicas).
+        if "AWS::Lambda::EventSourceMapping" not in types or len(functions) != 3:
+            sys.exit("with ReplicaStores: no replicator function with an SQS event source")
+        mapping = next(v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping")
+        if mapping.get("Condition") != "HasReplicas":
+            sys.exit("the SQS event source is not conditioned on HasReplicas")
+    print(f"template transforms with ApiAuthorization={auth}{' and replicas' if extra else ''}: "
+          f"{len(out['Resources'])} resources, {len(functions)} functions")

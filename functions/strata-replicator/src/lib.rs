@@ -44,7 +44,12 @@ pub fn partitions_in(event: &Value) -> Option<BTreeMap<String, BTreeSet<u32>>> {
         let body = r.get("body").and_then(Value::as_str).unwrap_or("{}");
         let s3: Value = serde_json::from_str(body).unwrap_or(Value::Null);
         // S3 sends a test event when the notification is set up: nothing to do.
-        for n in s3.get("Records").and_then(Value::as_array).into_iter().flatten() {
+        for n in s3
+            .get("Records")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let key = n["s3"]["object"]["key"].as_str().unwrap_or_default();
             if let Some((table, part)) = log_partition(key) {
                 out.entry(table).or_default().insert(part);

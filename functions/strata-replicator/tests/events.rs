@@ -52,16 +52,23 @@ async fn notifications_replicate_the_partitions_they_name() {
     .await
     .unwrap();
     let regions = BTreeMap::from([("eu-west-1".to_string(), Arc::clone(&b))]);
-    add_replica(&a, &regions, "orders", "eu-west-1").await.unwrap();
+    add_replica(&a, &regions, "orders", "eu-west-1")
+        .await
+        .unwrap();
     let replicator = Replicator::new(Arc::clone(&a), regions);
     // The first pass over the new replica starts each partition's cursor.
-    let out = strata_replicator::handle(&replicator, &json!({})).await.unwrap();
+    let out = strata_replicator::handle(&replicator, &json!({}))
+        .await
+        .unwrap();
     assert_eq!(out["backfills"], 4);
     let mut committed = Vec::new();
     for i in 0..20 {
         let k = format!("item{i}");
         let c = a
-            .write("orders", WriteRequest::single(WriteOp::put(key(&k), item(&k))))
+            .write(
+                "orders",
+                WriteRequest::single(WriteOp::put(key(&k), item(&k))),
+            )
             .await
             .unwrap();
         committed.push((k, c.seq));
@@ -72,13 +79,21 @@ async fn notifications_replicate_the_partitions_they_name() {
     for p in 0..desc.partitions {
         let (_, read) = a.read_log("orders", p, 1, 1000).await.unwrap();
         for seg in read.segments {
-            keys.push((p, format!("prefix/tables/orders/{}/p{p:04}/log/{:020}.seg", desc.incarnation, seg.seq)));
+            keys.push((
+                p,
+                format!(
+                    "prefix/tables/orders/{}/p{p:04}/log/{:020}.seg",
+                    desc.incarnation, seg.seq
+                ),
+            ));
         }
     }
     let first_part = keys[0].0;
     let body = json!({"Records": keys.iter().filter(|(p, _)| *p == first_part).map(|(_, k)| json!({"s3": {"object": {"key": k}}})).collect::<Vec<_>>()}).to_string();
     let event = json!({"Records": [{"eventSource": "aws:sqs", "body": body}]});
-    let out = strata_replicator::handle(&replicator, &event).await.unwrap();
+    let out = strata_replicator::handle(&replicator, &event)
+        .await
+        .unwrap();
     assert_eq!(out["tables"], 1);
     let in_first = keys.iter().filter(|(p, _)| *p == first_part).count();
     assert_eq!(out["segments"], in_first);
@@ -88,6 +103,12 @@ async fn notifications_replicate_the_partitions_they_name() {
         .unwrap();
     assert_eq!(out["segments"], keys.len() - in_first);
     for (k, _) in &committed {
-        assert!(b.get("orders", &key(k), Consistency::Strong).await.unwrap().is_some(), "{k}");
+        assert!(
+            b.get("orders", &key(k), Consistency::Strong)
+                .await
+                .unwrap()
+                .is_some(),
+            "{k}"
+        );
     }
 }

@@ -334,7 +334,10 @@ pub fn open_regions_unchecked(
             cache_bytes: base.cache_bytes / 4,
             ..base.clone()
         };
-        out.insert(region.clone(), Arc::new(Engine::open_unchecked(url, config)?));
+        out.insert(
+            region.clone(),
+            Arc::new(Engine::open_unchecked(url, config)?),
+        );
     }
     Ok(out)
 }
