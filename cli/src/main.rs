@@ -84,6 +84,10 @@ struct ServeArgs {
     /// Milliseconds between replication passes, when other regions are configured.
     #[arg(long, default_value_t = 200)]
     replicate_interval_ms: u64,
+    /// Hours GC keeps log segments: what DynamoDB Streams readers can still
+    /// read, and how long a replicator may be cut off and still resume.
+    #[arg(long, default_value_t = 24, env = "STRATA_LOG_RETENTION_HOURS")]
+    stream_retention_hours: u64,
     /// Partitions for new tables.
     #[arg(long, default_value_t = 8)]
     partitions: u32,
@@ -125,6 +129,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(mb) = args.cache_mb {
         config.cache_bytes = mb << 20;
     }
+    config.set_log_retention(Duration::from_secs(args.stream_retention_hours * 3600));
     let cache_mb = config.cache_bytes >> 20;
     let engine = Arc::new(
         Engine::open(&url, config)

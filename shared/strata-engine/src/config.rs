@@ -90,7 +90,8 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Defaults, overridden by the environment where set: `STRATA_REGION`
     /// (else `AWS_REGION`), `STRATA_PARTITIONS`, `STRATA_STALENESS_MS`,
-    /// `STRATA_CACHE_MB`, `STRATA_COMPACT_AFTER_SEGMENTS`.
+    /// `STRATA_CACHE_MB`, `STRATA_COMPACT_AFTER_SEGMENTS`,
+    /// `STRATA_LOG_RETENTION_HOURS` (stream retention; default 24).
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let num = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
@@ -110,7 +111,19 @@ impl EngineConfig {
         if let Some(n) = num("STRATA_COMPACT_AFTER_SEGMENTS") {
             c.compact_after_segments = n.max(1);
         }
+        if let Some(h) = num("STRATA_LOG_RETENTION_HOURS") {
+            c.set_log_retention(Duration::from_secs(h * 3600));
+        }
         c
+    }
+
+    /// How long GC keeps log segments (what streams can still read, and how
+    /// long a replicator may be cut off and still resume from its cursor);
+    /// tombstones are kept as long, so a delete outlives any older version
+    /// still on its way from another region.
+    pub fn set_log_retention(&mut self, d: Duration) {
+        self.log_retention = d;
+        self.tombstone_retention = self.tombstone_retention.max(d);
     }
 
     /// A view (manifest and log tail) older than this must be re-checked

@@ -44,6 +44,8 @@ use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
 const MAX_COMMIT_ATTEMPTS: usize = 256;
+/// Segments a partition remembers after applying them (see `recent`).
+const RECENT_SEGMENTS: usize = 128;
 /// Consecutive segments found by probing before switching to a LIST.
 const PROBES_BEFORE_LIST: usize = 4;
 
@@ -186,7 +188,7 @@ pub struct ReplicatedChange {
 /// Segments read from a partition's log.
 #[derive(Debug, Clone)]
 pub struct LogRead {
-    pub segments: Vec<LogSegment>,
+    pub segments: Vec<Arc<LogSegment>>,
     /// The newest committed sequence number when read.
     pub tail: u64,
     /// The requested position is older than the oldest retained segment.
@@ -218,6 +220,9 @@ pub(crate) struct Partition {
     hooked: std::sync::Mutex<Option<Instant>>,
     /// No log segment before this one exists any more (a lower bound).
     first_retained: std::sync::atomic::AtomicU64,
+    /// The last segments this instance applied, so a stream reader or a
+    /// replicator on it does not fetch them a second time.
+    recent: std::sync::Mutex<std::collections::VecDeque<Arc<LogSegment>>>,
 }
 
 impl Partition {
@@ -236,6 +241,7 @@ impl Partition {
             compacting: AtomicBool::new(false),
             hooked: std::sync::Mutex::new(None),
             first_retained: std::sync::atomic::AtomicU64::new(1),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
         }
     }
 
@@ -323,6 +329,26 @@ impl Partition {
         }
     }
 
+    fn remember(&self, seg: LogSegment) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        match recent.back().map(|s| s.seq) {
+            Some(last) if last >= seg.seq => return,
+            Some(last) if last + 1 != seg.seq => recent.clear(), // keep it contiguous
+            _ => {}
+        }
+        if recent.len() >= RECENT_SEGMENTS {
+            recent.pop_front();
+        }
+        recent.push_back(Arc::new(seg));
+    }
+
+    fn recent_segment(&self, seq: u64) -> Option<Arc<LogSegment>> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let first = recent.front()?.seq;
+        let s = recent.get(seq.checked_sub(first)? as usize)?;
+        (s.seq == seq).then(|| Arc::clone(s))
+    }
+
     /// Applies every segment after the tail: probes `log/<t+1>` one by one,
     /// switching to a LIST when far behind (or `list_first`, on first load).
     async fn refresh_tail(&self, list_first: bool) -> Result<()> {
@@ -337,6 +363,7 @@ impl Partition {
             match self.read_segment(next).await? {
                 Some(seg) => {
                     self.write_view().apply(&seg);
+                    self.remember(seg);
                     found_in_a_row += 1;
                 }
                 None => {
@@ -364,6 +391,7 @@ impl Partition {
             match seg {
                 Some(seg) if seg.seq == expect => {
                     self.write_view().apply(&seg);
+                    self.remember(seg);
                     expect += 1;
                 }
                 _ => break,
@@ -653,9 +681,12 @@ impl Partition {
             match io::create(self.store(), &path, bytes.clone()).await {
                 Ok(Created::Created) => {
                     self.confirm_visible(seg.seq, checked).await?;
-                    let mut v = self.write_view();
-                    v.apply(seg);
-                    v.tail_checked = Some(sent);
+                    {
+                        let mut v = self.write_view();
+                        v.apply(seg);
+                        v.tail_checked = Some(sent);
+                    }
+                    self.remember(seg.clone());
                     return Ok(true);
                 }
                 Ok(Created::Exists) => return self.adopt(seg, first_sent).await,
@@ -698,11 +729,14 @@ impl Partition {
         first_sent: Instant,
     ) -> Result<bool> {
         let mine = found.commit_id == ours.commit_id;
-        let mut v = self.write_view();
-        v.apply(&found);
-        if mine {
-            v.tail_checked = Some(first_sent);
+        {
+            let mut v = self.write_view();
+            v.apply(&found);
+            if mine {
+                v.tail_checked = Some(first_sent);
+            }
         }
+        self.remember(found);
         Ok(mine)
     }
 
@@ -1006,13 +1040,30 @@ impl Partition {
     /// `trimmed` when `from` is at or before the tail but no longer retained.
     pub async fn read_log(&self, from: u64, max: usize) -> Result<LogRead> {
         self.ensure_fresh(true).await?;
-        let tail = self.read_view().tail;
+        let (tail, folded) = {
+            let v = self.read_view();
+            (v.tail, v.manifest.compacted_through)
+        };
         let from = from.max(1);
         let mut segments = Vec::new();
+        // Only folded segments are ever deleted. Remembered ones may outlive
+        // their objects: look at the store, so the trim horizon is the same
+        // for every instance.
+        if from <= folded.min(tail) && !io::exists(self.store(), &self.paths.log(from)).await? {
+            return Ok(LogRead {
+                segments,
+                tail,
+                trimmed: true,
+            });
+        }
         let mut trimmed = false;
         for seq in from..=tail.min(from.saturating_add(max as u64).saturating_sub(1)) {
+            if let Some(seg) = self.recent_segment(seq) {
+                segments.push(seg);
+                continue;
+            }
             match self.read_segment(seq).await? {
-                Some(seg) => segments.push(seg),
+                Some(seg) => segments.push(Arc::new(seg)),
                 None => {
                     trimmed = segments.is_empty();
                     break;
