@@ -1,5 +1,6 @@
 """DynamoDB Streams through boto3's unchanged `dynamodbstreams` client."""
 import threading
+import time
 import uuid
 
 import botocore.exceptions
@@ -159,6 +160,12 @@ def test_errors_like_dynamodb(ddb, streams):
     ddb.update_table(TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
     new_arn = ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"]
     assert new_arn != arn
+    # Enabling an enabled stream is refused, as in DynamoDB.
+    assert error_code(lambda: ddb.update_table(
+        TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})) == "ValidationException"
+    # Records of a stream enabled by UpdateTable start two seconds later, once
+    # every instance writes the old images records need.
+    time.sleep(2.1)
     ddb.put_item(TableName=t, Item={"pk": {"S": "p"}, "sk": {"S": "s"}})
     records = read_all(streams, new_arn)
     assert [(r["eventName"], "OldImage" in r["dynamodb"]) for r in records] == [("INSERT", False)]

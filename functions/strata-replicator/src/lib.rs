@@ -22,8 +22,7 @@ use strata_engine::replication::{ReplicationReport, Replicator};
 /// Keys may carry a store prefix before `tables/`.
 pub fn log_partition(key: &str) -> Option<(String, u32)> {
     let parts: Vec<&str> = key.split('/').collect();
-    let i = parts.iter().rposition(|p| *p == "tables")?;
-    match parts.get(i..)? {
+    match parts.get(parts.len().checked_sub(6)?..)? {
         ["tables", table, _incarnation, part, "log", file] if file.ends_with(".seg") => {
             let part = part.strip_prefix('p')?.parse().ok()?;
             Some((table.to_string(), part))
@@ -112,6 +111,11 @@ mod tests {
         assert_eq!(log_partition("tables/t/x/p0000/runs/r.sst"), None);
         assert_eq!(log_partition("tables/t/schema/00000000000000000001"), None);
         assert_eq!(log_partition("replication/t/us-east-1/p0000"), None);
+        // A table called "tables" is a table like any other.
+        assert_eq!(
+            log_partition("tables/tables/x/p0002/log/00000000000000000001.seg"),
+            Some(("tables".into(), 2))
+        );
     }
 
     #[test]

@@ -29,8 +29,11 @@ use crate::{Api, Caller};
 const ITERATOR_TTL_MS: u64 = 15 * 60 * 1000;
 /// Most records one GetRecords returns (DynamoDB's limit).
 const MAX_RECORDS: usize = 1000;
-/// Segments read per step of a GetRecords.
+/// Segments read per step of a GetRecords, and at most per call: a call
+/// over a stretch of log with few records returns early with an advanced
+/// iterator (as DynamoDB may return no records with a next iterator).
 const SEGMENTS_PER_READ: usize = 100;
+const MAX_SEGMENTS_PER_CALL: usize = 1000;
 /// Digits of the mutation index in a sequence number.
 const INDEX_DIGITS: usize = 7;
 
@@ -51,10 +54,12 @@ fn now_ms() -> u64 {
         .unwrap_or_default()
 }
 
-/// A table's enabled stream: its view type and when it was enabled.
+/// A table's enabled stream: its view type, when it was enabled (its
+/// label), and the commit time its records start at.
 struct StreamInfo {
     view_type: String,
     created_ms: u64,
+    start_ms: u64,
 }
 
 fn stream_info(d: &TableDescriptor) -> Option<StreamInfo> {
@@ -62,13 +67,19 @@ fn stream_info(d: &TableDescriptor) -> Option<StreamInfo> {
     if spec.get("StreamEnabled") != Some(&Json::Bool(true)) {
         return None;
     }
+    let created_ms = d
+        .meta
+        .get("StreamCreatedMs")
+        .and_then(Json::as_u64)
+        .unwrap_or(d.created_at_ms);
     Some(StreamInfo {
         view_type: spec.get("StreamViewType")?.as_str()?.to_string(),
-        created_ms: d
+        created_ms,
+        start_ms: d
             .meta
-            .get("StreamCreatedMs")
+            .get("StreamStartMs")
             .and_then(Json::as_u64)
-            .unwrap_or(d.created_at_ms),
+            .unwrap_or(created_ms),
     })
 }
 
@@ -342,7 +353,8 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         return Err(stream_not_found(&pos.arn));
     }
     let mut records = Vec::new();
-    'read: while records.len() < limit {
+    let mut scanned = 0;
+    'read: while records.len() < limit && scanned < MAX_SEGMENTS_PER_CALL {
         let (desc, read) = api
             .engine
             .read_log(&d.name, pos.part, pos.seq, SEGMENTS_PER_READ)
@@ -354,6 +366,7 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             return Err(trimmed(&pos.arn));
         }
         let n = read.segments.len();
+        scanned += n;
         for seg in &read.segments {
             for (i, m) in seg.mutations.iter().enumerate().skip(pos.index) {
                 if records.len() == limit {
@@ -375,8 +388,8 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 }
 
 /// The stream record of mutation `i` of `seg`, or None when the mutation
-/// changed nothing a stream reports: written before the stream was
-/// enabled, a delete of an absent item, or a write of an identical item.
+/// changed nothing a stream reports: committed before the stream started,
+/// a delete of an absent item, or a write of an identical item.
 fn record(
     d: &TableDescriptor,
     s: &StreamInfo,
@@ -386,7 +399,7 @@ fn record(
     i: usize,
     m: &Mutation,
 ) -> Option<Json> {
-    if seg.commit_ts_micros < s.created_ms * 1000 {
+    if seg.commit_ts_micros < s.start_ms * 1000 {
         return None;
     }
     let old: Option<&Arc<Item>> = m.old_image.as_ref();

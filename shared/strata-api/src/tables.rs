@@ -266,7 +266,13 @@ fn billing(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult
     Ok(())
 }
 
-fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
+/// How long after UpdateTable enables a stream its records begin: every
+/// instance has re-read the table's descriptor by then (1 s cache, plus
+/// margin), so every segment from then on carries the old images the
+/// records need.
+const STREAM_START_DELAY_MS: u64 = 2000;
+
+fn stream_spec(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult<()> {
     let Some(s) = req.obj("StreamSpecification")? else {
         return Ok(());
     };
@@ -279,11 +285,21 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
         if !["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"].contains(&view) {
             return Err(invalid("StreamViewType must be one of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES when streams are enabled"));
         }
+        if meta.contains_key("StreamSpecification") {
+            return Err(invalid("Table already has an enabled stream"));
+        }
         meta.insert(
             "StreamSpecification".into(),
             json!({"StreamEnabled": true, "StreamViewType": view}),
         );
-        meta.insert("StreamCreatedMs".into(), json!(strata_now_ms()));
+        let now = strata_now_ms();
+        let start = if creating {
+            now
+        } else {
+            now + STREAM_START_DELAY_MS
+        };
+        meta.insert("StreamCreatedMs".into(), json!(now));
+        meta.insert("StreamStartMs".into(), json!(start));
     } else {
         meta.remove("StreamSpecification");
     }
@@ -376,7 +392,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     let key_schema = parse_key_schema(req)?;
     let mut meta = Map::new();
     billing(req, &mut meta, true)?;
-    stream_spec(req, &mut meta)?;
+    stream_spec(req, &mut meta, true)?;
     merge_tags(&mut meta, tags_from(req.arr("Tags")?)?);
     if let Some(sse) = req.obj("SSESpecification")? {
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
@@ -541,7 +557,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {
             billing(req, meta, false)?;
         }
-        stream_spec(req, meta)?;
+        stream_spec(req, meta, false)?;
         if let Some(sse) = req.obj("SSESpecification")? {
             meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
         }

@@ -82,10 +82,16 @@ impl Default for EngineConfig {
             block_size: 32 << 10,
             cache_bytes: crate::cache::default_cache_bytes(),
             token_window: Duration::from_secs(600),
-            tombstone_retention: Duration::from_secs(24 * 3600),
+            // Log retention plus a margin (see `set_log_retention`).
+            tombstone_retention: Duration::from_secs(25 * 3600),
         }
     }
 }
+
+/// How much longer than the log a tombstone lives: a replicator treats
+/// segments older than the log retention as gone, so no version that old
+/// is ever sent, and a delete outlives every version it could meet.
+const TOMBSTONE_MARGIN: Duration = Duration::from_secs(3600);
 
 impl EngineConfig {
     /// Defaults, overridden by the environment where set: `STRATA_REGION`
@@ -123,7 +129,7 @@ impl EngineConfig {
     /// still on its way from another region.
     pub fn set_log_retention(&mut self, d: Duration) {
         self.log_retention = d;
-        self.tombstone_retention = self.tombstone_retention.max(d);
+        self.tombstone_retention = d + TOMBSTONE_MARGIN;
     }
 
     /// A view (manifest and log tail) older than this must be re-checked

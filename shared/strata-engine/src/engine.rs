@@ -607,14 +607,25 @@ impl Engine {
         self.partition(table, part).await?.1.log_bounds().await
     }
 
-    /// Every key's newest version in one partition, tombstones included,
-    /// and the log tail they are current as of.
-    pub async fn partition_snapshot(
+    /// Up to `limit` of one partition's newest versions, tombstones
+    /// included, with keys after `after` (see [`Partition::versions_after`]).
+    pub async fn versions_after(
         &self,
         table: &str,
         part: u32,
-    ) -> Result<(u64, Vec<(Vec<u8>, Version)>)> {
-        self.partition(table, part).await?.1.snapshot().await
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        self.partition(table, part)
+            .await?
+            .1
+            .versions_after(after, limit)
+            .await
+    }
+
+    /// One partition's newest committed sequence number.
+    pub async fn log_tail(&self, table: &str, part: u32) -> Result<u64> {
+        self.partition(table, part).await?.1.tail().await
     }
 
     /// Applies versions replicated from other regions, last writer wins

@@ -44,8 +44,10 @@ use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
 const MAX_COMMIT_ATTEMPTS: usize = 256;
-/// Segments a partition remembers after applying them (see `recent`).
+/// Segments a partition remembers after applying them (see `recent`), and
+/// the most item bytes they may hold.
 const RECENT_SEGMENTS: usize = 128;
+const RECENT_BYTES: usize = 1 << 20;
 /// Consecutive segments found by probing before switching to a LIST.
 const PROBES_BEFORE_LIST: usize = 4;
 
@@ -144,6 +146,14 @@ impl View {
                 .map(|t| t.seq)
         })
     }
+}
+
+/// Item bytes a segment holds (images and old images).
+fn segment_bytes(seg: &LogSegment) -> usize {
+    seg.mutations
+        .iter()
+        .map(|m| entry_bytes(&m.key, &m.image) + m.old_image.as_deref().map_or(0, item_size))
+        .sum()
 }
 
 /// Memory a tail entry is charged for.
@@ -336,8 +346,17 @@ impl Partition {
             Some(last) if last + 1 != seg.seq => recent.clear(), // keep it contiguous
             _ => {}
         }
-        if recent.len() >= RECENT_SEGMENTS {
-            recent.pop_front();
+        let size = segment_bytes(&seg);
+        if size > RECENT_BYTES {
+            recent.clear();
+            return;
+        }
+        let mut total: usize = recent.iter().map(|s| segment_bytes(s)).sum::<usize>() + size;
+        while recent.len() >= RECENT_SEGMENTS || total > RECENT_BYTES {
+            match recent.pop_front() {
+                Some(s) => total -= segment_bytes(&s),
+                None => break,
+            }
         }
         recent.push_back(Arc::new(seg));
     }
@@ -960,11 +979,12 @@ impl Partition {
 
     async fn evaluate_replicated(&self, changes: &[ReplicatedChange]) -> Result<Vec<Mutation>> {
         let keep_old = self.table.keep_old_images;
-        // Per key: the newest stamp so far and the live item, if any.
+        // Per key: the newest stamp so far, and the item before the batch
+        // (the old image of whichever change of the batch survives).
         let mut seen: HashMap<&[u8], (Stamp, Option<Arc<Item>>)> = HashMap::new();
         let mut out: Vec<Mutation> = Vec::new();
         for c in changes {
-            let (stamp, current) = match seen.get(c.key.as_slice()) {
+            let (stamp, before) = match seen.get(c.key.as_slice()) {
                 Some(s) => s.clone(),
                 None => match self.lookup(&c.key).await? {
                     Some(v) => (v.stamp(), Some(v.item).filter(|_| !v.deleted)),
@@ -972,46 +992,63 @@ impl Partition {
                 },
             };
             if c.stamp <= stamp {
+                seen.insert(c.key.as_slice(), (stamp, before));
                 continue;
             }
-            let image = Arc::clone(&c.image);
             // An earlier change of this batch to the same key is superseded.
             out.retain(|m| m.key != c.key);
             out.push(Mutation {
                 key: c.key.clone(),
-                image: Arc::clone(&image),
+                image: Arc::clone(&c.image),
                 deleted: c.deleted,
-                old_image: if keep_old { current.clone() } else { None },
+                old_image: if keep_old { before.clone() } else { None },
                 token: None,
                 replicated: Some(c.stamp.clone()),
             });
-            let live = (!c.deleted).then_some(image);
-            seen.insert(c.key.as_slice(), (c.stamp.clone(), live));
+            seen.insert(c.key.as_slice(), (c.stamp.clone(), before));
         }
         Ok(out)
     }
 
-    /// Every key's newest version, tombstones included, as of the log tail
-    /// returned with them: what a replica starts from.
-    pub async fn snapshot(&self) -> Result<(u64, Vec<(Vec<u8>, Version)>)> {
-        {
-            let _g = self.sync.lock().await;
-            self.refresh_locked(Instant::now()).await?;
-        }
-        let (mem, manifest, tail) = {
+    /// Up to `limit` keys' newest versions, tombstones included, in key
+    /// order after `after` (from the start with None), read from a view
+    /// refreshed now: what a replica is backfilled from, chunk by chunk.
+    pub async fn versions_after(
+        &self,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        self.ensure_fresh(true).await?;
+        let lo = match after {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let (mem, manifest) = {
             let v = self.read_view();
-            let mem: Vec<(Vec<u8>, Version)> =
-                v.mem.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            (mem, Arc::clone(&v.manifest), v.tail)
+            let mem: Vec<(Vec<u8>, Version)> = v
+                .mem
+                .range((lo.clone(), Bound::Unbounded))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            (mem, Arc::clone(&v.manifest))
         };
         let mut merge = self
-            .merger(mem, &manifest, Bound::Unbounded, Bound::Unbounded, true)
+            .merger(mem, &manifest, lo, Bound::Unbounded, true)
             .await?;
         let mut out = Vec::new();
-        while let Some(entry) = merge.next().await? {
-            out.push(entry);
+        while out.len() < limit {
+            match merge.next().await? {
+                Some(entry) => out.push(entry),
+                None => break,
+            }
         }
-        Ok((tail, out))
+        Ok(out)
+    }
+
+    /// The newest committed sequence number, after a strong refresh.
+    pub async fn tail(&self) -> Result<u64> {
+        self.ensure_fresh(true).await?;
+        Ok(self.read_view().tail)
     }
 
     /// The log as it is now: the first retained segment and the tail (the

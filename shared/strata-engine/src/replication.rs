@@ -32,12 +32,13 @@ use crate::catalog::{TableDescriptor, TableSpec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io;
+use crate::partition::now_micros;
 use crate::segment::Stamp;
 use crate::value::Item;
 
 /// Log segments read per step of a partition's replication.
 const SEGMENTS_PER_STEP: usize = 64;
-/// Versions per replicated commit during a backfill.
+/// Keys per chunk (and per replicated commit) of a backfill.
 const BACKFILL_CHUNK: usize = 1000;
 /// Partitions replicated at once.
 const PARALLEL_PARTITIONS: usize = 8;
@@ -48,8 +49,13 @@ struct Cursor {
     source_incarnation: String,
     target_incarnation: String,
     /// Every mutation of the source log up to this sequence number has
-    /// been applied to the target.
+    /// been applied to the target (once `backfill_after` is done).
     seq: u64,
+    /// A backfill in progress: every key up to this one (encoded; empty:
+    /// none yet) has been sent. Chunks are read from views no older than
+    /// `seq`, so once the backfill is done, tailing from `seq` misses nothing.
+    #[serde(default)]
+    backfill_after: Option<Vec<u8>>,
 }
 
 fn cursor_path(table: &str, from_region: &str, part: u32) -> Path {
@@ -171,35 +177,72 @@ impl Replicator {
         let tdesc = target.describe_table(table).await?;
         let key = (region.to_string(), table.to_string(), part);
         let path = cursor_path(table, self.region(), part);
+        let valid = |c: &Cursor| {
+            c.source_incarnation == desc.incarnation && c.target_incarnation == tdesc.incarnation
+        };
         let remembered = self
             .cursors
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .cloned();
-        let stored = match remembered {
+        let mut cursor = match remembered.filter(valid) {
             Some(c) => Some(c),
-            None => match io::get_opt(target.store().as_ref(), &path).await? {
-                Some(bytes) => serde_json::from_slice::<Cursor>(&bytes).ok(),
-                None => None,
-            },
+            None => self.load(target, &path).await?.filter(valid),
         };
-        let mut cursor = stored.filter(|c| {
-            c.source_incarnation == desc.incarnation && c.target_incarnation == tdesc.incarnation
-        });
+        let mut reloaded = false;
         let mut report = ReplicationReport::default();
+        let retention = self.source.config().log_retention.as_micros() as u64;
         loop {
             let Some(c) = cursor.clone() else {
-                let tail = self.backfill(desc, target, part, &mut report).await?;
+                // Start a backfill: the partition's versions as they are now,
+                // then the log from the tail they are at least as new as.
+                report.backfills += 1;
                 let c = Cursor {
                     source_incarnation: desc.incarnation.clone(),
                     target_incarnation: tdesc.incarnation.clone(),
-                    seq: tail,
+                    seq: self.source.log_tail(table, part).await?,
+                    backfill_after: Some(Vec::new()),
                 };
                 self.save(target, &path, &key, &c).await?;
                 cursor = Some(c);
                 continue;
             };
+            if let Some(after) = &c.backfill_after {
+                let after = Some(after.as_slice()).filter(|a| !a.is_empty());
+                let chunk = self
+                    .source
+                    .versions_after(table, part, after, BACKFILL_CHUNK)
+                    .await?;
+                let last = chunk.last().map(|(k, _)| k.clone());
+                let full = chunk.len() == BACKFILL_CHUNK;
+                let here = self.region();
+                let mine: Vec<(Arc<Item>, bool, Stamp)> = chunk
+                    .into_iter()
+                    // Only versions written here (from before stamps
+                    // carried a region: local too); the rest are their
+                    // origin's to send.
+                    .filter(|(_, v)| &*v.origin == here || v.origin.is_empty())
+                    .map(|(_, v)| {
+                        let stamp = Stamp {
+                            ts_micros: v.ts_micros,
+                            region: Arc::from(here),
+                        };
+                        (v.item, v.deleted, stamp)
+                    })
+                    .collect();
+                report.sent += mine.len();
+                if !mine.is_empty() {
+                    report.applied += target.apply_replicated(table, mine).await?;
+                }
+                let next = Cursor {
+                    backfill_after: if full { last } else { None },
+                    ..c
+                };
+                self.save(target, &path, &key, &next).await?;
+                cursor = Some(next);
+                continue;
+            }
             let (read_desc, read) = self
                 .source
                 .read_log(table, part, c.seq + 1, SEGMENTS_PER_STEP)
@@ -207,8 +250,26 @@ impl Replicator {
             if read_desc.incarnation != desc.incarnation {
                 return Err(Error::TableNotFound(table.to_string()));
             }
-            if read.trimmed {
-                cursor = None; // GC went past us: start over from a snapshot
+            // Segments past the log retention count as gone even if GC has
+            // not deleted them yet: a version that old could meet a replica
+            // whose tombstone for it has expired.
+            let expired = read
+                .segments
+                .first()
+                .is_some_and(|s| s.commit_ts_micros < now_micros().saturating_sub(retention));
+            if read.trimmed || expired {
+                // Another replicator may have got further: look before
+                // starting over from a backfill.
+                if !reloaded {
+                    reloaded = true;
+                    if let Some(stored) = self.load(target, &path).await?.filter(valid) {
+                        if stored.seq > c.seq || stored.backfill_after.is_some() {
+                            cursor = Some(stored);
+                            continue;
+                        }
+                    }
+                }
+                cursor = None;
                 continue;
             }
             let Some(last) = read.segments.last().map(|s| s.seq) else {
@@ -222,9 +283,18 @@ impl Replicator {
                 if seg.origin_region != self.region() {
                     continue;
                 }
-                for m in seg.mutations.iter().filter(|m| m.replicated.is_none()) {
-                    changes.push((Arc::clone(&m.image), m.deleted, seg.stamp_of(m)));
-                }
+                // All of a segment's mutations share one stamp: send only the
+                // last of each key, the one the segment leaves in place.
+                let mut keys = std::collections::HashSet::new();
+                let mut last_per_key: Vec<_> = seg
+                    .mutations
+                    .iter()
+                    .rev()
+                    .filter(|m| m.replicated.is_none() && keys.insert(m.key.as_slice()))
+                    .map(|m| (Arc::clone(&m.image), m.deleted, seg.stamp_of(m)))
+                    .collect();
+                last_per_key.reverse();
+                changes.extend(last_per_key);
             }
             report.sent += changes.len();
             if !changes.is_empty() {
@@ -239,35 +309,11 @@ impl Replicator {
         }
     }
 
-    /// Sends the partition's current versions that originated here; returns
-    /// the log tail they are current as of.
-    async fn backfill(
-        &self,
-        desc: &TableDescriptor,
-        target: &Engine,
-        part: u32,
-        report: &mut ReplicationReport,
-    ) -> Result<u64> {
-        report.backfills += 1;
-        let (tail, versions) = self.source.partition_snapshot(&desc.name, part).await?;
-        let here = self.region();
-        let mine: Vec<(Arc<Item>, bool, Stamp)> = versions
-            .into_iter()
-            // Versions from before stamps carried a region count as local.
-            .filter(|(_, v)| &*v.origin == here || v.origin.is_empty())
-            .map(|(_, v)| {
-                let stamp = Stamp {
-                    ts_micros: v.ts_micros,
-                    region: Arc::from(here),
-                };
-                (v.item, v.deleted, stamp)
-            })
-            .collect();
-        for chunk in mine.chunks(BACKFILL_CHUNK) {
-            report.sent += chunk.len();
-            report.applied += target.apply_replicated(&desc.name, chunk.to_vec()).await?;
-        }
-        Ok(tail)
+    async fn load(&self, target: &Engine, path: &Path) -> Result<Option<Cursor>> {
+        Ok(match io::get_opt(target.store().as_ref(), path).await? {
+            Some(bytes) => serde_json::from_slice::<Cursor>(&bytes).ok(),
+            None => None,
+        })
     }
 
     async fn save(
@@ -375,6 +421,10 @@ pub async fn add_replica(
         )));
     }
     let target = engine_for(regions, table, region)?;
+    // Every member must be reachable before anything is created.
+    for r in desc.replicas.iter().filter(|r| **r != here) {
+        engine_for(regions, table, r)?;
+    }
     let mut members: BTreeSet<String> = desc.replicas.iter().cloned().collect();
     members.insert(here.clone());
     members.insert(region.to_string());

@@ -407,7 +407,8 @@ async fn replica_added_later_is_backfilled_and_removed_cleanly() {
     let regions = open_regions(&stores).await;
     let a = &regions[0].engine;
     a.create_table(spec(TABLE)).await.unwrap();
-    for w in 0..50 {
+    // More keys than one backfill chunk holds.
+    for w in 0..2500 {
         put(a, TABLE, item("early", w, &[("w", n(w))])).await;
     }
     a.compact(TABLE).await.unwrap();
@@ -423,7 +424,7 @@ async fn replica_added_later_is_backfilled_and_removed_cleanly() {
     assert_eq!(d.replicas, vec!["eu-west-1", "us-east-1"]);
     settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
     let items = assert_converged(&regions).await;
-    assert_eq!(items.len(), 49);
+    assert_eq!(items.len(), 2499);
     // Adding it twice is refused; so is a region with no store.
     assert!(add_replica(a, &others(&regions, 0), TABLE, "eu-west-1")
         .await
@@ -479,4 +480,111 @@ async fn later_local_write_beats_a_replicated_version_from_a_clock_ahead() {
     settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
     let items = assert_converged(&regions).await;
     assert_eq!(items.values().next().map(|i| num_attr(i, "v")), Some(2));
+}
+
+#[tokio::test]
+async fn two_writes_of_one_key_in_one_commit_replicate_as_the_last() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let regions = open_regions(&stores).await;
+    global_table(&regions).await;
+    let a = &regions[0].engine;
+    let reps = [replicator(&regions, 0), replicator(&regions, 1)];
+    settle(&reps).await; // past the initial backfill: tailing the log from here
+                         // One commit (one log segment, one stamp) writing the key twice.
+    a.write(
+        TABLE,
+        WriteRequest {
+            ops: vec![
+                WriteOp::put(key("dup", 1), item("dup", 1, &[("v", n(1))])),
+                WriteOp::put(key("dup", 1), item("dup", 1, &[("v", n(2))])),
+            ],
+            token: None,
+        },
+    )
+    .await
+    .unwrap();
+    settle(&reps).await;
+    let items = assert_converged(&regions).await;
+    assert_eq!(items.values().next().map(|i| num_attr(i, "v")), Some(2));
+}
+
+#[tokio::test]
+async fn a_replicated_batch_records_the_state_before_it_as_old_image() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let regions = open_regions(&stores).await;
+    regions[0]
+        .engine
+        .create_table(TableSpec {
+            keep_old_images: true,
+            ..spec(TABLE)
+        })
+        .await
+        .unwrap();
+    add_replica(&regions[0].engine, &others(&regions, 0), TABLE, "eu-west-1")
+        .await
+        .unwrap();
+    let b = &regions[1].engine;
+    let stamp = |ts| Stamp {
+        ts_micros: ts,
+        region: Arc::from("us-east-1"),
+    };
+    let it = Arc::new(item("k", 1, &[("v", n(1))]));
+    // Put then delete of a key B never had: B commits only the delete,
+    // with no old image (a stream shows no record for it).
+    b.apply_replicated(
+        TABLE,
+        vec![
+            (Arc::clone(&it), false, stamp(10)),
+            (Arc::new(item("k", 1, &[])), true, stamp(11)),
+        ],
+    )
+    .await
+    .unwrap();
+    let d = b.describe_table(TABLE).await.unwrap();
+    let mut found = Vec::new();
+    for part in 0..d.partitions {
+        let (_, read) = b.read_log(TABLE, part, 1, 100).await.unwrap();
+        for seg in read.segments {
+            found.extend(
+                seg.mutations
+                    .iter()
+                    .map(|m| (m.deleted, m.old_image.is_some())),
+            );
+        }
+    }
+    assert_eq!(found, vec![(true, false)]);
+}
+
+#[tokio::test]
+async fn log_older_than_retention_is_replaced_by_a_backfill() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let mut regions = open_regions(&stores).await;
+    global_table(&regions).await;
+    settle(&[replicator(&regions, 0)]).await;
+    put(&regions[0].engine, TABLE, item("old", 1, &[])).await;
+    regions[0]
+        .engine
+        .write(TABLE, WriteRequest::single(WriteOp::delete(key("old", 1))))
+        .await
+        .unwrap();
+    put(&regions[0].engine, TABLE, item("kept", 1, &[])).await;
+    // A replicator whose retention has already passed for those segments
+    // must not send them from the log (their tombstones may have expired
+    // elsewhere): it backfills the current versions instead.
+    let mut config = EngineConfig {
+        region: regions[0].name.clone(),
+        ..test_config()
+    };
+    config.set_log_retention(Duration::ZERO);
+    let source = Arc::new(Engine::with_store_unchecked(
+        Arc::clone(regions[0].engine.store()),
+        "a",
+        config,
+    ));
+    regions[0].engine = source;
+    let report = replicator(&regions, 0).run_once().await.unwrap();
+    assert!(report.backfills > 0, "{report:?}");
+    assert_eq!(report.segments, 0, "{report:?}");
+    let items = assert_converged(&regions).await;
+    assert_eq!(items.len(), 1);
 }
