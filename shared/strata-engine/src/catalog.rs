@@ -34,6 +34,10 @@ pub struct TableDescriptor {
     /// included, sorted; empty for a table of one region.
     #[serde(default)]
     pub replicas: Vec<String>,
+    /// Point-in-time recovery window in seconds (0: off). GC keeps every
+    /// manifest, run and log segment any moment of the window needs.
+    #[serde(default)]
+    pub pitr_window_secs: u64,
     /// Settings the engine stores but does not interpret (billing mode,
     /// tags, TTL, stream and SSE specifications…), owned by the API layer.
     #[serde(default)]

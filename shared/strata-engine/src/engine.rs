@@ -142,6 +142,7 @@ impl Engine {
             deleted: false,
             keep_old_images: spec.keep_old_images,
             replicas: spec.replicas,
+            pitr_window_secs: 0,
             meta: spec.meta,
         };
         match catalog::publish(store, &desc).await? {
@@ -623,6 +624,54 @@ impl Engine {
             .await
     }
 
+    /// One partition as it was at `t_micros` (see [`PointInTime`]).
+    pub async fn point_in_time(
+        &self,
+        table: &str,
+        part: u32,
+        t_micros: u64,
+    ) -> Result<PointInTime> {
+        let (t, p) = self.partition(table, part).await?;
+        let plan = p.plan_at(t_micros).await?;
+        Ok(PointInTime {
+            desc: Arc::clone(&t.desc),
+            part: p,
+            plan,
+            after: None,
+            done: false,
+        })
+    }
+
+    /// Fills `target` (a table created with `source`'s key schema and
+    /// partition count) with exactly the items `source` held at `t_micros`:
+    /// each partition's items become one run of the target, the oldest data
+    /// it has. Returns the number of items.
+    pub async fn restore_into(&self, source: &str, target: &str, t_micros: u64) -> Result<u64> {
+        let desc = self.describe_table(source).await?;
+        let t = self.table(target).await?;
+        if t.desc.partitions != desc.partitions || t.desc.key_schema != desc.key_schema {
+            return Err(Error::Validation(format!(
+                "cannot restore {source} into {target}: keys or partition counts differ"
+            )));
+        }
+        let mut items = 0;
+        for part in 0..desc.partitions {
+            let mut moment = self.point_in_time(source, part, t_micros).await?;
+            let mut entries = Vec::new();
+            while let Some(chunk) = moment.next_chunk(10_000).await? {
+                entries.extend(
+                    chunk
+                        .into_iter()
+                        .filter(|(_, v)| !v.deleted)
+                        .map(|(k, v)| (k, Version { seq: 0, ..v })),
+                );
+            }
+            items += entries.len() as u64;
+            t.partitions[part as usize].ingest(&entries).await?;
+        }
+        Ok(items)
+    }
+
     /// One partition's newest committed sequence number.
     pub async fn log_tail(&self, table: &str, part: u32) -> Result<u64> {
         self.partition(table, part).await?.1.tail().await
@@ -669,6 +718,52 @@ impl Engine {
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
         let t = self.table(table).await?;
         Ok(t.partitions.iter().map(|p| p.stats()).collect())
+    }
+}
+
+/// One partition of a table as it was at one moment, read in key order,
+/// chunk by chunk (tombstones included, so two moments can be compared).
+pub struct PointInTime {
+    desc: Arc<TableDescriptor>,
+    part: Arc<Partition>,
+    plan: crate::partition::PointInTimePlan,
+    after: Option<Vec<u8>>,
+    done: bool,
+}
+
+impl PointInTime {
+    pub fn table(&self) -> &TableDescriptor {
+        &self.desc
+    }
+
+    /// The last log segment of the partition the moment includes.
+    pub fn through(&self) -> u64 {
+        self.plan.through
+    }
+
+    /// Starts reading again from the first key.
+    pub fn rewind(&mut self) {
+        self.after = None;
+        self.done = false;
+    }
+
+    /// The next up to `limit` versions, or None at the end.
+    pub async fn next_chunk(&mut self, limit: usize) -> Result<Option<Vec<(Vec<u8>, Version)>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let chunk = self
+            .part
+            .chunk_of(&self.plan, self.after.as_deref(), limit.max(1))
+            .await?;
+        if chunk.len() < limit.max(1) {
+            self.done = true;
+        }
+        match chunk.last() {
+            Some((k, _)) => self.after = Some(k.clone()),
+            None => return Ok(None),
+        }
+        Ok(Some(chunk))
     }
 }
 

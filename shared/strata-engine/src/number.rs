@@ -52,6 +52,37 @@ impl Number {
         self.negative
     }
 
+    /// Digits after the decimal point (0 for an integer).
+    pub fn scale(&self) -> u32 {
+        (self.digits.len() as i64 - i64::from(self.exp)).max(0) as u32
+    }
+
+    /// Digits before the decimal point (0 for a magnitude below 1).
+    pub fn integer_digits(&self) -> u32 {
+        if self.is_zero() {
+            0
+        } else {
+            self.exp.max(0) as u32
+        }
+    }
+
+    /// The value times 10^`scale` as an integer, when that is exact and
+    /// has at most 38 digits (what a decimal128(38, scale) holds).
+    pub fn to_scaled_i128(&self, scale: u32) -> Option<i128> {
+        if self.scale() > scale || self.integer_digits() + scale > 38 {
+            return None;
+        }
+        let mut v: i128 = 0;
+        for d in &self.digits {
+            v = v * 10 + i128::from(*d);
+        }
+        let shift = i64::from(self.exp) - self.digits.len() as i64 + i64::from(scale);
+        for _ in 0..shift {
+            v = v.checked_mul(10)?;
+        }
+        Some(if self.negative { -v } else { v })
+    }
+
     /// Significant digits (1 for zero, as DynamoDB sizes it).
     pub fn significant_digits(&self) -> usize {
         self.digits.len().max(1)
@@ -319,6 +350,20 @@ impl std::str::FromStr for Number {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scaled_integers_for_decimal_columns() {
+        let n = |t: &str| Number::parse(t).unwrap();
+        assert_eq!(n("12.5").scale(), 1);
+        assert_eq!(n("1200").scale(), 0);
+        assert_eq!(n("0.001").integer_digits(), 0);
+        assert_eq!(n("12.5").to_scaled_i128(2), Some(1250));
+        assert_eq!(n("-7").to_scaled_i128(3), Some(-7000));
+        assert_eq!(n("0").to_scaled_i128(4), Some(0));
+        assert_eq!(n("1.25").to_scaled_i128(1), None);
+        assert_eq!(n("1E+37").to_scaled_i128(2), None);
+        assert_eq!(n("9".repeat(38).as_str()).to_scaled_i128(0), Some(10i128.pow(38) - 1));
+    }
 
     fn n(s: &str) -> Number {
         Number::parse(s).unwrap()

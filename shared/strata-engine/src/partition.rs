@@ -195,6 +195,15 @@ pub struct ReplicatedChange {
     pub stamp: Stamp,
 }
 
+/// A partition as it was at one moment: a manifest and the log after it.
+#[derive(Debug, Clone)]
+pub struct PointInTimePlan {
+    manifest: Arc<Manifest>,
+    mem: Arc<BTreeMap<Vec<u8>, Version>>,
+    /// The last log segment the moment includes.
+    pub through: u64,
+}
+
 /// Segments read from a partition's log.
 #[derive(Debug, Clone)]
 pub struct LogRead {
@@ -1045,6 +1054,147 @@ impl Partition {
         Ok(out)
     }
 
+    /// What the partition held at `t_micros`: the newest manifest created
+    /// by then, and the log segments after it committed by then (segments
+    /// are in commit-time order within a partition, so that is a prefix).
+    /// Errors when the store no longer holds that moment.
+    pub async fn plan_at(&self, t_micros: u64) -> Result<PointInTimePlan> {
+        self.ensure_fresh(true).await?;
+        let tail = self.read_view().tail;
+        let mut versions: Vec<u64> = io::list(self.store(), &self.paths.manifest_dir())
+            .await?
+            .iter()
+            .filter_map(|m| paths::parse_seq(&m.location))
+            .collect();
+        versions.sort_unstable_by(|a, b| b.cmp(a));
+        let mut manifest = None;
+        for v in versions {
+            if let Some(m) = self.read_manifest(v).await? {
+                if m.created_at_ms.saturating_mul(1000) <= t_micros {
+                    manifest = Some(m);
+                    break;
+                }
+            }
+        }
+        let too_old = || Error::Validation(format!(
+            "table {} no longer holds the moment {t_micros} µs (outside its point-in-time window)",
+            self.table.name
+        ));
+        let manifest = Arc::new(manifest.unwrap_or_default());
+        let mut mem: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
+        let mut through = manifest.compacted_through;
+        for seq in manifest.compacted_through + 1..=tail {
+            let seg = match self.recent_segment(seq) {
+                Some(seg) => seg,
+                None => Arc::new(self.read_segment(seq).await?.ok_or_else(too_old)?),
+            };
+            if seg.commit_ts_micros > t_micros {
+                break;
+            }
+            for m in &seg.mutations {
+                let stamp = seg.stamp_of(m);
+                mem.insert(
+                    m.key.clone(),
+                    Version {
+                        seq,
+                        ts_micros: stamp.ts_micros,
+                        origin: stamp.region,
+                        deleted: m.deleted,
+                        item: Arc::clone(&m.image),
+                    },
+                );
+            }
+            through = seq;
+        }
+        Ok(PointInTimePlan {
+            manifest,
+            mem: Arc::new(mem),
+            through,
+        })
+    }
+
+    /// Up to `limit` versions (tombstones included) of a point-in-time plan
+    /// with keys after `after`, in key order.
+    pub async fn chunk_of(
+        &self,
+        plan: &PointInTimePlan,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        let lo = match after {
+            Some(k) => Bound::Excluded(k.to_vec()),
+            None => Bound::Unbounded,
+        };
+        let mem: Vec<(Vec<u8>, Version)> = plan
+            .mem
+            .range((lo.clone(), Bound::Unbounded))
+            .take(limit)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut merge = self
+            .merger(mem, &plan.manifest, lo, Bound::Unbounded, true)
+            .await?;
+        let mut out = Vec::with_capacity(limit.min(4096));
+        while out.len() < limit {
+            match merge.next().await? {
+                Some(entry) => out.push(entry),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds a run of `entries` (sorted by key, one version each) as the
+    /// partition's oldest data, by publishing the next manifest: how a
+    /// restore fills a new table without a commit per item. Whatever the
+    /// log or newer runs hold for a key still wins.
+    pub async fn ingest(&self, entries: &[(Vec<u8>, Version)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let config = &self.ctx.config;
+        let (info, bytes) = build_run(paths::random_id(), entries, config.block_size);
+        let run_path = self.paths.run(&info.id);
+        io::create(self.store(), &run_path, bytes)
+            .await
+            .map_err(|e| Error::store(&run_path, e))?;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            let current = {
+                let _g = self.sync.lock().await;
+                self.write_view().manifest_checked = None;
+                self.refresh_locked(Instant::now()).await?;
+                Arc::clone(&self.read_view().manifest)
+            };
+            let mut runs = current.runs.clone();
+            runs.push(info.clone());
+            let next = Manifest {
+                version: current.version + 1,
+                compacted_through: current.compacted_through,
+                runs,
+                created_at_ms: now_ms(),
+                tokens: current.tokens.clone(),
+            };
+            let path = self.paths.manifest(next.version);
+            match io::create(self.store(), &path, next.encode()).await {
+                Ok(Created::Created) => {
+                    self.write_view().install(Arc::new(next));
+                    return Ok(());
+                }
+                Ok(Created::Exists) => {
+                    if self.read_manifest(next.version).await?.as_ref() == Some(&next) {
+                        self.write_view().install(Arc::new(next));
+                        return Ok(());
+                    }
+                }
+                Err(e) => return Err(Error::store(&path, e)),
+            }
+        }
+        Err(Error::Contention {
+            table: self.table.name.clone(),
+            partition: self.part,
+        })
+    }
+
     /// The newest committed sequence number, after a strong refresh.
     pub async fn tail(&self) -> Result<u64> {
         self.ensure_fresh(true).await?;
@@ -1259,7 +1409,12 @@ impl Partition {
     pub async fn gc(&self) -> Result<GcReport> {
         let c = &self.ctx.config;
         let now = now_ms();
-        let horizon = now.saturating_sub((c.gc_grace + c.clock_skew).as_millis() as u64);
+        // With point-in-time recovery on, the manifest in force at the start
+        // of the window, and everything after it, must stay.
+        let grace = c
+            .gc_grace
+            .max(Duration::from_secs(self.table.pitr_window_secs));
+        let horizon = now.saturating_sub((grace + c.clock_skew).as_millis() as u64);
         let mut manifests = Vec::new();
         for meta in io::list(self.store(), &self.paths.manifest_dir()).await? {
             if let Some(v) = paths::parse_seq(&meta.location) {

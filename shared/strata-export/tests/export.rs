@@ -1,0 +1,192 @@
+//! Exports and restores at a moment equal what the table held then.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow_array::{Array, Decimal128Array, StringArray};
+use object_store::memory::InMemory;
+use object_store::ObjectStore;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use strata_engine::*;
+use strata_export::{export, json::item_json, Destination, ExportJob, ExportKind, Format};
+
+fn now_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+async fn engine() -> Arc<Engine> {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let config = EngineConfig {
+        default_partitions: 4,
+        auto_compact: false,
+        ..EngineConfig::default()
+    };
+    Arc::new(Engine::with_store(store, "memory", config).await.unwrap())
+}
+
+fn spec(name: &str) -> TableSpec {
+    TableSpec {
+        name: name.into(),
+        key_schema: KeySchema {
+            hash: KeyAttribute {
+                name: "pk".into(),
+                key_type: KeyType::S,
+            },
+            range: Some(KeyAttribute {
+                name: "sk".into(),
+                key_type: KeyType::N,
+            }),
+        },
+        partitions: None,
+        keep_old_images: false,
+        replicas: Vec::new(),
+        meta: serde_json::Value::Null,
+    }
+}
+
+fn key(pk: &str, sk: i64) -> ItemKey {
+    ItemKey {
+        hash: KeyValue::S(pk.into()),
+        range: Some(KeyValue::N(Number::from_i64(sk))),
+    }
+}
+
+fn item(pk: &str, sk: i64, price: &str) -> Item {
+    Item::from([
+        ("pk".to_string(), Value::S(pk.into())),
+        ("sk".to_string(), Value::N(Number::from_i64(sk))),
+        ("price".to_string(), Value::N(Number::parse(price).unwrap())),
+        ("tags".to_string(), Value::SS(vec!["a".into()])),
+    ])
+}
+
+async fn put(e: &Engine, it: Item) {
+    let k = key(
+        match &it["pk"] {
+            Value::S(s) => s,
+            _ => unreachable!(),
+        },
+        match &it["sk"] {
+            Value::N(n) => n.to_string().parse().unwrap(),
+            _ => unreachable!(),
+        },
+    );
+    e.write("orders", WriteRequest::single(WriteOp::put(k, it)))
+        .await
+        .unwrap();
+}
+
+/// Every item as DynamoDB JSON, by key, by a strong scan now.
+async fn snapshot(e: &Engine, table: &str) -> BTreeMap<String, ()> {
+    let mut out = BTreeMap::new();
+    let mut after = None;
+    loop {
+        let page = e
+            .scan(table, None, after.as_ref(), 1000, usize::MAX, Consistency::Strong)
+            .await
+            .unwrap();
+        for i in &page.items {
+            out.insert(item_json(i), ());
+        }
+        match page.last_key {
+            Some(k) => after = Some(e.describe_table(table).await.unwrap().key_schema.key_of(&k).unwrap()),
+            None => return out,
+        }
+    }
+}
+
+async fn read_parquet(store: &Arc<dyn ObjectStore>, dir: &str) -> (BTreeMap<String, ()>, Vec<String>) {
+    let files = store.get(&format!("{dir}/manifest-files.json").into()).await.unwrap().bytes().await.unwrap();
+    let mut out = BTreeMap::new();
+    let mut prices = Vec::new();
+    for line in String::from_utf8(files.to_vec()).unwrap().lines() {
+        let f: serde_json::Value = serde_json::from_str(line).unwrap();
+        let bytes = store.get(&f["dataFileS3Key"].as_str().unwrap().into()).await.unwrap().bytes().await.unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let mut n = 0;
+        for batch in reader {
+            let batch = batch.unwrap();
+            let items = batch.column_by_name("item").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+            let price = batch.column_by_name("price").unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap();
+            assert_eq!(price.scale(), 2);
+            for r in 0..batch.num_rows() {
+                out.insert(items.value(r).to_string(), ());
+                prices.push(price.value_as_string(r));
+                n += 1;
+            }
+        }
+        assert_eq!(f["itemCount"].as_u64().unwrap(), n);
+    }
+    (out, prices)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_restore_hold_exactly_the_moment() {
+    let e = engine().await;
+    e.create_table(spec("orders")).await.unwrap();
+    for i in 0..300 {
+        put(&e, item(&format!("c{}", i % 17), i, if i % 2 == 0 { "10.5" } else { "3.25" })).await;
+    }
+    e.compact("orders").await.unwrap();
+    for i in 0..50 {
+        e.write("orders", WriteRequest::single(WriteOp::delete(key(&format!("c{}", i % 17), i))))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let t = now_micros();
+    let at_t = snapshot(&e, "orders").await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    // Writes after T, and a compaction, change nothing about T.
+    for i in 300..400 {
+        put(&e, item("late", i, "1")).await;
+    }
+    e.write("orders", WriteRequest::single(WriteOp::delete(key("c15", 100)))).await.unwrap();
+    e.compact("orders").await.unwrap();
+
+    let dest_store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let dest = Destination {
+        store: Arc::clone(&dest_store),
+        dir: "exp/AWSDynamoDB/01-abc".into(),
+        bucket: "b".into(),
+        prefix: "exp".into(),
+        export_arn: "arn:export".into(),
+        table_arn: "arn:table".into(),
+        export_id: "01-abc".into(),
+    };
+    let job = ExportJob {
+        table: "orders".into(),
+        format: Format::Parquet,
+        kind: ExportKind::Full { at_micros: t },
+    };
+    let out = export(&e, &job, &dest, &()).await.unwrap();
+    assert_eq!(out.items as usize, at_t.len());
+    let (exported, prices) = read_parquet(&dest_store, &dest.dir).await;
+    assert!(exported == at_t, "export differs from the moment: {} vs {} items", exported.len(), at_t.len());
+    assert!(prices.iter().all(|p| p == "10.50" || p == "3.25"), "{prices:?}");
+    for f in ["_started", "manifest-summary.json"] {
+        dest_store.head(&format!("{}/{f}", dest.dir).into()).await.unwrap();
+    }
+
+    // Restore to T equals the snapshot at T.
+    e.create_table(spec("restored")).await.unwrap();
+    let n = e.restore_into("orders", "restored", t).await.unwrap();
+    assert_eq!(n as usize, at_t.len());
+    let restored = snapshot(&e, "restored").await;
+    assert!(restored == at_t, "restore differs: {} vs {} items", restored.len(), at_t.len());
+
+    // Incremental from T to now = the difference of the two moments.
+    let now = now_micros();
+    let inc = ExportJob {
+        table: "orders".into(),
+        format: Format::Parquet,
+        kind: ExportKind::Incremental { from_micros: t, to_micros: now, with_old_images: true },
+    };
+    let dest2 = Destination { dir: "exp/AWSDynamoDB/02-def".into(), export_id: "02-def".into(), ..dest.clone() };
+    let out = export(&e, &inc, &dest2, &()).await.unwrap();
+    assert_eq!(out.items, 101); // 100 inserts and one remove
+}
