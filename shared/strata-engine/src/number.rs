@@ -362,7 +362,10 @@ mod tests {
         assert_eq!(n("0").to_scaled_i128(4), Some(0));
         assert_eq!(n("1.25").to_scaled_i128(1), None);
         assert_eq!(n("1E+37").to_scaled_i128(2), None);
-        assert_eq!(n("9".repeat(38).as_str()).to_scaled_i128(0), Some(10i128.pow(38) - 1));
+        assert_eq!(
+            n("9".repeat(38).as_str()).to_scaled_i128(0),
+            Some(10i128.pow(38) - 1)
+        );
     }
 
     fn n(s: &str) -> Number {

@@ -1076,10 +1076,12 @@ impl Partition {
                 }
             }
         }
-        let too_old = || Error::Validation(format!(
+        let too_old = || {
+            Error::Validation(format!(
             "table {} no longer holds the moment {t_micros} µs (outside its point-in-time window)",
             self.table.name
-        ));
+        ))
+        };
         let manifest = Arc::new(manifest.unwrap_or_default());
         let mut mem: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
         let mut through = manifest.compacted_through;

@@ -23,7 +23,10 @@ pub enum Kind {
     S,
     B,
     Bool,
-    N { scale: u32, int_digits: u32 },
+    N {
+        scale: u32,
+        int_digits: u32,
+    },
     /// Not one scalar type: no typed column.
     Other,
 }
@@ -87,6 +90,18 @@ impl Inference {
                 Some(seen) => *seen = seen.merge(k),
                 None => {
                     self.kinds.insert(name.clone(), k);
+                }
+            }
+        }
+    }
+
+    /// Adds what another part of the export saw.
+    pub fn merge(&mut self, other: &Inference) {
+        for (name, k) in &other.kinds {
+            match self.kinds.get_mut(name) {
+                Some(seen) => *seen = seen.merge(*k),
+                None => {
+                    self.kinds.insert(name.clone(), *k);
                 }
             }
         }
@@ -203,7 +218,9 @@ impl Rows {
         for e in extras {
             builders.push(match e {
                 Extra::Text(_) => Builder::Str(StringBuilder::new()),
-                Extra::Time(_) => Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC")),
+                Extra::Time(_) => {
+                    Builder::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                }
             });
         }
         Ok(Rows {

@@ -27,7 +27,6 @@ use std::sync::Arc;
 
 use arrow_array::RecordBatch;
 use base64::Engine as _;
-use futures::stream::{self, StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
@@ -167,7 +166,7 @@ pub async fn export(
     engine: &Engine,
     job: &ExportJob,
     dest: &Destination,
-    progress: &dyn Progress,
+    progress: Arc<dyn Progress>,
 ) -> Result<ExportOutcome, ExportError> {
     let started = now_micros();
     let store = dest.store.as_ref();
@@ -175,7 +174,7 @@ pub async fn export(
     let desc = engine.describe_table(&job.table).await?;
     let files = match job.kind {
         ExportKind::Full { at_micros } => {
-            full(engine, job, dest, desc.partitions, at_micros, progress).await?
+            full(engine, job, dest, desc.partitions, at_micros, &progress).await?
         }
         ExportKind::Incremental {
             from_micros,
@@ -189,7 +188,7 @@ pub async fn export(
                 desc.partitions,
                 (from_micros, to_micros),
                 with_old_images,
-                progress,
+                progress.as_ref(),
             )
             .await?
         }
@@ -299,6 +298,8 @@ async fn write_file(
 fn parquet_writer(schema: arrow_schema::SchemaRef) -> Result<ArrowWriter<Vec<u8>>, ExportError> {
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
+        // Row groups of 64k rows keep the writer's buffers small.
+        .set_max_row_group_size(65_536)
         .build();
     Ok(ArrowWriter::try_new(Vec::new(), schema, Some(props))?)
 }
@@ -307,58 +308,96 @@ fn gzip() -> flate2::write::GzEncoder<Vec<u8>> {
     flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast())
 }
 
-/// Full export: one pass to find the columns, one to write them.
+fn joined<T>(r: Result<Result<T, ExportError>, tokio::task::JoinError>) -> Result<T, ExportError> {
+    r.map_err(|e| ExportError::Encode(format!("export task failed: {e}")))?
+}
+
+/// Full export: one pass to find the columns, one to write them; each
+/// partition is a task, `PARALLEL` at a time (the work is CPU-bound).
 async fn full(
     engine: &Engine,
     job: &ExportJob,
     dest: &Destination,
     partitions: u32,
     at: u64,
-    progress: &dyn Progress,
+    progress: &Arc<dyn Progress>,
 ) -> Result<Vec<DataFile>, ExportError> {
     let mut moments = Vec::with_capacity(partitions as usize);
     for part in 0..partitions {
         moments.push(engine.point_in_time(&job.table, part, at).await?);
     }
-    let mut inference = Inference::default();
-    let mut total = 0u64;
-    if job.format == Format::Parquet {
-        for m in &mut moments {
-            while let Some(chunk) = m.next_chunk(CHUNK).await? {
-                for (_, v) in chunk.iter().filter(|(_, v)| !v.deleted) {
-                    inference.observe(&v.item);
-                    total += 1;
-                }
-            }
-            m.rewind();
-        }
-        progress.total(total);
-    }
     let keys = moments
         .first()
         .map(|m| m.table().key_schema.clone())
         .ok_or_else(|| ExportError::Encode("table has no partitions".into()))?;
-    let columns = inference.columns(&keys, &["item"]);
-    let columns = &columns;
-    let files: Vec<Option<DataFile>> = stream::iter(moments.into_iter().enumerate())
-        .map(|(part, m)| async move {
-            let name = match job.format {
-                Format::Parquet => format!("{part:04}-{}.parquet", dest.export_id),
-                Format::DynamoDbJson => format!("{part:04}-{}.json.gz", dest.export_id),
-            };
-            let (body, items) = match job.format {
-                Format::Parquet => full_parquet(m, columns, progress).await?,
-                Format::DynamoDbJson => full_json(m, progress).await?,
-            };
-            if items == 0 {
-                return Ok::<_, ExportError>(None);
-            }
-            Ok(Some(write_file(dest, name, body, items).await?))
+    let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
+    let mut inference = Inference::default();
+    if job.format == Format::Parquet {
+        let tasks: Vec<_> = moments
+            .into_iter()
+            .map(|mut m| {
+                let permits = Arc::clone(&permits);
+                tokio::spawn(async move {
+                    let _permit = permits.acquire_owned().await;
+                    let mut inference = Inference::default();
+                    let mut n = 0u64;
+                    while let Some(chunk) = m.next_chunk(CHUNK).await? {
+                        for (_, v) in chunk.iter().filter(|(_, v)| !v.deleted) {
+                            inference.observe(&v.item);
+                            n += 1;
+                        }
+                    }
+                    m.rewind();
+                    Ok::<_, ExportError>((m, inference, n))
+                })
+            })
+            .collect();
+        moments = Vec::with_capacity(tasks.len());
+        let mut total = 0;
+        for t in tasks {
+            let (m, inf, n) = joined(t.await)?;
+            inference.merge(&inf);
+            total += n;
+            moments.push(m);
+        }
+        progress.total(total);
+    }
+    let columns = Arc::new(inference.columns(&keys, &["item"]));
+    let tasks: Vec<_> = moments
+        .into_iter()
+        .enumerate()
+        .map(|(part, m)| {
+            let (permits, columns, dest, progress) = (
+                Arc::clone(&permits),
+                Arc::clone(&columns),
+                dest.clone(),
+                Arc::clone(progress),
+            );
+            let format = job.format;
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let (name, (body, items)) = match format {
+                    Format::Parquet => (
+                        format!("{part:04}-{}.parquet", dest.export_id),
+                        full_parquet(m, &columns, progress.as_ref()).await?,
+                    ),
+                    Format::DynamoDbJson => (
+                        format!("{part:04}-{}.json.gz", dest.export_id),
+                        full_json(m, progress.as_ref()).await?,
+                    ),
+                };
+                if items == 0 {
+                    return Ok(None);
+                }
+                Ok::<_, ExportError>(Some(write_file(&dest, name, body, items).await?))
+            })
         })
-        .buffered(PARALLEL)
-        .try_collect()
-        .await?;
-    Ok(files.into_iter().flatten().collect())
+        .collect();
+    let mut files = Vec::new();
+    for t in tasks {
+        files.extend(joined(t.await)?);
+    }
+    Ok(files)
 }
 
 async fn full_parquet(
@@ -421,10 +460,7 @@ struct Change {
 
 /// Merges two moments of one partition in key order into the changes
 /// between them.
-async fn diff(
-    mut from: PointInTime,
-    mut to: PointInTime,
-) -> Result<Vec<Change>, ExportError> {
+async fn diff(mut from: PointInTime, mut to: PointInTime) -> Result<Vec<Change>, ExportError> {
     let keys = to.table().key_schema.clone();
     let mut a: std::collections::VecDeque<(Vec<u8>, Version)> = Default::default();
     let mut b: std::collections::VecDeque<(Vec<u8>, Version)> = Default::default();
@@ -450,8 +486,14 @@ async fn diff(
             (Some(_), None) => (a.pop_front(), None),
             _ => (None, b.pop_front()),
         };
-        let old_live = old.as_ref().filter(|(_, v)| !v.deleted).map(|(_, v)| Arc::clone(&v.item));
-        let new_live = new.as_ref().filter(|(_, v)| !v.deleted).map(|(_, v)| Arc::clone(&v.item));
+        let old_live = old
+            .as_ref()
+            .filter(|(_, v)| !v.deleted)
+            .map(|(_, v)| Arc::clone(&v.item));
+        let new_live = new
+            .as_ref()
+            .filter(|(_, v)| !v.deleted)
+            .map(|(_, v)| Arc::clone(&v.item));
         let kind = match (&old_live, &new_live) {
             (None, None) => continue,
             (None, Some(_)) => "INSERT",
@@ -501,7 +543,10 @@ async fn incremental(
     }
     progress.total(total);
     let desc = engine.describe_table(&job.table).await?;
-    let columns = inference.columns(&desc.key_schema, &["change", "commit_time", "new_item", "old_item"]);
+    let columns = inference.columns(
+        &desc.key_schema,
+        &["change", "commit_time", "new_item", "old_item"],
+    );
     let mut files = Vec::new();
     for (part, changes) in per_part.into_iter().enumerate() {
         if changes.is_empty() {
@@ -510,7 +555,11 @@ async fn incremental(
         let n = changes.len() as u64;
         let (name, body) = match job.format {
             Format::Parquet => {
-                let mut extras = vec![Extra::Text("change"), Extra::Time("commit_time"), Extra::Text("new_item")];
+                let mut extras = vec![
+                    Extra::Text("change"),
+                    Extra::Time("commit_time"),
+                    Extra::Text("new_item"),
+                ];
                 if with_old {
                     extras.push(Extra::Text("old_item"));
                 }
@@ -533,7 +582,10 @@ async fn incremental(
                     let batch: RecordBatch = rows.finish()?;
                     writer.write(&batch)?;
                 }
-                (format!("{part:04}-{}.parquet", dest.export_id), writer.into_inner()?)
+                (
+                    format!("{part:04}-{}.parquet", dest.export_id),
+                    writer.into_inner()?,
+                )
             }
             Format::DynamoDbJson => {
                 let mut out = gzip();
@@ -551,7 +603,9 @@ async fn incremental(
                     }
                     writeln!(out, "{line}}}").map_err(|e| ExportError::Encode(e.to_string()))?;
                 }
-                let body = out.finish().map_err(|e| ExportError::Encode(e.to_string()))?;
+                let body = out
+                    .finish()
+                    .map_err(|e| ExportError::Encode(e.to_string()))?;
                 (format!("{part:04}-{}.json.gz", dest.export_id), body)
             }
         };

@@ -86,32 +86,76 @@ async fn snapshot(e: &Engine, table: &str) -> BTreeMap<String, ()> {
     let mut after = None;
     loop {
         let page = e
-            .scan(table, None, after.as_ref(), 1000, usize::MAX, Consistency::Strong)
+            .scan(
+                table,
+                None,
+                after.as_ref(),
+                1000,
+                usize::MAX,
+                Consistency::Strong,
+            )
             .await
             .unwrap();
         for i in &page.items {
             out.insert(item_json(i), ());
         }
         match page.last_key {
-            Some(k) => after = Some(e.describe_table(table).await.unwrap().key_schema.key_of(&k).unwrap()),
+            Some(k) => {
+                after = Some(
+                    e.describe_table(table)
+                        .await
+                        .unwrap()
+                        .key_schema
+                        .key_of(&k)
+                        .unwrap(),
+                )
+            }
             None => return out,
         }
     }
 }
 
-async fn read_parquet(store: &Arc<dyn ObjectStore>, dir: &str) -> (BTreeMap<String, ()>, Vec<String>) {
-    let files = store.get(&format!("{dir}/manifest-files.json").into()).await.unwrap().bytes().await.unwrap();
+async fn read_parquet(
+    store: &Arc<dyn ObjectStore>,
+    dir: &str,
+) -> (BTreeMap<String, ()>, Vec<String>) {
+    let files = store
+        .get(&format!("{dir}/manifest-files.json").into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     let mut out = BTreeMap::new();
     let mut prices = Vec::new();
     for line in String::from_utf8(files.to_vec()).unwrap().lines() {
         let f: serde_json::Value = serde_json::from_str(line).unwrap();
-        let bytes = store.get(&f["dataFileS3Key"].as_str().unwrap().into()).await.unwrap().bytes().await.unwrap();
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap().build().unwrap();
+        let bytes = store
+            .get(&f["dataFileS3Key"].as_str().unwrap().into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .unwrap()
+            .build()
+            .unwrap();
         let mut n = 0;
         for batch in reader {
             let batch = batch.unwrap();
-            let items = batch.column_by_name("item").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
-            let price = batch.column_by_name("price").unwrap().as_any().downcast_ref::<Decimal128Array>().unwrap();
+            let items = batch
+                .column_by_name("item")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            let price = batch
+                .column_by_name("price")
+                .unwrap()
+                .as_any()
+                .downcast_ref::<Decimal128Array>()
+                .unwrap();
             assert_eq!(price.scale(), 2);
             for r in 0..batch.num_rows() {
                 out.insert(items.value(r).to_string(), ());
@@ -129,13 +173,24 @@ async fn export_and_restore_hold_exactly_the_moment() {
     let e = engine().await;
     e.create_table(spec("orders")).await.unwrap();
     for i in 0..300 {
-        put(&e, item(&format!("c{}", i % 17), i, if i % 2 == 0 { "10.5" } else { "3.25" })).await;
+        put(
+            &e,
+            item(
+                &format!("c{}", i % 17),
+                i,
+                if i % 2 == 0 { "10.5" } else { "3.25" },
+            ),
+        )
+        .await;
     }
     e.compact("orders").await.unwrap();
     for i in 0..50 {
-        e.write("orders", WriteRequest::single(WriteOp::delete(key(&format!("c{}", i % 17), i))))
-            .await
-            .unwrap();
+        e.write(
+            "orders",
+            WriteRequest::single(WriteOp::delete(key(&format!("c{}", i % 17), i))),
+        )
+        .await
+        .unwrap();
     }
     tokio::time::sleep(Duration::from_millis(5)).await;
     let t = now_micros();
@@ -145,7 +200,12 @@ async fn export_and_restore_hold_exactly_the_moment() {
     for i in 300..400 {
         put(&e, item("late", i, "1")).await;
     }
-    e.write("orders", WriteRequest::single(WriteOp::delete(key("c15", 100)))).await.unwrap();
+    e.write(
+        "orders",
+        WriteRequest::single(WriteOp::delete(key("c15", 100))),
+    )
+    .await
+    .unwrap();
     e.compact("orders").await.unwrap();
 
     let dest_store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
@@ -163,13 +223,24 @@ async fn export_and_restore_hold_exactly_the_moment() {
         format: Format::Parquet,
         kind: ExportKind::Full { at_micros: t },
     };
-    let out = export(&e, &job, &dest, &()).await.unwrap();
+    let out = export(&e, &job, &dest, Arc::new(())).await.unwrap();
     assert_eq!(out.items as usize, at_t.len());
     let (exported, prices) = read_parquet(&dest_store, &dest.dir).await;
-    assert!(exported == at_t, "export differs from the moment: {} vs {} items", exported.len(), at_t.len());
-    assert!(prices.iter().all(|p| p == "10.50" || p == "3.25"), "{prices:?}");
+    assert!(
+        exported == at_t,
+        "export differs from the moment: {} vs {} items",
+        exported.len(),
+        at_t.len()
+    );
+    assert!(
+        prices.iter().all(|p| p == "10.50" || p == "3.25"),
+        "{prices:?}"
+    );
     for f in ["_started", "manifest-summary.json"] {
-        dest_store.head(&format!("{}/{f}", dest.dir).into()).await.unwrap();
+        dest_store
+            .head(&format!("{}/{f}", dest.dir).into())
+            .await
+            .unwrap();
     }
 
     // Restore to T equals the snapshot at T.
@@ -177,16 +248,29 @@ async fn export_and_restore_hold_exactly_the_moment() {
     let n = e.restore_into("orders", "restored", t).await.unwrap();
     assert_eq!(n as usize, at_t.len());
     let restored = snapshot(&e, "restored").await;
-    assert!(restored == at_t, "restore differs: {} vs {} items", restored.len(), at_t.len());
+    assert!(
+        restored == at_t,
+        "restore differs: {} vs {} items",
+        restored.len(),
+        at_t.len()
+    );
 
     // Incremental from T to now = the difference of the two moments.
     let now = now_micros();
     let inc = ExportJob {
         table: "orders".into(),
         format: Format::Parquet,
-        kind: ExportKind::Incremental { from_micros: t, to_micros: now, with_old_images: true },
+        kind: ExportKind::Incremental {
+            from_micros: t,
+            to_micros: now,
+            with_old_images: true,
+        },
     };
-    let dest2 = Destination { dir: "exp/AWSDynamoDB/02-def".into(), export_id: "02-def".into(), ..dest.clone() };
-    let out = export(&e, &inc, &dest2, &()).await.unwrap();
+    let dest2 = Destination {
+        dir: "exp/AWSDynamoDB/02-def".into(),
+        export_id: "02-def".into(),
+        ..dest.clone()
+    };
+    let out = export(&e, &inc, &dest2, Arc::new(())).await.unwrap();
     assert_eq!(out.items, 101); // 100 inserts and one remove
 }
