@@ -64,9 +64,11 @@ cargo_status=${PIPESTATUS[0]}
 set -e
 
 echo "== end-to-end: boto3 against strata serve (local filesystem and LocalStack stores)"
-if [ ! -x "$root/.venv-e2e/bin/pytest" ]; then
-  python3 -m venv "$root/.venv-e2e"
+# (Re)install when the pinned requirements change.
+if ! cmp -s "$root/tests/e2e/requirements.txt" "$root/.venv-e2e/requirements.installed" 2>/dev/null; then
+  [ -x "$root/.venv-e2e/bin/python" ] || python3 -m venv "$root/.venv-e2e"
   "$root/.venv-e2e/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/requirements.txt"
+  cp "$root/tests/e2e/requirements.txt" "$root/.venv-e2e/requirements.installed"
 fi
 if [ ! -x "$root/.venv-awscli/bin/aws" ]; then
   python3 -m venv "$root/.venv-awscli"

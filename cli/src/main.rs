@@ -4,6 +4,8 @@
 //!     strata serve --store s3://bucket/prefix --port 8001
 //!     strata serve --region us-east-1 --replica eu-west-1=file:///srv/eu   # global tables
 //!     strata replicate --once --region us-east-1 --replica eu-west-1=…
+//!     strata export --table Music --format parquet --to-dir ./exports
+//!     strata restore --table Music --target MusicYesterday --time 2026-11-23T10:00:00Z
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +16,7 @@ use clap::{Parser, Subcommand};
 use strata_api::Api;
 use strata_engine::replication::{open_regions, parse_regions, Regions, Replicator};
 use strata_engine::{Engine, EngineConfig};
+use strata_export::jobs::Buckets;
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +36,53 @@ enum Command {
     /// Replicate this region's global tables to their other regions, in a
     /// loop (or one pass with --once); what `strata serve` does in the background.
     Replicate(ReplicateArgs),
+    /// Export a table as it was at a moment (default: now) to Parquet or DynamoDB
+    /// JSON, laid out like DynamoDB's exports, with a progress bar.
+    Export(ExportArgs),
+    /// Restore a table as it was at a moment into a new table.
+    Restore(RestoreArgs),
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The table to export.
+    #[arg(long)]
+    table: String,
+    /// The moment to export (RFC 3339, e.g. 2026-11-24T09:00:00Z, or epoch seconds); default now.
+    #[arg(long)]
+    time: Option<String>,
+    /// With --from: export what changed between --from and --time (an incremental export).
+    #[arg(long)]
+    from: Option<String>,
+    /// parquet or dynamodb-json.
+    #[arg(long, default_value = "parquet")]
+    format: String,
+    /// Write into this directory …
+    #[arg(long, conflicts_with = "dest")]
+    to_dir: Option<PathBuf>,
+    /// … or into this store URL (e.g. s3://bucket/prefix).
+    #[arg(long)]
+    dest: Option<String>,
+    /// Incremental exports: leave out old images.
+    #[arg(long)]
+    new_image_only: bool,
+}
+
+#[derive(clap::Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The table to restore from.
+    #[arg(long)]
+    table: String,
+    /// The new table.
+    #[arg(long)]
+    target: String,
+    /// The moment to restore (RFC 3339 or epoch seconds); default now.
+    #[arg(long)]
+    time: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -88,6 +138,15 @@ struct ServeArgs {
     /// read, and how long a replicator may be cut off and still resume.
     #[arg(long, default_value_t = 24, env = "STRATA_LOG_RETENTION_HOURS")]
     stream_retention_hours: u64,
+    /// Where ExportTableToPointInTime's S3Bucket names go: NAME=STORE-URL (repeat;
+    /// STRATA_EXPORT_BUCKETS takes them comma-separated). Other names are s3://NAME.
+    #[arg(
+        long = "export-bucket",
+        value_name = "NAME=URL",
+        env = "STRATA_EXPORT_BUCKETS",
+        value_delimiter = ','
+    )]
+    export_buckets: Vec<String>,
     /// Partitions for new tables.
     #[arg(long, default_value_t = 8)]
     partitions: u32,
@@ -151,8 +210,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             Duration::from_millis(args.replicate_interval_ms),
         ));
     }
-    let api =
-        Arc::new(Api::new(Arc::clone(&engine), args.store.region.clone()).with_regions(regions));
+    let buckets = Buckets::parse(&args.export_buckets.join(","))?;
+    let jobs_engine = Arc::clone(&engine);
+    let runner: strata_api::JobRunner = Arc::new(move |job| {
+        let (engine, buckets) = (Arc::clone(&jobs_engine), buckets.clone());
+        tokio::spawn(async move {
+            match strata_export::jobs::run(&engine, &job, &buckets, Arc::new(())).await {
+                Ok(_) => tracing::info!(kind = %job["kind"], "job done"),
+                Err(e) => tracing::error!(kind = %job["kind"], error = %e, "job failed"),
+            }
+        });
+    });
+    let api = Arc::new(
+        Api::new(Arc::clone(&engine), args.store.region.clone())
+            .with_regions(regions)
+            .with_jobs(runner),
+    );
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
@@ -223,6 +296,161 @@ async fn replicate(args: ReplicateArgs) -> Result<(), String> {
     }
 }
 
+/// A moment from RFC 3339 or epoch seconds, in µs; now when absent.
+fn moment(text: Option<&str>) -> Result<u64, String> {
+    let Some(t) = text else {
+        return Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or_default());
+    };
+    if let Ok(secs) = t.parse::<f64>() {
+        return Ok((secs * 1e6) as u64);
+    }
+    humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+        .map_err(|e| format!("bad time {t:?}: {e} (use RFC 3339 or epoch seconds)"))
+        .and_then(|st| {
+            st.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .map_err(|e| e.to_string())
+        })
+}
+
+async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String> {
+    let url = store_url(store)?;
+    let config = EngineConfig {
+        region: store.region.clone(),
+        auto_compact: false,
+        ..EngineConfig::from_env()
+    };
+    Ok(Arc::new(
+        Engine::open(&url, config)
+            .await
+            .map_err(|e| e.to_string())?,
+    ))
+}
+
+/// An indicatif bar fed by the exporter.
+struct Bar(indicatif::ProgressBar);
+
+impl strata_export::Progress for Bar {
+    fn total(&self, rows: u64) {
+        self.0.set_length(rows);
+    }
+    fn advance(&self, rows: u64) {
+        self.0.inc(rows);
+    }
+}
+
+async fn export_cmd(args: ExportArgs) -> Result<(), String> {
+    use strata_export::{export, Destination, ExportJob, ExportKind, Format};
+    let engine = open_engine(&args.store).await?;
+    let at = moment(args.time.as_deref())?;
+    let format = match args.format.as_str() {
+        "parquet" => Format::Parquet,
+        "dynamodb-json" | "json" => Format::DynamoDbJson,
+        other => {
+            return Err(format!(
+                "unknown format {other:?}: parquet or dynamodb-json"
+            ))
+        }
+    };
+    let kind = match &args.from {
+        Some(from) => ExportKind::Incremental {
+            from_micros: moment(Some(from))?,
+            to_micros: at,
+            with_old_images: !args.new_image_only,
+        },
+        None => ExportKind::Full { at_micros: at },
+    };
+    let dest_url = match (&args.to_dir, &args.dest) {
+        (Some(dir), _) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let abs = std::fs::canonicalize(dir).map_err(|e| e.to_string())?;
+            format!("file://{}", abs.display())
+        }
+        (None, Some(url)) => url.clone(),
+        (None, None) => return Err("say where to: --to-dir DIR or --dest URL".into()),
+    };
+    let opened = strata_store::open_unchecked(&dest_url).map_err(|e| e.to_string())?;
+    let id = format!(
+        "{:013}-cli",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default()
+    );
+    let dest = Destination {
+        store: opened.store,
+        dir: strata_export::jobs::export_dir("", &id),
+        bucket: dest_url.clone(),
+        prefix: String::new(),
+        export_arn: format!("strata:export/{}/{id}", args.table),
+        table_arn: format!("strata:table/{}", args.table),
+        export_id: id,
+    };
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:40}] {pos}/{len} items ({per_sec}, {eta} left)",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("exporting {}", args.table));
+    let progress = Arc::new(Bar(bar.clone()));
+    let start = std::time::Instant::now();
+    let job = ExportJob {
+        table: args.table.clone(),
+        format,
+        kind,
+    };
+    let out = export(&engine, &job, &dest, progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    println!(
+        "strata: exported {} items ({} files, {:.1} MB) in {:.2} s to {dest_url}/{}",
+        out.items,
+        out.files.len(),
+        out.bytes as f64 / 1e6,
+        start.elapsed().as_secs_f64(),
+        dest.dir
+    );
+    Ok(())
+}
+
+async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
+    let engine = open_engine(&args.store).await?;
+    let at = moment(args.time.as_deref())?;
+    let source = engine
+        .describe_table(&args.table)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .create_table(strata_engine::TableSpec {
+            name: args.target.clone(),
+            key_schema: source.key_schema.clone(),
+            partitions: Some(source.partitions),
+            keep_old_images: false,
+            replicas: Vec::new(),
+            meta: serde_json::json!({"BillingMode": "PAY_PER_REQUEST"}),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let start = std::time::Instant::now();
+    let items = engine
+        .restore_into(&args.table, &args.target, at)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "strata: restored {items} items of {} into {} in {:.2} s",
+        args.table,
+        args.target,
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// Compacts and garbage-collects every table now and then, so quiet tables
 /// get folded too (busy ones compact by threshold as they are written).
 async fn maintenance(engine: Arc<Engine>) {
@@ -276,6 +504,8 @@ async fn main() {
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Replicate(args) => replicate(args).await,
+        Command::Export(args) => export_cmd(args).await,
+        Command::Restore(args) => restore_cmd(args).await,
     };
     if let Err(e) = result {
         eprintln!("strata: {e}");

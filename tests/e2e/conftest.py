@@ -26,6 +26,9 @@ def free_port():
         return s.getsockname()[1]
 
 
+# What each running server fixture was started with, by endpoint URL.
+SERVERS = {}
+
 STRATA_BIN = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
 
 
@@ -64,8 +67,22 @@ def endpoint(request):
         args = ["--store", f"s3://{os.environ['STRATA_E2E_BUCKET']}/e2e-{uuid.uuid4().hex}"]
     else:
         raise ValueError(f"unknown store {request.param}")
+    # Export destinations: a local directory, and (when the test command
+    # runs moto) a bucket on moto, another S3 server than the table's.
+    exports = os.path.join(tmp.name, "exports")
+    info = {"exports_dir": exports}
+    args += ["--export-bucket", f"local-exports=file://{exports}"]
+    moto = os.environ.get("STRATA_E2E_MOTO_ENDPOINT")
+    if moto:
+        prefix = f"exp-{uuid.uuid4().hex[:8]}"
+        args += ["--export-bucket",
+                 f"moto-exports=s3://{os.environ['STRATA_E2E_BUCKET']}/{prefix}?endpoint={moto}&region=us-east-1"]
+        env.setdefault("AWS_ACCESS_KEY_ID", "test")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+        info.update(moto_endpoint=moto, moto_bucket=os.environ["STRATA_E2E_BUCKET"], moto_prefix=prefix)
     log = open(os.path.join(tmp.name, "server.log"), "w")
     proc, url = start_server(args, env, output=log)
+    SERVERS[url] = info
     yield url
     proc.terminate()
     proc.wait(timeout=10)

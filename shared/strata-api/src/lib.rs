@@ -3,6 +3,7 @@
 //! batch and table operation, and the HTTP router that both the local server
 //! and the Lambda function serve. Storage is `strata_engine`'s business.
 
+pub mod backups;
 pub mod error;
 pub mod expr;
 pub mod http;
@@ -34,7 +35,13 @@ pub struct Api {
     default_region: String,
     /// The stores of the other regions global tables may replicate to.
     regions: Regions,
+    /// Runs export and restore jobs (see [`backups`]).
+    jobs: Option<JobRunner>,
 }
+
+/// Takes an export or restore job (JSON) and runs it somewhere: a task in
+/// this process, or another function.
+pub type JobRunner = Arc<dyn Fn(Json) + Send + Sync>;
 
 /// What is known of the caller: the region from its SigV4 credential scope.
 #[derive(Debug, Clone)]
@@ -58,7 +65,18 @@ impl Api {
             engine,
             default_region: default_region.into(),
             regions: Regions::new(),
+            jobs: None,
         }
+    }
+
+    /// Sets who runs export and restore jobs.
+    pub fn with_jobs(mut self, runner: JobRunner) -> Self {
+        self.jobs = Some(runner);
+        self
+    }
+
+    pub(crate) fn jobs(&self) -> Option<&JobRunner> {
+        self.jobs.as_ref()
     }
 
     /// Names the other regions (and their stores' engines) that global
@@ -164,6 +182,12 @@ impl Api {
             "UpdateTimeToLive" => tables::update_ttl(self, &req).await,
             "DescribeEndpoints" => Ok(tables::describe_endpoints(caller)),
             "DescribeLimits" => Ok(tables::describe_limits()),
+            "UpdateContinuousBackups" => backups::update_continuous_backups(self, &req).await,
+            "DescribeContinuousBackups" => backups::describe_continuous_backups(self, &req).await,
+            "ExportTableToPointInTime" => backups::export(self, &req, caller).await,
+            "DescribeExport" => backups::describe_export(self, &req).await,
+            "ListExports" => backups::list_exports(self, &req).await,
+            "RestoreTableToPointInTime" => backups::restore(self, &req, caller).await,
             "PutItem" => items::put(self, &req).await,
             "GetItem" => items::get(self, &req).await,
             "UpdateItem" => items::update(self, &req).await,

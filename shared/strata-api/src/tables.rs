@@ -78,6 +78,13 @@ pub(crate) fn key_schema_json(d: &TableDescriptor) -> Json {
 /// region, left out of the Replicas list.
 pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home: &str) -> Json {
     let meta = d.meta.as_object().cloned().unwrap_or_default();
+    // A table being restored is CREATING until its data is in.
+    let restoring = meta.get("RestoreInProgress") == Some(&Json::Bool(true));
+    let status = if restoring && status == "ACTIVE" {
+        "CREATING"
+    } else {
+        status
+    };
     let mut defs = vec![
         json!({"AttributeName": d.key_schema.hash.name, "AttributeType": key_type_name(d.key_schema.hash.key_type)}),
     ];
@@ -144,6 +151,9 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
     }
     if let Some(class) = meta.get("TableClass") {
         t["TableClassSummary"] = json!({"TableClass": class});
+    }
+    if let Some(r) = meta.get("RestoreSummary") {
+        t["RestoreSummary"] = r.clone();
     }
     if !d.replicas.is_empty() {
         // Like DynamoDB, the other regions of the global table.

@@ -1,0 +1,491 @@
+//! Point-in-time recovery, exports and restores: UpdateContinuousBackups,
+//! DescribeContinuousBackups, ExportTableToPointInTime, DescribeExport,
+//! ListExports, RestoreTableToPointInTime.
+//!
+//! The API only validates, records and hands work on: an export or a
+//! restore is a *job* (JSON) given to the host's job runner — in
+//! `strata serve` a task in the same process, in AWS the `strata-exporter`
+//! function invoked asynchronously — because writing Parquet needs arrow
+//! and parquet, which this crate (and the API function) must not link.
+//! An export's status lives in `exports/<table>/<export id>.json` in the
+//! table's store; the runner rewrites it when the export ends.
+
+use object_store::path::Path;
+use object_store::PutPayload;
+use serde_json::{json, Value as Json};
+use strata_engine::{TableDescriptor, TableSpec};
+
+use crate::error::{ApiError, ApiResult};
+use crate::req::{missing, Req};
+use crate::tables::{arn, description, iso_time};
+use crate::{Api, Caller};
+
+/// DynamoDB's default and largest recovery period.
+const MAX_RECOVERY_DAYS: i64 = 35;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}
+
+/// Where an export's description is kept, in the table's store.
+pub fn export_record(table: &str, export_id: &str) -> Path {
+    Path::from(format!("exports/{table}/{export_id}.json"))
+}
+
+fn table_not_found(name: &str) -> ApiError {
+    ApiError::custom(
+        "TableNotFoundException",
+        400,
+        format!("Table not found: {name}"),
+    )
+}
+
+async fn table(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
+    match api.engine.describe_table(name).await {
+        Ok(d) => Ok(d),
+        Err(strata_engine::Error::TableNotFound(_)) => Err(table_not_found(name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The moments a table can be read at: (earliest, latest) in ms, if PITR is on.
+fn window(d: &TableDescriptor) -> Option<(u64, u64)> {
+    if d.pitr_window_secs == 0 {
+        return None;
+    }
+    let now = now_ms();
+    let enabled = d
+        .meta
+        .get("PitrEnabledMs")
+        .and_then(Json::as_u64)
+        .unwrap_or(d.created_at_ms);
+    let earliest = enabled.max(now.saturating_sub(d.pitr_window_secs * 1000));
+    Some((earliest, now))
+}
+
+fn backups_description(d: &TableDescriptor) -> Json {
+    let mut pitr = json!({ "PointInTimeRecoveryStatus": "DISABLED" });
+    if let Some((earliest, latest)) = window(d) {
+        pitr = json!({
+            "PointInTimeRecoveryStatus": "ENABLED",
+            "RecoveryPeriodInDays": d.pitr_window_secs / 86_400,
+            "EarliestRestorableDateTime": earliest as f64 / 1000.0,
+            "LatestRestorableDateTime": latest as f64 / 1000.0,
+        });
+    }
+    json!({
+        "ContinuousBackupsStatus": "ENABLED",
+        "PointInTimeRecoveryDescription": pitr,
+    })
+}
+
+pub async fn update_continuous_backups(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = req.req_str("TableName")?;
+    let spec = req
+        .obj("PointInTimeRecoverySpecification")?
+        .ok_or_else(|| missing("PointInTimeRecoverySpecification"))?;
+    let enabled = spec
+        .get("PointInTimeRecoveryEnabled")
+        .and_then(Json::as_bool)
+        .ok_or_else(|| missing("PointInTimeRecoveryEnabled"))?;
+    let days = match spec.get("RecoveryPeriodInDays") {
+        None | Some(Json::Null) => MAX_RECOVERY_DAYS,
+        Some(v) => match v.as_i64() {
+            Some(d) if (1..=MAX_RECOVERY_DAYS).contains(&d) => d,
+            _ => {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{v}' at 'pointInTimeRecoverySpecification.recoveryPeriodInDays' failed to satisfy constraint: Member must have value between 1 and {MAX_RECOVERY_DAYS}"
+                )))
+            }
+        },
+    };
+    table(api, name).await?;
+    let d = api
+        .engine
+        .update_table(name, |d| {
+            let was_on = d.pitr_window_secs > 0;
+            d.pitr_window_secs = if enabled { days as u64 * 86_400 } else { 0 };
+            if let Some(meta) = d.meta.as_object_mut() {
+                if enabled && !was_on {
+                    meta.insert("PitrEnabledMs".into(), json!(now_ms()));
+                } else if !enabled {
+                    meta.remove("PitrEnabledMs");
+                }
+            } else if enabled {
+                d.meta = json!({ "PitrEnabledMs": now_ms() });
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(json!({ "ContinuousBackupsDescription": backups_description(&d) }))
+}
+
+pub async fn describe_continuous_backups(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let name = req.req_str("TableName")?;
+    let d = table(api, name).await?;
+    Ok(json!({ "ContinuousBackupsDescription": backups_description(&d) }))
+}
+
+/// A timestamp member (epoch seconds, as the JSON protocol sends them) in ms.
+fn time_ms(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
+    match req.get(field) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|s| *s >= 0.0 && s.is_finite())
+            .map(|s| Some((s * 1000.0) as u64))
+            .ok_or_else(|| {
+                ApiError::serialization(format!("{field} must be a timestamp (epoch seconds)"))
+            }),
+    }
+}
+
+fn in_window(d: &TableDescriptor, t_ms: u64, code: &'static str, what: &str) -> ApiResult<()> {
+    let Some((earliest, latest)) = window(d) else {
+        return Err(ApiError::custom(
+            "PointInTimeRecoveryUnavailableException",
+            400,
+            format!(
+                "Point in time recovery is not enabled for table '{}'",
+                d.name
+            ),
+        ));
+    };
+    // Allow the second the window opened in: requests carry whole seconds.
+    if t_ms + 1000 < earliest || t_ms > latest {
+        return Err(ApiError::custom(
+            code,
+            400,
+            format!(
+                "{what} must be between {} and {} (the table's point-in-time recovery window)",
+                iso_time(earliest),
+                iso_time(latest)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A table name from a `…:table/<name>` ARN.
+fn table_of_arn(arn_text: &str) -> ApiResult<&str> {
+    arn_text
+        .split_once(":table/")
+        .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::validation(format!("Invalid TableArn: {arn_text}")))
+}
+
+pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let table_arn = req.req_str("TableArn")?;
+    let bucket = req.req_str("S3Bucket")?;
+    let prefix = req.str("S3Prefix")?.unwrap_or("").trim_matches('/');
+    let format = req.str("ExportFormat")?.unwrap_or("DYNAMODB_JSON");
+    if !["DYNAMODB_JSON", "PARQUET"].contains(&format) {
+        return Err(ApiError::validation(format!(
+            "ExportFormat {format} is not supported by Strata: use PARQUET or DYNAMODB_JSON"
+        )));
+    }
+    let export_type = req.str("ExportType")?.unwrap_or("FULL_EXPORT");
+    let name = table_of_arn(table_arn)?;
+    let d = table(api, name).await?;
+    let now = now_ms();
+    let mut incremental = None;
+    let export_time = match export_type {
+        "FULL_EXPORT" => {
+            let t = time_ms(req, "ExportTime")?.unwrap_or(now);
+            in_window(&d, t, "InvalidExportTimeException", "ExportTime")?;
+            t
+        }
+        "INCREMENTAL_EXPORT" => {
+            let spec = req
+                .obj("IncrementalExportSpecification")?
+                .ok_or_else(|| missing("IncrementalExportSpecification"))?;
+            let spec_req = Req(spec);
+            let from =
+                time_ms(&spec_req, "ExportFromTime")?.ok_or_else(|| missing("ExportFromTime"))?;
+            let to = time_ms(&spec_req, "ExportToTime")?.unwrap_or(now);
+            let view = spec_req
+                .str("ExportViewType")?
+                .unwrap_or("NEW_AND_OLD_IMAGES");
+            if !["NEW_IMAGE", "NEW_AND_OLD_IMAGES"].contains(&view) {
+                return Err(ApiError::validation(format!(
+                    "Invalid ExportViewType: {view}"
+                )));
+            }
+            if from >= to {
+                return Err(ApiError::custom(
+                    "InvalidExportTimeException",
+                    400,
+                    "ExportFromTime must be before ExportToTime",
+                ));
+            }
+            in_window(&d, from, "InvalidExportTimeException", "ExportFromTime")?;
+            in_window(&d, to, "InvalidExportTimeException", "ExportToTime")?;
+            incremental = Some(json!({
+                "ExportFromTime": from as f64 / 1000.0,
+                "ExportToTime": to as f64 / 1000.0,
+                "ExportViewType": view,
+            }));
+            to
+        }
+        other => return Err(ApiError::validation(format!("Invalid ExportType: {other}"))),
+    };
+    let Some(runner) = api.jobs() else {
+        return Err(ApiError::validation(
+            "Exports need an exporter: this server has no job runner configured",
+        ));
+    };
+    let export_id = format!("{now:013}-{:08x}", rand_u32());
+    let table_arn = arn(&caller.region, name);
+    let mut desc = json!({
+        "ExportArn": format!("{table_arn}/export/{export_id}"),
+        "ExportStatus": "IN_PROGRESS",
+        "StartTime": now as f64 / 1000.0,
+        "TableArn": table_arn,
+        "TableId": d.incarnation,
+        "ExportTime": export_time as f64 / 1000.0,
+        "S3Bucket": bucket,
+        "S3Prefix": prefix,
+        "S3SseAlgorithm": "AES256",
+        "ExportFormat": format,
+        "ExportType": export_type,
+    });
+    if let Some(spec) = incremental {
+        desc["IncrementalExportSpecification"] = spec;
+    }
+    if let Some(token) = req.str("ClientToken")? {
+        desc["ClientToken"] = json!(token);
+    }
+    let record = export_record(name, &export_id);
+    api.engine
+        .store()
+        .put(&record, PutPayload::from(desc.to_string().into_bytes()))
+        .await
+        .map_err(|e| ApiError::unavailable(format!("recording the export: {e}")))?;
+    runner(json!({
+        "kind": "export",
+        "table": name,
+        "exportId": export_id,
+        "record": record.to_string(),
+        "description": desc,
+    }));
+    Ok(json!({ "ExportDescription": desc }))
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(now_ms());
+    h.finish() as u32
+}
+
+/// An export ARN's table and export id.
+fn parse_export_arn(text: &str) -> ApiResult<(&str, &str)> {
+    let table = table_of_arn(text)?;
+    let id = text
+        .rsplit_once("/export/")
+        .map(|(_, id)| id)
+        .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .ok_or_else(|| ApiError::validation(format!("Invalid ExportArn: {text}")))?;
+    Ok((table, id))
+}
+
+async fn read_record(api: &Api, table: &str, id: &str) -> ApiResult<Option<Json>> {
+    match api.engine.store().get(&export_record(table, id)).await {
+        Ok(r) => {
+            let bytes = r
+                .bytes()
+                .await
+                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+            Ok(serde_json::from_slice(&bytes).ok())
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(ApiError::unavailable(e.to_string())),
+    }
+}
+
+pub async fn describe_export(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    let export_arn = req.req_str("ExportArn")?;
+    let (table, id) = parse_export_arn(export_arn)?;
+    match read_record(api, table, id).await? {
+        Some(desc) => Ok(json!({ "ExportDescription": desc })),
+        None => Err(ApiError::custom(
+            "ExportNotFoundException",
+            400,
+            format!("Export not found: {export_arn}"),
+        )),
+    }
+}
+
+pub async fn list_exports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+    use futures::TryStreamExt;
+    let only = match req.str("TableArn")? {
+        Some(a) => Some(table_of_arn(a)?.to_string()),
+        None => None,
+    };
+    let max = match req.int("MaxResults")? {
+        None => 25,
+        Some(n) if (1..=25).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "MaxResults must be between 1 and 25, got {n}"
+            )))
+        }
+    };
+    let prefix = match &only {
+        Some(t) => Path::from(format!("exports/{t}")),
+        None => Path::from("exports"),
+    };
+    let mut keys: Vec<String> = api
+        .engine
+        .store()
+        .list(Some(&prefix))
+        .map_ok(|m| m.location.to_string())
+        .try_collect()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    keys.sort();
+    let start = req.str("NextToken")?.unwrap_or("");
+    let mut summaries = Vec::new();
+    let mut next = None;
+    for key in keys.iter().filter(|k| k.as_str() > start) {
+        if summaries.len() == max {
+            next = summaries.last().map(|(k, _): &(String, Json)| k.clone());
+            break;
+        }
+        let Some((table, id)) = key
+            .strip_prefix("exports/")
+            .and_then(|k| k.strip_suffix(".json"))
+            .and_then(|k| k.split_once('/'))
+        else {
+            continue;
+        };
+        if let Some(d) = read_record(api, table, id).await? {
+            summaries.push((
+                key.clone(),
+                json!({
+                    "ExportArn": d["ExportArn"],
+                    "ExportStatus": d["ExportStatus"],
+                    "ExportType": d["ExportType"],
+                }),
+            ));
+        }
+    }
+    let mut out =
+        json!({ "ExportSummaries": summaries.into_iter().map(|(_, s)| s).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        out["NextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let source = match (req.str("SourceTableName")?, req.str("SourceTableArn")?) {
+        (Some(n), _) => n.to_string(),
+        (None, Some(a)) => table_of_arn(a)?.to_string(),
+        (None, None) => return Err(missing("SourceTableName")),
+    };
+    let target = req.req_str("TargetTableName")?;
+    let d = table(api, &source).await?;
+    let latest = req.bool("UseLatestRestorableTime")?.unwrap_or(false);
+    let at = match (time_ms(req, "RestoreDateTime")?, latest) {
+        (Some(_), true) => {
+            return Err(ApiError::validation(
+                "Only one of RestoreDateTime or UseLatestRestorableTime may be given",
+            ))
+        }
+        (Some(t), false) => t,
+        (None, _) => now_ms(),
+    };
+    in_window(&d, at, "InvalidRestoreTimeException", "RestoreDateTime")?;
+    let mut meta = d.meta.as_object().cloned().unwrap_or_default();
+    for k in [
+        "StreamSpecification",
+        "StreamCreatedMs",
+        "StreamStartMs",
+        "PitrEnabledMs",
+        "Tags",
+        "DeletionProtectionEnabled",
+    ] {
+        meta.remove(k);
+    }
+    if let Some(mode) = req.str("BillingModeOverride")? {
+        meta.insert("BillingMode".into(), json!(mode));
+    }
+    let summary = json!({
+        "SourceTableArn": arn(&caller.region, &source),
+        "RestoreDateTime": at as f64 / 1000.0,
+        "RestoreInProgress": true,
+    });
+    meta.insert("RestoreSummary".into(), summary);
+    meta.insert("RestoreInProgress".into(), json!(true));
+    let created = api
+        .engine
+        .create_table(TableSpec {
+            name: target.to_string(),
+            key_schema: d.key_schema.clone(),
+            partitions: Some(d.partitions),
+            keep_old_images: false,
+            replicas: Vec::new(),
+            meta: Json::Object(meta),
+        })
+        .await
+        .map_err(|e| match e {
+            strata_engine::Error::TableExists(t) => ApiError::custom(
+                "TableAlreadyExistsException",
+                400,
+                format!("Table already exists: {t}"),
+            ),
+            e => e.into(),
+        })?;
+    let job = json!({
+        "kind": "restore",
+        "source": source,
+        "target": target,
+        "atMicros": at * 1000,
+    });
+    match api.jobs() {
+        Some(runner) => runner(job),
+        // No runner: a restore needs only the engine, so run it here.
+        None => {
+            let engine = std::sync::Arc::clone(&api.engine);
+            tokio::spawn(async move {
+                if let Err(e) = run_restore(&engine, &job).await {
+                    tracing::error!(error = %e, "restore failed");
+                }
+            });
+        }
+    }
+    let home = &api.engine.config().region;
+    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
+}
+
+/// Runs a restore job: fills the target, then marks it restored (ACTIVE).
+pub async fn run_restore(engine: &strata_engine::Engine, job: &Json) -> Result<u64, String> {
+    let source = job["source"].as_str().ok_or("restore job without source")?;
+    let target = job["target"].as_str().ok_or("restore job without target")?;
+    let at = job["atMicros"]
+        .as_u64()
+        .ok_or("restore job without atMicros")?;
+    let result = engine.restore_into(source, target, at).await;
+    let outcome = result.as_ref().map_err(|e| e.to_string()).cloned();
+    engine
+        .update_table(target, |d| {
+            if let Some(meta) = d.meta.as_object_mut() {
+                meta.remove("RestoreInProgress");
+                if let Some(s) = meta.get_mut("RestoreSummary") {
+                    s["RestoreInProgress"] = json!(false);
+                }
+                if let Err(e) = &outcome {
+                    meta.insert("RestoreFailure".into(), json!(e));
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    result.map_err(|e| e.to_string())
+}

@@ -1,0 +1,152 @@
+//! Runs the jobs the API hands on (see `strata_api::backups`): exports, and
+//! restores. Used by `strata serve` (in-process) and by the
+//! `strata-exporter` Lambda function.
+
+use std::sync::Arc;
+
+use object_store::path::Path;
+use object_store::PutPayload;
+use serde_json::{json, Value as Json};
+use strata_engine::Engine;
+
+use crate::{export, Destination, ExportJob, ExportKind, Format, Progress};
+
+/// Export buckets: S3Bucket names mapped to store URLs (`name=url`
+/// entries, `STRATA_EXPORT_BUCKETS` or `--export-bucket`); a bucket not
+/// named is `s3://<bucket>` with the standard AWS settings.
+#[derive(Debug, Clone, Default)]
+pub struct Buckets(pub Vec<(String, String)>);
+
+impl Buckets {
+    pub fn parse(spec: &str) -> Result<Buckets, String> {
+        let mut out = Vec::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, url) = entry
+                .split_once('=')
+                .filter(|(n, u)| !n.is_empty() && !u.is_empty())
+                .ok_or_else(|| format!("bad export bucket {entry:?}: expected name=store-url"))?;
+            out.push((name.to_string(), url.to_string()));
+        }
+        Ok(Buckets(out))
+    }
+
+    pub fn url(&self, bucket: &str) -> String {
+        self.0
+            .iter()
+            .find(|(n, _)| n == bucket)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| format!("s3://{bucket}"))
+    }
+}
+
+/// The export directory for a prefix and id, as DynamoDB lays it out.
+pub fn export_dir(prefix: &str, export_id: &str) -> String {
+    let prefix = prefix.trim_matches('/');
+    if prefix.is_empty() {
+        format!("AWSDynamoDB/{export_id}")
+    } else {
+        format!("{prefix}/AWSDynamoDB/{export_id}")
+    }
+}
+
+fn micros(v: &Json) -> Option<u64> {
+    v.as_f64().map(|s| (s * 1_000_000.0) as u64)
+}
+
+/// Runs one job to the end. Failures of an export are recorded in its
+/// description (status FAILED) as well as returned.
+pub async fn run(
+    engine: &Engine,
+    job: &Json,
+    buckets: &Buckets,
+    progress: Arc<dyn Progress>,
+) -> Result<Json, String> {
+    match job["kind"].as_str() {
+        Some("restore") => strata_api::backups::run_restore(engine, job)
+            .await
+            .map(|items| json!({ "restoredItems": items })),
+        Some("export") => {
+            let record = Path::from(job["record"].as_str().ok_or("export job without record")?);
+            let mut desc = job["description"].clone();
+            let result = run_export(engine, job, &desc, buckets, progress).await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default();
+            desc["EndTime"] = json!(now);
+            match &result {
+                Ok((outcome, manifest)) => {
+                    desc["ExportStatus"] = json!("COMPLETED");
+                    desc["ItemCount"] = json!(outcome.items);
+                    desc["BilledSizeBytes"] = json!(outcome.bytes);
+                    desc["ExportManifest"] = json!(manifest);
+                }
+                Err(e) => {
+                    desc["ExportStatus"] = json!("FAILED");
+                    desc["FailureCode"] = json!("ExportFailed");
+                    desc["FailureMessage"] = json!(e);
+                }
+            }
+            engine
+                .store()
+                .put(&record, PutPayload::from(desc.to_string().into_bytes()))
+                .await
+                .map_err(|e| format!("recording the export's end: {e}"))?;
+            result.map(|_| desc)
+        }
+        other => Err(format!("unknown job kind {other:?}")),
+    }
+}
+
+async fn run_export(
+    engine: &Engine,
+    job: &Json,
+    desc: &Json,
+    buckets: &Buckets,
+    progress: Arc<dyn Progress>,
+) -> Result<(crate::ExportOutcome, String), String> {
+    let table = job["table"].as_str().ok_or("export job without table")?;
+    let export_id = job["exportId"]
+        .as_str()
+        .ok_or("export job without exportId")?;
+    let bucket = desc["S3Bucket"].as_str().ok_or("export without S3Bucket")?;
+    let prefix = desc["S3Prefix"].as_str().unwrap_or("");
+    let format = match desc["ExportFormat"].as_str() {
+        Some("PARQUET") => Format::Parquet,
+        _ => Format::DynamoDbJson,
+    };
+    let kind = match desc["ExportType"].as_str() {
+        Some("INCREMENTAL_EXPORT") => {
+            let spec = &desc["IncrementalExportSpecification"];
+            ExportKind::Incremental {
+                from_micros: micros(&spec["ExportFromTime"]).ok_or("no ExportFromTime")?,
+                to_micros: micros(&spec["ExportToTime"]).ok_or("no ExportToTime")?,
+                with_old_images: spec["ExportViewType"].as_str() != Some("NEW_IMAGE"),
+            }
+        }
+        _ => ExportKind::Full {
+            at_micros: micros(&desc["ExportTime"]).ok_or("no ExportTime")?,
+        },
+    };
+    let url = buckets.url(bucket);
+    let opened = strata_store::open_unchecked(&url).map_err(|e| e.to_string())?;
+    let dir = export_dir(prefix, export_id);
+    let dest = Destination {
+        store: opened.store,
+        dir: dir.clone(),
+        bucket: bucket.to_string(),
+        prefix: prefix.to_string(),
+        export_arn: desc["ExportArn"].as_str().unwrap_or_default().to_string(),
+        table_arn: desc["TableArn"].as_str().unwrap_or_default().to_string(),
+        export_id: export_id.to_string(),
+    };
+    let job = ExportJob {
+        table: table.to_string(),
+        format,
+        kind,
+    };
+    let outcome = export(engine, &job, &dest, progress)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((outcome, format!("{dir}/manifest-summary.json")))
+}
