@@ -39,7 +39,7 @@ for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas)]:
             sys.exit(f"{auth}: a function is not provided.al2023/arm64: {p.get('Runtime')} {p.get('Architectures')}")
     if extra:
         # The replicator and its SQS trigger exist (conditioned on the replicas).
-        if "AWS::Lambda::EventSourceMapping" not in types or len(functions) != 3:
+        if "AWS::Lambda::EventSourceMapping" not in types or len(functions) != 4:
             sys.exit("with ReplicaStores: no replicator function with an SQS event source")
         mapping = next(v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::EventSourceMapping")
         if mapping.get("Condition") != "HasReplicas":

@@ -48,8 +48,8 @@ fi
 SAM_CLI_TELEMETRY=0 "$root/.venv-lambda/bin/sam" validate --lint -t "$root/template.yaml"
 "$root/.venv-lambda/bin/python" "$root/tests/check_template.py" 2>&1 | grep -v "unpublished metrics"
 if rustup target list --installed 2>/dev/null | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu; then
-  PATH="$root/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 --bin strata-api --bin strata-compactor --bin strata-replicator
-  for f in strata-api strata-compactor strata-replicator; do
+  PATH="$root/.venv-lambda/bin:$PATH" cargo lambda build --release --arm64 --bin strata-api --bin strata-compactor --bin strata-replicator --bin strata-exporter
+  for f in strata-api strata-compactor strata-replicator strata-exporter; do
     echo "lambda: $f bootstrap (arm64, stripped): $(stat -c %s "$root/target/lambda/$f/bootstrap") bytes"
   done
 else

@@ -220,6 +220,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
                 Err(e) => tracing::error!(kind = %job["kind"], error = %e, "job failed"),
             }
         });
+        Box::pin(async { Ok(()) })
     });
     let api = Arc::new(
         Api::new(Arc::clone(&engine), args.store.region.clone())

@@ -21,6 +21,9 @@ pub struct Settings {
     pub store: String,
     pub region: String,
     pub compactor: Option<String>,
+    /// The exporter function, which runs export and restore jobs
+    /// (`STRATA_EXPORTER_FUNCTION`).
+    pub exporter: Option<String>,
     /// Other regions' stores for global tables (`STRATA_REGIONS`).
     pub regions: Vec<(String, String)>,
     pub config: EngineConfig,
@@ -35,6 +38,9 @@ impl Settings {
             store,
             region: config.region.clone(),
             compactor: std::env::var("STRATA_COMPACTOR_FUNCTION")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            exporter: std::env::var("STRATA_EXPORTER_FUNCTION")
                 .ok()
                 .filter(|v| !v.is_empty()),
             regions: strata_engine::replication::parse_regions(
@@ -78,7 +84,18 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     let engine = Arc::new(Engine::with_store_unchecked(counted, opened.url, config));
     let regions =
         strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
-    let api = Arc::new(Api::new(Arc::clone(&engine), settings.region).with_regions(regions));
+    let mut api = Api::new(Arc::clone(&engine), settings.region.clone()).with_regions(regions);
+    if let Some(exporter) = settings.exporter.clone() {
+        // Exports need arrow and parquet, which this function does not link:
+        // the exporter function runs them (and restores), invoked
+        // asynchronously; the request waits only for the hand-over.
+        let region = settings.region.clone();
+        api = api.with_jobs(Arc::new(move |job| {
+            let (exporter, region) = (exporter.clone(), region.clone());
+            Box::pin(async move { invoke_async(&exporter, &region, job.to_string()).await })
+        }));
+    }
+    let api = Arc::new(api);
     let emf = Arc::new(EmfState::new(
         "strata-api",
         Arc::clone(&engine),

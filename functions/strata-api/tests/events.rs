@@ -38,6 +38,7 @@ async fn exercise(store: String, label: &str) {
         store,
         region: "us-east-1".into(),
         compactor: None,
+        exporter: None,
         regions: Vec::new(),
         config: EngineConfig::default(),
     };

@@ -23,11 +23,20 @@ use crate::{Api, Caller};
 /// DynamoDB's default and largest recovery period.
 const MAX_RECOVERY_DAYS: i64 = 35;
 
-fn now_ms() -> u64 {
+fn now_micros() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| d.as_micros() as u64)
         .unwrap_or_default()
+}
+
+fn now_ms() -> u64 {
+    now_micros() / 1000
+}
+
+/// Epoch seconds with microseconds, as timestamps are sent.
+fn secs(micros: u64) -> f64 {
+    micros as f64 / 1e6
 }
 
 /// Where an export's description is kept, in the table's store.
@@ -191,12 +200,16 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     let export_type = req.str("ExportType")?.unwrap_or("FULL_EXPORT");
     let name = table_of_arn(table_arn)?;
     let d = table(api, name).await?;
-    let now = now_ms();
+    // Times in µs: a default of "now" must include every write acknowledged before.
+    let now = now_micros();
+    let given = |field: &str, r: &Req<'_>| -> ApiResult<Option<u64>> {
+        Ok(time_ms(r, field)?.map(|ms| ms * 1000))
+    };
     let mut incremental = None;
     let export_time = match export_type {
         "FULL_EXPORT" => {
-            let t = time_ms(req, "ExportTime")?.unwrap_or(now);
-            in_window(&d, t, "InvalidExportTimeException", "ExportTime")?;
+            let t = given("ExportTime", req)?.unwrap_or(now);
+            in_window(&d, t / 1000, "InvalidExportTimeException", "ExportTime")?;
             t
         }
         "INCREMENTAL_EXPORT" => {
@@ -205,8 +218,8 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
                 .ok_or_else(|| missing("IncrementalExportSpecification"))?;
             let spec_req = Req(spec);
             let from =
-                time_ms(&spec_req, "ExportFromTime")?.ok_or_else(|| missing("ExportFromTime"))?;
-            let to = time_ms(&spec_req, "ExportToTime")?.unwrap_or(now);
+                given("ExportFromTime", &spec_req)?.ok_or_else(|| missing("ExportFromTime"))?;
+            let to = given("ExportToTime", &spec_req)?.unwrap_or(now);
             let view = spec_req
                 .str("ExportViewType")?
                 .unwrap_or("NEW_AND_OLD_IMAGES");
@@ -222,11 +235,16 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
                     "ExportFromTime must be before ExportToTime",
                 ));
             }
-            in_window(&d, from, "InvalidExportTimeException", "ExportFromTime")?;
-            in_window(&d, to, "InvalidExportTimeException", "ExportToTime")?;
+            in_window(
+                &d,
+                from / 1000,
+                "InvalidExportTimeException",
+                "ExportFromTime",
+            )?;
+            in_window(&d, to / 1000, "InvalidExportTimeException", "ExportToTime")?;
             incremental = Some(json!({
-                "ExportFromTime": from as f64 / 1000.0,
-                "ExportToTime": to as f64 / 1000.0,
+                "ExportFromTime": secs(from),
+                "ExportToTime": secs(to),
                 "ExportViewType": view,
             }));
             to
@@ -238,15 +256,15 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
             "Exports need an exporter: this server has no job runner configured",
         ));
     };
-    let export_id = format!("{now:013}-{:08x}", rand_u32());
+    let export_id = format!("{:013}-{:08x}", now / 1000, rand_u32());
     let table_arn = arn(&caller.region, name);
     let mut desc = json!({
         "ExportArn": format!("{table_arn}/export/{export_id}"),
         "ExportStatus": "IN_PROGRESS",
-        "StartTime": now as f64 / 1000.0,
+        "StartTime": secs(now),
         "TableArn": table_arn,
         "TableId": d.incarnation,
-        "ExportTime": export_time as f64 / 1000.0,
+        "ExportTime": secs(export_time),
         "S3Bucket": bucket,
         "S3Prefix": prefix,
         "S3SseAlgorithm": "AES256",
@@ -265,13 +283,28 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         .put(&record, PutPayload::from(desc.to_string().into_bytes()))
         .await
         .map_err(|e| ApiError::unavailable(format!("recording the export: {e}")))?;
-    runner(json!({
+    let handed = runner(json!({
         "kind": "export",
         "table": name,
         "exportId": export_id,
         "record": record.to_string(),
         "description": desc,
-    }));
+    }))
+    .await;
+    if let Err(e) = handed {
+        let mut failed = desc.clone();
+        failed["ExportStatus"] = json!("FAILED");
+        failed["FailureCode"] = json!("ExporterUnavailable");
+        failed["FailureMessage"] = json!(e);
+        let _ = api
+            .engine
+            .store()
+            .put(&record, PutPayload::from(failed.to_string().into_bytes()))
+            .await;
+        return Err(ApiError::unavailable(format!(
+            "could not start the export: {e}"
+        )));
+    }
     Ok(json!({ "ExportDescription": desc }))
 }
 
@@ -397,10 +430,15 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
                 "Only one of RestoreDateTime or UseLatestRestorableTime may be given",
             ))
         }
-        (Some(t), false) => t,
-        (None, _) => now_ms(),
+        (Some(t), false) => t * 1000,
+        (None, _) => now_micros(),
     };
-    in_window(&d, at, "InvalidRestoreTimeException", "RestoreDateTime")?;
+    in_window(
+        &d,
+        at / 1000,
+        "InvalidRestoreTimeException",
+        "RestoreDateTime",
+    )?;
     let mut meta = d.meta.as_object().cloned().unwrap_or_default();
     for k in [
         "StreamSpecification",
@@ -417,7 +455,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
     }
     let summary = json!({
         "SourceTableArn": arn(&caller.region, &source),
-        "RestoreDateTime": at as f64 / 1000.0,
+        "RestoreDateTime": secs(at),
         "RestoreInProgress": true,
     });
     meta.insert("RestoreSummary".into(), summary);
@@ -445,10 +483,18 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "kind": "restore",
         "source": source,
         "target": target,
-        "atMicros": at * 1000,
+        "atMicros": at,
     });
     match api.jobs() {
-        Some(runner) => runner(job),
+        Some(runner) => {
+            if let Err(e) = runner(job).await {
+                // Nothing was restored: take the empty table away again.
+                let _ = api.engine.delete_table(target).await;
+                return Err(ApiError::unavailable(format!(
+                    "could not start the restore: {e}"
+                )));
+            }
+        }
         // No runner: a restore needs only the engine, so run it here.
         None => {
             let engine = std::sync::Arc::clone(&api.engine);

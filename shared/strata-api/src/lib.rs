@@ -39,9 +39,12 @@ pub struct Api {
     jobs: Option<JobRunner>,
 }
 
-/// Takes an export or restore job (JSON) and runs it somewhere: a task in
-/// this process, or another function.
-pub type JobRunner = Arc<dyn Fn(Json) + Send + Sync>;
+/// Takes an export or restore job (JSON) and starts it somewhere: a task in
+/// this process, or another function. The future resolves once the job is
+/// handed over (not when it ends), so a Lambda instance is not frozen
+/// before the hand-over is done.
+pub type JobRunner =
+    Arc<dyn Fn(Json) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
 /// What is known of the caller: the region from its SigV4 credential scope.
 #[derive(Debug, Clone)]

@@ -50,7 +50,7 @@ pub fn export_dir(prefix: &str, export_id: &str) -> String {
 }
 
 fn micros(v: &Json) -> Option<u64> {
-    v.as_f64().map(|s| (s * 1_000_000.0) as u64)
+    v.as_f64().map(|s| (s * 1_000_000.0).round() as u64)
 }
 
 /// Runs one job to the end. Failures of an export are recorded in its
