@@ -305,16 +305,21 @@ fn moment(text: Option<&str>) -> Result<u64, String> {
             .map(|d| d.as_micros() as u64)
             .unwrap_or_default());
     };
-    if let Ok(secs) = t.parse::<f64>() {
-        return Ok((secs * 1e6) as u64);
+    let micros = match t.parse::<f64>() {
+        Ok(secs) if secs.is_finite() && secs >= 0.0 => (secs * 1e6).round() as u64,
+        Ok(_) => return Err(format!("bad time {t:?}: not a moment")),
+        Err(_) => humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
+            .map_err(|e| format!("bad time {t:?}: {e} (use RFC 3339 or epoch seconds)"))
+            .and_then(|st| {
+                st.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .map_err(|e| e.to_string())
+            })?,
+    };
+    if micros > moment(None)? {
+        return Err(format!("bad time {t:?}: it is in the future"));
     }
-    humantime::parse_rfc3339_weak(t.trim_end_matches('Z'))
-        .map_err(|e| format!("bad time {t:?}: {e} (use RFC 3339 or epoch seconds)"))
-        .and_then(|st| {
-            st.duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .map_err(|e| e.to_string())
-        })
+    Ok(micros)
 }
 
 async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String> {
@@ -357,6 +362,9 @@ async fn export_cmd(args: ExportArgs) -> Result<(), String> {
         }
     };
     let kind = match &args.from {
+        Some(from) if moment(Some(from))? >= at => {
+            return Err("--from must be before --time".into())
+        }
         Some(from) => ExportKind::Incremental {
             from_micros: moment(Some(from))?,
             to_micros: at,

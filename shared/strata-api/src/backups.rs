@@ -115,11 +115,20 @@ pub async fn update_continuous_backups(api: &Api, req: &Req<'_>) -> ApiResult<Js
     let d = api
         .engine
         .update_table(name, |d| {
-            let was_on = d.pitr_window_secs > 0;
+            let old_window = d.pitr_window_secs;
             d.pitr_window_secs = if enabled { days as u64 * 86_400 } else { 0 };
             if let Some(meta) = d.meta.as_object_mut() {
-                if enabled && !was_on {
+                if enabled && old_window == 0 {
                     meta.insert("PitrEnabledMs".into(), json!(now_ms()));
+                } else if enabled {
+                    // A longer window does not bring back what GC already
+                    // removed under the shorter one.
+                    let since = meta
+                        .get("PitrEnabledMs")
+                        .and_then(Json::as_u64)
+                        .unwrap_or(0);
+                    let kept_from = now_ms().saturating_sub(old_window * 1000);
+                    meta.insert("PitrEnabledMs".into(), json!(since.max(kept_from)));
                 } else if !enabled {
                     meta.remove("PitrEnabledMs");
                 }
@@ -144,7 +153,8 @@ fn time_ms(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
         None => Ok(None),
         Some(v) => v
             .as_f64()
-            .filter(|s| *s >= 0.0 && s.is_finite())
+            // Up to the year 5000: keeps every later conversion in range.
+            .filter(|s| *s >= 0.0 && *s < 95_617_584_000.0)
             .map(|s| Some((s * 1000.0) as u64))
             .ok_or_else(|| {
                 ApiError::serialization(format!("{field} must be a timestamp (epoch seconds)"))
@@ -190,6 +200,18 @@ fn table_of_arn(arn_text: &str) -> ApiResult<&str> {
 pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let table_arn = req.req_str("TableArn")?;
     let bucket = req.req_str("S3Bucket")?;
+    // S3's bucket-name rules: the name becomes part of a store URL.
+    let valid = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.']);
+    if !valid {
+        return Err(ApiError::validation(format!(
+            "Invalid S3Bucket name: {bucket}"
+        )));
+    }
     let prefix = req.str("S3Prefix")?.unwrap_or("").trim_matches('/');
     let format = req.str("ExportFormat")?.unwrap_or("DYNAMODB_JSON");
     if !["DYNAMODB_JSON", "PARQUET"].contains(&format) {
@@ -516,8 +538,14 @@ pub async fn run_restore(engine: &strata_engine::Engine, job: &Json) -> Result<u
     let at = job["atMicros"]
         .as_u64()
         .ok_or("restore job without atMicros")?;
-    let result = engine.restore_into(source, target, at).await;
-    let outcome = result.as_ref().map_err(|e| e.to_string()).cloned();
+    let items = match engine.restore_into(source, target, at).await {
+        Ok(n) => n,
+        Err(e) => {
+            // A partial table is worse than none: the restore fails whole.
+            let _ = engine.delete_table(target).await;
+            return Err(format!("restoring {source} into {target} failed: {e}"));
+        }
+    };
     engine
         .update_table(target, |d| {
             if let Some(meta) = d.meta.as_object_mut() {
@@ -525,13 +553,10 @@ pub async fn run_restore(engine: &strata_engine::Engine, job: &Json) -> Result<u
                 if let Some(s) = meta.get_mut("RestoreSummary") {
                     s["RestoreInProgress"] = json!(false);
                 }
-                if let Err(e) = &outcome {
-                    meta.insert("RestoreFailure".into(), json!(e));
-                }
             }
             Ok(())
         })
         .await
         .map_err(|e| e.to_string())?;
-    result.map_err(|e| e.to_string())
+    Ok(items)
 }

@@ -28,12 +28,29 @@ pub struct Manifest {
     pub runs: Vec<RunInfo>,
     /// Wall-clock creation time (ms since the epoch), for GC's grace period.
     pub created_at_ms: u64,
+    /// Commit time (µs) of segment `compacted_through`: the runs hold no
+    /// write committed later. What point-in-time reads choose manifests by
+    /// (0 in manifests written before it existed).
+    #[serde(default)]
+    pub folded_ts_micros: u64,
     /// Client request tokens of folded segments that are still within the
     /// idempotency window.
     pub tokens: Vec<FoldedToken>,
 }
 
 impl Manifest {
+    /// The latest commit time the runs may hold, in µs: `folded_ts_micros`,
+    /// or for older manifests the creation time less the allowed skew.
+    pub fn folded_at(&self, clock_skew: std::time::Duration) -> u64 {
+        if self.compacted_through == 0 {
+            0
+        } else if self.folded_ts_micros > 0 {
+            self.folded_ts_micros
+        } else {
+            (self.created_at_ms.saturating_mul(1000)).saturating_sub(clock_skew.as_micros() as u64)
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         // JSON inside a checksummed frame: small, and readable when debugging.
         let body = serde_json::to_vec(self).unwrap_or_default();

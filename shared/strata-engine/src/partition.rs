@@ -134,6 +134,7 @@ impl View {
         self.tokens.retain(|_, (seq, _)| *seq > ct);
         self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
         self.tail = self.tail.max(ct);
+        self.last_ts = self.last_ts.max(m.folded_ts_micros);
         self.manifest = m;
     }
 
@@ -1054,23 +1055,32 @@ impl Partition {
         Ok(out)
     }
 
-    /// What the partition held at `t_micros`: the newest manifest created
-    /// by then, and the log segments after it committed by then (segments
-    /// are in commit-time order within a partition, so that is a prefix).
-    /// Errors when the store no longer holds that moment.
+    /// What the partition held at `t_micros`: the newest manifest whose
+    /// runs hold nothing committed after T, and the log segments after it
+    /// committed by T (commit times increase along the log, so that is a
+    /// prefix). The prefix is final once a segment committed after T is
+    /// seen; when the log has none yet, an empty segment is committed to
+    /// seal it (any later commit is stamped after it), so a slow writer
+    /// cannot add to a moment already read. Errors when the store no
+    /// longer holds the moment.
     pub async fn plan_at(&self, t_micros: u64) -> Result<PointInTimePlan> {
-        self.ensure_fresh(true).await?;
-        let tail = self.read_view().tail;
+        if t_micros > now_micros() + 1_000_000 {
+            return Err(Error::Validation(format!(
+                "the moment {t_micros} µs is in the future"
+            )));
+        }
+        let skew = self.ctx.config.clock_skew;
         let mut versions: Vec<u64> = io::list(self.store(), &self.paths.manifest_dir())
             .await?
             .iter()
             .filter_map(|m| paths::parse_seq(&m.location))
             .collect();
         versions.sort_unstable_by(|a, b| b.cmp(a));
+        let lowest = versions.last().copied();
         let mut manifest = None;
         for v in versions {
             if let Some(m) = self.read_manifest(v).await? {
-                if m.created_at_ms.saturating_mul(1000) <= t_micros {
+                if m.folded_at(skew) <= t_micros {
                     manifest = Some(m);
                     break;
                 }
@@ -1078,14 +1088,37 @@ impl Partition {
         }
         let too_old = || {
             Error::Validation(format!(
-            "table {} no longer holds the moment {t_micros} µs (outside its point-in-time window)",
-            self.table.name
-        ))
+                "table {} no longer holds the moment {t_micros} µs (outside its point-in-time window)",
+                self.table.name
+            ))
         };
-        let manifest = Arc::new(manifest.unwrap_or_default());
+        // The empty start is the truth only if no manifest was collected.
+        let manifest = match (manifest, lowest) {
+            (Some(m), _) => Arc::new(m),
+            (None, None) | (None, Some(1)) => Arc::new(Manifest::default()),
+            (None, Some(_)) => return Err(too_old()),
+        };
         let mut mem: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
         let mut through = manifest.compacted_through;
-        for seq in manifest.compacted_through + 1..=tail {
+        let mut seq = manifest.compacted_through + 1;
+        let mut sealed = false;
+        loop {
+            self.ensure_fresh(true).await?;
+            let (tail, last_ts) = {
+                let v = self.read_view();
+                (v.tail, v.last_ts)
+            };
+            if seq > tail {
+                // Everything up to the tail is in; it is final once the log
+                // has a commit after T (a writer's next commit is stamped
+                // after the newest it has seen).
+                if sealed || last_ts > t_micros {
+                    break;
+                }
+                self.seal(t_micros).await?;
+                sealed = true;
+                continue;
+            }
             let seg = match self.recent_segment(seq) {
                 Some(seg) => seg,
                 None => Arc::new(self.read_segment(seq).await?.ok_or_else(too_old)?),
@@ -1107,11 +1140,43 @@ impl Partition {
                 );
             }
             through = seq;
+            seq += 1;
         }
         Ok(PointInTimePlan {
             manifest,
             mem: Arc::new(mem),
             through,
+        })
+    }
+
+    /// Makes sure the log holds a segment committed after `t_micros`,
+    /// committing an empty one if needed.
+    async fn seal(&self, t_micros: u64) -> Result<()> {
+        let commit_id: u128 = rand::random();
+        let _g = self.sync.lock().await;
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.refresh_locked(Instant::now()).await?;
+            let (seq, last_ts) = {
+                let v = self.read_view();
+                (v.tail + 1, v.last_ts)
+            };
+            if last_ts > t_micros {
+                return Ok(());
+            }
+            let seg = LogSegment {
+                seq,
+                commit_id,
+                commit_ts_micros: now_micros().max(last_ts + 1).max(t_micros + 1),
+                origin_region: self.ctx.config.region.clone(),
+                mutations: Vec::new(),
+            };
+            if self.try_append(&seg).await? {
+                return Ok(());
+            }
+        }
+        Err(Error::Contention {
+            table: self.table.name.clone(),
+            partition: self.part,
         })
     }
 
@@ -1174,6 +1239,7 @@ impl Partition {
                 compacted_through: current.compacted_through,
                 runs,
                 created_at_ms: now_ms(),
+                folded_ts_micros: current.folded_ts_micros,
                 tokens: current.tokens.clone(),
             };
             let path = self.paths.manifest(next.version);
@@ -1310,7 +1376,7 @@ impl Partition {
     }
 
     async fn compact_inner(&self) -> Result<CompactionOutcome> {
-        let (manifest, tail, mem, tail_tokens) = {
+        let (manifest, tail, mem, tail_tokens, folded_ts) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
             self.refresh_locked(Instant::now()).await?;
@@ -1326,7 +1392,8 @@ impl Partition {
                     ts_micros: *ts,
                 })
                 .collect();
-            (Arc::clone(&v.manifest), v.tail, mem, tokens)
+            let folded = v.last_ts.max(v.manifest.folded_ts_micros);
+            (Arc::clone(&v.manifest), v.tail, mem, tokens, folded)
         };
         if tail <= manifest.compacted_through {
             return Ok(CompactionOutcome::NothingToDo);
@@ -1364,6 +1431,7 @@ impl Partition {
             compacted_through: tail,
             runs,
             created_at_ms: now_ms(),
+            folded_ts_micros: folded_ts,
             tokens: manifest
                 .tokens
                 .iter()
@@ -1427,7 +1495,12 @@ impl Partition {
         }
         manifests.sort_by_key(|m| m.version);
         let mut report = GcReport::default();
-        let Some(stable) = manifests.iter().rev().find(|m| m.created_at_ms < horizon) else {
+        // By what the runs hold, as point-in-time reads choose manifests.
+        let Some(stable) = manifests
+            .iter()
+            .rev()
+            .find(|m| m.created_at_ms < horizon && m.folded_at(c.clock_skew) < horizon * 1000)
+        else {
             return Ok(report);
         };
         // Log segments.

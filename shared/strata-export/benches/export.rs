@@ -73,7 +73,7 @@ async fn phase(args: &[String]) {
     } else {
         Format::DynamoDbJson
     };
-    let (dest_store, _) = dir_store();
+    let (dest_store, dest_dir) = dir_store();
     let dest = Destination {
         store: dest_store,
         dir: "exports/AWSDynamoDB/bench".into(),
@@ -100,6 +100,7 @@ async fn phase(args: &[String]) {
         out.bytes as f64 / 1e6,
         peak_mb()
     );
+    let _ = std::fs::remove_dir_all(dest_dir);
 }
 
 fn item(i: usize) -> Item {
@@ -222,4 +223,6 @@ async fn main() {
             .expect("phase");
         assert!(status.success(), "{args:?} failed");
     }
+    // A million items take a few hundred MB: leave nothing behind.
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -114,19 +114,21 @@ impl Inference {
         if let Some(r) = &keys.range {
             key_names.push(r.name.clone());
         }
+        // Names compare case-insensitively, as DuckDB and Spark do: the
+        // first of colliding names gets the column, the rest live only in
+        // the item JSON (as does anything named like the export's own columns).
+        let mut taken: std::collections::HashSet<String> =
+            reserved.iter().map(|r| r.to_lowercase()).collect();
         let mut out = Vec::new();
-        for name in &key_names {
-            let kind = self.kinds.get(name).copied().unwrap_or(Kind::S);
+        let others = self.kinds.iter().filter(|(n, _)| !key_names.contains(n));
+        let keys = key_names
+            .iter()
+            .map(|n| (n, self.kinds.get(n).copied().unwrap_or(Kind::S)));
+        for (name, kind) in keys.chain(others.map(|(n, k)| (n, *k))) {
             if let Some(dt) = kind.data_type() {
-                out.push(Column::new(name, kind, dt));
-            }
-        }
-        for (name, kind) in &self.kinds {
-            if key_names.contains(name) || reserved.contains(&name.as_str()) {
-                continue;
-            }
-            if let Some(dt) = kind.data_type() {
-                out.push(Column::new(name, *kind, dt));
+                if taken.insert(name.to_lowercase()) {
+                    out.push(Column::new(name, kind, dt));
+                }
             }
         }
         out

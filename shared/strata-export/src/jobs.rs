@@ -30,12 +30,17 @@ impl Buckets {
         Ok(Buckets(out))
     }
 
-    pub fn url(&self, bucket: &str) -> String {
-        self.0
-            .iter()
-            .find(|(n, _)| n == bucket)
-            .map(|(_, u)| u.clone())
-            .unwrap_or_else(|| format!("s3://{bucket}"))
+    /// The store URL for a bucket name; None for a name S3 would refuse
+    /// (it would otherwise become part of a URL).
+    pub fn url(&self, bucket: &str) -> Option<String> {
+        if let Some((_, u)) = self.0.iter().find(|(n, _)| n == bucket) {
+            return Some(u.clone());
+        }
+        let ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        ok.then(|| format!("s3://{bucket}"))
     }
 }
 
@@ -128,7 +133,9 @@ async fn run_export(
             at_micros: micros(&desc["ExportTime"]).ok_or("no ExportTime")?,
         },
     };
-    let url = buckets.url(bucket);
+    let url = buckets
+        .url(bucket)
+        .ok_or_else(|| format!("invalid bucket name {bucket:?}"))?;
     let opened = strata_store::open_unchecked(&url).map_err(|e| e.to_string())?;
     let dir = export_dir(prefix, export_id);
     let dest = Destination {

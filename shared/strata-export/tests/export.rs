@@ -350,7 +350,7 @@ async fn api_jobs_run_through_the_exporter_code() {
     use strata_export::jobs::{run, Buckets};
     let e = engine().await;
     let dir = tempfile::tempdir().unwrap();
-    let buckets = Buckets::parse(&format!("b=file://{}", dir.path().display())).unwrap();
+    let buckets = Buckets::parse(&format!("local-b=file://{}", dir.path().display())).unwrap();
     let runner_engine = Arc::clone(&e);
     let api = Api::new(Arc::clone(&e), "us-east-1").with_jobs(Arc::new(move |job| {
         let (engine, buckets) = (Arc::clone(&runner_engine), buckets.clone());
@@ -395,7 +395,7 @@ async fn api_jobs_run_through_the_exporter_code() {
     let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/orders";
     let (s, r) = call(
         "ExportTableToPointInTime",
-        serde_json::json!({"TableArn": arn, "S3Bucket": "b",
+        serde_json::json!({"TableArn": arn, "S3Bucket": "local-b",
         "S3Prefix": "p", "ExportFormat": "PARQUET"}),
     )
     .await;
@@ -425,4 +425,47 @@ async fn api_jobs_run_through_the_exporter_code() {
     let (_, d) = call("DescribeExport", serde_json::json!({"ExportArn": a})).await;
     assert_eq!(d["ExportDescription"]["ExportStatus"], "FAILED", "{d}");
     assert!(d["ExportDescription"]["FailureMessage"].as_str().is_some());
+}
+
+#[tokio::test]
+async fn a_moment_read_is_sealed_so_later_commits_cannot_join_it() {
+    let e = engine().await;
+    e.create_table(TableSpec {
+        partitions: Some(1),
+        ..spec("orders")
+    })
+    .await
+    .unwrap();
+    put(&e, item("a", 1, "1")).await;
+    let t = now_micros();
+    let (tail_before, _, _) = e.partition_stats("orders").await.unwrap()[0];
+    let count = |mut m: PointInTime| async move {
+        let mut n = 0;
+        while let Some(c) = m.next_chunk(100).await.unwrap() {
+            n += c.iter().filter(|(_, v)| !v.deleted).count();
+        }
+        n
+    };
+    assert_eq!(
+        count(e.point_in_time("orders", 0, t).await.unwrap()).await,
+        1
+    );
+    // Reading the moment committed an empty segment stamped after T …
+    let (tail_after, _, _) = e.partition_stats("orders").await.unwrap()[0];
+    assert_eq!(tail_after, tail_before + 1);
+    // … so a write now, even from a writer whose clock is behind, lands after T.
+    put(&e, item("a", 2, "1")).await;
+    assert_eq!(
+        count(e.point_in_time("orders", 0, t).await.unwrap()).await,
+        1
+    );
+    // And a moment already followed by a commit needs no seal.
+    let (tail, _, _) = e.partition_stats("orders").await.unwrap()[0];
+    e.point_in_time("orders", 0, t).await.unwrap();
+    assert_eq!(e.partition_stats("orders").await.unwrap()[0].0, tail);
+    // The future is refused.
+    assert!(e
+        .point_in_time("orders", 0, now_micros() + 60_000_000)
+        .await
+        .is_err());
 }
