@@ -66,7 +66,7 @@ pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, str
             for (table, parts) in parts {
                 let parts: Vec<u32> = parts.into_iter().collect();
                 match replicator.replicate_table(&table, Some(&parts)).await {
-                    Ok(r) => add(&mut total, &r),
+                    Ok(r) => total.add(&r),
                     // Deleted since: nothing left to send.
                     Err(strata_engine::Error::TableNotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -85,13 +85,6 @@ pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, str
         "applied": total.applied,
         "backfills": total.backfills,
     }))
-}
-
-fn add(total: &mut ReplicationReport, r: &ReplicationReport) {
-    total.segments += r.segments;
-    total.sent += r.sent;
-    total.applied += r.applied;
-    total.backfills += r.backfills;
 }
 
 #[cfg(test)]

@@ -23,20 +23,22 @@ use crate::{Api, Caller};
 /// DynamoDB's default and largest recovery period.
 const MAX_RECOVERY_DAYS: i64 = 35;
 
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or_default()
-}
-
-fn now_ms() -> u64 {
-    now_micros() / 1000
-}
+use strata_engine::clock::{now_micros, now_ms};
 
 /// Epoch seconds with microseconds, as timestamps are sent.
 fn secs(micros: u64) -> f64 {
     micros as f64 / 1e6
+}
+
+/// S3's bucket-name rules. A bucket name becomes part of a store URL, so
+/// anything else (`?endpoint=…`, slashes) must never get that far.
+pub fn valid_bucket_name(bucket: &str) -> bool {
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.'])
 }
 
 /// Where an export's description is kept, in the table's store.
@@ -200,14 +202,7 @@ fn table_of_arn(arn_text: &str) -> ApiResult<&str> {
 pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let table_arn = req.req_str("TableArn")?;
     let bucket = req.req_str("S3Bucket")?;
-    // S3's bucket-name rules: the name becomes part of a store URL.
-    let valid = (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !bucket.starts_with(['-', '.'])
-        && !bucket.ends_with(['-', '.']);
-    if !valid {
+    if !valid_bucket_name(bucket) {
         return Err(ApiError::validation(format!(
             "Invalid S3Bucket name: {bucket}"
         )));

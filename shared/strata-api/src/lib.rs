@@ -24,6 +24,7 @@ use strata_engine::Engine;
 
 pub use error::{ApiError, ApiResult};
 use req::Req;
+pub use tables::iso_time;
 
 /// The account id in ARNs (like DynamoDB Local, Strata has no accounts).
 pub const ACCOUNT: &str = "000000000000";

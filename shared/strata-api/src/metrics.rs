@@ -9,7 +9,7 @@
 //! request at a time, as in a Lambda instance).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -105,12 +105,7 @@ async fn record(State(s): State<Arc<EmfState>>, req: Request, next: Next) -> Res
     response
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
+use strata_engine::clock::now_ms;
 
 /// One request as an EMF line.
 pub fn request_line(

@@ -47,12 +47,7 @@ pub async fn dispatch(api: &Api, op: &str, req: &Req<'_>, caller: &Caller) -> Ap
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
+use strata_engine::clock::now_ms;
 
 /// A table's enabled stream: its view type, when it was enabled (its
 /// label), and the commit time its records start at.

@@ -42,7 +42,8 @@ fn key_type_name(t: KeyType) -> &'static str {
     }
 }
 
-pub(crate) fn iso_time(ms: u64) -> String {
+/// RFC 3339 without a zone (UTC), with milliseconds: DynamoDB's stream labels.
+pub fn iso_time(ms: u64) -> String {
     // Seconds precision, UTC, without a date library: civil-from-days.
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
@@ -302,7 +303,7 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiRe
             "StreamSpecification".into(),
             json!({"StreamEnabled": true, "StreamViewType": view}),
         );
-        let now = strata_now_ms();
+        let now = strata_engine::clock::now_ms();
         let start = if creating {
             now
         } else {
@@ -314,13 +315,6 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiRe
         meta.remove("StreamSpecification");
     }
     Ok(())
-}
-
-fn strata_now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
 }
 
 /// Whether the log keeps each mutation's old image: whenever a stream is

@@ -8,6 +8,7 @@
 mod bloom;
 pub mod cache;
 pub mod catalog;
+pub mod clock;
 pub mod codec;
 pub mod config;
 mod engine;

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -58,16 +58,7 @@ pub(crate) struct Ctx {
     pub cache: Caches,
 }
 
-pub(crate) fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or_default()
-}
-
-pub(crate) fn now_ms() -> u64 {
-    now_micros() / 1000
-}
+pub(crate) use crate::clock::{now_micros, now_ms};
 
 #[derive(Default)]
 struct View {
@@ -147,6 +138,20 @@ impl View {
                 .map(|t| t.seq)
         })
     }
+}
+
+/// The first `limit` entries of `mem` with keys after `after` (a merge of
+/// `limit` results never needs more of them).
+fn first_after(
+    mem: &BTreeMap<Vec<u8>, Version>,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Vec<(Vec<u8>, Version)> {
+    let lo = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_vec()));
+    mem.range((lo, Bound::Unbounded))
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Item bytes a segment holds (images and old images).
@@ -1029,23 +1034,27 @@ impl Partition {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Version)>> {
         self.ensure_fresh(true).await?;
-        let lo = match after {
-            Some(k) => Bound::Excluded(k.to_vec()),
-            None => Bound::Unbounded,
-        };
         let (mem, manifest) = {
             let v = self.read_view();
-            let mem: Vec<(Vec<u8>, Version)> = v
-                .mem
-                .range((lo.clone(), Bound::Unbounded))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            (mem, Arc::clone(&v.manifest))
+            (first_after(&v.mem, after, limit), Arc::clone(&v.manifest))
         };
+        self.merged_after(mem, &manifest, after, limit).await
+    }
+
+    /// Up to `limit` of the newest versions after `after`, merging `mem`
+    /// (the log's versions, newer than any run) with `manifest`'s runs.
+    async fn merged_after(
+        &self,
+        mem: Vec<(Vec<u8>, Version)>,
+        manifest: &Manifest,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Version)>> {
+        let lo = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_vec()));
         let mut merge = self
-            .merger(mem, &manifest, lo, Bound::Unbounded, true)
+            .merger(mem, manifest, lo, Bound::Unbounded, true)
             .await?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
             match merge.next().await? {
                 Some(entry) => out.push(entry),
@@ -1188,27 +1197,8 @@ impl Partition {
         after: Option<&[u8]>,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Version)>> {
-        let lo = match after {
-            Some(k) => Bound::Excluded(k.to_vec()),
-            None => Bound::Unbounded,
-        };
-        let mem: Vec<(Vec<u8>, Version)> = plan
-            .mem
-            .range((lo.clone(), Bound::Unbounded))
-            .take(limit)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut merge = self
-            .merger(mem, &plan.manifest, lo, Bound::Unbounded, true)
-            .await?;
-        let mut out = Vec::with_capacity(limit.min(4096));
-        while out.len() < limit {
-            match merge.next().await? {
-                Some(entry) => out.push(entry),
-                None => break,
-            }
-        }
-        Ok(out)
+        let mem = first_after(&plan.mem, after, limit);
+        self.merged_after(mem, &plan.manifest, after, limit).await
     }
 
     /// Adds a run of `entries` (sorted by key, one version each) as the

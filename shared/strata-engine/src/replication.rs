@@ -76,7 +76,8 @@ pub struct ReplicationReport {
 }
 
 impl ReplicationReport {
-    fn add(&mut self, o: &ReplicationReport) {
+    /// Adds another pass's counts.
+    pub fn add(&mut self, o: &ReplicationReport) {
         self.segments += o.segments;
         self.sent += o.sent;
         self.applied += o.applied;

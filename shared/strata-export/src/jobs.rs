@@ -36,11 +36,7 @@ impl Buckets {
         if let Some((_, u)) = self.0.iter().find(|(n, _)| n == bucket) {
             return Some(u.clone());
         }
-        let ok = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        ok.then(|| format!("s3://{bucket}"))
+        strata_api::backups::valid_bucket_name(bucket).then(|| format!("s3://{bucket}"))
     }
 }
 

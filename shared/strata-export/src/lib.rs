@@ -154,12 +154,7 @@ async fn put(store: &dyn ObjectStore, key: &str, body: Vec<u8>) -> Result<(), Ex
         })
 }
 
-fn now_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as u64)
-        .unwrap_or_default()
-}
+use strata_engine::clock::now_micros;
 
 /// Runs an export to the end: `_started`, the data files, then the two
 /// manifests (the summary last, so its presence means the export is whole).
@@ -254,27 +249,7 @@ fn hex(b: &[u8]) -> String {
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn iso(micros: u64) -> String {
-    let ms = micros / 1000;
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days since the epoch (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms % 1000
-    )
+    format!("{}Z", strata_api::iso_time(micros / 1000))
 }
 
 /// A data file's bytes, written and described.
