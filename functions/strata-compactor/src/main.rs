@@ -18,12 +18,11 @@ async fn main() -> Result<(), Error> {
     };
     let engine =
         Arc::new(Engine::open_unchecked(&url, config).map_err(|e| Error::from(e.to_string()))?);
-    let checked = Arc::new(tokio::sync::OnceCell::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (engine, checked) = (Arc::clone(&engine), Arc::clone(&checked));
+        let engine = Arc::clone(&engine);
         async move {
-            checked
-                .get_or_try_init(|| async { engine.check_store().await })
+            engine
+                .check_store_once()
                 .await
                 .map_err(|e| Error::from(e.to_string()))?;
             strata_compactor::handle(&engine, &event.payload)

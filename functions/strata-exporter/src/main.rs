@@ -25,13 +25,11 @@ async fn main() -> Result<(), Error> {
     };
     let engine =
         Arc::new(Engine::open_unchecked(&url, config).map_err(|e| Error::from(e.to_string()))?);
-    let checked = Arc::new(tokio::sync::OnceCell::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (engine, checked, buckets) =
-            (Arc::clone(&engine), Arc::clone(&checked), buckets.clone());
+        let (engine, buckets) = (Arc::clone(&engine), buckets.clone());
         async move {
-            checked
-                .get_or_try_init(|| async { engine.check_store().await })
+            engine
+                .check_store_once()
                 .await
                 .map_err(|e| Error::from(e.to_string()))?;
             run(&engine, &event.payload, &buckets, Arc::new(()))

@@ -29,20 +29,14 @@ async fn main() -> Result<(), Error> {
         .chain(regions.values().cloned())
         .collect();
     let replicator = Arc::new(Replicator::new(engine, regions));
-    let checked = Arc::new(tokio::sync::OnceCell::new());
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-        let (replicator, checked, all) =
-            (Arc::clone(&replicator), Arc::clone(&checked), all.clone());
+        let (replicator, all) = (Arc::clone(&replicator), all.clone());
         async move {
-            checked
-                .get_or_try_init(|| async {
-                    for e in &all {
-                        e.check_store().await?;
-                    }
-                    Ok::<(), strata_engine::Error>(())
-                })
-                .await
-                .map_err(|e| Error::from(e.to_string()))?;
+            for e in &all {
+                e.check_store_once()
+                    .await
+                    .map_err(|e| Error::from(e.to_string()))?;
+            }
             strata_replicator::handle(&replicator, &event.payload)
                 .await
                 .map_err(|e| Error::from(e.to_string()))

@@ -36,6 +36,8 @@ pub struct Engine {
     ctx: Arc<Ctx>,
     store_name: String,
     tables: RwLock<HashMap<String, Arc<TableHandle>>>,
+    /// Set once [`Engine::check_store_once`] has passed.
+    checked: tokio::sync::OnceCell<()>,
 }
 
 impl Engine {
@@ -59,6 +61,16 @@ impl Engine {
     pub async fn check_store(&self) -> Result<()> {
         strata_store::probe_atomic_create(&self.ctx.store, &self.store_name).await?;
         Ok(())
+    }
+
+    /// [`Engine::check_store`] the first time only (a failed check is tried
+    /// again next time): what a function opened without network I/O at
+    /// init calls before each event.
+    pub async fn check_store_once(&self) -> Result<()> {
+        self.checked
+            .get_or_try_init(|| self.check_store())
+            .await
+            .map(|_| ())
     }
 
     /// An engine over an already-built store, without the probe: call
@@ -95,6 +107,7 @@ impl Engine {
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),
+            checked: tokio::sync::OnceCell::new(),
         }
     }
 

@@ -656,20 +656,8 @@ impl Partition {
             // Newer than every version it replaces, even one replicated from a
             // region whose clock runs ahead: last-writer-wins then agrees with
             // the order this region applied them in.
-            let (seq, ts) = {
-                let v = self.read_view();
-                (
-                    v.tail + 1,
-                    now_micros().max(v.last_ts + 1).max(newest_seen + 1),
-                )
-            };
-            let seg = LogSegment {
-                seq,
-                commit_id,
-                commit_ts_micros: ts,
-                origin_region: self.ctx.config.region.clone(),
-                mutations,
-            };
+            let seg = self.next_segment(commit_id, newest_seen + 1, mutations);
+            let seq = seg.seq;
             if self.try_append(&seg).await? {
                 for (c, fresh) in results.iter_mut().flatten() {
                     if *fresh {
@@ -683,6 +671,20 @@ impl Partition {
             table: self.table.name.clone(),
             partition: self.part,
         })
+    }
+
+    /// The segment that would follow the view's tail, stamped after every
+    /// commit the view has seen and no earlier than `min_ts` (the hybrid
+    /// clock every commit path shares).
+    fn next_segment(&self, commit_id: u128, min_ts: u64, mutations: Vec<Mutation>) -> LogSegment {
+        let v = self.read_view();
+        LogSegment {
+            seq: v.tail + 1,
+            commit_id,
+            commit_ts_micros: now_micros().max(v.last_ts + 1).max(min_ts),
+            origin_region: self.ctx.config.region.clone(),
+            mutations,
+        }
     }
 
     async fn refresh_if_stale(&self) -> Result<()> {
@@ -967,17 +969,7 @@ impl Partition {
                     break;
                 }
                 let n = mutations.len();
-                let (seq, ts) = {
-                    let v = self.read_view();
-                    (v.tail + 1, now_micros().max(v.last_ts + 1))
-                };
-                let seg = LogSegment {
-                    seq,
-                    commit_id,
-                    commit_ts_micros: ts,
-                    origin_region: self.ctx.config.region.clone(),
-                    mutations,
-                };
+                let seg = self.next_segment(commit_id, 0, mutations);
                 if self.try_append(&seg).await? {
                     applied = Some(n);
                     break;
@@ -1165,20 +1157,10 @@ impl Partition {
         let _g = self.sync.lock().await;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.refresh_locked(Instant::now()).await?;
-            let (seq, last_ts) = {
-                let v = self.read_view();
-                (v.tail + 1, v.last_ts)
-            };
-            if last_ts > t_micros {
+            if self.read_view().last_ts > t_micros {
                 return Ok(());
             }
-            let seg = LogSegment {
-                seq,
-                commit_id,
-                commit_ts_micros: now_micros().max(last_ts + 1).max(t_micros + 1),
-                origin_region: self.ctx.config.region.clone(),
-                mutations: Vec::new(),
-            };
+            let seg = self.next_segment(commit_id, t_micros + 1, Vec::new());
             if self.try_append(&seg).await? {
                 return Ok(());
             }

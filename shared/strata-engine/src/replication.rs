@@ -472,18 +472,7 @@ pub async fn remove_replica(
         Ok(_) | Err(Error::TableNotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    let members: Vec<String> = desc
-        .replicas
-        .iter()
-        .filter(|r| *r != region)
-        .cloned()
-        .collect();
-    // A table left alone is no longer global.
-    let members = if members.len() <= 1 {
-        Vec::new()
-    } else {
-        members
-    };
+    let members = members_without(&desc.replicas, region);
     set_members(local, regions, table, &desc.replicas, &members, region).await
 }
 
@@ -492,17 +481,7 @@ pub async fn remove_replica(
 pub async fn leave_group(local: &Engine, regions: &Regions, table: &str) -> Result<()> {
     let here = local.config().region.as_str();
     let desc = local.describe_table(table).await?;
-    let members: Vec<String> = desc
-        .replicas
-        .iter()
-        .filter(|r| *r != here)
-        .cloned()
-        .collect();
-    let members = if members.len() <= 1 {
-        Vec::new()
-    } else {
-        members
-    };
+    let members = members_without(&desc.replicas, here);
     for region in desc.replicas.iter().filter(|r| *r != here) {
         let Some(engine) = regions.get(region) else {
             tracing::warn!(table, region = %region, "no store configured for a member region; it keeps listing this one");
@@ -518,6 +497,17 @@ pub async fn leave_group(local: &Engine, regions: &Regions, table: &str) -> Resu
         }
     }
     Ok(())
+}
+
+/// The member list once `region` has left: a table left alone is no
+/// longer global (no members at all).
+fn members_without(replicas: &[String], region: &str) -> Vec<String> {
+    let members: Vec<String> = replicas.iter().filter(|r| *r != region).cloned().collect();
+    if members.len() <= 1 {
+        Vec::new()
+    } else {
+        members
+    }
 }
 
 fn engine_for<'a>(regions: &'a Regions, table: &str, region: &str) -> Result<&'a Arc<Engine>> {

@@ -70,11 +70,7 @@ pub async fn run(
             let record = Path::from(job["record"].as_str().ok_or("export job without record")?);
             let mut desc = job["description"].clone();
             let result = run_export(engine, job, &desc, buckets, progress).await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or_default();
-            desc["EndTime"] = json!(now);
+            desc["EndTime"] = json!(strata_engine::clock::now_micros() as f64 / 1e6);
             match &result {
                 Ok((outcome, manifest)) => {
                     desc["ExportStatus"] = json!("COMPLETED");

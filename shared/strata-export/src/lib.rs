@@ -35,6 +35,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::json;
+use strata_engine::clock::now_micros;
 use strata_engine::run::Version;
 use strata_engine::{Engine, Item, PointInTime};
 
@@ -153,8 +154,6 @@ async fn put(store: &dyn ObjectStore, key: &str, body: Vec<u8>) -> Result<(), Ex
             source,
         })
 }
-
-use strata_engine::clock::now_micros;
 
 /// Runs an export to the end: `_started`, the data files, then the two
 /// manifests (the summary last, so its presence means the export is whole).
