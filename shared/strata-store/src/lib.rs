@@ -8,7 +8,8 @@
 //! - [`probe_atomic_create`]: the start-up check that conditional create is atomic;
 //! - decorators layered over any store, each in its own module, all built on
 //!   [`Intercepted`]: request counting ([`counting`]), latency injection
-//!   ([`latency`]) and seeded fault injection ([`faults`]).
+//!   ([`latency`]) and seeded fault injection ([`faults`]); and one-at-a-time
+//!   scripted faults for protocol tests ([`script`]).
 
 pub mod counting;
 pub mod faults;
@@ -17,6 +18,7 @@ pub mod latency;
 pub mod local;
 mod open;
 mod probe;
+pub mod script;
 
 pub use intercept::{Intercepted, Interceptor, RequestKind};
 pub use open::{open_store, open_unchecked, OpenError, OpenedStore};

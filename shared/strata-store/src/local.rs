@@ -1,5 +1,14 @@
 //! The local-directory store (the embedded default): object_store's
-//! `LocalFileSystem`, with whole-object reads done inline.
+//! `LocalFileSystem`, with durable writes and whole-object reads done inline.
+//!
+//! `LocalFileSystem` writes a staging file and links or renames it into
+//! place without any `fsync`: after a power failure an acknowledged object
+//! can vanish or come back empty. Here every PUT writes its staging file,
+//! syncs it, links it into place (a conditional create: the link fails if
+//! the name exists) or renames it (an overwrite), and syncs the directory,
+//! all before it answers; directories it creates are synced into their
+//! parents. [`LocalStore::syncs`] counts those syncs, so tests can check that
+//! every acknowledged write made them.
 //!
 //! `LocalFileSystem` runs every file access on tokio's blocking pool. For the
 //! reads Strata makes most — probing `log/<seq>` for a strongly consistent
@@ -10,8 +19,10 @@
 //! unchanged.
 
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,7 +31,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
     GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
-    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
 
 /// Objects larger than this are read through `LocalFileSystem` as usual.
@@ -29,11 +40,21 @@ const INLINE_READ_MAX: u64 = 1 << 20;
 #[derive(Debug)]
 pub struct LocalStore {
     fs: LocalFileSystem,
+    syncs: Arc<AtomicU64>,
 }
 
 impl LocalStore {
     pub fn new(fs: LocalFileSystem) -> Self {
-        Self { fs }
+        Self {
+            fs,
+            syncs: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// `fsync`s made so far (files and directories), all before the PUT
+    /// that needed them answered.
+    pub fn syncs(&self) -> u64 {
+        self.syncs.load(Ordering::Relaxed)
     }
 
     /// Reads a whole small object on the calling thread; `None` means "let
@@ -85,6 +106,76 @@ impl fmt::Display for LocalStore {
     }
 }
 
+fn generic(e: std::io::Error) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: Box::new(e),
+    }
+}
+
+/// Writes `payload` to `path` so that it survives a power failure once this
+/// returns: staging file written and synced, linked (`create`: fails with
+/// `AlreadyExists` if the name is taken) or renamed into place, directory
+/// synced. The staging name ends in `#<digits>`, which `LocalFileSystem`'s
+/// listings skip.
+fn write_durably(
+    path: &std::path::Path,
+    payload: &PutPayload,
+    create: bool,
+    syncs: &AtomicU64,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("object path has no directory"))?;
+    ensure_dir(dir, syncs)?;
+    let mut staging = path.as_os_str().to_owned();
+    staging.push(format!("#{}", rand::random::<u64>()));
+    let staging = std::path::PathBuf::from(staging);
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&staging)?;
+        for chunk in payload.iter() {
+            f.write_all(chunk)?;
+        }
+        f.sync_all()?;
+        syncs.fetch_add(1, Ordering::Relaxed);
+        if create {
+            std::fs::hard_link(&staging, path)
+        } else {
+            std::fs::rename(&staging, path)
+        }
+    })();
+    if create || written.is_err() {
+        let _ = std::fs::remove_file(&staging);
+    }
+    written?;
+    sync_dir(dir, syncs)
+}
+
+fn sync_dir(dir: &std::path::Path, syncs: &AtomicU64) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()?;
+    syncs.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Creates `dir` and any missing parents, each synced into its parent.
+fn ensure_dir(dir: &std::path::Path, syncs: &AtomicU64) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    ensure_dir(parent, syncs)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent, syncs),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 fn is_plain_get(o: &GetOptions) -> bool {
     o.if_match.is_none()
         && o.if_none_match.is_none()
@@ -103,7 +194,29 @@ impl ObjectStore for LocalStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
-        self.fs.put_opts(location, payload, opts).await
+        let create = match opts.mode {
+            PutMode::Create => true,
+            PutMode::Overwrite => false,
+            // Not supported by LocalFileSystem either: let it say so.
+            PutMode::Update(_) => return self.fs.put_opts(location, payload, opts).await,
+        };
+        let path = self.fs.path_to_filesystem(location)?;
+        let syncs = Arc::clone(&self.syncs);
+        let loc = location.to_string();
+        tokio::task::spawn_blocking(move || write_durably(&path, &payload, create, &syncs))
+            .await
+            .map_err(|e| generic(std::io::Error::other(e)))?
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => object_store::Error::AlreadyExists {
+                    path: loc,
+                    source: Box::new(e),
+                },
+                _ => generic(e),
+            })?;
+        Ok(PutResult {
+            e_tag: None,
+            version: None,
+        })
     }
 
     async fn put_multipart_opts(
@@ -165,6 +278,46 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn writes_are_synced_before_they_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let p = Path::from("t/log/00000000000000000001.seg");
+        let create = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        store
+            .put_opts(&p, PutPayload::from("one"), create.clone())
+            .await
+            .unwrap();
+        // File, its directory, and the two directories created on the way.
+        assert_eq!(store.syncs(), 4);
+        let err = store
+            .put_opts(&p, PutPayload::from("two"), create)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, object_store::Error::AlreadyExists { .. }),
+            "{err}"
+        );
+        assert_eq!(store.get(&p).await.unwrap().bytes().await.unwrap(), "one");
+        store.put(&p, PutPayload::from("three")).await.unwrap();
+        assert_eq!(store.get(&p).await.unwrap().bytes().await.unwrap(), "three");
+        // No staging file is left behind or listed.
+        let listed: Vec<_> = store
+            .list(None)
+            .map(|m| m.unwrap().location)
+            .collect()
+            .await;
+        assert_eq!(listed, vec![p.clone()]);
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("t/log"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[tokio::test]
     async fn inline_reads_agree_with_local_file_system() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStore::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
@@ -178,6 +331,8 @@ mod tests {
         assert_eq!(got.bytes().await.unwrap(), "hello world");
         assert_eq!(store.get_range(&p, 6..11).await.unwrap(), "world");
         let err = store.get(&Path::from("a/b/missing")).await.unwrap_err();
+        // Each PUT synced its file, its directory and the directories it made.
+        assert!(store.syncs() >= 2, "{}", store.syncs());
         assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
         let ranged = store
             .get_opts(
