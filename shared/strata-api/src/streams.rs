@@ -394,7 +394,14 @@ fn record(
     i: usize,
     m: &Mutation,
 ) -> Option<Json> {
-    if seg.commit_ts_micros < s.start_ms * 1000 {
+    // The stream is the segments of the old-image generation that enabling
+    // it started (each carries every old image); segments written before
+    // generations existed fall back to the start time.
+    let in_stream = match seg.images_gen {
+        Some(g) => g == d.images_gen(),
+        None => seg.commit_ts_micros >= s.start_ms * 1000,
+    };
+    if !in_stream {
         return None;
     }
     let old: Option<&Arc<Item>> = m.old_image.as_ref();

@@ -277,13 +277,7 @@ fn billing(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult
     Ok(())
 }
 
-/// How long after UpdateTable enables a stream its records begin: every
-/// instance has re-read the table's descriptor by then (1 s cache, plus
-/// margin), so every segment from then on carries the old images the
-/// records need.
-const STREAM_START_DELAY_MS: u64 = 2000;
-
-fn stream_spec(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult<()> {
+fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
     let Some(s) = req.obj("StreamSpecification")? else {
         return Ok(());
     };
@@ -303,14 +297,12 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiRe
             "StreamSpecification".into(),
             json!({"StreamEnabled": true, "StreamViewType": view}),
         );
+        // Which segments belong to the stream is decided by the log (the
+        // descriptor's new old-image generation), not by time: no writer
+        // with a stale descriptor can leave images out of it.
         let now = strata_engine::clock::now_ms();
-        let start = if creating {
-            now
-        } else {
-            now + STREAM_START_DELAY_MS
-        };
         meta.insert("StreamCreatedMs".into(), json!(now));
-        meta.insert("StreamStartMs".into(), json!(start));
+        meta.insert("StreamStartMs".into(), json!(now));
     } else {
         meta.remove("StreamSpecification");
     }
@@ -396,7 +388,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     let key_schema = parse_key_schema(req)?;
     let mut meta = Map::new();
     billing(req, &mut meta, true)?;
-    stream_spec(req, &mut meta, true)?;
+    stream_spec(req, &mut meta)?;
     merge_tags(&mut meta, tags_from(req.arr("Tags")?)?);
     if let Some(sse) = req.obj("SSESpecification")? {
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
@@ -561,7 +553,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {
             billing(req, meta, false)?;
         }
-        stream_spec(req, meta, false)?;
+        stream_spec(req, meta)?;
         if let Some(sse) = req.obj("SSESpecification")? {
             meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
         }

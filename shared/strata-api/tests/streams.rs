@@ -59,12 +59,13 @@ async fn records_gc_has_deleted_are_trimmed() {
     let (_, d) = call(&api, "DescribeTable", json!({"TableName": "tbl"})).await;
     let arn = d["Table"]["LatestStreamArn"].as_str().unwrap().to_string();
     for i in 0..3 {
-        call(
+        let (s, body) = call(
             &api,
             "PutItem",
             json!({"TableName": "tbl", "Item": {"k": {"S": format!("{i}")}}}),
         )
         .await;
+        assert_eq!(s, 200, "{body}");
     }
     let (_, desc) = call(&api, "DescribeStream", json!({"StreamArn": arn})).await;
     let shard = desc["StreamDescription"]["Shards"][0]["ShardId"]
@@ -129,4 +130,112 @@ async fn records_gc_has_deleted_are_trimmed() {
     let records = page["Records"].as_array().unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0]["dynamodb"]["Keys"]["k"]["S"], "late");
+}
+
+/// Streams never drop a REMOVE or call a MODIFY an INSERT: a writer whose
+/// cached descriptor predates the stream still writes old images into it,
+/// because each segment inherits the old-image generation of the one before.
+#[tokio::test]
+async fn a_stale_writer_cannot_leave_old_images_out_of_a_stream() {
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let config = EngineConfig {
+        default_partitions: 1,
+        auto_compact: false,
+        ..EngineConfig::default()
+    };
+    let fresh = Arc::new(
+        Engine::with_store(Arc::clone(&store), "memory", config.clone())
+            .await
+            .unwrap(),
+    );
+    // An instance that re-reads descriptors only every minute.
+    let stale_engine = EngineConfig {
+        catalog_staleness: Duration::from_secs(60),
+        ..config
+    };
+    let stale = Arc::new(
+        Engine::with_store(store, "memory", stale_engine)
+            .await
+            .unwrap(),
+    );
+    let api = Api::new(Arc::clone(&fresh), "us-east-1");
+    let stale_api = Api::new(Arc::clone(&stale), "us-east-1");
+    let (s, body) = call(
+        &api,
+        "CreateTable",
+        json!({
+            "TableName": "tbl", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+        }),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    for k in ["a", "b"] {
+        let item = json!({"TableName": "tbl", "Item": {"k": {"S": k}, "v": {"N": "1"}}});
+        assert_eq!(call(&api, "PutItem", item).await.0, 200);
+    }
+    let (s, _) = call(
+        &stale_api,
+        "GetItem",
+        json!({"TableName": "tbl", "Key": {"k": {"S": "a"}}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, body) = call(
+        &api,
+        "UpdateTable",
+        json!({"TableName": "tbl", "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let item = json!({"TableName": "tbl", "Item": {"k": {"S": "c"}, "v": {"N": "1"}}});
+    assert_eq!(call(&api, "PutItem", item).await.0, 200);
+    // The stale instance still believes the table has no stream.
+    let item = json!({"TableName": "tbl", "Item": {"k": {"S": "a"}, "v": {"N": "2"}}});
+    assert_eq!(call(&stale_api, "PutItem", item).await.0, 200);
+    let del = json!({"TableName": "tbl", "Key": {"k": {"S": "b"}}});
+    assert_eq!(call(&stale_api, "DeleteItem", del).await.0, 200);
+
+    let (_, d) = call(&api, "DescribeTable", json!({"TableName": "tbl"})).await;
+    let arn = d["Table"]["LatestStreamArn"].as_str().unwrap().to_string();
+    let (_, desc) = call(&api, "DescribeStream", json!({"StreamArn": arn})).await;
+    let shard = desc["StreamDescription"]["Shards"][0]["ShardId"].clone();
+    let (_, it) = call(
+        &api,
+        "GetShardIterator",
+        json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+    )
+    .await;
+    let (s, page) = call(
+        &api,
+        "GetRecords",
+        json!({"ShardIterator": it["ShardIterator"]}),
+    )
+    .await;
+    assert_eq!(s, 200, "{page}");
+    let got: Vec<(String, String, Json)> = page["Records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["eventName"].as_str().unwrap().to_string(),
+                r["dynamodb"]["Keys"]["k"]["S"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                r["dynamodb"]["OldImage"]["v"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("INSERT".into(), "c".into(), Json::Null),
+            ("MODIFY".into(), "a".into(), json!({"N": "1"})),
+            ("REMOVE".into(), "b".into(), json!({"N": "1"})),
+        ],
+        "{page}"
+    );
 }

@@ -34,6 +34,12 @@ pub struct TableDescriptor {
     /// included, sorted; empty for a table of one region.
     #[serde(default)]
     pub replicas: Vec<String>,
+    /// Old-image generation: incremented each time `keep_old_images`
+    /// changes, so it is odd exactly while old images are kept. Enabling a
+    /// stream starts a new odd generation: the stream is the log segments
+    /// of that generation. See [`TableDescriptor::images_gen`].
+    #[serde(default)]
+    pub images_gen: u64,
     /// Point-in-time recovery window in seconds (0: off). GC keeps every
     /// manifest, run and log segment any moment of the window needs.
     #[serde(default)]
@@ -42,6 +48,23 @@ pub struct TableDescriptor {
     /// tags, TTL, stream and SSE specifications…), owned by the API layer.
     #[serde(default)]
     pub meta: serde_json::Value,
+}
+
+impl TableDescriptor {
+    /// The old-image generation in force (descriptors written before it
+    /// existed read as generation 1 when they keep old images).
+    pub fn images_gen(&self) -> u64 {
+        next_images_gen(self.images_gen, self.keep_old_images)
+    }
+}
+
+/// The generation after `gen` that is odd exactly when `keep` is.
+pub fn next_images_gen(gen: u64, keep: bool) -> u64 {
+    if (gen % 2 == 1) == keep {
+        gen
+    } else {
+        gen + 1
+    }
 }
 
 /// What CreateTable asks for.
@@ -134,13 +157,26 @@ pub async fn publish(store: &dyn ObjectStore, d: &TableDescriptor) -> Result<Cre
     let created = io::create(store, &path, encode(d))
         .await
         .map_err(|e| Error::store(&path, e))?;
-    match created {
-        Created::Created => Ok(Created::Created),
-        Created::Exists => match read(store, &path).await? {
-            Some(existing) if existing == *d => Ok(Created::Created),
-            _ => Ok(Created::Exists),
-        },
+    if created == Created::Created {
+        return Ok(Created::Created);
     }
+    // Refused: ours (a retried create), someone else's, or (S3's 409) one
+    // still in flight, which shows within moments.
+    for i in 0..4u32 {
+        match read(store, &path).await? {
+            Some(existing) if existing == *d => return Ok(Created::Created),
+            Some(_) => return Ok(Created::Exists),
+            None if created == Created::Exists => return Ok(Created::Exists),
+            None => tokio::time::sleep(std::time::Duration::from_millis(20 << i)).await,
+        }
+    }
+    Err(Error::store(
+        &path,
+        object_store::Error::Generic {
+            store: "strata",
+            source: "a conflicting create of this table version is still in flight".into(),
+        },
+    ))
 }
 
 /// Names of every table that has ever had a descriptor (deleted ones included).

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
+
 /// Called with (table, partition) when a partition's log tail passes its
 /// compaction threshold, instead of compacting in this process. In Lambda,
 /// where an instance is frozen between invocations, the API function uses
@@ -61,6 +63,8 @@ pub struct EngineConfig {
     pub token_window: Duration,
     /// Tombstones older than this are dropped when runs are fully merged.
     pub tombstone_retention: Duration,
+    /// Wall-clock and elapsed time (tests skew or jump it).
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -84,6 +88,7 @@ impl Default for EngineConfig {
             token_window: Duration::from_secs(600),
             // Log retention plus a margin (see `set_log_retention`).
             tombstone_retention: Duration::from_secs(25 * 3600),
+            clock: Clock::system(),
         }
     }
 }

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
 
 use object_store::ObjectStore;
 
@@ -16,8 +15,7 @@ use crate::io::{self, Created};
 use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
 use crate::partition::{
-    above_lo, below_hi, now_ms, CompactionOutcome, Ctx, GcReport, LogRead, Partition,
-    ReplicatedChange,
+    above_lo, below_hi, CompactionOutcome, Ctx, GcReport, LogRead, Partition, ReplicatedChange,
 };
 use crate::paths;
 use crate::run::Version;
@@ -27,7 +25,7 @@ use crate::value::{Item, ItemKey, KeyType, KeyValue};
 struct TableHandle {
     desc: Arc<TableDescriptor>,
     partitions: Vec<Arc<Partition>>,
-    checked: Mutex<Instant>,
+    checked: Mutex<crate::clock::Tick>,
 }
 
 /// A Strata engine over one object store. Cheap to share (`Arc`); any number
@@ -151,9 +149,10 @@ impl Engine {
             incarnation: paths::random_id(),
             key_schema: spec.key_schema,
             partitions,
-            created_at_ms: now_ms(),
+            created_at_ms: self.ctx.config.clock.now_ms(),
             deleted: false,
             keep_old_images: spec.keep_old_images,
+            images_gen: catalog::next_images_gen(0, spec.keep_old_images),
             replicas: spec.replicas,
             pitr_window_secs: 0,
             meta: spec.meta,
@@ -163,7 +162,7 @@ impl Engine {
                 self.install(Arc::new(desc.clone()));
                 Ok(desc)
             }
-            Created::Exists => Err(Error::TableExists(spec.name)),
+            Created::Exists | Created::Conflict => Err(Error::TableExists(spec.name)),
         }
     }
 
@@ -210,7 +209,7 @@ impl Engine {
                     return Ok((*current.desc).clone());
                 }
                 // Someone else changed the table meanwhile: look again.
-                Created::Exists => self.forget(name),
+                Created::Exists | Created::Conflict => self.forget(name),
             }
         }
     }
@@ -234,12 +233,14 @@ impl Engine {
             next.key_schema = current.desc.key_schema.clone();
             next.partitions = current.desc.partitions;
             next.deleted = false;
+            next.images_gen =
+                catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
             match catalog::publish(store, &next).await? {
                 Created::Created => {
                     self.install(Arc::new(next.clone()));
                     return Ok(next);
                 }
-                Created::Exists => self.forget(name),
+                Created::Exists | Created::Conflict => self.forget(name),
             }
         }
     }
@@ -258,7 +259,7 @@ impl Engine {
         let handle = Arc::new(TableHandle {
             desc: Arc::clone(&desc),
             partitions,
-            checked: Mutex::new(Instant::now()),
+            checked: Mutex::new(self.ctx.config.clock.tick()),
         });
         self.tables
             .write()
@@ -279,17 +280,15 @@ impl Engine {
         let store = self.ctx.store.as_ref();
         let desc = match cached {
             Some(h) => {
-                let age = h
-                    .checked
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .elapsed();
+                let checked = *h.checked.lock().unwrap_or_else(|p| p.into_inner());
+                let age = self.ctx.config.clock.since(checked);
                 if age < self.ctx.config.catalog_staleness {
                     return Ok(h);
                 }
                 let newest = catalog::newest_from(store, (*h.desc).clone()).await?;
                 if newest == *h.desc {
-                    *h.checked.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+                    *h.checked.lock().unwrap_or_else(|p| p.into_inner()) =
+                        self.ctx.config.clock.tick();
                     return Ok(h);
                 }
                 newest
@@ -549,7 +548,10 @@ impl Engine {
     pub async fn sweep_dead_incarnations(&self) -> Result<usize> {
         let store = self.ctx.store.as_ref();
         let c = &self.ctx.config;
-        let horizon = now_ms().saturating_sub((c.gc_grace + c.clock_skew).as_millis() as u64);
+        let horizon = c
+            .clock
+            .now_ms()
+            .saturating_sub((c.gc_grace + c.clock_skew).as_millis() as u64);
         let mut deleted = 0;
         for name in catalog::names(store).await? {
             let schemas = io::list(store, &paths::schema_dir(&name)).await?;

@@ -34,12 +34,18 @@ pub async fn get_range(
 }
 
 /// What a conditional create found.
+// `Created::Created` reads as the sentence it is.
+#[allow(clippy::enum_variant_names)]
 #[derive(Debug, PartialEq, Eq)]
 pub enum Created {
     /// This call created the object.
     Created,
     /// The object already existed; nothing was written.
     Exists,
+    /// S3's `409 ConditionalRequestConflict`: another conditional write of
+    /// the name (perhaps the caller's own timed-out attempt) was in flight.
+    /// Nothing was written by this call; the name may or may not be taken.
+    Conflict,
 }
 
 /// `PUT` with `If-None-Match: *`. Any other failure is returned as the
@@ -55,10 +61,25 @@ pub async fn create(
     };
     match store.put_opts(path, PutPayload::from(bytes), opts).await {
         Ok(_) => Ok(Created::Created),
+        // object_store reports S3's 412 as AlreadyExists wrapping a
+        // Precondition error, and S3's 409 as a bare AlreadyExists.
+        Err(object_store::Error::AlreadyExists { source, .. }) if is_conflict(source.as_ref()) => {
+            Ok(Created::Conflict)
+        }
         Err(object_store::Error::AlreadyExists { .. })
         | Err(object_store::Error::Precondition { .. }) => Ok(Created::Exists),
         Err(e) => Err(e),
     }
+}
+
+/// Whether an AlreadyExists came from an HTTP 409 (a conflicting request in
+/// flight) rather than from an existing object.
+fn is_conflict(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if source.downcast_ref::<object_store::Error>().is_some() {
+        return false; // 412 Precondition Failed / 304, wrapped
+    }
+    let text = source.to_string();
+    text.contains("409 Conflict") || text.contains("ConditionalRequestConflict")
 }
 
 /// Every object under `prefix`, in name order.

@@ -36,6 +36,10 @@ pub struct Manifest {
     /// Client request tokens of folded segments that are still within the
     /// idempotency window.
     pub tokens: Vec<FoldedToken>,
+    /// The old-image generation of segment `compacted_through` (see
+    /// `LogSegment::images_gen`), which the next segment inherits.
+    #[serde(default)]
+    pub images_gen: u64,
 }
 
 impl Manifest {

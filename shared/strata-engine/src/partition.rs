@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -31,6 +31,7 @@ use tokio::sync::oneshot;
 
 use crate::cache::{Caches, PageKey};
 use crate::catalog::TableDescriptor;
+use crate::clock::{Clock, Tick};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::io::{self, Created};
@@ -58,16 +59,20 @@ pub(crate) struct Ctx {
     pub cache: Caches,
 }
 
-pub(crate) use crate::clock::{now_micros, now_ms};
-
 #[derive(Default)]
 struct View {
     loaded: bool,
     manifest: Arc<Manifest>,
-    manifest_checked: Option<Instant>,
+    manifest_checked: Option<Tick>,
     tail: u64,
-    tail_checked: Option<Instant>,
+    tail_checked: Option<Tick>,
+    /// Commit time of the tail segment (commit times increase along the log).
     last_ts: u64,
+    /// Old-image generation of the tail segment (the next one inherits it).
+    images_gen: u64,
+    /// Commit id of each segment after `manifest.compacted_through`, so a
+    /// writer recognises its own segment however it learns of it.
+    commits: BTreeMap<u64, u128>,
     /// Newest version of each key written after `manifest.compacted_through`.
     mem: BTreeMap<Vec<u8>, Version>,
     mem_bytes: usize,
@@ -76,10 +81,6 @@ struct View {
 }
 
 impl View {
-    fn fresh(t: Option<Instant>, max_age: Duration) -> bool {
-        t.is_some_and(|t| t.elapsed() < max_age)
-    }
-
     fn apply(&mut self, seg: &LogSegment) {
         if seg.seq <= self.tail {
             return;
@@ -89,7 +90,7 @@ impl View {
             self.mem_bytes += entry_bytes(&m.key, &m.image);
             let (ts_micros, origin) = match &m.replicated {
                 Some(s) => (s.ts_micros, Arc::clone(&s.region)),
-                None => (seg.commit_ts_micros, Arc::clone(&origin)),
+                None => (seg.lww_ts_micros, Arc::clone(&origin)),
             };
             let replaced = self.mem.insert(
                 m.key.clone(),
@@ -113,6 +114,8 @@ impl View {
         }
         self.tail = seg.seq;
         self.last_ts = self.last_ts.max(seg.commit_ts_micros);
+        self.images_gen = self.images_gen.max(seg.images_gen.unwrap_or_default());
+        self.commits.insert(seg.seq, seg.commit_id);
     }
 
     /// Adopts a newer manifest: what it folded leaves `mem`.
@@ -123,6 +126,8 @@ impl View {
         let ct = m.compacted_through;
         self.mem.retain(|_, v| v.seq > ct);
         self.tokens.retain(|_, (seq, _)| *seq > ct);
+        self.commits.retain(|seq, _| *seq > ct);
+        self.images_gen = self.images_gen.max(m.images_gen);
         self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
         self.tail = self.tail.max(ct);
         self.last_ts = self.last_ts.max(m.folded_ts_micros);
@@ -170,6 +175,43 @@ fn entry_bytes(key: &[u8], item: &Item) -> usize {
 struct Pending {
     req: WriteRequest,
     tx: oneshot::Sender<Result<Committed>>,
+}
+
+/// Each request's result in one evaluation (`true`: it adds mutations).
+type Evaluated = Vec<Result<(Committed, bool)>>;
+
+/// A create of `log/<seq>` whose outcome is not known yet (S3 answered 409:
+/// a conditional write of that name was still in flight, possibly this
+/// one). It is resolved when the view learns who holds `seq`.
+struct Attempt {
+    seq: u64,
+    commit_id: u128,
+    results: Evaluated,
+}
+
+/// What a create of the next log segment came to.
+#[derive(Debug, PartialEq, Eq)]
+enum Appended {
+    /// The segment is committed (by this create or an earlier attempt of it).
+    Committed,
+    /// Another writer holds that seq; the view has applied its segment.
+    Lost,
+    /// Not known yet; the view is marked for a full refresh.
+    Unresolved,
+    /// Not sent: the view had grown too old to write from.
+    NotSent,
+}
+
+/// Reads of a name a conditional create was refused for, when it is not
+/// there yet (a create still in flight shows up within milliseconds).
+const RESOLVE_READS: u32 = 4;
+
+/// Who published a manifest version we tried to create.
+enum Published {
+    Ours,
+    Theirs,
+    /// Not there yet after a refused create: possibly ours, still in flight.
+    Unknown,
 }
 
 /// What a compaction did.
@@ -242,7 +284,7 @@ pub(crate) struct Partition {
     pending: std::sync::Mutex<Vec<Pending>>,
     compacting: AtomicBool,
     /// When the compaction hook was last called for this partition.
-    hooked: std::sync::Mutex<Option<Instant>>,
+    hooked: std::sync::Mutex<Option<Tick>>,
     /// No log segment before this one exists any more (a lower bound).
     first_retained: std::sync::atomic::AtomicU64,
     /// The last segments this instance applied, so a stream reader or a
@@ -274,6 +316,10 @@ impl Partition {
         self.ctx.store.as_ref()
     }
 
+    fn clock(&self) -> &Clock {
+        &self.ctx.config.clock
+    }
+
     fn read_view(&self) -> std::sync::RwLockReadGuard<'_, View> {
         self.view.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -286,17 +332,18 @@ impl Partition {
 
     /// Brings the view up to date as of a moment after `since`. Call with
     /// `sync` held.
-    async fn refresh_locked(&self, since: Instant) -> Result<()> {
+    async fn refresh_locked(&self, since: Tick) -> Result<()> {
         let max_age = self.ctx.config.max_view_age();
         let (loaded, f, r) = {
             let v = self.read_view();
             (v.loaded, v.manifest_checked, v.tail_checked)
         };
-        if !loaded || !View::fresh(f, max_age) {
-            self.refresh_manifest(loaded && View::fresh(f, self.ctx.config.gc_grace))
+        let clock = self.clock();
+        if !loaded || !clock.fresh(f, max_age) {
+            self.refresh_manifest(loaded && clock.fresh(f, self.ctx.config.gc_grace))
                 .await?;
         }
-        let tail_current = r.is_some_and(|r| r >= since) && View::fresh(r, max_age);
+        let tail_current = r.is_some_and(|r| r >= since) && clock.fresh(r, max_age);
         if !tail_current || !loaded {
             self.refresh_tail(!loaded).await?;
         }
@@ -307,7 +354,7 @@ impl Partition {
     /// Finds the newest manifest: by probing `manifest/<v+1>`… when the last
     /// check is recent enough for that to be reliable, else by LIST.
     async fn refresh_manifest(&self, probe_ok: bool) -> Result<()> {
-        let sent = Instant::now();
+        let sent = self.clock().tick();
         let mut newest = Arc::clone(&self.read_view().manifest);
         if !probe_ok {
             let listed = io::list(self.store(), &self.paths.manifest_dir()).await?;
@@ -340,18 +387,33 @@ impl Partition {
         }
     }
 
+    /// `log/<seq>`, or None when absent. A segment object that fails its
+    /// checksum twice over (empty, or torn by a crash of a store that did
+    /// not sync it) is a commit of nothing: reported, never served, and
+    /// never in the way of later commits. Each of its reads returns the
+    /// same bytes, so every instance agrees on it.
     async fn read_segment(&self, seq: u64) -> Result<Option<LogSegment>> {
         let path = self.paths.log(seq);
-        match io::get_opt(self.store(), &path).await? {
-            Some(b) => {
-                let seg = LogSegment::decode(&b).map_err(|e| Error::corrupt(&path, e))?;
-                if seg.seq != seq {
-                    return Err(Error::corrupt(&path, format!("holds seq {}", seg.seq)));
+        let Some(b) = io::get_opt(self.store(), &path).await? else {
+            return Ok(None);
+        };
+        let seg = match LogSegment::decode(&b) {
+            Ok(seg) => seg,
+            Err(e) => {
+                // A read garbled in transit is not a torn object: look again.
+                let again = io::get_opt(self.store(), &path).await?;
+                if again.as_ref() != Some(&b) {
+                    return Err(Error::corrupt(&path, e));
                 }
-                Ok(Some(seg))
+                tracing::error!(path = %path, bytes = b.len(), error = %e,
+                    "unreadable log segment: counted as an empty commit");
+                LogSegment::void(seq)
             }
-            None => Ok(None),
+        };
+        if seg.seq != seq {
+            return Err(Error::corrupt(&path, format!("holds seq {}", seg.seq)));
         }
+        Ok(Some(seg))
     }
 
     fn remember(&self, seg: LogSegment) {
@@ -393,7 +455,7 @@ impl Partition {
                 found_in_a_row = 0;
             }
             let next = self.read_view().tail + 1;
-            let sent = Instant::now();
+            let sent = self.clock().tick();
             match self.read_segment(next).await? {
                 Some(seg) => {
                     self.write_view().apply(&seg);
@@ -436,12 +498,13 @@ impl Partition {
 
     /// Makes the view good for a read of the given consistency.
     pub async fn ensure_fresh(&self, strong: bool) -> Result<()> {
-        let arrival = Instant::now();
+        let clock = self.clock();
+        let arrival = clock.tick();
         {
             let v = self.read_view();
             let max_age = self.ctx.config.max_view_age();
-            let usable = v.loaded && View::fresh(v.manifest_checked, max_age);
-            if usable && !strong && View::fresh(v.tail_checked, self.ctx.config.eventual_staleness)
+            let usable = v.loaded && clock.fresh(v.manifest_checked, max_age);
+            if usable && !strong && clock.fresh(v.tail_checked, self.ctx.config.eventual_staleness)
             {
                 return Ok(());
             }
@@ -451,9 +514,7 @@ impl Partition {
         let bound = if strong {
             arrival
         } else {
-            arrival
-                .checked_sub(self.ctx.config.eventual_staleness)
-                .unwrap_or(arrival)
+            arrival.minus(self.ctx.config.eventual_staleness)
         };
         self.refresh_locked(bound).await
     }
@@ -645,26 +706,35 @@ impl Partition {
 
     /// The protocol: evaluate against the view, create `log/<t+1>`; on a lost
     /// race apply the winner and go again.
+    ///
+    /// Every evaluation gets its own commit id, and an attempt whose outcome
+    /// is unknown (a create S3 refused with 409 while one was in flight) is
+    /// kept until the view learns who holds its seq: if it was ours, its
+    /// results are the answer, and the requests are never evaluated again
+    /// on top of their own effects.
     async fn commit_requests(&self, reqs: &[WriteRequest]) -> Result<Vec<Result<Committed>>> {
-        let commit_id: u128 = rand::random();
+        let mut unresolved: Vec<Attempt> = Vec::new();
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.refresh_if_stale().await?;
-            let (mutations, mut results, newest_seen) = self.evaluate(reqs).await?;
+            if let Some(landed) = self.resolve(&mut unresolved)? {
+                return Ok(finish(landed.results, landed.seq));
+            }
+            let (mutations, results, newest_seen, images_gen) = self.evaluate(reqs).await?;
             if mutations.is_empty() {
-                return Ok(results.into_iter().map(|r| r.map(|(c, _)| c)).collect());
+                return Ok(finish(results, 0));
             }
             // Newer than every version it replaces, even one replicated from a
             // region whose clock runs ahead: last-writer-wins then agrees with
             // the order this region applied them in.
-            let seg = self.next_segment(commit_id, newest_seen + 1, mutations);
-            let seq = seg.seq;
-            if self.try_append(&seg).await? {
-                for (c, fresh) in results.iter_mut().flatten() {
-                    if *fresh {
-                        c.seq = seq;
-                    }
-                }
-                return Ok(results.into_iter().map(|r| r.map(|(c, _)| c)).collect());
+            let seg = self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
+            match self.try_append(&seg).await? {
+                Appended::Committed => return Ok(finish(results, seg.seq)),
+                Appended::Unresolved => unresolved.push(Attempt {
+                    seq: seg.seq,
+                    commit_id: seg.commit_id,
+                    results,
+                }),
+                Appended::Lost | Appended::NotSent => {}
             }
         }
         Err(Error::Contention {
@@ -673,47 +743,104 @@ impl Partition {
         })
     }
 
-    /// The segment that would follow the view's tail, stamped after every
-    /// commit the view has seen and no earlier than `min_ts` (the hybrid
-    /// clock every commit path shares).
-    fn next_segment(&self, commit_id: u128, min_ts: u64, mutations: Vec<Mutation>) -> LogSegment {
+    /// Settles unresolved attempts against the view: the one whose segment
+    /// the view holds has landed; one whose seq another segment holds has
+    /// not; one whose seq was folded into a manifest before this instance
+    /// saw the segment cannot be told apart, so the outcome is unknown.
+    fn resolve(&self, unresolved: &mut Vec<Attempt>) -> Result<Option<Attempt>> {
         let v = self.read_view();
+        let mut i = 0;
+        while i < unresolved.len() {
+            let a = &unresolved[i];
+            if a.seq > v.tail {
+                i += 1;
+                continue;
+            }
+            match v.commits.get(&a.seq) {
+                Some(id) if *id == a.commit_id => return Ok(Some(unresolved.swap_remove(i))),
+                Some(_) => {
+                    unresolved.swap_remove(i);
+                }
+                None => {
+                    return Err(Error::OutcomeUnknown {
+                        table: self.table.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The segment that would follow the view's tail: its commit time after
+    /// every commit the view has seen, its last-writer-wins time no earlier
+    /// than that nor than `min_lww` (the hybrid clock every commit path
+    /// shares), its old-image generation no lower than the tail's.
+    fn next_segment(
+        &self,
+        commit_id: u128,
+        min_lww: u64,
+        images_gen: u64,
+        mutations: Vec<Mutation>,
+    ) -> LogSegment {
+        let v = self.read_view();
+        let commit_ts = self.clock().now_micros().max(v.last_ts + 1);
         LogSegment {
             seq: v.tail + 1,
             commit_id,
-            commit_ts_micros: now_micros().max(v.last_ts + 1).max(min_ts),
+            commit_ts_micros: commit_ts,
+            lww_ts_micros: commit_ts.max(min_lww),
             origin_region: self.ctx.config.region.clone(),
+            images_gen: Some(images_gen),
             mutations,
         }
     }
 
+    /// The old-image generation the next segment is written under: the
+    /// descriptor's, or the tail's if that is newer (a stale descriptor).
+    fn next_images_gen(&self) -> u64 {
+        self.table.images_gen().max(self.read_view().images_gen)
+    }
+
     async fn refresh_if_stale(&self) -> Result<()> {
         let max_age = self.ctx.config.max_view_age();
+        let clock = self.clock();
         let stale = {
             let v = self.read_view();
             !v.loaded
-                || !View::fresh(v.tail_checked, max_age)
-                || !View::fresh(v.manifest_checked, max_age)
+                || !clock.fresh(v.tail_checked, max_age)
+                || !clock.fresh(v.manifest_checked, max_age)
         };
         if stale {
-            self.refresh_locked(Instant::now()).await?;
+            self.refresh_locked(clock.tick()).await?;
         }
         Ok(())
     }
 
-    /// Creates `log/<seg.seq>`. True when the segment is now committed (by
-    /// us, possibly on an earlier attempt whose response was lost); false
-    /// when another writer won that seq (the view has applied it).
-    async fn try_append(&self, seg: &LogSegment) -> Result<bool> {
+    /// Creates `log/<seg.seq>` (see [`Appended`]). The view the segment was
+    /// evaluated on must still be younger than `gc_grace / 2` right before
+    /// each send, and every path that reports the segment committed first
+    /// confirms it is visible.
+    async fn try_append(&self, seg: &LogSegment) -> Result<Appended> {
         let path = self.paths.log(seg.seq);
         let bytes = seg.encode();
+        let checked = self.read_view().tail_checked;
+        let max_age = self.ctx.config.max_view_age();
         // If the segment turns out to be ours, it may have been created by
         // any attempt: only the first attempt's send time bounds the tail.
-        let first_sent = Instant::now();
+        let first_sent = self.clock().tick();
         let mut ambiguous = 0;
         loop {
-            let sent = Instant::now();
-            let checked = self.read_view().tail_checked;
+            // (A zero grace period, for tests that collect at once, has no
+            // age rule to keep.)
+            if !max_age.is_zero() && !self.clock().fresh(checked, max_age) {
+                if ambiguous == 0 {
+                    return Ok(Appended::NotSent);
+                }
+                // An earlier send may have landed, and this view may no
+                // longer be good enough to find out.
+                return Err(self.outcome_unknown());
+            }
+            let sent = self.clock().tick();
             match io::create(self.store(), &path, bytes.clone()).await {
                 Ok(Created::Created) => {
                     self.confirm_visible(seg.seq, checked).await?;
@@ -723,48 +850,77 @@ impl Partition {
                         v.tail_checked = Some(sent);
                     }
                     self.remember(seg.clone());
-                    return Ok(true);
+                    return Ok(Appended::Committed);
                 }
-                Ok(Created::Exists) => return self.adopt(seg, first_sent).await,
+                Ok(refused) => {
+                    let in_flight = refused == Created::Conflict;
+                    return self.settle(seg, first_sent, checked, in_flight).await;
+                }
                 Err(e) => {
                     // The create may or may not have happened: look.
                     ambiguous += 1;
                     tracing::debug!(path = %path, error = %e, "ambiguous create; checking");
                     match self.read_segment(seg.seq).await {
-                        Ok(Some(found)) => return self.adopt_found(seg, found, first_sent),
-                        Ok(None) if ambiguous < 5 => continue,
-                        _ => {
-                            self.write_view().tail_checked = None;
-                            return Err(Error::OutcomeUnknown {
-                                table: self.table.name.clone(),
-                            });
+                        Ok(Some(found)) => {
+                            return self.adopt_found(seg, found, first_sent, checked).await
                         }
+                        Ok(None) if ambiguous < 5 => continue,
+                        _ => return Err(self.outcome_unknown()),
                     }
                 }
             }
         }
     }
 
-    async fn adopt(&self, ours: &LogSegment, first_sent: Instant) -> Result<bool> {
-        match self.read_segment(ours.seq).await? {
-            Some(found) => self.adopt_found(ours, found, first_sent),
-            None => {
-                // Created and already garbage-collected: our view was older
-                // than we knew. Start again from a full refresh.
-                self.write_view().manifest_checked = None;
-                self.refresh_locked(Instant::now()).await?;
-                Ok(false)
-            }
+    fn outcome_unknown(&self) -> Error {
+        self.write_view().tail_checked = None;
+        Error::OutcomeUnknown {
+            table: self.table.name.clone(),
         }
     }
 
-    fn adopt_found(
+    /// After a create was refused: reads who holds the seq. Absent after a
+    /// 409 (`in_flight`) means a create still in flight, perhaps ours:
+    /// unresolved. Absent after a 412 means it existed and is gone, so it
+    /// was someone else's, created and garbage-collected (the view was older
+    /// than it knew): lost. Either way the view is due for a full refresh.
+    async fn settle(
+        &self,
+        ours: &LogSegment,
+        first_sent: Tick,
+        checked: Option<Tick>,
+        in_flight: bool,
+    ) -> Result<Appended> {
+        let reads = if in_flight { RESOLVE_READS } else { 1 };
+        for i in 0..reads {
+            if let Some(found) = self.read_segment(ours.seq).await? {
+                return self.adopt_found(ours, found, first_sent, checked).await;
+            }
+            if i + 1 < reads {
+                tokio::time::sleep(Duration::from_millis(20 << i)).await;
+            }
+        }
+        let mut v = self.write_view();
+        v.manifest_checked = None;
+        v.tail_checked = None;
+        Ok(if in_flight {
+            Appended::Unresolved
+        } else {
+            Appended::Lost
+        })
+    }
+
+    async fn adopt_found(
         &self,
         ours: &LogSegment,
         found: LogSegment,
-        first_sent: Instant,
-    ) -> Result<bool> {
+        first_sent: Tick,
+        checked: Option<Tick>,
+    ) -> Result<Appended> {
         let mine = found.commit_id == ours.commit_id;
+        if mine {
+            self.confirm_visible(ours.seq, checked).await?;
+        }
         {
             let mut v = self.write_view();
             v.apply(&found);
@@ -773,7 +929,11 @@ impl Partition {
             }
         }
         self.remember(found);
-        Ok(mine)
+        Ok(if mine {
+            Appended::Committed
+        } else {
+            Appended::Lost
+        })
     }
 
     /// A create that succeeded is visible unless GC had deleted an older
@@ -781,13 +941,13 @@ impl Partition {
     /// `gc_grace` when the create landed. The view was checked younger than
     /// `gc_grace / 2` before sending; only a create that took longer than the
     /// rest of the grace period needs a look at the manifest.
-    async fn confirm_visible(&self, seq: u64, checked: Option<Instant>) -> Result<()> {
+    async fn confirm_visible(&self, seq: u64, checked: Option<Tick>) -> Result<()> {
         let limit = self
             .ctx
             .config
             .gc_grace
             .saturating_sub(self.ctx.config.clock_skew);
-        if checked.is_some_and(|c| c.elapsed() < limit) {
+        if self.clock().fresh(checked, limit) {
             return Ok(());
         }
         self.refresh_manifest(false).await?;
@@ -805,8 +965,9 @@ impl Partition {
     async fn evaluate(
         &self,
         reqs: &[WriteRequest],
-    ) -> Result<(Vec<Mutation>, Vec<Result<(Committed, bool)>>, u64)> {
-        let keep_old = self.table.keep_old_images;
+    ) -> Result<(Vec<Mutation>, Evaluated, u64, u64)> {
+        let images_gen = self.next_images_gen();
+        let keep_old = images_gen % 2 == 1;
         let mut newest_seen = 0;
         let mut state: HashMap<Vec<u8>, Option<Arc<Item>>> = HashMap::new();
         let mut tokens_in_batch: HashMap<&str, ()> = HashMap::new();
@@ -888,7 +1049,7 @@ impl Partition {
                 }
             }
         }
-        Ok((mutations, results, newest_seen))
+        Ok((mutations, results, newest_seen, images_gen))
     }
 
     /// One operation against the item's current state: the new state
@@ -957,20 +1118,24 @@ impl Partition {
     /// applying a batch twice changes nothing the second time. Returns how
     /// many were written.
     pub async fn apply_replicated(self: &Arc<Self>, changes: &[ReplicatedChange]) -> Result<usize> {
-        let commit_id: u128 = rand::random();
         let applied = {
             let _g = self.sync.lock().await;
             let mut applied = None;
             for _ in 0..MAX_COMMIT_ATTEMPTS {
                 self.refresh_if_stale().await?;
-                let mutations = self.evaluate_replicated(changes).await?;
+                let images_gen = self.next_images_gen();
+                let mutations = self
+                    .evaluate_replicated(changes, images_gen % 2 == 1)
+                    .await?;
                 if mutations.is_empty() {
                     applied = Some(0);
                     break;
                 }
                 let n = mutations.len();
-                let seg = self.next_segment(commit_id, 0, mutations);
-                if self.try_append(&seg).await? {
+                // Applying a batch twice is a no-op (last writer wins), so an
+                // unresolved attempt needs no bookkeeping: evaluate again.
+                let seg = self.next_segment(rand::random(), 0, images_gen, mutations);
+                if self.try_append(&seg).await? == Appended::Committed {
                     applied = Some(n);
                     break;
                 }
@@ -984,8 +1149,11 @@ impl Partition {
         })
     }
 
-    async fn evaluate_replicated(&self, changes: &[ReplicatedChange]) -> Result<Vec<Mutation>> {
-        let keep_old = self.table.keep_old_images;
+    async fn evaluate_replicated(
+        &self,
+        changes: &[ReplicatedChange],
+        keep_old: bool,
+    ) -> Result<Vec<Mutation>> {
         // Per key: the newest stamp so far, and the item before the batch
         // (the old image of whichever change of the batch survives).
         let mut seen: HashMap<&[u8], (Stamp, Option<Arc<Item>>)> = HashMap::new();
@@ -1065,7 +1233,7 @@ impl Partition {
     /// cannot add to a moment already read. Errors when the store no
     /// longer holds the moment.
     pub async fn plan_at(&self, t_micros: u64) -> Result<PointInTimePlan> {
-        if t_micros > now_micros() + 1_000_000 {
+        if t_micros > self.clock().now_micros() + 1_000_000 {
             return Err(Error::Validation(format!(
                 "the moment {t_micros} µs is in the future"
             )));
@@ -1153,15 +1321,16 @@ impl Partition {
     /// Makes sure the log holds a segment committed after `t_micros`,
     /// committing an empty one if needed.
     async fn seal(&self, t_micros: u64) -> Result<()> {
-        let commit_id: u128 = rand::random();
         let _g = self.sync.lock().await;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.refresh_locked(Instant::now()).await?;
+            self.refresh_locked(self.clock().tick()).await?;
             if self.read_view().last_ts > t_micros {
                 return Ok(());
             }
-            let seg = self.next_segment(commit_id, t_micros + 1, Vec::new());
-            if self.try_append(&seg).await? {
+            let mut seg = self.next_segment(rand::random(), 0, self.next_images_gen(), Vec::new());
+            seg.commit_ts_micros = seg.commit_ts_micros.max(t_micros + 1);
+            seg.lww_ts_micros = seg.commit_ts_micros;
+            if self.try_append(&seg).await? == Appended::Committed {
                 return Ok(());
             }
         }
@@ -1194,6 +1363,7 @@ impl Partition {
         let config = &self.ctx.config;
         let (info, bytes) = build_run(paths::random_id(), entries, config.block_size);
         let run_path = self.paths.run(&info.id);
+        let run_sent = self.clock().tick();
         io::create(self.store(), &run_path, bytes)
             .await
             .map_err(|e| Error::store(&run_path, e))?;
@@ -1201,32 +1371,31 @@ impl Partition {
             let current = {
                 let _g = self.sync.lock().await;
                 self.write_view().manifest_checked = None;
-                self.refresh_locked(Instant::now()).await?;
+                self.refresh_locked(self.clock().tick()).await?;
                 Arc::clone(&self.read_view().manifest)
             };
+            if current.runs.iter().any(|r| r.id == info.id) {
+                return Ok(()); // an earlier create whose answer was lost landed
+            }
+            self.run_still_young(run_sent, &run_path).await?;
             let mut runs = current.runs.clone();
             runs.push(info.clone());
             let next = Manifest {
                 version: current.version + 1,
                 compacted_through: current.compacted_through,
                 runs,
-                created_at_ms: now_ms(),
+                created_at_ms: self.clock().now_ms(),
                 folded_ts_micros: current.folded_ts_micros,
                 tokens: current.tokens.clone(),
+                images_gen: current.images_gen,
             };
-            let path = self.paths.manifest(next.version);
-            match io::create(self.store(), &path, next.encode()).await {
-                Ok(Created::Created) => {
+            match self.publish_manifest(&next).await? {
+                Published::Ours => {
                     self.write_view().install(Arc::new(next));
                     return Ok(());
                 }
-                Ok(Created::Exists) => {
-                    if self.read_manifest(next.version).await?.as_ref() == Some(&next) {
-                        self.write_view().install(Arc::new(next));
-                        return Ok(());
-                    }
-                }
-                Err(e) => return Err(Error::store(&path, e)),
+                // Someone else's, or not known yet: the next round looks.
+                Published::Theirs | Published::Unknown => {}
             }
         }
         Err(Error::Contention {
@@ -1320,8 +1489,9 @@ impl Partition {
         }
         if let Some(hook) = &config.compaction_hook {
             let mut last = self.hooked.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_none_or(|t| t.elapsed() >= config.compaction_hook_interval) {
-                *last = Some(Instant::now());
+            let clock = self.clock();
+            if last.is_none_or(|t| clock.since(t) >= config.compaction_hook_interval) {
+                *last = Some(clock.tick());
                 (hook.0)(&self.table.name, self.part);
             }
             return;
@@ -1351,7 +1521,7 @@ impl Partition {
         let (manifest, tail, mem, tail_tokens, folded_ts) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
-            self.refresh_locked(Instant::now()).await?;
+            self.refresh_locked(self.clock().tick()).await?;
             let v = self.read_view();
             let mem: Vec<(Vec<u8>, Version)> =
                 v.mem.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -1365,8 +1535,15 @@ impl Partition {
                 })
                 .collect();
             let folded = v.last_ts.max(v.manifest.folded_ts_micros);
-            (Arc::clone(&v.manifest), v.tail, mem, tokens, folded)
+            (
+                Arc::clone(&v.manifest),
+                v.tail,
+                mem,
+                tokens,
+                (folded, v.images_gen),
+            )
         };
+        let (folded_ts, images_gen) = folded_ts;
         if tail <= manifest.compacted_through {
             return Ok(CompactionOutcome::NothingToDo);
         }
@@ -1376,8 +1553,10 @@ impl Partition {
             let mut merge = self
                 .merger(mem, &manifest, Bound::Unbounded, Bound::Unbounded, true)
                 .await?;
-            let horizon =
-                now_micros().saturating_sub(config.tombstone_retention.as_micros() as u64);
+            let horizon = self
+                .clock()
+                .now_micros()
+                .saturating_sub(config.tombstone_retention.as_micros() as u64);
             let mut all = Vec::new();
             while let Some((k, v)) = merge.next().await? {
                 if !(v.deleted && v.ts_micros < horizon) {
@@ -1390,10 +1569,14 @@ impl Partition {
         };
         let (info, bytes) = build_run(paths::random_id(), &entries, config.block_size);
         let run_path = self.paths.run(&info.id);
+        let run_sent = self.clock().tick();
         io::create(self.store(), &run_path, bytes)
             .await
             .map_err(|e| Error::store(&run_path, e))?;
-        let token_horizon = now_micros().saturating_sub(config.token_window.as_micros() as u64);
+        let token_horizon = self
+            .clock()
+            .now_micros()
+            .saturating_sub(config.token_window.as_micros() as u64);
         let mut runs: Vec<RunInfo> = vec![info];
         if !merge_all {
             runs.extend(manifest.runs.iter().cloned());
@@ -1402,8 +1585,9 @@ impl Partition {
             version: manifest.version + 1,
             compacted_through: tail,
             runs,
-            created_at_ms: now_ms(),
+            created_at_ms: self.clock().now_ms(),
             folded_ts_micros: folded_ts,
+            images_gen,
             tokens: manifest
                 .tokens
                 .iter()
@@ -1412,9 +1596,9 @@ impl Partition {
                 .filter(|t| t.ts_micros >= token_horizon)
                 .collect(),
         };
-        let path = self.paths.manifest(next.version);
-        match io::create(self.store(), &path, next.encode()).await {
-            Ok(Created::Created) => {
+        self.run_still_young(run_sent, &run_path).await?;
+        match self.publish_manifest(&next).await? {
+            Published::Ours => {
                 let summary = CompactionOutcome::Compacted {
                     version: next.version,
                     compacted_through: tail,
@@ -1423,25 +1607,60 @@ impl Partition {
                 self.write_view().install(Arc::new(next));
                 Ok(summary)
             }
-            Ok(Created::Exists) => {
-                // "Exists" can also be our own create, retried by the store
-                // client after a failure that hid its success: look before
-                // deleting a run that a published manifest may need.
-                let published = self.read_manifest(next.version).await?;
-                if published.as_ref() == Some(&next) {
-                    let summary = CompactionOutcome::Compacted {
-                        version: next.version,
-                        compacted_through: tail,
-                        runs: next.runs.len(),
-                    };
-                    self.write_view().install(Arc::new(next));
-                    return Ok(summary);
-                }
+            Published::Theirs => {
+                // Nothing names our run: it can go now.
                 let _ = io::delete(self.store(), &run_path).await;
                 Ok(CompactionOutcome::LostRace)
             }
-            Err(e) => Err(Error::store(&path, e)),
+            // Our manifest may still land naming the run: leave the run to
+            // GC, which deletes it only if no manifest names it.
+            Published::Unknown => Ok(CompactionOutcome::LostRace),
         }
+    }
+
+    /// A run may be named by a new manifest only while GC cannot have taken
+    /// it for garbage: GC deletes unreferenced runs older than the grace
+    /// period, so a compaction (or ingest) whose run was sent more than
+    /// half of it ago (a paused process) gives up and deletes the run,
+    /// which nothing names.
+    async fn run_still_young(&self, run_sent: Tick, run_path: &Path) -> Result<()> {
+        let max_age = self.ctx.config.max_view_age();
+        if max_age.is_zero() || self.clock().since(run_sent) < max_age {
+            return Ok(());
+        }
+        let _ = io::delete(self.store(), run_path).await;
+        Err(Error::store(
+            run_path,
+            object_store::Error::Generic {
+                store: "strata",
+                source: "compaction took longer than half the GC grace period between writing \
+                         its run and publishing it; abandoned (the next one starts afresh)"
+                    .into(),
+            },
+        ))
+    }
+
+    /// Creates `manifest/<next.version>`, telling a refused create that was
+    /// our own (a retry after a failure that hid its success) from someone
+    /// else's, and either from one still in flight (S3's 409), which is
+    /// read again until it shows.
+    async fn publish_manifest(&self, next: &Manifest) -> Result<Published> {
+        let path = self.paths.manifest(next.version);
+        let in_flight = match io::create(self.store(), &path, next.encode()).await {
+            Ok(Created::Created) => return Ok(Published::Ours),
+            Ok(refused) => refused == Created::Conflict,
+            Err(e) => return Err(Error::store(&path, e)),
+        };
+        for i in 0..RESOLVE_READS {
+            match self.read_manifest(next.version).await? {
+                Some(m) if m == *next => return Ok(Published::Ours),
+                Some(_) => return Ok(Published::Theirs),
+                // Existed (412) and gone: someone else's, since collected.
+                None if !in_flight => return Ok(Published::Theirs),
+                None => tokio::time::sleep(Duration::from_millis(20 << i)).await,
+            }
+        }
+        Ok(Published::Unknown)
     }
 
     /// Deletes what no reader can need any more: log segments folded into a
@@ -1450,28 +1669,36 @@ impl Partition {
     /// references.
     pub async fn gc(&self) -> Result<GcReport> {
         let c = &self.ctx.config;
-        let now = now_ms();
+        let now = self.clock().now_ms();
         // With point-in-time recovery on, the manifest in force at the start
         // of the window, and everything after it, must stay.
         let grace = c
             .gc_grace
             .max(Duration::from_secs(self.table.pitr_window_secs));
         let horizon = now.saturating_sub((grace + c.clock_skew).as_millis() as u64);
-        let mut manifests = Vec::new();
+        // A manifest's age: the later of its writer's clock and the store's
+        // (a compactor whose clock lags must not shorten the grace period).
+        let mut manifests: Vec<(Manifest, u64)> = Vec::new();
         for meta in io::list(self.store(), &self.paths.manifest_dir()).await? {
             if let Some(v) = paths::parse_seq(&meta.location) {
                 if let Some(m) = self.read_manifest(v).await? {
-                    manifests.push(m);
+                    let stored_ms = meta.last_modified.timestamp_millis().max(0) as u64;
+                    if stored_ms.abs_diff(m.created_at_ms) > c.clock_skew.as_millis() as u64 {
+                        tracing::warn!(path = %meta.location, written_ms = m.created_at_ms, stored_ms,
+                            "manifest written by an instance whose clock is off by more than the allowed skew");
+                    }
+                    let created = m.created_at_ms.max(stored_ms);
+                    manifests.push((m, created));
                 }
             }
         }
-        manifests.sort_by_key(|m| m.version);
+        manifests.sort_by_key(|(m, _)| m.version);
         let mut report = GcReport::default();
         // By what the runs hold, as point-in-time reads choose manifests.
-        let Some(stable) = manifests
+        let Some((stable, _)) = manifests
             .iter()
             .rev()
-            .find(|m| m.created_at_ms < horizon && m.folded_at(c.clock_skew) < horizon * 1000)
+            .find(|(m, created)| *created < horizon && m.folded_at(c.clock_skew) < horizon * 1000)
         else {
             return Ok(report);
         };
@@ -1488,8 +1715,8 @@ impl Partition {
         }
         // Manifests superseded before the horizon, and the runs only they use.
         let mut live_runs = std::collections::HashSet::new();
-        for (i, m) in manifests.iter().enumerate() {
-            let superseded_at = manifests.get(i + 1).map(|n| n.created_at_ms);
+        for (i, (m, _)) in manifests.iter().enumerate() {
+            let superseded_at = manifests.get(i + 1).map(|(_, created)| *created);
             if superseded_at.is_some_and(|t| t < horizon) {
                 io::delete(self.store(), &self.paths.manifest(m.version)).await?;
                 report.manifests += 1;
@@ -1515,6 +1742,21 @@ impl Partition {
         let v = self.read_view();
         (v.tail, v.manifest.compacted_through, v.manifest.version)
     }
+}
+
+/// Each request's result, the fresh ones committed at `seq`.
+fn finish(results: Evaluated, seq: u64) -> Vec<Result<Committed>> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.map(|(mut c, fresh)| {
+                if fresh {
+                    c.seq = seq;
+                }
+                c
+            })
+        })
+        .collect()
 }
 
 fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {

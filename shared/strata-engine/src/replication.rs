@@ -10,8 +10,13 @@
 //! every version, all regions hold the same items.
 //!
 //! The [`Replicator`] of region A tails each partition log of each global
-//! table in A and sends the mutations that originated in A (never those A
-//! itself received by replication) to every other region of the table.
+//! table in A and sends to every other region of the table the versions A
+//! is responsible for: those that originated in A, and those whose origin
+//! is no longer a member (nobody else would ever send them). Versions A
+//! received from a current member are that member's to send.
+//! A cursor remembers the members it was written under; once one of them
+//! has left, the partition is backfilled again, so versions of the departed
+//! region that reached only some members reach all of them.
 //! Its position per (table, target region, partition) is a cursor object in
 //! the *target* store (`replication/<table>/<from-region>/p<part>`), written
 //! after the versions it covers are committed there: a replicator that dies
@@ -32,7 +37,6 @@ use crate::catalog::{TableDescriptor, TableSpec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io;
-use crate::partition::now_micros;
 use crate::segment::Stamp;
 use crate::value::Item;
 
@@ -56,6 +60,17 @@ struct Cursor {
     /// `seq`, so once the backfill is done, tailing from `seq` misses nothing.
     #[serde(default)]
     backfill_after: Option<Vec<u8>>,
+    /// The table's members when this cursor was started (empty: written
+    /// before cursors recorded them).
+    #[serde(default)]
+    members: Vec<String>,
+}
+
+/// Whether the region that holds a version with this origin must send it:
+/// its own versions, and orphans (from a region no longer a member). An
+/// empty origin is a version from before stamps carried one: local.
+fn sends(origin: &str, here: &str, members: &[String]) -> bool {
+    origin.is_empty() || origin == here || !members.iter().any(|m| m == origin)
 }
 
 fn cursor_path(table: &str, from_region: &str, part: u32) -> Path {
@@ -178,8 +193,12 @@ impl Replicator {
         let tdesc = target.describe_table(table).await?;
         let key = (region.to_string(), table.to_string(), part);
         let path = cursor_path(table, self.region(), part);
+        // A cursor started before a member left has not sent that member's
+        // versions, which may now be nobody else's to send: start again.
         let valid = |c: &Cursor| {
-            c.source_incarnation == desc.incarnation && c.target_incarnation == tdesc.incarnation
+            c.source_incarnation == desc.incarnation
+                && c.target_incarnation == tdesc.incarnation
+                && c.members.iter().all(|m| desc.replicas.contains(m))
         };
         let remembered = self
             .cursors
@@ -191,6 +210,9 @@ impl Replicator {
             Some(c) => Some(c),
             None => self.load(target, &path).await?.filter(valid),
         };
+        if let Some(c) = cursor.as_mut().filter(|c| c.members.is_empty()) {
+            c.members = desc.replicas.clone();
+        }
         let mut reloaded = false;
         let mut report = ReplicationReport::default();
         let retention = self.source.config().log_retention.as_micros() as u64;
@@ -204,6 +226,7 @@ impl Replicator {
                     target_incarnation: tdesc.incarnation.clone(),
                     seq: self.source.log_tail(table, part).await?,
                     backfill_after: Some(Vec::new()),
+                    members: desc.replicas.clone(),
                 };
                 self.save(target, &path, &key, &c).await?;
                 cursor = Some(c);
@@ -220,14 +243,16 @@ impl Replicator {
                 let here = self.region();
                 let mine: Vec<(Arc<Item>, bool, Stamp)> = chunk
                     .into_iter()
-                    // Only versions written here (from before stamps
-                    // carried a region: local too); the rest are their
-                    // origin's to send.
-                    .filter(|(_, v)| &*v.origin == here || v.origin.is_empty())
+                    .filter(|(_, v)| sends(&v.origin, here, &desc.replicas))
                     .map(|(_, v)| {
+                        let region = if v.origin.is_empty() {
+                            Arc::from(here)
+                        } else {
+                            Arc::clone(&v.origin)
+                        };
                         let stamp = Stamp {
                             ts_micros: v.ts_micros,
-                            region: Arc::from(here),
+                            region,
                         };
                         (v.item, v.deleted, stamp)
                     })
@@ -254,10 +279,12 @@ impl Replicator {
             // Segments past the log retention count as gone even if GC has
             // not deleted them yet: a version that old could meet a replica
             // whose tombstone for it has expired.
+            let now = self.source.config().clock.now_micros();
             let expired = read
                 .segments
-                .first()
-                .is_some_and(|s| s.commit_ts_micros < now_micros().saturating_sub(retention));
+                .iter()
+                .find(|s| !s.is_void())
+                .is_some_and(|s| s.commit_ts_micros < now.saturating_sub(retention));
             if read.trimmed || expired {
                 // Another replicator may have got further: look before
                 // starting over from a backfill.
@@ -277,22 +304,20 @@ impl Replicator {
                 return Ok(report);
             };
             let mut changes = Vec::new();
+            let here = self.region();
             for seg in &read.segments {
                 report.segments += 1;
-                // Only what was written here; what arrived by replication
-                // is its origin region's to send.
-                if seg.origin_region != self.region() {
-                    continue;
-                }
-                // All of a segment's mutations share one stamp: send only the
-                // last of each key, the one the segment leaves in place.
+                // All of a segment's local mutations share one stamp: send
+                // only the last of each key, the one the segment leaves in
+                // place (a replicated batch holds one change per key).
                 let mut keys = std::collections::HashSet::new();
                 let mut last_per_key: Vec<_> = seg
                     .mutations
                     .iter()
                     .rev()
-                    .filter(|m| m.replicated.is_none() && keys.insert(m.key.as_slice()))
+                    .filter(|m| keys.insert(m.key.as_slice()))
                     .map(|m| (Arc::clone(&m.image), m.deleted, seg.stamp_of(m)))
+                    .filter(|(_, _, stamp)| sends(&stamp.region, here, &desc.replicas))
                     .collect();
                 last_per_key.reverse();
                 changes.extend(last_per_key);

@@ -10,7 +10,7 @@ use crate::codec::{seal, unseal, DecodeError, Reader, Writer};
 use crate::value::Item;
 
 const MAGIC: &[u8; 4] = b"STSG";
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
 
 /// Who wrote a version of an item, and when: the order last-writer-wins
 /// replication uses. Compared by time first, then by region name, so two
@@ -45,7 +45,7 @@ pub struct Mutation {
     pub token: Option<String>,
     /// Set when the mutation was replicated from another region: the
     /// version's original stamp. A local mutation's stamp is its segment's
-    /// commit time and region.
+    /// `lww_ts_micros` and region.
     pub replicated: Option<Stamp>,
 }
 
@@ -53,7 +53,7 @@ impl LogSegment {
     /// The stamp of mutation `m` of this segment.
     pub fn stamp_of(&self, m: &Mutation) -> Stamp {
         m.replicated.clone().unwrap_or_else(|| Stamp {
-            ts_micros: self.commit_ts_micros,
+            ts_micros: self.lww_ts_micros,
             region: Arc::from(self.origin_region.as_str()),
         })
     }
@@ -66,11 +66,49 @@ pub struct LogSegment {
     /// Random per commit attempt: lets a writer whose create response was
     /// lost recognise its own segment.
     pub commit_id: u128,
-    /// Commit time, microseconds since the Unix epoch; strictly increasing
-    /// within a partition.
+    /// Commit time, microseconds since the Unix epoch by the committing
+    /// instance's clock; strictly increasing within a partition. What
+    /// point-in-time reads cut the log by. Never pushed ahead by a stamp
+    /// replicated from another region.
     pub commit_ts_micros: u64,
+    /// The last-writer-wins time of this segment's local mutations: the
+    /// commit time, or later when a version it replaces carries a later
+    /// stamp (from a region whose clock runs ahead).
+    pub lww_ts_micros: u64,
     pub origin_region: String,
+    /// The table's old-image generation this segment was written under
+    /// (see `TableDescriptor::images_gen`): odd means every mutation carries
+    /// its old image (`None` when absent). Never lower than the previous
+    /// segment's, so one writer with a stale descriptor cannot leave images
+    /// out once a stream is on. `None` in segments written before it existed.
+    pub images_gen: Option<u64>,
     pub mutations: Vec<Mutation>,
+}
+
+impl LogSegment {
+    /// What a torn or otherwise unreadable segment object counts as: a
+    /// commit of nothing. It holds its sequence number, so nothing is
+    /// written over it, and every reader sees the same empty commit.
+    pub fn void(seq: u64) -> LogSegment {
+        LogSegment {
+            seq,
+            commit_id: 0,
+            commit_ts_micros: 0,
+            lww_ts_micros: 0,
+            origin_region: String::new(),
+            images_gen: None,
+            mutations: Vec::new(),
+        }
+    }
+
+    pub fn is_void(&self) -> bool {
+        self.commit_id == 0 && self.commit_ts_micros == 0 && self.mutations.is_empty()
+    }
+
+    /// Whether this segment's mutations carry old images.
+    pub fn keeps_old_images(&self) -> Option<bool> {
+        self.images_gen.map(|g| g % 2 == 1)
+    }
 }
 
 impl LogSegment {
@@ -79,7 +117,15 @@ impl LogSegment {
         w.u64(self.seq);
         w.buf.extend_from_slice(&self.commit_id.to_le_bytes());
         w.u64(self.commit_ts_micros);
+        w.u64(self.lww_ts_micros);
         w.str(&self.origin_region);
+        match self.images_gen {
+            Some(g) => {
+                w.u8(1);
+                w.u64(g);
+            }
+            None => w.u8(0),
+        }
         w.u64(self.mutations.len() as u64);
         for m in &self.mutations {
             w.bytes(&m.key);
@@ -107,7 +153,7 @@ impl LogSegment {
 
     pub fn decode(bytes: &[u8]) -> Result<LogSegment, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if version != VERSION && version != 1 {
+        if !(1..=VERSION).contains(&version) {
             return Err(DecodeError(format!(
                 "unsupported segment version {version}"
             )));
@@ -117,7 +163,19 @@ impl LogSegment {
         let mut id = [0u8; 16];
         id.copy_from_slice(r.take(16)?);
         let commit_ts_micros = r.u64()?;
+        let lww_ts_micros = if version >= 3 {
+            r.u64()?
+        } else {
+            commit_ts_micros
+        };
         let origin_region = r.str()?.to_string();
+        let images_gen = match version {
+            1 | 2 => None,
+            _ => match r.u8()? {
+                0 => None,
+                _ => Some(r.u64()?),
+            },
+        };
         let n = r.count()?;
         let mut mutations = Vec::with_capacity(n);
         for _ in 0..n {
@@ -155,7 +213,9 @@ impl LogSegment {
             seq,
             commit_id: u128::from_le_bytes(id),
             commit_ts_micros,
+            lww_ts_micros,
             origin_region,
+            images_gen,
             mutations,
         })
     }
@@ -172,7 +232,9 @@ mod tests {
             seq: 9,
             commit_id: 0xdead_beef,
             commit_ts_micros: 1_700_000_000_000_000,
+            lww_ts_micros: 1_700_000_000_000_007,
             origin_region: "us-east-1".into(),
+            images_gen: Some(3),
             mutations: vec![Mutation {
                 key: vec![1, 2, 3],
                 image: Arc::new(Item::from([("a".into(), Value::S("b".into()))])),

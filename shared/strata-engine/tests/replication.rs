@@ -588,3 +588,74 @@ async fn log_older_than_retention_is_replaced_by_a_backfill() {
     let items = assert_converged(&regions).await;
     assert_eq!(items.len(), 1);
 }
+
+/// Every version a region holds reaches every current replica: a replica
+/// added after another was removed receives the removed region's items
+/// (their origin is no longer a member, so the regions holding them send
+/// them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_added_after_a_removal_receives_every_version() {
+    for (layout, stores) in layouts(3) {
+        let regions = open_regions(&stores).await;
+        let (a, b, c) = (&regions[0], &regions[1], &regions[2]);
+        a.engine.create_table(spec(TABLE)).await.unwrap();
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &b.name)
+            .await
+            .unwrap();
+        for i in 0..5 {
+            put(&a.engine, TABLE, item("a", i, &[])).await;
+            put(&b.engine, TABLE, item("b", i, &[])).await;
+        }
+        b.engine
+            .write(TABLE, WriteRequest::single(WriteOp::delete(key("a", 0))))
+            .await
+            .unwrap();
+        settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
+        assert_eq!(contents(&a.engine).await.len(), 9, "[{layout}]");
+        remove_replica(&a.engine, &others(&regions, 0), TABLE, &b.name)
+            .await
+            .unwrap();
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &c.name)
+            .await
+            .unwrap();
+        settle(&[replicator(&regions, 0), replicator(&regions, 2)]).await;
+        let held = contents(&c.engine).await;
+        assert_eq!(held, contents(&a.engine).await, "[{layout}]");
+        assert_eq!(held.len(), 9, "[{layout}] the new replica misses items");
+        // Later writes still flow both ways, and nothing is sent twice over.
+        put(&c.engine, TABLE, item("c", 1, &[])).await;
+        settle(&[replicator(&regions, 0), replicator(&regions, 2)]).await;
+        assert_eq!(contents(&a.engine).await.len(), 10, "[{layout}]");
+    }
+}
+
+/// When a member leaves, versions it wrote that reached only some of the
+/// others still reach all of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_departed_region_versions_reach_every_remaining_member() {
+    for (layout, stores) in layouts(3) {
+        let regions = open_regions(&stores).await;
+        global_table(&regions).await;
+        let (a, b, c) = (&regions[0], &regions[1], &regions[2]);
+        // A version written in B reaches A (as B's replicator sends it),
+        // and B leaves before it reached C.
+        let stamp = Stamp {
+            ts_micros: strata_engine::clock::now_micros(),
+            region: Arc::from(b.name.as_str()),
+        };
+        let version = Arc::new(item("b", 1, &[("v", n(1))]));
+        a.engine
+            .apply_replicated(TABLE, vec![(version, false, stamp)])
+            .await
+            .unwrap();
+        settle(&[replicator(&regions, 0), replicator(&regions, 2)]).await;
+        assert!(contents(&c.engine).await.is_empty(), "[{layout}]");
+        remove_replica(&a.engine, &others(&regions, 0), TABLE, &b.name)
+            .await
+            .unwrap();
+        settle(&[replicator(&regions, 0), replicator(&regions, 2)]).await;
+        let held = contents(&c.engine).await;
+        assert_eq!(held.len(), 1, "[{layout}] C never got B's item");
+        assert_eq!(held, contents(&a.engine).await, "[{layout}]");
+    }
+}

@@ -1,0 +1,429 @@
+//! The durability and protocol guarantees of issue 11, one test each, named
+//! after the guarantee (ARCHITECTURE.md, "Invariants and their tests").
+//! Each scripts the one interleaving that used to lose, double or misreport
+//! a write: a store answer lost or held in flight at a chosen moment, a
+//! process paused at a chosen request, a clock frozen or set wrong.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, PutPayload};
+use strata_engine::clock::Clock;
+use strata_engine::*;
+use strata_store::script::{ScriptedStore, Stall};
+use strata_store::RequestKind;
+
+use common::*;
+
+const T: &str = "tbl";
+
+fn one_partition(config: EngineConfig) -> EngineConfig {
+    EngineConfig {
+        default_partitions: 1,
+        ..config
+    }
+}
+
+/// Settings under which GC deletes as early as the rules allow.
+fn eager_gc(grace_ms: u64) -> EngineConfig {
+    one_partition(EngineConfig {
+        gc_grace: Duration::from_millis(grace_ms),
+        clock_skew: Duration::ZERO,
+        log_retention: Duration::ZERO,
+        ..test_config()
+    })
+}
+
+async fn increment_of(e: &Engine, k: ItemKey) -> Result<Committed> {
+    e.write(T, WriteRequest::single(WriteOp::update(k, increment())))
+        .await
+}
+
+/// Attribute `n` of the item (None when the item or `n` is absent).
+async fn n_of(e: &Engine, k: &ItemKey) -> Option<i64> {
+    let item = get(e, T, k).await?;
+    item.contains_key("n").then(|| num_attr(&item, "n"))
+}
+
+// ------------------------------------------------------------------ item 1
+
+/// Every PUT the engine is acknowledged for on the local store was synced
+/// (file and directory) before the acknowledgement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_are_synced_to_disk() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let local = Arc::new(strata_store::local::LocalStore::new(
+        LocalFileSystem::new_with_prefix(dir.path()).unwrap(),
+    ));
+    let (counted, counter) = strata_store::counting::counting(local.clone());
+    let store: Arc<dyn ObjectStore> = counted;
+    let e = engine(&store, one_partition(test_config())).await;
+    let before = (counter.snapshot().put, local.syncs());
+    e.create_table(spec(T)).await.unwrap();
+    for i in 0..10 {
+        put(&e, T, item("p", i, &[])).await;
+    }
+    e.compact(T).await.unwrap();
+    let puts = counter.snapshot().put - before.0;
+    let syncs = local.syncs() - before.1;
+    assert!(puts >= 13, "{puts} puts");
+    // Each PUT: its file and its directory (plus directories it created).
+    assert!(syncs >= 2 * puts, "{syncs} syncs for {puts} puts");
+}
+
+/// A segment object that is empty or torn (what a crash leaves of an
+/// unsynced write) is an empty commit: never served, and the partition
+/// keeps serving and accepting writes after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn torn_or_empty_segment_never_blocks_the_partition() {
+    for b in backends() {
+        let store = b.store();
+        let e = engine(&store, one_partition(test_config())).await;
+        e.create_table(spec(T)).await.unwrap();
+        for i in 0..4 {
+            put(&e, T, item("p", i, &[])).await;
+        }
+        let mut logs = find_objects(&store, "/log/").await;
+        logs.sort();
+        let last = logs.pop().unwrap();
+        let second_last = logs.pop().unwrap();
+        // One segment empty, one cut short.
+        store
+            .put(&last, PutPayload::from(Vec::new()))
+            .await
+            .unwrap();
+        let bytes = store
+            .get(&second_last)
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        store
+            .put(
+                &second_last,
+                PutPayload::from(bytes.slice(..bytes.len() / 2)),
+            )
+            .await
+            .unwrap();
+        let fresh = engine(&store, one_partition(test_config())).await;
+        assert!(get(&fresh, T, &key("p", 3)).await.is_none(), "[{}]", b.name);
+        assert!(get(&fresh, T, &key("p", 2)).await.is_none(), "[{}]", b.name);
+        assert!(get(&fresh, T, &key("p", 1)).await.is_some(), "[{}]", b.name);
+        let c = put(&fresh, T, item("p", 9, &[])).await;
+        assert_eq!(c.seq, 5, "[{}] the torn seqs stay taken", b.name);
+        let other = engine(&store, one_partition(test_config())).await;
+        assert!(get(&other, T, &key("p", 9)).await.is_some(), "[{}]", b.name);
+        let read = other.read_log(T, 0, 1, 10).await.unwrap().1;
+        assert_eq!(read.segments.len(), 5, "[{}]", b.name);
+        assert!(read.segments[3].mutations.is_empty(), "[{}]", b.name);
+        other.compact(T).await.unwrap();
+        let after = engine(&store, one_partition(test_config())).await;
+        assert_eq!(scan_all(&after, T, 10).await.len(), 3, "[{}]", b.name);
+    }
+}
+
+async fn find_objects(store: &Arc<dyn ObjectStore>, part: &str) -> Vec<object_store::path::Path> {
+    use futures::TryStreamExt;
+    store
+        .list(None)
+        .map_ok(|m| m.location)
+        .try_filter(|p| futures::future::ready(p.as_ref().contains(part)))
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+// ------------------------------------------------------------------ item 3
+
+/// A writer that stalled between evaluating and sending (longer than half
+/// the grace period, while others wrote, compacted and collected that very
+/// seq) and whose create's answer was then lost never acknowledges a write
+/// nobody will read: the view's age is checked right before sending, and
+/// every path that acknowledges confirms visibility.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_ack_from_a_view_that_aged_before_sending() {
+    for b in backends() {
+        let inner = b.store();
+        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+        let config = eager_gc(2000);
+        let other = engine(&inner, config.clone()).await;
+        other.create_table(spec(T)).await.unwrap();
+        put(&other, T, item("p", 0, &[])).await;
+        other.compact(T).await.unwrap();
+        let scripted_dyn: Arc<dyn ObjectStore> = scripted.clone();
+        let writer = Arc::new(engine(&scripted_dyn, config.clone()).await);
+        assert!(get(&writer, T, &key("q", 0)).await.is_none()); // loads the view
+                                                                // The writer evaluates, needs the run, and stalls on reading it.
+        let gate = scripted.stall_next(&[RequestKind::Get], "/runs/", Stall::BeforeSending);
+        let w = Arc::clone(&writer);
+        let task = tokio::spawn(async move { increment_of(&w, key("p", 0)).await });
+        gate.reached().await;
+        // Meanwhile seq 2 is written, folded and collected.
+        put(&other, T, item("q", 1, &[])).await;
+        other.compact(T).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        other.gc(T).await.unwrap();
+        scripted.lose_next_answer(&[RequestKind::Put], "/log/");
+        gate.open();
+        let res = task.await.unwrap();
+        let fresh = engine(&inner, config.clone()).await;
+        if res.is_ok() {
+            assert_eq!(
+                n_of(&fresh, &key("p", 0)).await,
+                Some(1),
+                "[{}] acknowledged, yet invisible",
+                b.name
+            );
+        }
+        assert!(get(&fresh, T, &key("q", 1)).await.is_some(), "[{}]", b.name);
+    }
+}
+
+// ------------------------------------------------------------------ item 4
+
+/// A create S3 refuses with 409 (a conditional write of that name still
+/// in flight: here the writer's own) is resolved by reading until it shows,
+/// and an increment is applied once, acknowledged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_still_in_flight_is_applied_once() {
+    for b in backends() {
+        let inner = b.store();
+        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let e = engine(&store, one_partition(test_config())).await;
+        e.create_table(spec(T)).await.unwrap();
+        increment_of(&e, key("c", 0)).await.unwrap();
+        scripted.hold_next_create("/log/");
+        let c = increment_of(&e, key("c", 0)).await.unwrap();
+        assert_eq!(scripted.held_creates(), 0, "[{}]", b.name);
+        assert_eq!(c.seq, 2, "[{}]", b.name);
+        assert_eq!(n_of(&e, &key("c", 0)).await, Some(2), "[{}]", b.name);
+        let fresh = engine(&inner, one_partition(test_config())).await;
+        assert_eq!(
+            n_of(&fresh, &key("c", 0)).await,
+            Some(2),
+            "[{}] applied twice",
+            b.name
+        );
+    }
+}
+
+/// A compaction whose manifest create is refused with 409 while it is still
+/// in flight never deletes the run that manifest names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_never_deletes_a_run_its_manifest_may_name() {
+    for b in backends() {
+        let inner = b.store();
+        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let e = engine(&store, one_partition(test_config())).await;
+        e.create_table(spec(T)).await.unwrap();
+        for i in 0..5 {
+            put(&e, T, item("p", i, &[])).await;
+        }
+        scripted.hold_next_create("/manifest/");
+        e.compact(T).await.unwrap();
+        let fresh = engine(&inner, one_partition(test_config())).await;
+        assert_eq!(scan_all(&fresh, T, 10).await.len(), 5, "[{}]", b.name);
+        assert!(get(&fresh, T, &key("p", 4)).await.is_some(), "[{}]", b.name);
+    }
+}
+
+// ------------------------------------------------------------------ item 5
+
+/// An instance frozen between invocations (its clock jumps on thaw) neither
+/// serves eventually consistent reads from its frozen view nor writes into
+/// a table deleted meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thawed_instance_rechecks_what_it_knew() {
+    for b in backends() {
+        let store = b.store();
+        let clock = Clock::system();
+        let frozen = engine(
+            &store,
+            EngineConfig {
+                clock: clock.clone(),
+                ..test_config()
+            },
+        )
+        .await;
+        let other = engine(&store, test_config()).await;
+        other.create_table(spec(T)).await.unwrap();
+        put(&other, T, item("p", 1, &[("v", n(1))])).await;
+        let read = frozen
+            .get(T, &key("p", 1), Consistency::Eventual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(num_attr(&read, "v"), 1);
+        put(&other, T, item("p", 1, &[("v", n(2))])).await;
+        // An hour frozen: the view and the descriptor are an hour old.
+        clock.jump(Duration::from_secs(3600));
+        let read = frozen
+            .get(T, &key("p", 1), Consistency::Eventual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(num_attr(&read, "v"), 2, "[{}] served a frozen view", b.name);
+        other.delete_table(T).await.unwrap();
+        clock.jump(Duration::from_secs(3600));
+        let res = frozen
+            .write(
+                T,
+                WriteRequest::single(WriteOp::put(key("p", 2), item("p", 2, &[]))),
+            )
+            .await;
+        assert!(
+            matches!(res, Err(Error::TableNotFound(_))),
+            "[{}] wrote into a deleted table: {res:?}",
+            b.name
+        );
+    }
+}
+
+// ------------------------------------------------------------------ item 6
+
+/// GC measures a manifest's age by the later of its writer's clock and the
+/// store's, so a compactor whose clock lags cannot shorten the grace
+/// period: a reader's runs stay while its view may use them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gc_grace_holds_whatever_the_compactor_clock() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            max_runs: 1, // every compaction merges: the old run becomes garbage
+            ..eager_gc(4000)
+        };
+        let lagging = engine(
+            &store,
+            EngineConfig {
+                clock: Clock::skewed(-3_600_000_000),
+                ..config.clone()
+            },
+        )
+        .await;
+        lagging.create_table(spec(T)).await.unwrap();
+        for i in 0..20 {
+            put(
+                &lagging,
+                T,
+                item("p", i, &[("v", Value::S("x".repeat(40)))]),
+            )
+            .await;
+        }
+        lagging.compact(T).await.unwrap();
+        // The run is older than the grace period by the store's clock.
+        tokio::time::sleep(Duration::from_millis(4300)).await;
+        let reader = engine(&store, config.clone()).await;
+        assert!(get(&reader, T, &key("p", 0)).await.is_some());
+        put(&lagging, T, item("p", 100, &[])).await;
+        lagging.compact(T).await.unwrap();
+        let collector = engine(&store, config.clone()).await;
+        collector.gc(T).await.unwrap();
+        // The reader's view (a second old) still names the first run.
+        for i in 1..20 {
+            let got = reader.get(T, &key("p", i), Consistency::Strong).await;
+            assert!(
+                matches!(got, Ok(Some(_))),
+                "[{}] run collected under a reader: {got:?}",
+                b.name
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------ item 7
+
+/// A compaction paused between writing its run and publishing its manifest
+/// for longer than half the grace period gives up: it never publishes a
+/// manifest naming a run GC may have collected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_manifest_names_a_collected_run() {
+    for b in backends() {
+        let inner = b.store();
+        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let config = eager_gc(2000);
+        let compactor = Arc::new(engine(&store, config.clone()).await);
+        compactor.create_table(spec(T)).await.unwrap();
+        for i in 0..5 {
+            put(&compactor, T, item("p", i, &[])).await;
+        }
+        // A first compaction, old enough for GC to act on.
+        compactor.compact(T).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        for i in 5..10 {
+            put(&compactor, T, item("p", i, &[])).await;
+        }
+        let gate = scripted.stall_next(&[RequestKind::Put], "/runs/", Stall::BeforeAnswering);
+        let c = Arc::clone(&compactor);
+        let task = tokio::spawn(async move { c.compact(T).await });
+        gate.reached().await;
+        tokio::time::sleep(Duration::from_millis(2300)).await;
+        let collector = engine(&inner, config.clone()).await;
+        collector.gc(T).await.unwrap();
+        gate.open();
+        let abandoned = task.await.unwrap();
+        assert!(abandoned.is_err(), "[{}] {abandoned:?}", b.name);
+        let fresh = engine(&inner, config.clone()).await;
+        let all = fresh
+            .scan(T, None, None, 100, usize::MAX, Consistency::Strong)
+            .await;
+        assert!(
+            all.as_ref().is_ok_and(|p| p.items.len() == 10),
+            "[{}] {all:?}",
+            b.name
+        );
+        // The next compaction starts afresh and succeeds.
+        compactor.compact(T).await.unwrap();
+        let fresh = engine(&inner, config.clone()).await;
+        assert_eq!(scan_all(&fresh, T, 10).await.len(), 10, "[{}]", b.name);
+    }
+}
+
+// ------------------------------------------------------------------ item 9
+
+/// A point-in-time read at T holds every write acknowledged before T, even
+/// after a version replicated from a region whose clock runs an hour ahead
+/// was overwritten here (last-writer-wins stamps may run ahead; commit times
+/// do not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moment_holds_every_write_acknowledged_before_it() {
+    for b in backends() {
+        let store = b.store();
+        let e = engine(&store, one_partition(test_config())).await;
+        e.create_table(spec(T)).await.unwrap();
+        let ahead = Stamp {
+            ts_micros: clock::now_micros() + 3_600_000_000,
+            region: Arc::from("eu-west-1"),
+        };
+        e.apply_replicated(T, vec![(Arc::new(item("p", 0, &[])), false, ahead.clone())])
+            .await
+            .unwrap();
+        // Overwritten here: stamped after the replicated version.
+        put(&e, T, item("p", 0, &[("v", n(1))])).await;
+        for i in 1..5 {
+            put(&e, T, item("p", i, &[])).await;
+        }
+        let t = clock::now_micros();
+        let mut moment = e.point_in_time(T, 0, t).await.unwrap();
+        let mut seen = 0;
+        while let Some(chunk) = moment.next_chunk(100).await.unwrap() {
+            seen += chunk.iter().filter(|(_, v)| !v.deleted).count();
+        }
+        assert_eq!(
+            seen, 5,
+            "[{}] acknowledged writes missing from the moment",
+            b.name
+        );
+        // The overwrite still wins over the replicated version.
+        let got = get(&e, T, &key("p", 0)).await.unwrap();
+        assert_eq!(num_attr(&got, "v"), 1);
+        let v = e.versions_after(T, 0, None, 10).await.unwrap();
+        assert!(v[0].1.ts_micros > ahead.ts_micros, "[{}]", b.name);
+    }
+}
