@@ -20,16 +20,20 @@ trap 'rm -rf "$work"' EXIT
 cat >"$work/inner.sh" <<INNER
 set -e
 ip link set lo up
+cd "$work"
 "$root/target/release/strata" serve --port 8001 --data "$work/strata" >"$work/strata.log" 2>&1 &
+strata_pid=\$!
 mkdir -p "$work/ddb-disk"
-(cd "$work" && java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" -dbPath "$work/ddb-disk" -sharedDb -disableTelemetry -port 8000 >"$work/ddb-disk.log" 2>&1 &)
-(cd "$work" && java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port 8002 >"$work/ddb-mem.log" 2>&1 &)
+java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" -dbPath "$work/ddb-disk" -sharedDb -disableTelemetry -port 8000 >"$work/ddb-disk.log" 2>&1 &
+disk_pid=\$!
+java -Djava.library.path="$jar_dir/DynamoDBLocal_lib" -jar "$jar_dir/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port 8002 >"$work/ddb-mem.log" 2>&1 &
+mem_pid=\$!
+# Stopped by PID (never by name: other people's processes share the machine).
+trap 'kill \$strata_pid \$disk_pid \$mem_pid 2>/dev/null || true' EXIT
 for port in 8000 8001 8002; do
   for _ in \$(seq 1 120); do curl -s -o /dev/null http://127.0.0.1:\$port/ && break; sleep 0.25; done
 done
 "$root/target/release/strata-loadgen" --target strata=http://127.0.0.1:8001 \
   --target ddblocal-disk=http://127.0.0.1:8000 --target ddblocal-mem=http://127.0.0.1:8002 $*
-pkill -f DynamoDBLocal.jar || true
-pkill -f "strata serve --port 8001" || true
 INNER
 unshare -n bash "$work/inner.sh"
