@@ -22,6 +22,23 @@ use crate::run::Version;
 use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
+/// Starts the descriptor's old-image generation in every partition's log
+/// (see `Partition::mark_images_gen`). A partition that fails is logged: its
+/// next write starts the generation instead.
+async fn mark_images_gen(t: &TableHandle) {
+    let marks = t.partitions.iter().map(|p| p.mark_images_gen());
+    for (part, res) in futures::future::join_all(marks)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        if let Err(e) = res {
+            tracing::warn!(table = %t.desc.name, partition = part, error = %e,
+                "could not mark the start of a new old-image generation");
+        }
+    }
+}
+
 struct TableHandle {
     desc: Arc<TableDescriptor>,
     partitions: Vec<Arc<Partition>>,
@@ -237,7 +254,10 @@ impl Engine {
                 catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
             match catalog::publish(store, &next).await? {
                 Created::Created => {
-                    self.install(Arc::new(next.clone()));
+                    let handle = self.install(Arc::new(next.clone()));
+                    if next.images_gen != current.desc.images_gen() {
+                        mark_images_gen(&handle).await;
+                    }
                     return Ok(next);
                 }
                 Created::Exists | Created::Conflict => self.forget(name),

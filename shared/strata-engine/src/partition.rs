@@ -1321,14 +1321,30 @@ impl Partition {
     /// Makes sure the log holds a segment committed after `t_micros`,
     /// committing an empty one if needed.
     async fn seal(&self, t_micros: u64) -> Result<()> {
+        self.commit_empty(|v| v.last_ts > t_micros, t_micros + 1)
+            .await
+    }
+
+    /// Makes sure the log holds a segment of the descriptor's old-image
+    /// generation, committing an empty one if needed: where a stream enabled
+    /// by this descriptor starts (every later segment inherits it), so it
+    /// holds every write acknowledged after the descriptor was published.
+    pub async fn mark_images_gen(&self) -> Result<()> {
+        let gen = self.table.images_gen();
+        self.commit_empty(|v| v.images_gen >= gen, 0).await
+    }
+
+    /// Commits an empty segment (committed no earlier than `min_commit_ts`)
+    /// unless the refreshed view already satisfies `done`.
+    async fn commit_empty(&self, done: impl Fn(&View) -> bool, min_commit_ts: u64) -> Result<()> {
         let _g = self.sync.lock().await;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             self.refresh_locked(self.clock().tick()).await?;
-            if self.read_view().last_ts > t_micros {
+            if done(&self.read_view()) {
                 return Ok(());
             }
             let mut seg = self.next_segment(rand::random(), 0, self.next_images_gen(), Vec::new());
-            seg.commit_ts_micros = seg.commit_ts_micros.max(t_micros + 1);
+            seg.commit_ts_micros = seg.commit_ts_micros.max(min_commit_ts);
             seg.lww_ts_micros = seg.commit_ts_micros;
             if self.try_append(&seg).await? == Appended::Committed {
                 return Ok(());
