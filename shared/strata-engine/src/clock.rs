@@ -9,9 +9,11 @@
 //!   suspended: a Lambda instance thawed after an hour must not believe its
 //!   view is a second old. `Instant` (CLOCK_MONOTONIC) stops while the
 //!   machine is suspended, so a tick is the larger of CLOCK_BOOTTIME (which
-//!   counts suspension) and the wall clock's advance since the clock was
-//!   made (which a thawed instance's NTP client corrects), and never goes
-//!   backwards. Either reading running fast only makes views look older,
+//!   counts suspension) and the wall clock's advance (which a thawed
+//!   instance's NTP client corrects), taken reading by reading: each tick
+//!   adds the larger of the two advances since the previous reading, and a
+//!   clock stepped backwards adds nothing, so ticks always move on with
+//!   BOOTTIME. Either reading running fast only makes views look older,
 //!   which costs a refresh, never a wrong answer.
 //!
 //! Tests make a clock whose wall time is skewed ([`Clock::skewed`]) or jump
@@ -20,7 +22,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The real wall clock, µs since the epoch (0 before the epoch).
@@ -66,12 +68,16 @@ impl Tick {
     }
 }
 
+/// The raw clocks at the previous reading, and the elapsed time so far.
+#[derive(Clone, Copy)]
+struct Reading {
+    wall: u64,
+    boot: Option<u64>,
+    elapsed: u64,
+}
+
 struct Inner {
-    /// Where each timeline stood when the clock was made.
-    wall_base: u64,
-    boot_base: Option<u64>,
-    /// The largest tick handed out (ticks never go backwards).
-    last_tick: AtomicU64,
+    last: Mutex<Reading>,
     /// Added to wall time (tests: this instance's clock is off).
     skew_micros: AtomicI64,
     /// Added to both timelines (tests: time passed while frozen).
@@ -103,9 +109,11 @@ impl Clock {
     /// The machine's clocks.
     pub fn system() -> Clock {
         Clock(Arc::new(Inner {
-            wall_base: now_micros(),
-            boot_base: boottime_micros(),
-            last_tick: AtomicU64::new(0),
+            last: Mutex::new(Reading {
+                wall: now_micros(),
+                boot: boottime_micros(),
+                elapsed: 0,
+            }),
             skew_micros: AtomicI64::new(0),
             jumped_micros: AtomicU64::new(0),
         }))
@@ -144,14 +152,19 @@ impl Clock {
 
     /// Now, on the elapsed-time timeline.
     pub fn tick(&self) -> Tick {
-        let wall = now_micros().saturating_sub(self.0.wall_base);
-        let boot = match (self.0.boot_base, boottime_micros()) {
-            (Some(base), Some(now)) => now.saturating_sub(base),
+        let (wall, boot) = (now_micros(), boottime_micros());
+        let mut last = self.0.last.lock().unwrap_or_else(|p| p.into_inner());
+        let d_wall = wall.saturating_sub(last.wall);
+        let d_boot = match (last.boot, boot) {
+            (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
-        let t = wall.max(boot) + self.0.jumped_micros.load(Ordering::Relaxed);
-        let prev = self.0.last_tick.fetch_max(t, Ordering::Relaxed);
-        Tick(t.max(prev))
+        *last = Reading {
+            wall,
+            boot,
+            elapsed: last.elapsed + d_wall.max(d_boot),
+        };
+        Tick(last.elapsed + self.0.jumped_micros.load(Ordering::Relaxed))
     }
 
     /// Time elapsed since `t`.

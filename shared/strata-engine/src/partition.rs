@@ -399,6 +399,9 @@ impl Partition {
         };
         let seg = match LogSegment::decode(&b) {
             Ok(seg) => seg,
+            // A whole frame that does not decode (a newer format, a bug) is
+            // not torn: refuse it rather than skip a real commit.
+            Err(e) if LogSegment::frame_ok(&b) => return Err(Error::corrupt(&path, e)),
             Err(e) => {
                 // A read garbled in transit is not a torn object: look again.
                 let again = io::get_opt(self.store(), &path).await?;
@@ -736,6 +739,9 @@ impl Partition {
                 }),
                 Appended::Lost | Appended::NotSent => {}
             }
+        }
+        if !unresolved.is_empty() {
+            return Err(self.outcome_unknown());
         }
         Err(Error::Contention {
             table: self.table.name.clone(),
@@ -1380,9 +1386,10 @@ impl Partition {
         let (info, bytes) = build_run(paths::random_id(), entries, config.block_size);
         let run_path = self.paths.run(&info.id);
         let run_sent = self.clock().tick();
-        io::create(self.store(), &run_path, bytes)
-            .await
-            .map_err(|e| Error::store(&run_path, e))?;
+        self.put_run(&run_path, bytes).await?;
+        // Set once a publish may still land: the run must then never be
+        // deleted here (GC deletes it if no manifest ends up naming it).
+        let mut maybe_named = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let current = {
                 let _g = self.sync.lock().await;
@@ -1393,7 +1400,8 @@ impl Partition {
             if current.runs.iter().any(|r| r.id == info.id) {
                 return Ok(()); // an earlier create whose answer was lost landed
             }
-            self.run_still_young(run_sent, &run_path).await?;
+            self.run_still_young(run_sent, &run_path, maybe_named)
+                .await?;
             let mut runs = current.runs.clone();
             runs.push(info.clone());
             let next = Manifest {
@@ -1411,7 +1419,8 @@ impl Partition {
                     return Ok(());
                 }
                 // Someone else's, or not known yet: the next round looks.
-                Published::Theirs | Published::Unknown => {}
+                Published::Theirs => {}
+                Published::Unknown => maybe_named = true,
             }
         }
         Err(Error::Contention {
@@ -1586,9 +1595,7 @@ impl Partition {
         let (info, bytes) = build_run(paths::random_id(), &entries, config.block_size);
         let run_path = self.paths.run(&info.id);
         let run_sent = self.clock().tick();
-        io::create(self.store(), &run_path, bytes)
-            .await
-            .map_err(|e| Error::store(&run_path, e))?;
+        self.put_run(&run_path, bytes).await?;
         let token_horizon = self
             .clock()
             .now_micros()
@@ -1612,7 +1619,7 @@ impl Partition {
                 .filter(|t| t.ts_micros >= token_horizon)
                 .collect(),
         };
-        self.run_still_young(run_sent, &run_path).await?;
+        self.run_still_young(run_sent, &run_path, false).await?;
         match self.publish_manifest(&next).await? {
             Published::Ours => {
                 let summary = CompactionOutcome::Compacted {
@@ -1638,13 +1645,21 @@ impl Partition {
     /// it for garbage: GC deletes unreferenced runs older than the grace
     /// period, so a compaction (or ingest) whose run was sent more than
     /// half of it ago (a paused process) gives up and deletes the run,
-    /// which nothing names.
-    async fn run_still_young(&self, run_sent: Tick, run_path: &Path) -> Result<()> {
+    /// which nothing names (unless `maybe_named`: an earlier publish may
+    /// still land, and GC decides).
+    async fn run_still_young(
+        &self,
+        run_sent: Tick,
+        run_path: &Path,
+        maybe_named: bool,
+    ) -> Result<()> {
         let max_age = self.ctx.config.max_view_age();
         if max_age.is_zero() || self.clock().since(run_sent) < max_age {
             return Ok(());
         }
-        let _ = io::delete(self.store(), run_path).await;
+        if !maybe_named {
+            let _ = io::delete(self.store(), run_path).await;
+        }
         Err(Error::store(
             run_path,
             object_store::Error::Generic {
@@ -1652,6 +1667,30 @@ impl Partition {
                 source: "compaction took longer than half the GC grace period between writing \
                          its run and publishing it; abandoned (the next one starts afresh)"
                     .into(),
+            },
+        ))
+    }
+
+    /// Writes a run (a fresh random name: a refused create can only be our
+    /// own earlier attempt). After S3's 409 the run is looked for until it
+    /// shows; a run that never shows is an error, and no manifest names it.
+    async fn put_run(&self, run_path: &Path, bytes: Vec<u8>) -> Result<()> {
+        match io::create(self.store(), run_path, bytes).await {
+            Ok(Created::Created) | Ok(Created::Exists) => return Ok(()),
+            Ok(Created::Conflict) => {}
+            Err(e) => return Err(Error::store(run_path, e)),
+        }
+        for i in 0..RESOLVE_READS {
+            if io::exists(self.store(), run_path).await? {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20 << i)).await;
+        }
+        Err(Error::store(
+            run_path,
+            object_store::Error::Generic {
+                store: "strata",
+                source: "a run's create was refused while in flight and never showed".into(),
             },
         ))
     }

@@ -14,9 +14,11 @@
 //! is responsible for: those that originated in A, and those whose origin
 //! is no longer a member (nobody else would ever send them). Versions A
 //! received from a current member are that member's to send.
-//! A cursor remembers the members it was written under; once one of them
-//! has left, the partition is backfilled again, so versions of the departed
-//! region that reached only some members reach all of them.
+//! A cursor remembers every member it has seen; once one of them has left,
+//! the partition is backfilled again. A backfill sends every version the
+//! source holds, whatever its origin (the stamp check makes the extra sends
+//! no-ops), so versions of a departed region that reached only some members
+//! reach all of them, and a region that rejoins gets its old versions back.
 //! Its position per (table, target region, partition) is a cursor object in
 //! the *target* store (`replication/<table>/<from-region>/p<part>`), written
 //! after the versions it covers are committed there: a replicator that dies
@@ -60,10 +62,16 @@ struct Cursor {
     /// `seq`, so once the backfill is done, tailing from `seq` misses nothing.
     #[serde(default)]
     backfill_after: Option<Vec<u8>>,
-    /// The table's members when this cursor was started (empty: written
-    /// before cursors recorded them).
+    /// Every member of the table while this cursor was in use (empty:
+    /// written before cursors recorded them, which counts as invalid).
     #[serde(default)]
     members: Vec<String>,
+}
+
+/// `seen` and `now`, sorted, without duplicates.
+fn union(seen: &[String], now: &[String]) -> Vec<String> {
+    let all: BTreeSet<&String> = seen.iter().chain(now).collect();
+    all.into_iter().cloned().collect()
 }
 
 /// Whether the region that holds a version with this origin must send it:
@@ -193,11 +201,13 @@ impl Replicator {
         let tdesc = target.describe_table(table).await?;
         let key = (region.to_string(), table.to_string(), part);
         let path = cursor_path(table, self.region(), part);
-        // A cursor started before a member left has not sent that member's
-        // versions, which may now be nobody else's to send: start again.
+        // A cursor used while a member that has since left was one has not
+        // sent that member's versions, which may now be nobody else's to
+        // send: start again (so does a cursor that never recorded members).
         let valid = |c: &Cursor| {
             c.source_incarnation == desc.incarnation
                 && c.target_incarnation == tdesc.incarnation
+                && !c.members.is_empty()
                 && c.members.iter().all(|m| desc.replicas.contains(m))
         };
         let remembered = self
@@ -210,8 +220,8 @@ impl Replicator {
             Some(c) => Some(c),
             None => self.load(target, &path).await?.filter(valid),
         };
-        if let Some(c) = cursor.as_mut().filter(|c| c.members.is_empty()) {
-            c.members = desc.replicas.clone();
+        if let Some(c) = cursor.as_mut() {
+            c.members = union(&c.members, &desc.replicas);
         }
         let mut reloaded = false;
         let mut report = ReplicationReport::default();
@@ -241,9 +251,10 @@ impl Replicator {
                 let last = chunk.last().map(|(k, _)| k.clone());
                 let full = chunk.len() == BACKFILL_CHUNK;
                 let here = self.region();
+                // Everything, whatever its origin: a backfill must leave the
+                // target holding every version the source holds.
                 let mine: Vec<(Arc<Item>, bool, Stamp)> = chunk
                     .into_iter()
-                    .filter(|(_, v)| sends(&v.origin, here, &desc.replicas))
                     .map(|(_, v)| {
                         let region = if v.origin.is_empty() {
                             Arc::from(here)
@@ -326,7 +337,11 @@ impl Replicator {
             if !changes.is_empty() {
                 report.applied += target.apply_replicated(table, changes).await?;
             }
-            let next = Cursor { seq: last, ..c };
+            let next = Cursor {
+                seq: last,
+                members: union(&c.members, &desc.replicas),
+                ..c
+            };
             self.save(target, &path, &key, &next).await?;
             cursor = Some(next);
             if read.segments.len() < SEGMENTS_PER_STEP {

@@ -101,6 +101,12 @@ impl LogSegment {
         }
     }
 
+    /// Whether `bytes` pass the segment frame check (length, magic,
+    /// checksum): a segment that does, yet does not decode, is not torn.
+    pub fn frame_ok(bytes: &[u8]) -> bool {
+        unseal(MAGIC, bytes).is_ok()
+    }
+
     pub fn is_void(&self) -> bool {
         self.commit_id == 0 && self.commit_ts_micros == 0 && self.mutations.is_empty()
     }

@@ -637,6 +637,8 @@ async fn a_departed_region_versions_reach_every_remaining_member() {
         let regions = open_regions(&stores).await;
         global_table(&regions).await;
         let (a, b, c) = (&regions[0], &regions[1], &regions[2]);
+        // Cursors in place (the first pass backfills, sending everything).
+        settle(&[replicator(&regions, 0), replicator(&regions, 2)]).await;
         // A version written in B reaches A (as B's replicator sends it),
         // and B leaves before it reached C.
         let stamp = Stamp {
@@ -657,5 +659,51 @@ async fn a_departed_region_versions_reach_every_remaining_member() {
         let held = contents(&c.engine).await;
         assert_eq!(held.len(), 1, "[{layout}] C never got B's item");
         assert_eq!(held, contents(&a.engine).await, "[{layout}]");
+    }
+}
+
+/// A region that joins, writes, and leaves before its versions reached
+/// every member: members that replicated while it was one backfill again
+/// once it has left, so its versions still reach everyone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_region_that_joined_and_left_still_reaches_every_member() {
+    for (layout, stores) in layouts(3) {
+        let regions = open_regions(&stores).await;
+        let (a, b, c) = (&regions[0], &regions[1], &regions[2]);
+        a.engine.create_table(spec(TABLE)).await.unwrap();
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &b.name)
+            .await
+            .unwrap();
+        put(&a.engine, TABLE, item("a", 1, &[])).await;
+        settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &c.name)
+            .await
+            .unwrap();
+        // C's version reaches A only (as C's replicator would send it).
+        let stamp = Stamp {
+            ts_micros: strata_engine::clock::now_micros(),
+            region: Arc::from(c.name.as_str()),
+        };
+        a.engine
+            .apply_replicated(TABLE, vec![(Arc::new(item("c", 1, &[])), false, stamp)])
+            .await
+            .unwrap();
+        // A replicates while C is a member: C's version is C's to send.
+        replicator(&regions, 0).run_once().await.unwrap();
+        assert_eq!(contents(&b.engine).await.len(), 1, "[{layout}]");
+        remove_replica(&a.engine, &others(&regions, 0), TABLE, &c.name)
+            .await
+            .unwrap();
+        settle(&[replicator(&regions, 0), replicator(&regions, 1)]).await;
+        assert_eq!(
+            contents(&b.engine).await.len(),
+            2,
+            "[{layout}] B never got C's item"
+        );
+        assert_eq!(
+            contents(&b.engine).await,
+            contents(&a.engine).await,
+            "[{layout}]"
+        );
     }
 }

@@ -18,11 +18,13 @@
 //! instead; everything else (writes, ranged reads, listings) is delegated
 //! unchanged.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::io::{Read, Write};
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -41,13 +43,21 @@ const INLINE_READ_MAX: u64 = 1 << 20;
 pub struct LocalStore {
     fs: LocalFileSystem,
     syncs: Arc<AtomicU64>,
+    /// Directories this process has synced into their parents.
+    durable_dirs: Arc<Mutex<HashSet<PathBuf>>>,
 }
 
 impl LocalStore {
     pub fn new(fs: LocalFileSystem) -> Self {
+        // The store's root and what is above it are taken as they are.
+        let root = fs
+            .path_to_filesystem(&Path::from("x"))
+            .ok()
+            .and_then(|p| p.parent().map(|d| d.to_path_buf()));
         Self {
             fs,
             syncs: Arc::new(AtomicU64::new(0)),
+            durable_dirs: Arc::new(Mutex::new(root.into_iter().collect())),
         }
     }
 
@@ -123,11 +133,12 @@ fn write_durably(
     payload: &PutPayload,
     create: bool,
     syncs: &AtomicU64,
+    durable_dirs: &Mutex<HashSet<PathBuf>>,
 ) -> std::io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| std::io::Error::other("object path has no directory"))?;
-    ensure_dir(dir, syncs)?;
+    ensure_dir(dir, syncs, durable_dirs)?;
     let mut staging = path.as_os_str().to_owned();
     staging.push(format!("#{}", rand::random::<u64>()));
     let staging = std::path::PathBuf::from(staging);
@@ -161,19 +172,38 @@ fn sync_dir(dir: &std::path::Path, syncs: &AtomicU64) -> std::io::Result<()> {
 }
 
 /// Creates `dir` and any missing parents, each synced into its parent.
-fn ensure_dir(dir: &std::path::Path, syncs: &AtomicU64) -> std::io::Result<()> {
-    if dir.is_dir() {
+/// A directory that already exists is synced into its parent too, once per
+/// process: another writer may have just created it and not synced it yet,
+/// and an object acknowledged inside it must not depend on that writer.
+fn ensure_dir(
+    dir: &std::path::Path,
+    syncs: &AtomicU64,
+    durable_dirs: &Mutex<HashSet<PathBuf>>,
+) -> std::io::Result<()> {
+    let known = |d: &std::path::Path| {
+        durable_dirs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(d)
+    };
+    if known(dir) {
         return Ok(());
     }
-    let parent = dir
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    ensure_dir(parent, syncs)?;
+    let Some(parent) = dir.parent() else {
+        return Ok(()); // the root
+    };
+    ensure_dir(parent, syncs, durable_dirs)?;
     match std::fs::create_dir(dir) {
-        Ok(()) => sync_dir(parent, syncs),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
     }
+    sync_dir(parent, syncs)?;
+    durable_dirs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(dir.to_path_buf());
+    Ok(())
 }
 
 fn is_plain_get(o: &GetOptions) -> bool {
@@ -202,8 +232,9 @@ impl ObjectStore for LocalStore {
         };
         let path = self.fs.path_to_filesystem(location)?;
         let syncs = Arc::clone(&self.syncs);
+        let dirs = Arc::clone(&self.durable_dirs);
         let loc = location.to_string();
-        tokio::task::spawn_blocking(move || write_durably(&path, &payload, create, &syncs))
+        tokio::task::spawn_blocking(move || write_durably(&path, &payload, create, &syncs, &dirs))
             .await
             .map_err(|e| generic(std::io::Error::other(e)))?
             .map_err(|e| match e.kind() {
@@ -290,8 +321,10 @@ mod tests {
             .put_opts(&p, PutPayload::from("one"), create.clone())
             .await
             .unwrap();
-        // File, its directory, and the two directories created on the way.
-        assert_eq!(store.syncs(), 4);
+        // File, its directory, and every directory on the way synced into
+        // its parent (once per process).
+        let first = store.syncs();
+        assert_eq!(first, 4, "syncs stop at the store root");
         let err = store
             .put_opts(&p, PutPayload::from("two"), create)
             .await

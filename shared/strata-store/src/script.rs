@@ -9,7 +9,7 @@
 //!   matching path is answered with S3's `409 ConditionalRequestConflict`
 //!   (which object_store reports as `AlreadyExists`) while the PUT is kept
 //!   in flight; it takes effect right after the next GET or HEAD of that
-//!   path has answered. That is a create still in progress when its writer
+//!   path has answered ([`ScriptedStore::hold_next_create_for`]: the n-th). That is a create still in progress when its writer
 //!   (or its writer's own retry) looks.
 //! - [`ScriptedStore::stall_next`]: the next matching request waits at a
 //!   [`Gate`] before it is sent, or after it took effect and before its
@@ -90,7 +90,7 @@ impl Gate {
 
 #[derive(Debug)]
 enum Action {
-    HoldCreate,
+    HoldCreate(u32),
     Stall(Stall, Arc<Gate>),
     LoseAnswer,
 }
@@ -106,6 +106,8 @@ struct Rule {
 struct Held {
     path: Path,
     payload: PutPayload,
+    /// GETs or HEADs of the path still to answer before it lands.
+    reads_left: u32,
 }
 
 /// See the module documentation.
@@ -136,7 +138,17 @@ impl ScriptedStore {
 
     /// See the module documentation.
     pub fn hold_next_create(&self, path_contains: &str) {
-        self.push(vec![RequestKind::Put], path_contains, Action::HoldCreate);
+        self.hold_next_create_for(path_contains, 1);
+    }
+
+    /// Like [`ScriptedStore::hold_next_create`], landing after the `reads`-th
+    /// GET or HEAD of the path.
+    pub fn hold_next_create_for(&self, path_contains: &str, reads: u32) {
+        self.push(
+            vec![RequestKind::Put],
+            path_contains,
+            Action::HoldCreate(reads.max(1)),
+        );
     }
 
     /// The next request of one of `kinds` to a path containing
@@ -179,7 +191,7 @@ impl ScriptedStore {
         let i = rules.iter().position(|r| {
             r.kinds.contains(&kind)
                 && path.as_ref().contains(&r.path_contains)
-                && (create || !matches!(r.action, Action::HoldCreate))
+                && (create || !matches!(r.action, Action::HoldCreate(_)))
         })?;
         Some(rules.remove(i).action)
     }
@@ -217,7 +229,12 @@ impl ScriptedStore {
     async fn land_held(&self, path: &Path) {
         let landing: Vec<Held> = {
             let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-            let (now, later) = held.drain(..).partition(|h| h.path == *path);
+            for h in held.iter_mut().filter(|h| h.path == *path) {
+                h.reads_left = h.reads_left.saturating_sub(1);
+            }
+            let (now, later) = held
+                .drain(..)
+                .partition(|h| h.path == *path && h.reads_left == 0);
             *held = later;
             now
         };
@@ -249,11 +266,14 @@ impl ObjectStore for ScriptedStore {
         if create {
             let mut rules = self.rules.lock().unwrap_or_else(|p| p.into_inner());
             let i = rules.iter().position(|r| {
-                matches!(r.action, Action::HoldCreate)
+                matches!(r.action, Action::HoldCreate(_))
                     && location.as_ref().contains(&r.path_contains)
             });
             if let Some(i) = i {
-                rules.remove(i);
+                let reads_left = match rules.remove(i).action {
+                    Action::HoldCreate(n) => n,
+                    _ => 1,
+                };
                 drop(rules);
                 self.held
                     .lock()
@@ -261,6 +281,7 @@ impl ObjectStore for ScriptedStore {
                     .push(Held {
                         path: location.clone(),
                         payload,
+                        reads_left,
                     });
                 return Err(conflict(location));
             }
