@@ -37,6 +37,21 @@ fn eager_gc(grace_ms: u64) -> EngineConfig {
     })
 }
 
+/// A fresh store of `b`, and the same behind a [`ScriptedStore`] (as the
+/// scripted handle and as a plain store).
+fn scripted_store(
+    b: &Backend,
+) -> (
+    Arc<dyn ObjectStore>,
+    Arc<ScriptedStore>,
+    Arc<dyn ObjectStore>,
+) {
+    let inner = b.store();
+    let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+    let store: Arc<dyn ObjectStore> = scripted.clone();
+    (inner, scripted, store)
+}
+
 async fn increment_of(e: &Engine, k: ItemKey) -> Result<Committed> {
     e.write(T, WriteRequest::single(WriteOp::update(k, increment())))
         .await
@@ -147,14 +162,12 @@ async fn find_objects(store: &Arc<dyn ObjectStore>, part: &str) -> Vec<object_st
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_ack_from_a_view_that_aged_before_sending() {
     for b in backends() {
-        let inner = b.store();
-        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
+        let (inner, scripted, scripted_dyn) = scripted_store(&b);
         let config = eager_gc(2000);
         let other = engine(&inner, config.clone()).await;
         other.create_table(spec(T)).await.unwrap();
         put(&other, T, item("p", 0, &[])).await;
         other.compact(T).await.unwrap();
-        let scripted_dyn: Arc<dyn ObjectStore> = scripted.clone();
         let writer = Arc::new(engine(&scripted_dyn, config.clone()).await);
         assert!(get(&writer, T, &key("q", 0)).await.is_none()); // loads the view
                                                                 // The writer evaluates, needs the run, and stalls on reading it.
@@ -191,9 +204,7 @@ async fn no_ack_from_a_view_that_aged_before_sending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_still_in_flight_is_applied_once() {
     for b in backends() {
-        let inner = b.store();
-        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
-        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let (inner, scripted, store) = scripted_store(&b);
         let e = engine(&store, one_partition(test_config())).await;
         e.create_table(spec(T)).await.unwrap();
         increment_of(&e, key("c", 0)).await.unwrap();
@@ -218,9 +229,7 @@ async fn a_create_still_in_flight_is_applied_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unresolved_create_is_settled_by_who_holds_its_seq() {
     for b in backends() {
-        let inner = b.store();
-        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
-        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let (inner, scripted, store) = scripted_store(&b);
         let e = engine(&store, one_partition(test_config())).await;
         e.create_table(spec(T)).await.unwrap();
         increment_of(&e, key("c", 0)).await.unwrap();
@@ -245,9 +254,7 @@ async fn an_unresolved_create_is_settled_by_who_holds_its_seq() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compaction_never_deletes_a_run_its_manifest_may_name() {
     for b in backends() {
-        let inner = b.store();
-        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
-        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let (inner, scripted, store) = scripted_store(&b);
         let e = engine(&store, one_partition(test_config())).await;
         e.create_table(spec(T)).await.unwrap();
         for i in 0..5 {
@@ -372,9 +379,7 @@ async fn gc_grace_holds_whatever_the_compactor_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_manifest_names_a_collected_run() {
     for b in backends() {
-        let inner = b.store();
-        let scripted = Arc::new(ScriptedStore::new(Arc::clone(&inner)));
-        let store: Arc<dyn ObjectStore> = scripted.clone();
+        let (inner, scripted, store) = scripted_store(&b);
         let config = eager_gc(2000);
         let compactor = Arc::new(engine(&store, config.clone()).await);
         compactor.create_table(spec(T)).await.unwrap();

@@ -69,6 +69,28 @@ pub trait Interceptor: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A GET whose body has been read in full: what a decorator returns when
+/// its hooks must cover the whole request, as it would be on the wire.
+pub(crate) async fn read_whole(
+    inner: &dyn ObjectStore,
+    location: &Path,
+    options: GetOptions,
+) -> Result<GetResult> {
+    let res = inner.get_opts(location, options).await?;
+    let meta = res.meta.clone();
+    let range = res.range.clone();
+    let attributes = res.attributes.clone();
+    let bytes = res.bytes().await?;
+    Ok(GetResult {
+        payload: object_store::GetResultPayload::Stream(
+            futures::stream::once(async move { Ok(bytes) }).boxed(),
+        ),
+        meta,
+        range,
+        attributes,
+    })
+}
+
 /// An object store that runs an [`Interceptor`] around every request to `inner`.
 #[derive(Debug)]
 pub struct Intercepted<I> {
@@ -159,21 +181,11 @@ impl<I: Interceptor> ObjectStore for Intercepted<I> {
         };
         // Read the body inside the interception so that latency and faults
         // cover the whole request, as they would on the wire.
-        self.run(kind, location, async {
-            let res = self.inner.get_opts(location, options).await?;
-            let meta = res.meta.clone();
-            let range = res.range.clone();
-            let attributes = res.attributes.clone();
-            let bytes = res.bytes().await?;
-            Ok(GetResult {
-                payload: object_store::GetResultPayload::Stream(
-                    futures::stream::once(async move { Ok(bytes) }).boxed(),
-                ),
-                meta,
-                range,
-                attributes,
-            })
-        })
+        self.run(
+            kind,
+            location,
+            read_whole(self.inner.as_ref(), location, options),
+        )
         .await
     }
 

@@ -32,7 +32,7 @@ use object_store::{
 };
 use tokio::sync::Notify;
 
-use crate::intercept::RequestKind;
+use crate::intercept::{read_whole, RequestKind};
 
 /// Where a stalled request waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -308,21 +308,11 @@ impl ObjectStore for ScriptedStore {
         } else {
             RequestKind::Get
         };
-        self.run(kind, location, async {
-            let res = self.inner.get_opts(location, options).await?;
-            let meta = res.meta.clone();
-            let range = res.range.clone();
-            let attributes = res.attributes.clone();
-            let bytes = res.bytes().await?;
-            Ok(GetResult {
-                payload: object_store::GetResultPayload::Stream(Box::pin(futures::stream::once(
-                    async move { Ok(bytes) },
-                ))),
-                meta,
-                range,
-                attributes,
-            })
-        })
+        self.run(
+            kind,
+            location,
+            read_whole(self.inner.as_ref(), location, options),
+        )
         .await
     }
 
