@@ -162,21 +162,15 @@ pub async fn publish(store: &dyn ObjectStore, d: &TableDescriptor) -> Result<Cre
     }
     // Refused: ours (a retried create), someone else's, or (S3's 409) one
     // still in flight, which shows within moments.
-    for i in 0..4u32 {
-        match read(store, &path).await? {
-            Some(existing) if existing == *d => return Ok(Created::Created),
-            Some(_) => return Ok(Created::Exists),
-            None if created == Created::Exists => return Ok(Created::Exists),
-            None => tokio::time::sleep(std::time::Duration::from_millis(20 << i)).await,
-        }
+    match io::read_refused(created, || read(store, &path)).await? {
+        Some(existing) if existing == *d => Ok(Created::Created),
+        Some(_) => Ok(Created::Exists),
+        None if created == Created::Exists => Ok(Created::Exists),
+        None => Err(Error::store_msg(
+            &path,
+            "a conflicting create of this table version is still in flight",
+        )),
     }
-    Err(Error::store(
-        &path,
-        object_store::Error::Generic {
-            store: "strata",
-            source: "a conflicting create of this table version is still in flight".into(),
-        },
-    ))
 }
 
 /// Names of every table that has ever had a descriptor (deleted ones included).

@@ -102,6 +102,17 @@ impl Error {
         }
     }
 
+    /// A store-side failure Strata itself detected (no store error to wrap).
+    pub(crate) fn store_msg(path: &object_store::path::Path, message: &'static str) -> Error {
+        Error::store(
+            path,
+            object_store::Error::Generic {
+                store: "strata",
+                source: message.into(),
+            },
+        )
+    }
+
     pub(crate) fn corrupt(path: &object_store::path::Path, reason: impl ToString) -> Error {
         Error::Corrupt {
             path: path.to_string(),

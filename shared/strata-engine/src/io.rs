@@ -36,7 +36,7 @@ pub async fn get_range(
 /// What a conditional create found.
 // `Created::Created` reads as the sentence it is.
 #[allow(clippy::enum_variant_names)]
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Created {
     /// This call created the object.
     Created,
@@ -70,6 +70,27 @@ pub async fn create(
         | Err(object_store::Error::Precondition { .. }) => Ok(Created::Exists),
         Err(e) => Err(e),
     }
+}
+
+/// Reads a name whose conditional create came back `refused`: once after a
+/// 412 (it existed, so absent now means collected since), a few times 20 to
+/// 80 ms apart after S3's 409 (a create still in flight shows within
+/// moments). `None`: not there.
+pub async fn read_refused<T, F, Fut>(refused: Created, mut read: F) -> Result<Option<T>>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let reads = if refused == Created::Conflict { 4 } else { 1 };
+    for i in 0..reads {
+        if let Some(found) = read().await? {
+            return Ok(Some(found));
+        }
+        if i + 1 < reads {
+            tokio::time::sleep(std::time::Duration::from_millis(20 << i)).await;
+        }
+    }
+    Ok(None)
 }
 
 /// Whether an AlreadyExists came from an HTTP 409 (a conflicting request in

@@ -202,10 +202,6 @@ enum Appended {
     NotSent,
 }
 
-/// Reads of a name a conditional create was refused for, when it is not
-/// there yet (a create still in flight shows up within milliseconds).
-const RESOLVE_READS: u32 = 4;
-
 /// Who published a manifest version we tried to create.
 enum Published {
     Ours,
@@ -388,8 +384,8 @@ impl Partition {
     }
 
     /// `log/<seq>`, or None when absent. A segment object that fails its
-    /// checksum twice over (empty, or torn by a crash of a store that did
-    /// not sync it) is a commit of nothing: reported, never served, and
+    /// frame check on two reads (empty, or torn by a crash of a store that
+    /// did not sync it) is a commit of nothing: reported, never served, and
     /// never in the way of later commits. Each of its reads returns the
     /// same bytes, so every instance agrees on it.
     async fn read_segment(&self, seq: u64) -> Result<Option<LogSegment>> {
@@ -858,10 +854,7 @@ impl Partition {
                     self.remember(seg.clone());
                     return Ok(Appended::Committed);
                 }
-                Ok(refused) => {
-                    let in_flight = refused == Created::Conflict;
-                    return self.settle(seg, first_sent, checked, in_flight).await;
-                }
+                Ok(refused) => return self.settle(seg, first_sent, checked, refused).await,
                 Err(e) => {
                     // The create may or may not have happened: look.
                     ambiguous += 1;
@@ -886,7 +879,7 @@ impl Partition {
     }
 
     /// After a create was refused: reads who holds the seq. Absent after a
-    /// 409 (`in_flight`) means a create still in flight, perhaps ours:
+    /// 409 means a create still in flight, perhaps ours:
     /// unresolved. Absent after a 412 means it existed and is gone, so it
     /// was someone else's, created and garbage-collected (the view was older
     /// than it knew): lost. Either way the view is due for a full refresh.
@@ -895,21 +888,16 @@ impl Partition {
         ours: &LogSegment,
         first_sent: Tick,
         checked: Option<Tick>,
-        in_flight: bool,
+        refused: Created,
     ) -> Result<Appended> {
-        let reads = if in_flight { RESOLVE_READS } else { 1 };
-        for i in 0..reads {
-            if let Some(found) = self.read_segment(ours.seq).await? {
-                return self.adopt_found(ours, found, first_sent, checked).await;
-            }
-            if i + 1 < reads {
-                tokio::time::sleep(Duration::from_millis(20 << i)).await;
-            }
+        let found = io::read_refused(refused, || self.read_segment(ours.seq)).await?;
+        if let Some(found) = found {
+            return self.adopt_found(ours, found, first_sent, checked).await;
         }
         let mut v = self.write_view();
         v.manifest_checked = None;
         v.tail_checked = None;
-        Ok(if in_flight {
+        Ok(if refused == Created::Conflict {
             Appended::Unresolved
         } else {
             Appended::Lost
@@ -1543,7 +1531,7 @@ impl Partition {
     }
 
     async fn compact_inner(&self) -> Result<CompactionOutcome> {
-        let (manifest, tail, mem, tail_tokens, folded_ts) = {
+        let (manifest, tail, mem, tail_tokens, folded_ts, images_gen) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
             self.refresh_locked(self.clock().tick()).await?;
@@ -1565,10 +1553,10 @@ impl Partition {
                 v.tail,
                 mem,
                 tokens,
-                (folded, v.images_gen),
+                folded,
+                v.images_gen,
             )
         };
-        let (folded_ts, images_gen) = folded_ts;
         if tail <= manifest.compacted_through {
             return Ok(CompactionOutcome::NothingToDo);
         }
@@ -1660,14 +1648,10 @@ impl Partition {
         if !maybe_named {
             let _ = io::delete(self.store(), run_path).await;
         }
-        Err(Error::store(
+        Err(Error::store_msg(
             run_path,
-            object_store::Error::Generic {
-                store: "strata",
-                source: "compaction took longer than half the GC grace period between writing \
-                         its run and publishing it; abandoned (the next one starts afresh)"
-                    .into(),
-            },
+            "compaction took longer than half the GC grace period between writing \
+             its run and publishing it; abandoned (the next one starts afresh)",
         ))
     }
 
@@ -1680,19 +1664,16 @@ impl Partition {
             Ok(Created::Conflict) => {}
             Err(e) => return Err(Error::store(run_path, e)),
         }
-        for i in 0..RESOLVE_READS {
-            if io::exists(self.store(), run_path).await? {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(20 << i)).await;
-        }
-        Err(Error::store(
-            run_path,
-            object_store::Error::Generic {
-                store: "strata",
-                source: "a run's create was refused while in flight and never showed".into(),
-            },
-        ))
+        let shown = io::read_refused(Created::Conflict, || async {
+            Ok(io::exists(self.store(), run_path).await?.then_some(()))
+        })
+        .await?;
+        shown.ok_or_else(|| {
+            Error::store_msg(
+                run_path,
+                "a run's create was refused while in flight and never showed",
+            )
+        })
     }
 
     /// Creates `manifest/<next.version>`, telling a refused create that was
@@ -1701,21 +1682,20 @@ impl Partition {
     /// read again until it shows.
     async fn publish_manifest(&self, next: &Manifest) -> Result<Published> {
         let path = self.paths.manifest(next.version);
-        let in_flight = match io::create(self.store(), &path, next.encode()).await {
+        let refused = match io::create(self.store(), &path, next.encode()).await {
             Ok(Created::Created) => return Ok(Published::Ours),
-            Ok(refused) => refused == Created::Conflict,
+            Ok(refused) => refused,
             Err(e) => return Err(Error::store(&path, e)),
         };
-        for i in 0..RESOLVE_READS {
-            match self.read_manifest(next.version).await? {
-                Some(m) if m == *next => return Ok(Published::Ours),
-                Some(_) => return Ok(Published::Theirs),
+        Ok(
+            match io::read_refused(refused, || self.read_manifest(next.version)).await? {
+                Some(m) if m == *next => Published::Ours,
+                Some(_) => Published::Theirs,
                 // Existed (412) and gone: someone else's, since collected.
-                None if !in_flight => return Ok(Published::Theirs),
-                None => tokio::time::sleep(Duration::from_millis(20 << i)).await,
-            }
-        }
-        Ok(Published::Unknown)
+                None if refused == Created::Exists => Published::Theirs,
+                None => Published::Unknown,
+            },
+        )
     }
 
     /// Deletes what no reader can need any more: log segments folded into a
