@@ -1,0 +1,196 @@
+use super::*;
+
+pub(super) struct Pending {
+    pub(super) req: WriteRequest,
+    pub(super) tx: oneshot::Sender<Result<Committed>>,
+}
+
+/// Each request's result in one evaluation (`true`: it adds mutations).
+pub(super) type Evaluated = Vec<Result<(Committed, bool)>>;
+
+/// A create of `log/<seq>` whose outcome is not known yet (S3 answered 409:
+/// a conditional write of that name was still in flight, possibly this
+/// one). It is resolved when the view learns who holds `seq`.
+pub(super) struct Attempt {
+    pub(super) seq: u64,
+    pub(super) commit_id: u128,
+    pub(super) results: Evaluated,
+}
+
+impl Partition {
+    /// Commits one request, group-committed with whatever else is queued for
+    /// this partition in this process.
+    pub async fn commit(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Pending { req, tx });
+        // The group commit runs in its own task: a caller that goes away (a
+        // client disconnecting) must not cancel a commit others are part of.
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            {
+                let _g = me.sync.lock().await;
+                let group =
+                    std::mem::take(&mut *me.pending.lock().unwrap_or_else(|p| p.into_inner()));
+                if group.is_empty() {
+                    return; // an earlier task committed ours with its group
+                }
+                me.commit_group(group).await;
+            }
+            me.maybe_compact();
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(Error::OutcomeUnknown {
+                table: self.table.name.clone(),
+            })
+        })
+    }
+
+    pub(super) async fn commit_group(&self, group: Vec<Pending>) {
+        let (reqs, txs): (Vec<WriteRequest>, Vec<_>) =
+            group.into_iter().map(|p| (p.req, p.tx)).unzip();
+        let results = match self.commit_requests(&reqs).await {
+            Ok(results) => results,
+            // The whole batch failed the same way: every request hears why.
+            Err(e) => (0..reqs.len()).map(|_| Err(e.duplicate())).collect(),
+        };
+        for (tx, res) in txs.into_iter().zip(results) {
+            let _ = tx.send(res);
+        }
+    }
+
+    /// The protocol: evaluate against the view, create `log/<t+1>`; on a lost
+    /// race apply the winner and go again.
+    ///
+    /// Every evaluation gets its own commit id, and an attempt whose outcome
+    /// is unknown (a create S3 refused with 409 while one was in flight) is
+    /// kept until the view learns who holds its seq: if it was ours, its
+    /// results are the answer, and the requests are never evaluated again
+    /// on top of their own effects.
+    pub(super) async fn commit_requests(
+        &self,
+        reqs: &[WriteRequest],
+    ) -> Result<Vec<Result<Committed>>> {
+        let mut unresolved: Vec<Attempt> = Vec::new();
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            self.refresh_if_stale().await?;
+            if let Some(landed) = self.resolve(&mut unresolved)? {
+                return Ok(finish(landed.results, landed.seq));
+            }
+            let (mutations, results, newest_seen, images_gen) = self.evaluate(reqs).await?;
+            if mutations.is_empty() {
+                return Ok(finish(results, 0));
+            }
+            // Newer than every version it replaces, even one replicated from a
+            // region whose clock runs ahead: last-writer-wins then agrees with
+            // the order this region applied them in.
+            let seg = self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
+            match self.try_append(&seg).await? {
+                Appended::Committed => return Ok(finish(results, seg.seq)),
+                Appended::Unresolved => unresolved.push(Attempt {
+                    seq: seg.seq,
+                    commit_id: seg.commit_id,
+                    results,
+                }),
+                Appended::Lost | Appended::NotSent => {}
+            }
+        }
+        if !unresolved.is_empty() {
+            return Err(self.outcome_unknown());
+        }
+        Err(Error::Contention {
+            table: self.table.name.clone(),
+            partition: self.part,
+        })
+    }
+
+    /// Settles unresolved attempts against the view: the one whose segment
+    /// the view holds has landed; one whose seq another segment holds has
+    /// not; one whose seq was folded into a manifest before this instance
+    /// saw the segment cannot be told apart, so the outcome is unknown.
+    pub(super) fn resolve(&self, unresolved: &mut Vec<Attempt>) -> Result<Option<Attempt>> {
+        let v = self.read_view();
+        let mut i = 0;
+        while i < unresolved.len() {
+            let a = &unresolved[i];
+            if a.seq > v.tail {
+                i += 1;
+                continue;
+            }
+            match v.commits.get(&a.seq) {
+                Some(id) if *id == a.commit_id => return Ok(Some(unresolved.swap_remove(i))),
+                Some(_) => {
+                    unresolved.swap_remove(i);
+                }
+                None => {
+                    return Err(Error::OutcomeUnknown {
+                        table: self.table.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The segment that would follow the view's tail: its commit time after
+    /// every commit the view has seen, its last-writer-wins time no earlier
+    /// than that nor than `min_lww` (the hybrid clock every commit path
+    /// shares), its old-image generation no lower than the tail's.
+    pub(super) fn next_segment(
+        &self,
+        commit_id: u128,
+        min_lww: u64,
+        images_gen: u64,
+        mutations: Vec<Mutation>,
+    ) -> LogSegment {
+        let v = self.read_view();
+        let commit_ts = self.clock().now_micros().max(v.last_ts + 1);
+        LogSegment {
+            seq: v.tail + 1,
+            commit_id,
+            commit_ts_micros: commit_ts,
+            lww_ts_micros: commit_ts.max(min_lww),
+            origin_region: self.ctx.config.region.clone(),
+            images_gen: Some(images_gen),
+            mutations,
+        }
+    }
+
+    /// The old-image generation the next segment is written under: the
+    /// descriptor's, or the tail's if that is newer (a stale descriptor).
+    pub(super) fn next_images_gen(&self) -> u64 {
+        self.table.images_gen().max(self.read_view().images_gen)
+    }
+
+    pub(super) async fn refresh_if_stale(&self) -> Result<()> {
+        let max_age = self.ctx.config.max_view_age();
+        let clock = self.clock();
+        let stale = {
+            let v = self.read_view();
+            !v.loaded
+                || !clock.fresh(v.tail_checked, max_age)
+                || !clock.fresh(v.manifest_checked, max_age)
+        };
+        if stale {
+            self.refresh_locked(clock.tick()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Each request's result, the fresh ones committed at `seq`.
+pub(super) fn finish(results: Evaluated, seq: u64) -> Vec<Result<Committed>> {
+    results
+        .into_iter()
+        .map(|r| {
+            r.map(|(mut c, fresh)| {
+                if fresh {
+                    c.seq = seq;
+                }
+                c
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,157 @@
+//! One partition of one table: its view of the log, the commit protocol,
+//! reads, compaction and GC.
+//!
+//! # The view
+//! An instance holds, per partition, the newest manifest it knows, the log
+//! tail `t` it has applied, and the items of segments after the manifest's
+//! `compacted_through` in memory (`mem`). Two instants make the view safe to
+//! use (see ARCHITECTURE.md for the argument):
+//!
+//! - `tail_checked` (R): every log segment with seq > `t` was created after R.
+//!   A probe of `log/<t+1>` that finds nothing, or a create of `log/<t+1>`
+//!   sent at R, establishes it.
+//! - `manifest_checked` (F): at F, no manifest newer than ours existed.
+//!
+//! GC deletes a compacted segment, a superseded manifest or an unreferenced
+//! run only `gc_grace` (+ clock skew) after the manifest that made it
+//! garbage. A view whose R and F are younger than `gc_grace / 2` therefore
+//! cannot be fooled by a deletion: a `log/<t+1>` that is absent was never
+//! created, so creating it cannot be swallowed by compaction, and a manifest's
+//! runs still exist. Older views are refreshed before use.
+//!
+//! # Files
+//! One concern each: `view` (what an instance holds), `refresh` (bringing
+//! it up to date), `read` and `merge` (point and range reads), `evaluate`
+//! (conditions and updates), `commit` (group commit), `append` (the one
+//! conditional-append loop every log write goes through), `replicated`
+//! (last-writer-wins applies), `history` (point-in-time plans and chunked
+//! reads), `log` (stream reads), `compaction`, `gc`.
+
+mod append;
+mod commit;
+mod compaction;
+mod evaluate;
+mod gc;
+mod history;
+mod log;
+mod merge;
+mod read;
+mod refresh;
+mod replicated;
+mod view;
+
+use append::Appended;
+use commit::{Evaluated, Pending};
+pub use compaction::CompactionOutcome;
+pub use gc::GcReport;
+pub use history::PointInTimePlan;
+pub use log::LogRead;
+pub(crate) use merge::{above_lo, below_hi};
+use merge::{is_empty_range, Merger, RunCursor};
+pub use replicated::ReplicatedChange;
+use view::{first_after, segment_bytes, View};
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use tokio::sync::oneshot;
+
+use crate::cache::{Caches, PageKey};
+use crate::catalog::TableDescriptor;
+use crate::clock::{Clock, Tick};
+use crate::config::EngineConfig;
+use crate::error::{Error, Result};
+use crate::io::{self, Created};
+use crate::keys::encode_key;
+use crate::manifest::{FoldedToken, Manifest};
+use crate::ops::{Change, Committed, Page, WriteOutcome, WriteRequest};
+use crate::paths::{self, PartitionPaths};
+use crate::run::{build_run, Block, RunInfo, RunMeta, Version};
+use crate::segment::{LogSegment, Mutation, Stamp};
+use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
+
+/// Races lost in a row before a commit gives up with `Contention`.
+const MAX_COMMIT_ATTEMPTS: usize = 256;
+/// Segments a partition remembers after applying them (see `recent`), and
+/// the most item bytes they may hold.
+const RECENT_SEGMENTS: usize = 128;
+const RECENT_BYTES: usize = 1 << 20;
+/// Consecutive segments found by probing before switching to a LIST.
+const PROBES_BEFORE_LIST: usize = 4;
+
+/// What every partition shares: the store, the settings, the block cache.
+pub(crate) struct Ctx {
+    pub store: Arc<dyn object_store::ObjectStore>,
+    pub config: EngineConfig,
+    pub cache: Caches,
+}
+
+pub(crate) struct Partition {
+    ctx: Arc<Ctx>,
+    pub table: Arc<TableDescriptor>,
+    pub part: u32,
+    paths: PartitionPaths,
+    /// This partition's name in the caches (its prefix, which includes the
+    /// table incarnation: a re-created table never meets old entries).
+    cache_id: Arc<str>,
+    view: RwLock<View>,
+    /// Serializes everything that advances the view through the store.
+    sync: tokio::sync::Mutex<()>,
+    pending: std::sync::Mutex<Vec<Pending>>,
+    compacting: AtomicBool,
+    /// When the compaction hook was last called for this partition.
+    hooked: std::sync::Mutex<Option<Tick>>,
+    /// No log segment before this one exists any more (a lower bound).
+    first_retained: std::sync::atomic::AtomicU64,
+    /// The last segments this instance applied, so a stream reader or a
+    /// replicator on it does not fetch them a second time.
+    recent: std::sync::Mutex<std::collections::VecDeque<Arc<LogSegment>>>,
+}
+
+impl Partition {
+    pub fn new(ctx: Arc<Ctx>, table: Arc<TableDescriptor>, part: u32) -> Self {
+        let paths = PartitionPaths::new(&table.name, &table.incarnation, part);
+        let cache_id: Arc<str> = Arc::from(paths.root());
+        Self {
+            ctx,
+            table,
+            part,
+            paths,
+            cache_id,
+            view: RwLock::new(View::default()),
+            sync: tokio::sync::Mutex::new(()),
+            pending: std::sync::Mutex::new(Vec::new()),
+            compacting: AtomicBool::new(false),
+            hooked: std::sync::Mutex::new(None),
+            first_retained: std::sync::atomic::AtomicU64::new(1),
+            recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    fn store(&self) -> &dyn object_store::ObjectStore {
+        self.ctx.store.as_ref()
+    }
+
+    fn clock(&self) -> &Clock {
+        &self.ctx.config.clock
+    }
+
+    fn read_view(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_view(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Log tail length and manifest version, for tests and metrics.
+    pub fn stats(&self) -> (u64, u64, u64) {
+        let v = self.read_view();
+        (v.tail, v.manifest.compacted_through, v.manifest.version)
+    }
+}

@@ -1,0 +1,153 @@
+use super::*;
+
+impl Partition {
+    /// The newest version of `key`, tombstones included: the log tail
+    /// first, then the item cache, then the runs newest-first.
+    pub(super) async fn lookup(&self, key: &[u8]) -> Result<Option<Version>> {
+        let manifest = {
+            let v = self.read_view();
+            if let Some(found) = v.mem.get(key) {
+                return Ok(Some(found.clone()));
+            }
+            Arc::clone(&v.manifest)
+        };
+        if manifest.runs.is_empty() {
+            return Ok(None);
+        }
+        if let Some(cached) = self.ctx.cache.item(&self.cache_id, manifest.version, key) {
+            return Ok(cached);
+        }
+        let found = self.lookup_runs(&manifest, key).await?;
+        self.ctx
+            .cache
+            .put_item(&self.cache_id, manifest.version, key, found.clone());
+        Ok(found)
+    }
+
+    pub(super) async fn lookup_runs(
+        &self,
+        manifest: &Manifest,
+        key: &[u8],
+    ) -> Result<Option<Version>> {
+        for run in &manifest.runs {
+            let path = self.paths.run(&run.id);
+            let meta = self.ctx.cache.run_meta(self.store(), &path, run).await?;
+            if !meta.bloom.may_contain(key) {
+                continue;
+            }
+            let b = meta.block_at_or_after(key);
+            let Some(handle) = meta.blocks.get(b) else {
+                continue;
+            };
+            let block = self.ctx.cache.block(self.store(), &path, handle).await?;
+            if let Ok(i) = block.binary_search_by(|(k, _)| k.as_slice().cmp(key)) {
+                return Ok(Some(block[i].1.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    pub async fn get(&self, key: &[u8], strong: bool) -> Result<Option<Arc<Item>>> {
+        self.ensure_fresh(strong).await?;
+        Ok(self
+            .lookup(key)
+            .await?
+            .filter(|v| !v.deleted)
+            .map(|v| v.item))
+    }
+
+    /// Items with keys in `(lo, hi)`, in key order (or reverse), skipping
+    /// tombstones, up to `limit` items or `max_bytes` of item data.
+    pub async fn range(
+        &self,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        forward: bool,
+        limit: usize,
+        max_bytes: usize,
+        strong: bool,
+    ) -> Result<Page> {
+        if is_empty_range(&lo, &hi) {
+            return Ok(Page::default());
+        }
+        self.ensure_fresh(strong).await?;
+        let cache_key = PageKey {
+            partition: Arc::clone(&self.cache_id),
+            lo: lo.clone(),
+            hi: hi.clone(),
+            forward,
+            limit,
+            max_bytes,
+        };
+        let stamp_now = {
+            let v = self.read_view();
+            (v.manifest.version, v.tail)
+        };
+        if let Some(page) = self.ctx.cache.page(&cache_key, stamp_now) {
+            return Ok(page);
+        }
+        // The snapshot and its stamp are taken under one lock.
+        let (mem, manifest, stamp) = {
+            let v = self.read_view();
+            let mut mem: Vec<(Vec<u8>, Version)> = v
+                .mem
+                .range((lo.clone(), hi.clone()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if !forward {
+                mem.reverse();
+            }
+            (mem, Arc::clone(&v.manifest), (v.manifest.version, v.tail))
+        };
+        let mut merge = self.merger(mem, &manifest, lo, hi, forward).await?;
+        let mut page = Page::default();
+        let mut bytes = 0;
+        while page.items.len() < limit && bytes < max_bytes {
+            let Some((_, version)) = merge.next().await? else {
+                self.ctx.cache.put_page(cache_key, stamp, page.clone());
+                return Ok(page);
+            };
+            if !version.deleted {
+                bytes += item_size(&version.item);
+                page.items.push(version.item);
+            }
+        }
+        // Stopped at a limit: say where to resume.
+        page.last_key = page
+            .items
+            .last()
+            .map(|item| key_attributes(&self.table, item));
+        self.ctx.cache.put_page(cache_key, stamp, page.clone());
+        Ok(page)
+    }
+
+    pub(super) async fn merger(
+        &self,
+        mem: Vec<(Vec<u8>, Version)>,
+        manifest: &Manifest,
+        lo: Bound<Vec<u8>>,
+        hi: Bound<Vec<u8>>,
+        forward: bool,
+    ) -> Result<Merger<'_>> {
+        let mut runs = Vec::with_capacity(manifest.runs.len());
+        for run in &manifest.runs {
+            let path = self.paths.run(&run.id);
+            let meta = self.ctx.cache.run_meta(self.store(), &path, run).await?;
+            runs.push(RunCursor::new(path, meta, lo.clone(), hi.clone(), forward));
+        }
+        Ok(Merger {
+            part: self,
+            mem: mem.into_iter().peekable(),
+            runs,
+            forward,
+        })
+    }
+}
+
+pub(super) fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {
+    let s = &table.key_schema;
+    std::iter::once(&s.hash)
+        .chain(s.range.as_ref())
+        .filter_map(|a| item.get(&a.name).map(|v| (a.name.clone(), v.clone())))
+        .collect()
+}

@@ -1,0 +1,114 @@
+use super::*;
+
+#[derive(Default)]
+pub(super) struct View {
+    pub(super) loaded: bool,
+    pub(super) manifest: Arc<Manifest>,
+    pub(super) manifest_checked: Option<Tick>,
+    pub(super) tail: u64,
+    pub(super) tail_checked: Option<Tick>,
+    /// Commit time of the tail segment (commit times increase along the log).
+    pub(super) last_ts: u64,
+    /// Old-image generation of the tail segment (the next one inherits it).
+    pub(super) images_gen: u64,
+    /// Commit id of each segment after `manifest.compacted_through`, so a
+    /// writer recognises its own segment however it learns of it.
+    pub(super) commits: BTreeMap<u64, u128>,
+    /// Newest version of each key written after `manifest.compacted_through`.
+    pub(super) mem: BTreeMap<Vec<u8>, Version>,
+    pub(super) mem_bytes: usize,
+    /// Client tokens in `mem`'s segments: token -> (seq, ts).
+    pub(super) tokens: HashMap<String, (u64, u64)>,
+}
+
+impl View {
+    pub(super) fn apply(&mut self, seg: &LogSegment) {
+        if seg.seq <= self.tail {
+            return;
+        }
+        let origin: Arc<str> = Arc::from(seg.origin_region.as_str());
+        for m in &seg.mutations {
+            self.mem_bytes += entry_bytes(&m.key, &m.image);
+            let (ts_micros, origin) = match &m.replicated {
+                Some(s) => (s.ts_micros, Arc::clone(&s.region)),
+                None => (seg.lww_ts_micros, Arc::clone(&origin)),
+            };
+            let replaced = self.mem.insert(
+                m.key.clone(),
+                Version {
+                    seq: seg.seq,
+                    ts_micros,
+                    origin,
+                    deleted: m.deleted,
+                    item: Arc::clone(&m.image),
+                },
+            );
+            if let Some(old) = replaced {
+                self.mem_bytes = self
+                    .mem_bytes
+                    .saturating_sub(entry_bytes(&m.key, &old.item));
+            }
+            if let Some(t) = &m.token {
+                self.tokens
+                    .insert(t.clone(), (seg.seq, seg.commit_ts_micros));
+            }
+        }
+        self.tail = seg.seq;
+        self.last_ts = self.last_ts.max(seg.commit_ts_micros);
+        self.images_gen = self.images_gen.max(seg.images_gen.unwrap_or_default());
+        self.commits.insert(seg.seq, seg.commit_id);
+    }
+
+    /// Adopts a newer manifest: what it folded leaves `mem`.
+    pub(super) fn install(&mut self, m: Arc<Manifest>) {
+        if m.version <= self.manifest.version && self.loaded {
+            return;
+        }
+        let ct = m.compacted_through;
+        self.mem.retain(|_, v| v.seq > ct);
+        self.tokens.retain(|_, (seq, _)| *seq > ct);
+        self.commits.retain(|seq, _| *seq > ct);
+        self.images_gen = self.images_gen.max(m.images_gen);
+        self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
+        self.tail = self.tail.max(ct);
+        self.last_ts = self.last_ts.max(m.folded_ts_micros);
+        self.manifest = m;
+    }
+
+    pub(super) fn token_seq(&self, token: &str) -> Option<u64> {
+        self.tokens.get(token).map(|(s, _)| *s).or_else(|| {
+            self.manifest
+                .tokens
+                .iter()
+                .find(|t| t.token == token)
+                .map(|t| t.seq)
+        })
+    }
+}
+
+/// The first `limit` entries of `mem` with keys after `after` (a merge of
+/// `limit` results never needs more of them).
+pub(super) fn first_after(
+    mem: &BTreeMap<Vec<u8>, Version>,
+    after: Option<&[u8]>,
+    limit: usize,
+) -> Vec<(Vec<u8>, Version)> {
+    let lo = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_vec()));
+    mem.range((lo, Bound::Unbounded))
+        .take(limit)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Item bytes a segment holds (images and old images).
+pub(super) fn segment_bytes(seg: &LogSegment) -> usize {
+    seg.mutations
+        .iter()
+        .map(|m| entry_bytes(&m.key, &m.image) + m.old_image.as_deref().map_or(0, item_size))
+        .sum()
+}
+
+/// Memory a tail entry is charged for.
+pub(super) fn entry_bytes(key: &[u8], item: &Item) -> usize {
+    key.len() + item_size(item) + 32
+}
