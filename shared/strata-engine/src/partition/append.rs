@@ -1,3 +1,5 @@
+use futures::future::BoxFuture;
+
 use super::*;
 
 /// What a create of the next log segment came to.
@@ -13,7 +15,115 @@ pub(super) enum Appended {
     NotSent,
 }
 
+/// What one round of [`Partition::append_loop`] proposes.
+pub(super) enum Proposal<T> {
+    /// Nothing to write: the loop's answer.
+    Done(T),
+    /// Append this segment; the answer if it commits.
+    Append(LogSegment, T),
+}
+
+/// How fresh the view must be at the start of each round.
+pub(super) enum Refresh {
+    /// Younger than `gc_grace / 2` (what a write needs).
+    IfStale,
+    /// Brought up to date now.
+    Now,
+}
+
+/// What becomes of an attempt whose outcome is not known yet (S3 answered
+/// 409 while a create of that name was in flight, possibly this one).
+pub(super) enum IfUnresolved {
+    /// Kept until the view learns who holds its seq: if it was ours, its
+    /// answer is the loop's (for writes that must not apply twice).
+    Remember,
+    /// Forgotten: the next round evaluates again (for writes that are
+    /// harmless to apply twice).
+    Reevaluate,
+}
+
+/// An attempt kept under [`IfUnresolved::Remember`].
+struct Attempt<T> {
+    seq: u64,
+    commit_id: u128,
+    answer: T,
+}
+
 impl Partition {
+    /// The conditional-append loop every log write goes through (commits,
+    /// replicated applies, empty seals): refresh the view, let `propose`
+    /// build the next segment from it, create `log/<t+1>`; on a lost race
+    /// the view has applied the winner and the next round proposes again.
+    /// Returns the answer and the seq it committed at (0 when nothing was
+    /// written). Call with `sync` held.
+    pub(super) async fn append_loop<'a, T>(
+        &'a self,
+        refresh: Refresh,
+        if_unresolved: IfUnresolved,
+        mut propose: impl FnMut() -> BoxFuture<'a, Result<Proposal<T>>>,
+    ) -> Result<(T, u64)> {
+        let mut unresolved: Vec<Attempt<T>> = Vec::new();
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
+            match refresh {
+                Refresh::IfStale => self.refresh_if_stale().await?,
+                Refresh::Now => self.refresh_locked(self.clock().tick()).await?,
+            }
+            if let Some(landed) = self.resolve(&mut unresolved)? {
+                return Ok((landed.answer, landed.seq));
+            }
+            let (seg, answer) = match propose().await? {
+                Proposal::Done(answer) => return Ok((answer, 0)),
+                Proposal::Append(seg, answer) => (seg, answer),
+            };
+            match self.try_append(&seg).await? {
+                Appended::Committed => return Ok((answer, seg.seq)),
+                Appended::Unresolved if matches!(if_unresolved, IfUnresolved::Remember) => {
+                    unresolved.push(Attempt {
+                        seq: seg.seq,
+                        commit_id: seg.commit_id,
+                        answer,
+                    })
+                }
+                Appended::Unresolved | Appended::Lost | Appended::NotSent => {}
+            }
+        }
+        if !unresolved.is_empty() {
+            return Err(self.outcome_unknown());
+        }
+        Err(Error::Contention {
+            table: self.table.name.clone(),
+            partition: self.part,
+        })
+    }
+
+    /// Settles unresolved attempts against the view: the one whose segment
+    /// the view holds has landed; one whose seq another segment holds has
+    /// not; one whose seq was folded into a manifest before this instance
+    /// saw the segment cannot be told apart, so the outcome is unknown.
+    fn resolve<T>(&self, unresolved: &mut Vec<Attempt<T>>) -> Result<Option<Attempt<T>>> {
+        let v = self.read_view();
+        let mut i = 0;
+        while i < unresolved.len() {
+            let a = &unresolved[i];
+            if a.seq > v.tail {
+                i += 1;
+                continue;
+            }
+            match v.commits.get(&a.seq) {
+                Some(id) if *id == a.commit_id => return Ok(Some(unresolved.swap_remove(i))),
+                Some(_) => {
+                    unresolved.swap_remove(i);
+                }
+                None => {
+                    return Err(Error::OutcomeUnknown {
+                        table: self.table.name.clone(),
+                    })
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Creates `log/<seg.seq>` (see [`Appended`]). The view the segment was
     /// evaluated on must still be younger than `gc_grace / 2` right before
     /// each send, and every path that reports the segment committed first

@@ -8,15 +8,6 @@ pub(super) struct Pending {
 /// Each request's result in one evaluation (`true`: it adds mutations).
 pub(super) type Evaluated = Vec<Result<(Committed, bool)>>;
 
-/// A create of `log/<seq>` whose outcome is not known yet (S3 answered 409:
-/// a conditional write of that name was still in flight, possibly this
-/// one). It is resolved when the view learns who holds `seq`.
-pub(super) struct Attempt {
-    pub(super) seq: u64,
-    pub(super) commit_id: u128,
-    pub(super) results: Evaluated,
-}
-
 impl Partition {
     /// Commits one request, group-committed with whatever else is queued for
     /// this partition in this process.
@@ -61,77 +52,33 @@ impl Partition {
         }
     }
 
-    /// The protocol: evaluate against the view, create `log/<t+1>`; on a lost
-    /// race apply the winner and go again.
-    ///
-    /// Every evaluation gets its own commit id, and an attempt whose outcome
-    /// is unknown (a create S3 refused with 409 while one was in flight) is
-    /// kept until the view learns who holds its seq: if it was ours, its
-    /// results are the answer, and the requests are never evaluated again
-    /// on top of their own effects.
+    /// Evaluates the group against the view and appends its mutations as
+    /// the next segment; on a lost race the loop applies the winner and
+    /// evaluates again. Every evaluation gets its own commit id, and an
+    /// attempt whose outcome is unknown is remembered until the view learns
+    /// who holds its seq: if it was ours, its results are the answer, and
+    /// the requests are never evaluated again on top of their own effects.
     pub(super) async fn commit_requests(
         &self,
         reqs: &[WriteRequest],
     ) -> Result<Vec<Result<Committed>>> {
-        let mut unresolved: Vec<Attempt> = Vec::new();
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.refresh_if_stale().await?;
-            if let Some(landed) = self.resolve(&mut unresolved)? {
-                return Ok(finish(landed.results, landed.seq));
-            }
-            let (mutations, results, newest_seen, images_gen) = self.evaluate(reqs).await?;
-            if mutations.is_empty() {
-                return Ok(finish(results, 0));
-            }
-            // Newer than every version it replaces, even one replicated from a
-            // region whose clock runs ahead: last-writer-wins then agrees with
-            // the order this region applied them in.
-            let seg = self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
-            match self.try_append(&seg).await? {
-                Appended::Committed => return Ok(finish(results, seg.seq)),
-                Appended::Unresolved => unresolved.push(Attempt {
-                    seq: seg.seq,
-                    commit_id: seg.commit_id,
-                    results,
-                }),
-                Appended::Lost | Appended::NotSent => {}
-            }
-        }
-        if !unresolved.is_empty() {
-            return Err(self.outcome_unknown());
-        }
-        Err(Error::Contention {
-            table: self.table.name.clone(),
-            partition: self.part,
-        })
-    }
-
-    /// Settles unresolved attempts against the view: the one whose segment
-    /// the view holds has landed; one whose seq another segment holds has
-    /// not; one whose seq was folded into a manifest before this instance
-    /// saw the segment cannot be told apart, so the outcome is unknown.
-    pub(super) fn resolve(&self, unresolved: &mut Vec<Attempt>) -> Result<Option<Attempt>> {
-        let v = self.read_view();
-        let mut i = 0;
-        while i < unresolved.len() {
-            let a = &unresolved[i];
-            if a.seq > v.tail {
-                i += 1;
-                continue;
-            }
-            match v.commits.get(&a.seq) {
-                Some(id) if *id == a.commit_id => return Ok(Some(unresolved.swap_remove(i))),
-                Some(_) => {
-                    unresolved.swap_remove(i);
-                }
-                None => {
-                    return Err(Error::OutcomeUnknown {
-                        table: self.table.name.clone(),
-                    })
-                }
-            }
-        }
-        Ok(None)
+        let (results, seq) = self
+            .append_loop(Refresh::IfStale, IfUnresolved::Remember, || {
+                Box::pin(async move {
+                    let (mutations, results, newest_seen, images_gen) = self.evaluate(reqs).await?;
+                    if mutations.is_empty() {
+                        return Ok(Proposal::Done(results));
+                    }
+                    // Newer than every version it replaces, even one replicated
+                    // from a region whose clock runs ahead: last-writer-wins then
+                    // agrees with the order this region applied them in.
+                    let seg =
+                        self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
+                    Ok(Proposal::Append(seg, results))
+                })
+            })
+            .await?;
+        Ok(finish(results, seq))
     }
 
     /// The segment that would follow the view's tail: its commit time after

@@ -163,26 +163,25 @@ impl Partition {
     /// unless the refreshed view already satisfies `done`.
     pub(super) async fn commit_empty(
         &self,
-        done: impl Fn(&View) -> bool,
+        done: impl Fn(&View) -> bool + Sync,
         min_commit_ts: u64,
     ) -> Result<()> {
         let _g = self.sync.lock().await;
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            self.refresh_locked(self.clock().tick()).await?;
-            if done(&self.read_view()) {
-                return Ok(());
-            }
-            let mut seg = self.next_segment(rand::random(), 0, self.next_images_gen(), Vec::new());
-            seg.commit_ts_micros = seg.commit_ts_micros.max(min_commit_ts);
-            seg.lww_ts_micros = seg.commit_ts_micros;
-            if self.try_append(&seg).await? == Appended::Committed {
-                return Ok(());
-            }
-        }
-        Err(Error::Contention {
-            table: self.table.name.clone(),
-            partition: self.part,
+        let done = &done;
+        self.append_loop(Refresh::Now, IfUnresolved::Reevaluate, || {
+            Box::pin(async move {
+                if done(&self.read_view()) {
+                    return Ok(Proposal::Done(()));
+                }
+                let mut seg =
+                    self.next_segment(rand::random(), 0, self.next_images_gen(), Vec::new());
+                seg.commit_ts_micros = seg.commit_ts_micros.max(min_commit_ts);
+                seg.lww_ts_micros = seg.commit_ts_micros;
+                Ok(Proposal::Append(seg, ()))
+            })
         })
+        .await?;
+        Ok(())
     }
 
     /// Up to `limit` versions (tombstones included) of a point-in-time plan

@@ -40,7 +40,7 @@ mod refresh;
 mod replicated;
 mod view;
 
-use append::Appended;
+use append::{IfUnresolved, Proposal, Refresh};
 use commit::{Evaluated, Pending};
 pub use compaction::CompactionOutcome;
 pub use gc::GcReport;

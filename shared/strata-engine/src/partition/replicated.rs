@@ -21,33 +21,26 @@ impl Partition {
     pub async fn apply_replicated(self: &Arc<Self>, changes: &[ReplicatedChange]) -> Result<usize> {
         let applied = {
             let _g = self.sync.lock().await;
-            let mut applied = None;
-            for _ in 0..MAX_COMMIT_ATTEMPTS {
-                self.refresh_if_stale().await?;
-                let images_gen = self.next_images_gen();
-                let mutations = self
-                    .evaluate_replicated(changes, images_gen % 2 == 1)
-                    .await?;
-                if mutations.is_empty() {
-                    applied = Some(0);
-                    break;
-                }
-                let n = mutations.len();
-                // Applying a batch twice is a no-op (last writer wins), so an
-                // unresolved attempt needs no bookkeeping: evaluate again.
-                let seg = self.next_segment(rand::random(), 0, images_gen, mutations);
-                if self.try_append(&seg).await? == Appended::Committed {
-                    applied = Some(n);
-                    break;
-                }
-            }
-            applied
+            // Applying a batch twice is a no-op (last writer wins), so an
+            // attempt whose outcome is unknown is simply evaluated again.
+            self.append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
+                Box::pin(async move {
+                    let images_gen = self.next_images_gen();
+                    let mutations = self
+                        .evaluate_replicated(changes, images_gen % 2 == 1)
+                        .await?;
+                    if mutations.is_empty() {
+                        return Ok(Proposal::Done(0));
+                    }
+                    let n = mutations.len();
+                    let seg = self.next_segment(rand::random(), 0, images_gen, mutations);
+                    Ok(Proposal::Append(seg, n))
+                })
+            })
+            .await
         };
         self.maybe_compact();
-        applied.ok_or_else(|| Error::Contention {
-            table: self.table.name.clone(),
-            partition: self.part,
-        })
+        Ok(applied?.0)
     }
 
     pub(super) async fn evaluate_replicated(
