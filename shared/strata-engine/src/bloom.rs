@@ -11,18 +11,29 @@ pub struct Bloom {
     bits: Vec<u8>,
 }
 
-fn hashes(key: &[u8]) -> (u32, u32) {
-    let h = xxhash_rust::xxh3::xxh3_64(key);
+/// A key's hash, what the filter is built from.
+pub fn key_hash(key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(key)
+}
+
+fn hashes(h: u64) -> (u32, u32) {
     (h as u32, (h >> 32) as u32 | 1)
 }
 
 impl Bloom {
     pub fn build<'a>(keys: impl ExactSizeIterator<Item = &'a [u8]>) -> Bloom {
-        let nbits = (keys.len() * BITS_PER_KEY).max(64);
+        let hashes: Vec<u64> = keys.map(key_hash).collect();
+        Bloom::from_hashes(&hashes)
+    }
+
+    /// The filter of the keys with these [`key_hash`]es (8 bytes a key
+    /// while an SST is written, instead of the keys).
+    pub fn from_hashes(key_hashes: &[u64]) -> Bloom {
+        let nbits = (key_hashes.len() * BITS_PER_KEY).max(64);
         let mut bits = vec![0u8; nbits.div_ceil(8)];
         let nbits = bits.len() * 8;
-        for key in keys {
-            let (mut h, delta) = hashes(key);
+        for &kh in key_hashes {
+            let (mut h, delta) = hashes(kh);
             for _ in 0..PROBES {
                 let bit = h as usize % nbits;
                 bits[bit / 8] |= 1 << (bit % 8);
@@ -38,7 +49,7 @@ impl Bloom {
         if nbits == 0 {
             return true;
         }
-        let (mut h, delta) = hashes(key);
+        let (mut h, delta) = hashes(key_hash(key));
         for _ in 0..PROBES {
             let bit = h as usize % nbits;
             if self.bits[bit / 8] & (1 << (bit % 8)) == 0 {

@@ -22,6 +22,20 @@ impl std::fmt::Debug for CompactionHook {
     }
 }
 
+/// How compaction shapes a partition's sorted runs. Both keep memory
+/// bounded; they trade write amplification against read and space
+/// amplification (the `levels` bench measures all three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompactionPolicy {
+    /// One sorted run per level, each `level_ratio` times the one above;
+    /// an oversized level pushes one SST at a time into the next. Point
+    /// reads touch one SST per level; little space beyond the data.
+    Leveled,
+    /// Runs of similar size are merged `max_runs` at a time into one run
+    /// of the next tier. Writes less, keeps more runs (reads and space).
+    Tiered,
+}
+
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// The region stamped on every commit as its origin.
@@ -52,10 +66,22 @@ pub struct EngineConfig {
     /// `compaction_hook_interval` per partition) instead of compacting here.
     pub compaction_hook: Option<CompactionHook>,
     pub compaction_hook_interval: Duration,
-    /// Runs a partition may have before compaction merges them all into one.
+    /// Level-0 sorted runs (flushes of the log) that trigger a merge into
+    /// level 1; under the tiered policy, how many runs of a size are merged.
     pub max_runs: usize,
-    /// Target size of a run's data blocks.
+    /// Target size of an SST's data blocks.
     pub block_size: usize,
+    /// Target size of an SST: compactions cut their output here and hold
+    /// at most one SST being written.
+    pub sst_bytes: usize,
+    /// Target size of level 1; each deeper level is `level_ratio` times
+    /// the one above.
+    pub level_base_bytes: u64,
+    pub level_ratio: u64,
+    /// Bytes a compaction reads ahead per input sorted run, in one ranged GET.
+    pub read_ahead_bytes: usize,
+    /// How sorted runs are merged (see `CompactionPolicy`).
+    pub compaction_policy: CompactionPolicy,
     /// Bytes the caches may hold in all (blocks, items, pages). Defaults to
     /// 40% of a Lambda function's memory, else 10% of the machine's.
     pub cache_bytes: u64,
@@ -84,6 +110,11 @@ impl Default for EngineConfig {
             compaction_hook_interval: Duration::from_secs(30),
             max_runs: 4,
             block_size: 32 << 10,
+            sst_bytes: 16 << 20,
+            level_base_bytes: 64 << 20,
+            level_ratio: 10,
+            read_ahead_bytes: 1 << 20,
+            compaction_policy: CompactionPolicy::Leveled,
             cache_bytes: crate::cache::default_cache_bytes(),
             token_window: Duration::from_secs(600),
             // Log retention plus a margin (see `set_log_retention`).
@@ -141,5 +172,15 @@ impl EngineConfig {
     /// before it is used to write or to serve a strong read.
     pub fn max_view_age(&self) -> Duration {
         self.gc_grace / 2
+    }
+
+    /// The most memory one compaction step holds beyond the log tail it
+    /// flushes, whatever the partition's size: the SST being written (and
+    /// its 8-byte-a-key bloom input), and per input sorted run its read-ahead
+    /// buffer, one decoded block and the open SST's block index and filter.
+    pub fn compaction_memory(&self, inputs: usize) -> usize {
+        let writer = self.sst_bytes + self.sst_bytes / 8 + 2 * self.block_size;
+        let per_input = self.read_ahead_bytes + 4 * self.block_size + self.sst_bytes / 16;
+        writer + inputs * per_input
     }
 }

@@ -679,8 +679,9 @@ impl Engine {
 
     /// Fills `target` (a table created with `source`'s key schema and
     /// partition count) with exactly the items `source` held at `t_micros`:
-    /// each partition's items become one run of the target, the oldest data
-    /// it has. Returns the number of items.
+    /// each partition's items become one sorted run of the target, the
+    /// oldest data it has, written SST by SST as the moment is read (memory
+    /// bounded by one chunk and one SST). Returns the number of items.
     pub async fn restore_into(&self, source: &str, target: &str, t_micros: u64) -> Result<u64> {
         let desc = self.describe_table(source).await?;
         let t = self.table(target).await?;
@@ -692,17 +693,14 @@ impl Engine {
         let mut items = 0;
         for part in 0..desc.partitions {
             let mut moment = self.point_in_time(source, part, t_micros).await?;
-            let mut entries = Vec::new();
-            while let Some(chunk) = moment.next_chunk(10_000).await? {
-                entries.extend(
-                    chunk
-                        .into_iter()
-                        .filter(|(_, v)| !v.deleted)
-                        .map(|(k, v)| (k, Version { seq: 0, ..v })),
-                );
+            let mut ingest = t.partitions[part as usize].ingest();
+            while let Some(chunk) = moment.next_chunk(RESTORE_CHUNK).await? {
+                for (k, v) in chunk.into_iter().filter(|(_, v)| !v.deleted) {
+                    ingest.push(&k, &Version { seq: 0, ..v }).await?;
+                    items += 1;
+                }
             }
-            items += entries.len() as u64;
-            t.partitions[part as usize].ingest(&entries).await?;
+            ingest.finish().await?;
         }
         Ok(items)
     }
@@ -755,6 +753,9 @@ impl Engine {
         Ok(t.partitions.iter().map(|p| p.stats()).collect())
     }
 }
+
+/// Versions a restore reads from its source at a time.
+const RESTORE_CHUNK: usize = 10_000;
 
 /// One partition of a table as it was at one moment, read in key order,
 /// chunk by chunk (tombstones included, so two moments can be compared).

@@ -27,7 +27,7 @@ pub mod value;
 
 pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
-pub use config::{CompactionHook, EngineConfig};
+pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
 pub use engine::{Engine, PointInTime};
 pub use error::{Error, Result};
 pub use number::Number;

@@ -1,6 +1,12 @@
-//! Partition manifests: which runs are live and how far the log is folded
-//! into them. A new version is published by a conditional create of
-//! `manifest/<v+1>`, so two compactors can never both win.
+//! Partition manifests: which SSTs are live, in which sorted runs, and how
+//! far the log is folded into them. A new version is published by a
+//! conditional create of `manifest/<v+1>`, so two compactors can never both
+//! win.
+//!
+//! Format 2 lists sorted runs (`levels`), newest first: level-0 runs are
+//! flushes of the log; each deeper level is one sorted run cut into SSTs
+//! with disjoint key ranges. Format 1 (before levels) listed `runs`, each
+//! one SST; it is read as one level-0 sorted run per SST.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +14,31 @@ use crate::codec::{seal, unseal, DecodeError};
 use crate::run::RunInfo;
 
 const MAGIC: &[u8; 4] = b"STMF";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The format before levels, still read.
+const VERSION_RUNS: u8 = 1;
+
+/// One sorted run: SSTs with disjoint key ranges, in key order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortedRun {
+    /// 0 for a flush of the log; 1.. for the levels below it.
+    pub level: u32,
+    pub ssts: Vec<RunInfo>,
+}
+
+impl SortedRun {
+    pub fn bytes(&self) -> u64 {
+        self.ssts.iter().map(|s| s.size).sum()
+    }
+
+    /// The SST that may hold `key`: at most one, by binary search.
+    pub fn sst_for(&self, key: &[u8]) -> Option<&RunInfo> {
+        let i = self
+            .ssts
+            .partition_point(|s| !s.range_unknown() && s.last_key.as_slice() < key);
+        self.ssts.get(i).filter(|s| s.covers(key))
+    }
+}
 
 /// A client request token folded into runs, kept for the idempotency window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +54,12 @@ pub struct Manifest {
     pub version: u64,
     /// Every log segment with seq <= this is folded into `runs`.
     pub compacted_through: u64,
-    /// Live runs, newest first.
+    /// Live sorted runs, newest first: for any key, a version in an earlier
+    /// run is newer than one in a later run.
+    #[serde(default)]
+    pub levels: Vec<SortedRun>,
+    /// Format 1's SSTs, newest first (moved into `levels` when read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub runs: Vec<RunInfo>,
     /// Wall-clock creation time (ms since the epoch), for GC's grace period.
     pub created_at_ms: u64,
@@ -63,11 +98,29 @@ impl Manifest {
 
     pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if version != VERSION {
+        if version != VERSION && version != VERSION_RUNS {
             return Err(DecodeError(format!(
-                "unsupported manifest version {version}"
+                "manifest format {version} found; this build reads formats {VERSION_RUNS} and {VERSION} (upgrade it)"
             )));
         }
-        serde_json::from_slice(body).map_err(|e| DecodeError(format!("bad manifest: {e}")))
+        let mut m: Manifest =
+            serde_json::from_slice(body).map_err(|e| DecodeError(format!("bad manifest: {e}")))?;
+        for sst in std::mem::take(&mut m.runs) {
+            m.levels.push(SortedRun {
+                level: 0,
+                ssts: vec![sst],
+            });
+        }
+        Ok(m)
+    }
+
+    /// Every live SST.
+    pub fn ssts(&self) -> impl Iterator<Item = &RunInfo> {
+        self.levels.iter().flat_map(|r| r.ssts.iter())
+    }
+
+    /// Whether any SST holds data.
+    pub fn has_data(&self) -> bool {
+        self.levels.iter().any(|r| !r.ssts.is_empty())
     }
 }

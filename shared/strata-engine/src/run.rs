@@ -34,15 +34,63 @@ pub struct Version {
     pub item: Arc<Item>,
 }
 
-/// A run as the manifest lists it.
+/// An SST as the manifest lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunInfo {
     pub id: String,
     pub size: u64,
     pub meta_offset: u64,
     pub entries: u64,
-    /// Highest sequence number folded into this run.
+    /// Highest sequence number folded into this SST.
     pub max_seq: u64,
+    /// Its first and last keys (hex). Empty in manifests written before
+    /// levels: such an SST is taken to cover every key.
+    #[serde(default, with = "hex_key")]
+    pub first_key: Vec<u8>,
+    #[serde(default, with = "hex_key")]
+    pub last_key: Vec<u8>,
+}
+
+impl RunInfo {
+    /// Whether `key` lies within this SST's key range.
+    pub fn covers(&self, key: &[u8]) -> bool {
+        self.range_unknown()
+            || (self.first_key.as_slice() <= key && key <= self.last_key.as_slice())
+    }
+
+    /// Written before SSTs recorded their key ranges.
+    pub fn range_unknown(&self) -> bool {
+        self.first_key.is_empty() && self.last_key.is_empty()
+    }
+}
+
+/// Keys in the manifest's JSON as hex strings.
+mod hex_key {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(key: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        use std::fmt::Write;
+        let mut out = String::with_capacity(key.len() * 2);
+        for b in key {
+            let _ = write!(out, "{b:02x}");
+        }
+        s.serialize_str(&out)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() % 2 != 0 {
+            return Err(D::Error::custom("odd-length hex key"));
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| {
+                s.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| D::Error::custom("bad hex key"))
+            })
+            .collect()
+    }
 }
 
 /// Where a data block is, and which keys it covers.
@@ -64,83 +112,138 @@ pub struct RunMeta {
 /// A decoded data block: entries sorted by key.
 pub type Block = Vec<(Vec<u8>, Version)>;
 
-/// Builds a run from entries given in key order, cutting blocks at `block_size`.
+/// Writes one SST from entries given in strictly increasing key order,
+/// cutting data blocks at `block_size`. Holds the SST's bytes (what it has
+/// written so far), one block being filled and 8 bytes a key for the bloom
+/// filter: a compaction cuts SSTs by [`SstWriter::size`] to bound it.
+pub struct SstWriter {
+    id: String,
+    block_size: usize,
+    out: Vec<u8>,
+    handles: Vec<BlockHandle>,
+    block: Writer,
+    count: u64,
+    block_first: Vec<u8>,
+    last: Vec<u8>,
+    first: Vec<u8>,
+    key_hashes: Vec<u64>,
+    max_seq: u64,
+}
+
+impl SstWriter {
+    pub fn new(id: String, block_size: usize) -> Self {
+        Self {
+            id,
+            block_size: block_size.max(1),
+            out: Vec::new(),
+            handles: Vec::new(),
+            block: Writer::default(),
+            count: 0,
+            block_first: Vec::new(),
+            last: Vec::new(),
+            first: Vec::new(),
+            key_hashes: Vec::new(),
+            max_seq: 0,
+        }
+    }
+
+    pub fn push(&mut self, key: &[u8], v: &Version) {
+        debug_assert!(self.key_hashes.is_empty() || key > self.last.as_slice());
+        if self.key_hashes.is_empty() {
+            self.first = key.to_vec();
+        }
+        if self.count == 0 {
+            self.block_first = key.to_vec();
+        }
+        self.max_seq = self.max_seq.max(v.seq);
+        self.block.bytes(key);
+        self.block.u64(v.seq);
+        self.block.u64(v.ts_micros);
+        self.block.str(&v.origin);
+        self.block.u8(u8::from(v.deleted));
+        self.block.item(&v.item);
+        self.count += 1;
+        self.key_hashes.push(crate::bloom::key_hash(key));
+        self.last.clear();
+        self.last.extend_from_slice(key);
+        if self.block.buf.len() >= self.block_size {
+            self.flush_block();
+        }
+    }
+
+    fn flush_block(&mut self) {
+        if self.count == 0 {
+            return;
+        }
+        let mut body = Writer::default();
+        body.u64(self.count);
+        body.buf.extend_from_slice(&self.block.buf);
+        let framed = seal(BLOCK_MAGIC, VERSION, &body.buf);
+        self.handles.push(BlockHandle {
+            first_key: std::mem::take(&mut self.block_first),
+            last_key: self.last.clone(),
+            offset: self.out.len() as u64,
+            len: framed.len() as u64,
+        });
+        self.out.extend_from_slice(&framed);
+        self.block.buf.clear();
+        self.count = 0;
+    }
+
+    /// Entries pushed so far.
+    pub fn entries(&self) -> usize {
+        self.key_hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.key_hashes.is_empty()
+    }
+
+    /// Bytes the SST would have if finished now (less its meta block).
+    pub fn size(&self) -> usize {
+        self.out.len() + self.block.buf.len()
+    }
+
+    /// The SST's bytes and how the manifest lists it.
+    pub fn finish(mut self) -> (RunInfo, Vec<u8>) {
+        self.flush_block();
+        let bloom = Bloom::from_hashes(&self.key_hashes);
+        let mut meta = Writer::default();
+        meta.u64(self.handles.len() as u64);
+        for h in &self.handles {
+            meta.bytes(&h.first_key);
+            meta.bytes(&h.last_key);
+            meta.u64(h.offset);
+            meta.u64(h.len);
+        }
+        bloom.write(&mut meta);
+        let meta_offset = self.out.len() as u64;
+        self.out
+            .extend_from_slice(&seal(META_MAGIC, VERSION, &meta.buf));
+        let info = RunInfo {
+            id: self.id,
+            size: self.out.len() as u64,
+            meta_offset,
+            entries: self.key_hashes.len() as u64,
+            max_seq: self.max_seq,
+            first_key: self.first,
+            last_key: self.last,
+        };
+        (info, self.out)
+    }
+}
+
+/// Builds an SST from entries given in key order (tests, small runs).
 pub fn build_run(
     id: String,
     entries: &[(Vec<u8>, Version)],
     block_size: usize,
 ) -> (RunInfo, Vec<u8>) {
-    let mut out = Vec::new();
-    let mut handles = Vec::new();
-    let mut block = Writer::default();
-    let mut count = 0u64;
-    let mut first: Option<&[u8]> = None;
-    let mut max_seq = 0;
-    let flush = |out: &mut Vec<u8>,
-                 block: &mut Writer,
-                 count: &mut u64,
-                 first: &mut Option<&[u8]>,
-                 last: &[u8],
-                 handles: &mut Vec<BlockHandle>| {
-        let mut body = Writer::default();
-        body.u64(*count);
-        body.buf.extend_from_slice(&block.buf);
-        let framed = seal(BLOCK_MAGIC, VERSION, &body.buf);
-        handles.push(BlockHandle {
-            first_key: first.unwrap_or_default().to_vec(),
-            last_key: last.to_vec(),
-            offset: out.len() as u64,
-            len: framed.len() as u64,
-        });
-        out.extend_from_slice(&framed);
-        block.buf.clear();
-        *count = 0;
-        *first = None;
-    };
-    for (i, (key, v)) in entries.iter().enumerate() {
-        max_seq = max_seq.max(v.seq);
-        if first.is_none() {
-            first = Some(key);
-        }
-        block.bytes(key);
-        block.u64(v.seq);
-        block.u64(v.ts_micros);
-        block.str(&v.origin);
-        block.u8(u8::from(v.deleted));
-        block.item(&v.item);
-        count += 1;
-        let last_entry = i + 1 == entries.len();
-        if block.buf.len() >= block_size || last_entry {
-            flush(
-                &mut out,
-                &mut block,
-                &mut count,
-                &mut first,
-                key,
-                &mut handles,
-            );
-        }
+    let mut w = SstWriter::new(id, block_size);
+    for (k, v) in entries {
+        w.push(k, v);
     }
-    let bloom = Bloom::build(entries.iter().map(|(k, _)| k.as_slice()));
-    let mut meta = Writer::default();
-    meta.u64(handles.len() as u64);
-    for h in &handles {
-        meta.bytes(&h.first_key);
-        meta.bytes(&h.last_key);
-        meta.u64(h.offset);
-        meta.u64(h.len);
-    }
-    bloom.write(&mut meta);
-    let meta_offset = out.len() as u64;
-    out.extend_from_slice(&seal(META_MAGIC, VERSION, &meta.buf));
-    let info = RunInfo {
-        id,
-        size: out.len() as u64,
-        meta_offset,
-        entries: entries.len() as u64,
-        max_seq,
-    };
-    (info, out)
+    w.finish()
 }
 
 pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, DecodeError> {

@@ -1,86 +1,45 @@
+//! Compaction: the log tail flushed into a level-0 sorted run, then the
+//! merges the policy asks for (see `levels`), each a streaming k-way merge
+//! that cuts and uploads SSTs as they fill and publishes one manifest.
+//! Memory per step is bounded by `EngineConfig::compaction_memory`,
+//! whatever the partition's size.
+
+use super::levels::{next_merge, MergePlan};
+use super::publish::{Derived, PublishOutcome, SstSink};
 use super::*;
 
-/// Who published a manifest version we tried to create.
-pub(super) enum Published {
-    Ours,
-    Theirs,
-    /// Not there yet after a refused create: possibly ours, still in flight.
-    Unknown,
-}
+/// Merges one `compact` call may run after its flush (the next call goes on).
+const MAX_MERGES_PER_CALL: usize = 64;
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompactionOutcome {
-    /// Nothing after `compacted_through`.
+    /// Nothing after `compacted_through`, and every level within its target.
     NothingToDo,
     /// Another compaction of this partition is running in this process.
     Busy,
-    /// Published manifest `version`, folding the log through `compacted_through`.
+    /// Published manifest `version` (folding the log through
+    /// `compacted_through`), which lists `runs` SSTs.
     Compacted {
         version: u64,
         compacted_through: u64,
         runs: usize,
     },
-    /// Another compactor published the next manifest first; our run was discarded.
+    /// Another compactor published first; what this one wrote was discarded.
     LostRace,
 }
 
-impl Partition {
-    /// Adds a run of `entries` (sorted by key, one version each) as the
-    /// partition's oldest data, by publishing the next manifest: how a
-    /// restore fills a new table without a commit per item. Whatever the
-    /// log or newer runs hold for a key still wins.
-    pub async fn ingest(&self, entries: &[(Vec<u8>, Version)]) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
+impl CompactionOutcome {
+    fn of(m: &Manifest) -> Self {
+        CompactionOutcome::Compacted {
+            version: m.version,
+            compacted_through: m.compacted_through,
+            runs: m.ssts().count(),
         }
-        let config = &self.ctx.config;
-        let (info, bytes) = build_run(paths::random_id(), entries, config.block_size);
-        let run_path = self.paths.run(&info.id);
-        let run_sent = self.clock().tick();
-        self.put_run(&run_path, bytes).await?;
-        // Set once a publish may still land: the run must then never be
-        // deleted here (GC deletes it if no manifest ends up naming it).
-        let mut maybe_named = false;
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let current = {
-                let _g = self.sync.lock().await;
-                self.write_view().manifest_checked = None;
-                self.refresh_locked(self.clock().tick()).await?;
-                Arc::clone(&self.read_view().manifest)
-            };
-            if current.runs.iter().any(|r| r.id == info.id) {
-                return Ok(()); // an earlier create whose answer was lost landed
-            }
-            self.run_still_young(run_sent, &run_path, maybe_named)
-                .await?;
-            let mut runs = current.runs.clone();
-            runs.push(info.clone());
-            let next = Manifest {
-                version: current.version + 1,
-                compacted_through: current.compacted_through,
-                runs,
-                created_at_ms: self.clock().now_ms(),
-                folded_ts_micros: current.folded_ts_micros,
-                tokens: current.tokens.clone(),
-                images_gen: current.images_gen,
-            };
-            match self.publish_manifest(&next).await? {
-                Published::Ours => {
-                    self.write_view().install(Arc::new(next));
-                    return Ok(());
-                }
-                // Someone else's, or not known yet: the next round looks.
-                Published::Theirs => {}
-                Published::Unknown => maybe_named = true,
-            }
-        }
-        Err(Error::Contention {
-            table: self.table.name.clone(),
-            partition: self.part,
-        })
     }
+}
 
+impl Partition {
     pub(super) fn over_threshold(&self) -> bool {
         let v = self.read_view();
         let c = &self.ctx.config;
@@ -112,19 +71,39 @@ impl Partition {
         }
     }
 
-    /// Folds the log tail into a new run and publishes the next manifest.
-    /// Safe to run in any number of processes at once.
+    /// Flushes the log tail into a level-0 run, then runs the merges the
+    /// policy asks for. Safe to run in any number of processes at once.
     pub async fn compact(&self) -> Result<CompactionOutcome> {
         if self.compacting.swap(true, Ordering::SeqCst) {
             return Ok(CompactionOutcome::Busy);
         }
-        let out = self.compact_inner().await;
+        let out = self.compact_steps().await;
         self.compacting.store(false, Ordering::SeqCst);
         out
     }
 
-    pub(super) async fn compact_inner(&self) -> Result<CompactionOutcome> {
-        let (manifest, tail, mem, tail_tokens, folded_ts, images_gen) = {
+    async fn compact_steps(&self) -> Result<CompactionOutcome> {
+        let mut outcome = self.flush().await?;
+        if outcome == CompactionOutcome::LostRace {
+            return Ok(outcome);
+        }
+        for _ in 0..MAX_MERGES_PER_CALL {
+            let base = Arc::clone(&self.read_view().manifest);
+            let Some(plan) = next_merge(&base.levels, &self.ctx.config) else {
+                break;
+            };
+            match self.merge(&base, &plan).await? {
+                Some(m) => outcome = CompactionOutcome::of(&m),
+                None => return Ok(CompactionOutcome::LostRace),
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the log tail (the view's versions after `compacted_through`)
+    /// as a new level-0 run and publishes the manifest folding it.
+    async fn flush(&self) -> Result<CompactionOutcome> {
+        let (base, tail, mem, tail_tokens, folded_ts, images_gen) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
             self.refresh_locked(self.clock().tick()).await?;
@@ -150,144 +129,109 @@ impl Partition {
                 v.images_gen,
             )
         };
-        if tail <= manifest.compacted_through {
+        if tail <= base.compacted_through {
             return Ok(CompactionOutcome::NothingToDo);
         }
-        let config = &self.ctx.config;
-        let merge_all = manifest.runs.len() + 1 > config.max_runs;
-        let entries = if merge_all {
-            let mut merge = self
-                .merger(mem, &manifest, Bound::Unbounded, Bound::Unbounded, true)
-                .await?;
-            let horizon = self
-                .clock()
-                .now_micros()
-                .saturating_sub(config.tombstone_retention.as_micros() as u64);
-            let mut all = Vec::new();
-            while let Some((k, v)) = merge.next().await? {
-                if !(v.deleted && v.ts_micros < horizon) {
-                    all.push((k, v));
-                }
-            }
-            all
-        } else {
-            mem
-        };
-        let (info, bytes) = build_run(paths::random_id(), &entries, config.block_size);
-        let run_path = self.paths.run(&info.id);
-        let run_sent = self.clock().tick();
-        self.put_run(&run_path, bytes).await?;
+        let mut sink = SstSink::new(self);
+        for (k, v) in &mem {
+            sink.push(k, v).await?;
+        }
+        drop(mem);
+        let (outputs, first_sent) = sink.finish().await?;
         let token_horizon = self
             .clock()
             .now_micros()
-            .saturating_sub(config.token_window.as_micros() as u64);
-        let mut runs: Vec<RunInfo> = vec![info];
-        if !merge_all {
-            runs.extend(manifest.runs.iter().cloned());
-        }
-        let next = Manifest {
-            version: manifest.version + 1,
-            compacted_through: tail,
-            runs,
-            created_at_ms: self.clock().now_ms(),
-            folded_ts_micros: folded_ts,
-            images_gen,
-            tokens: manifest
-                .tokens
-                .iter()
-                .cloned()
-                .chain(tail_tokens.into_iter().filter(|t| t.seq <= tail))
-                .filter(|t| t.ts_micros >= token_horizon)
-                .collect(),
+            .saturating_sub(self.ctx.config.token_window.as_micros() as u64);
+        let now_ms = self.clock().now_ms();
+        let run = SortedRun {
+            level: 0,
+            ssts: outputs.clone(),
         };
-        self.run_still_young(run_sent, &run_path, false).await?;
-        match self.publish_manifest(&next).await? {
-            Published::Ours => {
-                let summary = CompactionOutcome::Compacted {
-                    version: next.version,
-                    compacted_through: tail,
-                    runs: next.runs.len(),
-                };
-                self.write_view().install(Arc::new(next));
-                Ok(summary)
+        // Applies to any manifest that has folded no more of the log than
+        // the base (another compactor's merges meanwhile are fine).
+        let derive = |current: &Manifest| {
+            if current.compacted_through != base.compacted_through {
+                return Derived::Stale;
             }
-            Published::Theirs => {
-                // Nothing names our run: it can go now.
-                let _ = io::delete(self.store(), &run_path).await;
-                Ok(CompactionOutcome::LostRace)
+            let mut levels = current.levels.clone();
+            if !run.ssts.is_empty() {
+                levels.insert(0, run.clone());
             }
-            // Our manifest may still land naming the run: leave the run to
-            // GC, which deletes it only if no manifest names it.
-            Published::Unknown => Ok(CompactionOutcome::LostRace),
-        }
-    }
-
-    /// A run may be named by a new manifest only while GC cannot have taken
-    /// it for garbage: GC deletes unreferenced runs older than the grace
-    /// period, so a compaction (or ingest) whose run was sent more than
-    /// half of it ago (a paused process) gives up and deletes the run,
-    /// which nothing names (unless `maybe_named`: an earlier publish may
-    /// still land, and GC decides).
-    pub(super) async fn run_still_young(
-        &self,
-        run_sent: Tick,
-        run_path: &Path,
-        maybe_named: bool,
-    ) -> Result<()> {
-        let max_age = self.ctx.config.max_view_age();
-        if max_age.is_zero() || self.clock().since(run_sent) < max_age {
-            return Ok(());
-        }
-        if !maybe_named {
-            let _ = io::delete(self.store(), run_path).await;
-        }
-        Err(Error::store_msg(
-            run_path,
-            "compaction took longer than half the GC grace period between writing \
-             its run and publishing it; abandoned (the next one starts afresh)",
-        ))
-    }
-
-    /// Writes a run (a fresh random name: a refused create can only be our
-    /// own earlier attempt). After S3's 409 the run is looked for until it
-    /// shows; a run that never shows is an error, and no manifest names it.
-    pub(super) async fn put_run(&self, run_path: &Path, bytes: Vec<u8>) -> Result<()> {
-        match io::create(self.store(), run_path, bytes).await {
-            Ok(Created::Created) | Ok(Created::Exists) => return Ok(()),
-            Ok(Created::Conflict) => {}
-            Err(e) => return Err(Error::store(run_path, e)),
-        }
-        let shown = io::read_refused(Created::Conflict, || async {
-            Ok(io::exists(self.store(), run_path).await?.then_some(()))
-        })
-        .await?;
-        shown.ok_or_else(|| {
-            Error::store_msg(
-                run_path,
-                "a run's create was refused while in flight and never showed",
-            )
+            Derived::Next(Manifest {
+                version: current.version + 1,
+                compacted_through: tail,
+                levels,
+                runs: Vec::new(),
+                created_at_ms: now_ms,
+                folded_ts_micros: folded_ts,
+                images_gen,
+                tokens: current
+                    .tokens
+                    .iter()
+                    .cloned()
+                    .chain(tail_tokens.iter().filter(|t| t.seq <= tail).cloned())
+                    .filter(|t| t.ts_micros >= token_horizon)
+                    .collect(),
+            })
+        };
+        Ok(match self.publish(&outputs, first_sent, derive).await? {
+            PublishOutcome::Published(m) | PublishOutcome::AlreadyIn(m) => {
+                CompactionOutcome::of(&m)
+            }
+            PublishOutcome::Stale => CompactionOutcome::LostRace,
         })
     }
 
-    /// Creates `manifest/<next.version>`, telling a refused create that was
-    /// our own (a retry after a failure that hid its success) from someone
-    /// else's, and either from one still in flight (S3's 409), which is
-    /// read again until it shows.
-    pub(super) async fn publish_manifest(&self, next: &Manifest) -> Result<Published> {
-        let path = self.paths.manifest(next.version);
-        let refused = match io::create(self.store(), &path, next.encode()).await {
-            Ok(Created::Created) => return Ok(Published::Ours),
-            Ok(refused) => refused,
-            Err(e) => return Err(Error::store(&path, e)),
+    /// Runs one merge of `plan` over `base`'s levels and publishes it. None
+    /// when another compactor changed what it replaces first.
+    async fn merge(&self, base: &Arc<Manifest>, plan: &MergePlan) -> Result<Option<Arc<Manifest>>> {
+        let c = &self.ctx.config;
+        let inputs = plan.inputs(&base.levels);
+        let horizon = self
+            .clock()
+            .now_micros()
+            .saturating_sub(c.tombstone_retention.as_micros() as u64);
+        let mut merge = Merger::new(
+            self,
+            Vec::new(),
+            &inputs,
+            Span::all(),
+            Fetch::ReadAhead(c.read_ahead_bytes),
+        );
+        let mut sink = SstSink::new(self);
+        while let Some((k, v)) = merge.next().await? {
+            // A tombstone can go once nothing older is left for it to hide
+            // and no replica can still send an older version.
+            if plan.bottom && v.deleted && v.ts_micros < horizon {
+                continue;
+            }
+            sink.push(&k, &v).await?;
+        }
+        drop(merge);
+        let (outputs, first_sent) = sink.finish().await?;
+        let now_ms = self.clock().now_ms();
+        // Applies to the base, or to a manifest that only added newer
+        // level-0 runs in front of it (flushes meanwhile).
+        let derive = |current: &Manifest| {
+            let Some(newer) = current.levels.len().checked_sub(base.levels.len()) else {
+                return Derived::Stale;
+            };
+            if current.levels[newer..] != base.levels[..] {
+                return Derived::Stale;
+            }
+            let mut levels = current.levels[..newer].to_vec();
+            levels.extend(plan.apply(&base.levels, outputs.clone()));
+            Derived::Next(Manifest {
+                version: current.version + 1,
+                levels,
+                runs: Vec::new(),
+                created_at_ms: now_ms,
+                ..current.clone()
+            })
         };
-        Ok(
-            match io::read_refused(refused, || self.read_manifest(next.version)).await? {
-                Some(m) if m == *next => Published::Ours,
-                Some(_) => Published::Theirs,
-                // Existed (412) and gone: someone else's, since collected.
-                None if refused == Created::Exists => Published::Theirs,
-                None => Published::Unknown,
-            },
-        )
+        Ok(match self.publish(&outputs, first_sent, derive).await? {
+            PublishOutcome::Published(m) | PublishOutcome::AlreadyIn(m) => Some(m),
+            PublishOutcome::Stale => None,
+        })
     }
 }

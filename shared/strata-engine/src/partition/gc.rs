@@ -67,7 +67,7 @@ impl Partition {
                 io::delete(self.store(), &self.paths.manifest(m.version)).await?;
                 report.manifests += 1;
             } else {
-                live_runs.extend(m.runs.iter().map(|r| r.id.clone()));
+                live_runs.extend(m.ssts().map(|r| r.id.clone()));
             }
         }
         for meta in io::list(self.store(), &self.paths.runs_dir()).await? {

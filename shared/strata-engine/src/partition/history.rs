@@ -36,9 +36,12 @@ impl Partition {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Version)>> {
         let lo = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.to_vec()));
-        let mut merge = self
-            .merger(mem, manifest, lo, Bound::Unbounded, true)
-            .await?;
+        let span = Span {
+            lo,
+            hi: Bound::Unbounded,
+            forward: true,
+        };
+        let mut merge = Merger::new(self, mem, &manifest.levels, span, Fetch::Cached);
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
             match merge.next().await? {

@@ -11,7 +11,7 @@ impl Partition {
             }
             Arc::clone(&v.manifest)
         };
-        if manifest.runs.is_empty() {
+        if !manifest.has_data() {
             return Ok(None);
         }
         if let Some(cached) = self.ctx.cache.item(&self.cache_id, manifest.version, key) {
@@ -29,9 +29,14 @@ impl Partition {
         manifest: &Manifest,
         key: &[u8],
     ) -> Result<Option<Version>> {
-        for run in &manifest.runs {
-            let path = self.paths.run(&run.id);
-            let meta = self.ctx.cache.run_meta(self.store(), &path, run).await?;
+        // Newest sorted run first; in each, the one SST whose key range
+        // holds the key, and its bloom filter before any block.
+        for run in &manifest.levels {
+            let Some(sst) = run.sst_for(key) else {
+                continue;
+            };
+            let path = self.paths.run(&sst.id);
+            let meta = self.ctx.cache.run_meta(self.store(), &path, sst).await?;
             if !meta.bloom.may_contain(key) {
                 continue;
             }
@@ -99,7 +104,8 @@ impl Partition {
             }
             (mem, Arc::clone(&v.manifest), (v.manifest.version, v.tail))
         };
-        let mut merge = self.merger(mem, &manifest, lo, hi, forward).await?;
+        let span = Span { lo, hi, forward };
+        let mut merge = Merger::new(self, mem, &manifest.levels, span, Fetch::Cached);
         let mut page = Page::default();
         let mut bytes = 0;
         while page.items.len() < limit && bytes < max_bytes {
@@ -119,28 +125,6 @@ impl Partition {
             .map(|item| key_attributes(&self.table, item));
         self.ctx.cache.put_page(cache_key, stamp, page.clone());
         Ok(page)
-    }
-
-    pub(super) async fn merger(
-        &self,
-        mem: Vec<(Vec<u8>, Version)>,
-        manifest: &Manifest,
-        lo: Bound<Vec<u8>>,
-        hi: Bound<Vec<u8>>,
-        forward: bool,
-    ) -> Result<Merger<'_>> {
-        let mut runs = Vec::with_capacity(manifest.runs.len());
-        for run in &manifest.runs {
-            let path = self.paths.run(&run.id);
-            let meta = self.ctx.cache.run_meta(self.store(), &path, run).await?;
-            runs.push(RunCursor::new(path, meta, lo.clone(), hi.clone(), forward));
-        }
-        Ok(Merger {
-            part: self,
-            mem: mem.into_iter().peekable(),
-            runs,
-            forward,
-        })
     }
 }
 
