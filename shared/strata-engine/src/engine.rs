@@ -13,6 +13,7 @@ use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::io::{self, Created};
 use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
+use crate::manifest::SortedRun;
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
 use crate::partition::{
     above_lo, below_hi, CompactionOutcome, Ctx, GcReport, LogRead, Partition, ReplicatedChange,
@@ -744,6 +745,17 @@ impl Engine {
             applied += r?;
         }
         Ok(applied)
+    }
+
+    /// Per partition: its sorted runs (level, SSTs with sizes and key
+    /// ranges), newest first, as the newest manifest lists them.
+    pub async fn partition_levels(&self, table: &str) -> Result<Vec<Vec<SortedRun>>> {
+        let t = self.table(table).await?;
+        let mut out = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            out.push(p.levels().await?);
+        }
+        Ok(out)
     }
 
     /// Per partition: (log tail seq, compacted_through, manifest version) as

@@ -77,13 +77,18 @@ async fn query_all(
 }
 
 /// Runs `steps` random operations and checks every read against the model.
-async fn run_model(store: Arc<dyn ObjectStore>, seed: u64, steps: usize, label: &str) {
+async fn run_model(
+    store: Arc<dyn ObjectStore>,
+    seed: u64,
+    steps: usize,
+    label: &str,
+    config: EngineConfig,
+) -> Engine {
     let config = EngineConfig {
         gc_grace: Duration::from_millis(50),
         clock_skew: Duration::ZERO,
         log_retention: Duration::ZERO,
-        max_runs: 3,
-        ..test_config()
+        ..config
     };
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut e = engine(&store, config.clone()).await;
@@ -239,6 +244,7 @@ async fn run_model(store: Arc<dyn ObjectStore>, seed: u64, steps: usize, label: 
             }
         }
     }
+    e
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,7 +252,56 @@ async fn engine_agrees_with_a_map_model() {
     for b in backends() {
         let seeds = if b.is_remote() { 2 } else { 6 };
         for seed in 0..seeds {
-            run_model(b.store(), seed, 60 * b.scale, &b.name).await;
+            let config = EngineConfig {
+                max_runs: 3,
+                ..test_config()
+            };
+            run_model(b.store(), seed, 60 * b.scale, &b.name, config).await;
+        }
+    }
+}
+
+/// Levels preserve reads: the model test with SSTs of a few hundred bytes
+/// and small levels, so compactions at random points flush, push SSTs down
+/// through several levels (or merge tiers) and drop tombstones, under both
+/// policies; every read agrees with the map throughout, and the runs end up
+/// several levels deep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn levels_preserve_reads() {
+    for b in backends() {
+        let seeds = if b.is_remote() { 1 } else { 3 };
+        for policy in [CompactionPolicy::Leveled, CompactionPolicy::Tiered] {
+            let mut deepest = 0;
+            for seed in 0..seeds {
+                let config = EngineConfig {
+                    default_partitions: 1,
+                    max_runs: 2,
+                    block_size: 128,
+                    sst_bytes: 600,
+                    level_base_bytes: 1500,
+                    level_ratio: 2,
+                    read_ahead_bytes: 400,
+                    tombstone_retention: Duration::ZERO,
+                    compaction_policy: policy,
+                    ..test_config()
+                };
+                let label = format!("{} {policy:?}", b.name);
+                let e = run_model(b.store(), 100 + seed, 80 * b.scale, &label, config).await;
+                e.compact("tbl").await.unwrap();
+                let levels = e.partition_levels("tbl").await.unwrap();
+                let runs = &levels[0];
+                for r in runs {
+                    for w in r.ssts.windows(2) {
+                        assert!(w[0].last_key < w[1].first_key, "[{label}] overlapping SSTs");
+                    }
+                }
+                deepest = deepest.max(runs.len());
+            }
+            assert!(
+                deepest >= 2,
+                "[{} {policy:?}] never deeper than {deepest} runs",
+                b.name
+            );
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::intercept::{Intercepted, Interceptor, RequestKind};
 #[derive(Debug, Default)]
 pub struct RequestCounter {
     counts: [AtomicU64; 5],
+    put_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of a [`RequestCounter`]; subtract two to get the cost
@@ -35,6 +36,12 @@ impl RequestCounter {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or_default()
+    }
+
+    /// Bytes sent in PUT payloads so far (what write amplification is
+    /// measured by).
+    pub fn put_bytes(&self) -> u64 {
+        self.put_bytes.load(Ordering::Relaxed)
     }
 
     pub fn snapshot(&self) -> RequestCounts {
@@ -94,6 +101,10 @@ impl Interceptor for RequestCounter {
     async fn before(&self, kind: RequestKind, _path: &Path) -> Result<()> {
         self.counts[Self::slot(kind)].fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn put_payload(&self, bytes: u64) {
+        self.put_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 }
 

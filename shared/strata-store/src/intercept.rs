@@ -67,6 +67,9 @@ pub trait Interceptor: fmt::Debug + Send + Sync + 'static {
     async fn after(&self, _kind: RequestKind, _path: &Path, _succeeded: bool) -> Result<()> {
         Ok(())
     }
+
+    /// Told the size of each PUT's payload before it is sent.
+    fn put_payload(&self, _bytes: u64) {}
 }
 
 /// A GET whose body has been read in full: what a decorator returns when
@@ -152,6 +155,7 @@ impl<I: Interceptor> ObjectStore for Intercepted<I> {
         payload: PutPayload,
         opts: PutOptions,
     ) -> Result<PutResult> {
+        self.hook.put_payload(payload.content_length() as u64);
         self.run(
             RequestKind::Put,
             location,

@@ -157,4 +157,10 @@ impl Partition {
         let v = self.read_view();
         (v.tail, v.manifest.compacted_through, v.manifest.version)
     }
+
+    /// The sorted runs of the newest manifest, after a strong refresh.
+    pub async fn levels(&self) -> Result<Vec<SortedRun>> {
+        self.ensure_fresh(true).await?;
+        Ok(self.read_view().manifest.levels.clone())
+    }
 }

@@ -1,0 +1,305 @@
+//! Levels benchmark: a table loaded through the engine on the local-dir
+//! store (which syncs every PUT), under each compaction policy, with a
+//! 256 MB cache. Prints load rate by tenth of the load, write amplification
+//! (bytes PUT / item bytes written), space amplification after GC (bytes
+//! stored / live item bytes), sorted runs and GETs per cold point read
+//! (read amplification), GetItem latency, a full scan's rate, compaction
+//! time per GB and peak RSS.
+//!
+//!     cargo bench -p strata-engine --bench levels
+//!     STRATA_BENCH_ITEMS=10000000 cargo bench -p strata-engine --bench levels   # 10 GB
+//!
+//! `STRATA_BENCH_POLICIES=leveled` runs one policy only.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use object_store::ObjectStore;
+use strata_engine::*;
+use strata_store::counting::counting;
+
+const ITEM_BYTES: usize = 1000;
+const WRITERS: usize = 16;
+const BATCH: usize = 25;
+
+fn key(i: u64) -> ItemKey {
+    ItemKey {
+        hash: KeyValue::S(format!("user{:08}", i / BATCH as u64)),
+        range: Some(KeyValue::N(Number::from_i64(i as i64))),
+    }
+}
+
+fn item(i: u64) -> Item {
+    let k = key(i);
+    let KeyValue::S(pk) = k.hash else {
+        unreachable!()
+    };
+    Item::from([
+        ("pk".to_string(), Value::S(pk)),
+        ("sk".to_string(), Value::N(Number::from_i64(i as i64))),
+        ("payload".to_string(), Value::S("x".repeat(ITEM_BYTES - 40))),
+    ])
+}
+
+fn spec(partitions: u32) -> TableSpec {
+    TableSpec {
+        name: "levels".into(),
+        key_schema: KeySchema {
+            hash: KeyAttribute {
+                name: "pk".into(),
+                key_type: KeyType::S,
+            },
+            range: Some(KeyAttribute {
+                name: "sk".into(),
+                key_type: KeyType::N,
+            }),
+        },
+        partitions: Some(partitions),
+        keep_old_images: false,
+        replicas: Vec::new(),
+        meta: serde_json::Value::Null,
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+fn pct(lat: &mut [Duration], p: f64) -> f64 {
+    lat.sort();
+    let i = ((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1));
+    lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+struct Report {
+    policy: CompactionPolicy,
+    items: u64,
+    rates: Vec<f64>,
+    write_amp: f64,
+    space_amp: f64,
+    runs: usize,
+    gets_per_read: f64,
+    strong: (f64, f64),
+    eventual: (f64, f64),
+    scan_rate: f64,
+    compact_s_per_gb: f64,
+    rss: f64,
+}
+
+async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("file://{}", dir.path().display());
+    let base = strata_store::open_unchecked(&url).expect("store").store;
+    let (counted, counter) = counting(base);
+    let store: Arc<dyn ObjectStore> = counted;
+    let config = EngineConfig {
+        cache_bytes: 256 << 20,
+        compaction_policy: policy,
+        gc_grace: Duration::from_secs(1),
+        clock_skew: Duration::ZERO,
+        log_retention: Duration::ZERO,
+        ..EngineConfig::default()
+    };
+    let e = Arc::new(
+        Engine::with_store(Arc::clone(&store), "bench", config)
+            .await
+            .expect("engine"),
+    );
+    e.create_table(spec(partitions)).await.expect("table");
+    // Load, timing each tenth.
+    let logical = items * ITEM_BYTES as u64;
+    let mut rates = Vec::new();
+    let tenth = items.div_ceil(10);
+    for t in 0..10u64 {
+        let (lo, hi) = (t * tenth, ((t + 1) * tenth).min(items));
+        if lo >= hi {
+            break;
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..WRITERS as u64)
+            .map(|w| {
+                let e = Arc::clone(&e);
+                tokio::spawn(async move {
+                    let mut i = lo + w * BATCH as u64;
+                    while i < hi {
+                        let ops = (i..(i + BATCH as u64).min(hi))
+                            .map(|j| WriteOp::put(key(j), item(j)))
+                            .collect();
+                        e.write("levels", WriteRequest { ops, token: None })
+                            .await
+                            .expect("write");
+                        i += (WRITERS * BATCH) as u64;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("writer");
+        }
+        rates.push((hi - lo) as f64 / start.elapsed().as_secs_f64());
+    }
+    // Settle: compact until every level is within its target.
+    let start = Instant::now();
+    loop {
+        let out = e.compact("levels").await.expect("compact");
+        if out
+            .iter()
+            .all(|o| matches!(o, CompactionOutcome::NothingToDo))
+        {
+            break;
+        }
+    }
+    let settle = start.elapsed().as_secs_f64();
+    let write_amp = counter.put_bytes() as f64 / logical as f64;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    e.gc("levels").await.expect("gc");
+    let space_amp = dir_bytes(dir.path()) as f64 / logical as f64;
+    let levels = e.partition_levels("levels").await.expect("levels");
+    let runs = levels.iter().map(|p| p.len()).max().unwrap_or(0);
+    // Cold point reads: a fresh engine with no cache, counting GETs.
+    let cold = Engine::with_store(
+        Arc::clone(&store),
+        "bench",
+        EngineConfig {
+            cache_bytes: 0,
+            ..EngineConfig::default()
+        },
+    )
+    .await
+    .expect("engine");
+    let probes = 200u64;
+    let _ = cold.get("levels", &key(0), Consistency::Strong).await;
+    let before = counter.snapshot();
+    for p in 0..probes {
+        let i = (p * 7919) % items;
+        cold.get("levels", &key(i), Consistency::Eventual)
+            .await
+            .expect("get")
+            .expect("present");
+    }
+    let gets_per_read = (counter.snapshot() - before).get as f64 / probes as f64;
+    // Warm GetItem latency.
+    let mut measure = async |c: Consistency| {
+        let mut lat = Vec::new();
+        for p in 0..2000u64 {
+            let i = (p * 104_729) % items;
+            let t = Instant::now();
+            e.get("levels", &key(i), c).await.expect("get");
+            lat.push(t.elapsed());
+        }
+        (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
+    };
+    let _ = measure(Consistency::Eventual).await; // warm the cache
+    let eventual = measure(Consistency::Eventual).await;
+    let strong = measure(Consistency::Strong).await;
+    // Full scan.
+    let start = Instant::now();
+    let mut scanned = 0u64;
+    let schema = spec(partitions).key_schema;
+    let mut after: Option<ItemKey> = None;
+    loop {
+        let page = e
+            .scan(
+                "levels",
+                None,
+                after.as_ref(),
+                1000,
+                1 << 20,
+                Consistency::Eventual,
+            )
+            .await
+            .expect("scan");
+        scanned += page.items.len() as u64;
+        match page.last_key {
+            Some(k) => after = Some(schema.key_of(&k).expect("key")),
+            None => break,
+        }
+    }
+    let scan_rate = scanned as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(scanned, items, "scan saw every item");
+    Report {
+        policy,
+        items,
+        rates,
+        write_amp,
+        space_amp,
+        runs,
+        gets_per_read,
+        strong,
+        eventual,
+        scan_rate,
+        compact_s_per_gb: settle / (logical as f64 / 1e9),
+        rss: peak_rss_mb(),
+    }
+}
+
+fn main() {
+    let items: u64 = std::env::var("STRATA_BENCH_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000);
+    let partitions: u32 = std::env::var("STRATA_BENCH_PARTITIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let which = std::env::var("STRATA_BENCH_POLICIES").unwrap_or_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut reports = Vec::new();
+    for policy in [CompactionPolicy::Leveled, CompactionPolicy::Tiered] {
+        if !which.is_empty() && !which.eq_ignore_ascii_case(&format!("{policy:?}")) {
+            continue;
+        }
+        eprintln!("loading {items} items of ~{ITEM_BYTES} B under {policy:?}...");
+        reports.push(rt.block_on(run(policy, items, partitions)));
+    }
+    println!(
+        "\n{} items of ~{ITEM_BYTES} B ({:.2} GB), {partitions} partitions, local-dir store, 256 MB cache, {WRITERS} writers x {BATCH}-item batches\n",
+        items,
+        items as f64 * ITEM_BYTES as f64 / 1e9
+    );
+    println!("| policy | load items/s (first → last tenth) | write amp | space amp after GC | sorted runs | GETs per cold read | strong Get p50/p99 ms | eventual Get p50/p99 ms | scan items/s | compaction s/GB | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &reports {
+        println!(
+            "| {:?} | {:.0} → {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2}/{:.2} | {:.3}/{:.3} | {:.0} | {:.1} | {:.0} |",
+            r.policy,
+            r.rates.first().copied().unwrap_or(0.0),
+            r.rates.last().copied().unwrap_or(0.0),
+            r.write_amp,
+            r.space_amp,
+            r.runs,
+            r.gets_per_read,
+            r.strong.0,
+            r.strong.1,
+            r.eventual.0,
+            r.eventual.1,
+            r.scan_rate,
+            r.compact_s_per_gb,
+            r.rss,
+        );
+        let _ = r.items;
+    }
+    println!(
+        "\n(peak RSS is the process's high-water mark so far: a later row includes earlier ones)"
+    );
+}
