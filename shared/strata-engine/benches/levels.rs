@@ -115,7 +115,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
     let config = EngineConfig {
         cache_bytes: 256 << 20,
         compaction_policy: policy,
-        gc_grace: Duration::from_secs(1),
+        gc_grace: Duration::from_secs(30),
         clock_skew: Duration::ZERO,
         log_retention: Duration::ZERO,
         ..EngineConfig::default()
@@ -171,7 +171,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
     }
     let settle = start.elapsed().as_secs_f64();
     let write_amp = counter.put_bytes() as f64 / logical as f64;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_secs(31)).await;
     e.gc("levels").await.expect("gc");
     let space_amp = dir_bytes(dir.path()) as f64 / logical as f64;
     let levels = e.partition_levels("levels").await.expect("levels");
@@ -199,7 +199,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
     }
     let gets_per_read = (counter.snapshot() - before).get as f64 / probes as f64;
     // Warm GetItem latency.
-    let mut measure = async |c: Consistency| {
+    let measure = async |c: Consistency| {
         let mut lat = Vec::new();
         for p in 0..2000u64 {
             let i = (p * 104_729) % items;

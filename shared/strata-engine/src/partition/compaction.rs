@@ -61,7 +61,7 @@ impl Partition {
             }
             return;
         }
-        if !self.compacting.load(Ordering::SeqCst) {
+        if !self.flushing.load(Ordering::SeqCst) {
             let me = Arc::clone(self);
             tokio::spawn(async move {
                 if let Err(e) = me.compact().await {
@@ -72,23 +72,35 @@ impl Partition {
     }
 
     /// Flushes the log tail into a level-0 run, then runs the merges the
-    /// policy asks for. Safe to run in any number of processes at once.
+    /// policy asks for. Safe to run in any number of processes at once; in
+    /// one process, flushes and merges run beside each other (a merge
+    /// publishes over the flushes made meanwhile), one of each at a time.
     pub async fn compact(&self) -> Result<CompactionOutcome> {
-        if self.compacting.swap(true, Ordering::SeqCst) {
-            return Ok(CompactionOutcome::Busy);
+        let mut outcome = CompactionOutcome::Busy;
+        if !self.flushing.swap(true, Ordering::SeqCst) {
+            let flushed = self.flush().await;
+            self.flushing.store(false, Ordering::SeqCst);
+            outcome = flushed?;
+            if outcome == CompactionOutcome::LostRace {
+                return Ok(outcome);
+            }
         }
-        let out = self.compact_steps().await;
-        self.compacting.store(false, Ordering::SeqCst);
-        out
-    }
-
-    async fn compact_steps(&self) -> Result<CompactionOutcome> {
-        let mut outcome = self.flush().await?;
-        if outcome == CompactionOutcome::LostRace {
+        if self.merging.swap(true, Ordering::SeqCst) {
             return Ok(outcome);
         }
+        let merged = self.merges(outcome).await;
+        self.merging.store(false, Ordering::SeqCst);
+        merged
+    }
+
+    async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
-            let base = Arc::clone(&self.read_view().manifest);
+            let base = {
+                let _g = self.sync.lock().await;
+                self.write_view().manifest_checked = None;
+                self.refresh_locked(self.clock().tick()).await?;
+                Arc::clone(&self.read_view().manifest)
+            };
             let Some(plan) = next_merge(&base.levels, &self.ctx.config) else {
                 break;
             };

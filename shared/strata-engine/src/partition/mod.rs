@@ -106,7 +106,11 @@ pub(crate) struct Partition {
     /// Serializes everything that advances the view through the store.
     sync: tokio::sync::Mutex<()>,
     pending: std::sync::Mutex<Vec<Pending>>,
-    compacting: AtomicBool,
+    /// A flush of the log tail is running in this process.
+    flushing: AtomicBool,
+    /// Merges are running in this process (beside which flushes go on, so
+    /// the tail in memory stays bounded while a long merge runs).
+    merging: AtomicBool,
     /// When the compaction hook was last called for this partition.
     hooked: std::sync::Mutex<Option<Tick>>,
     /// No log segment before this one exists any more (a lower bound).
@@ -129,7 +133,8 @@ impl Partition {
             view: RwLock::new(View::default()),
             sync: tokio::sync::Mutex::new(()),
             pending: std::sync::Mutex::new(Vec::new()),
-            compacting: AtomicBool::new(false),
+            flushing: AtomicBool::new(false),
+            merging: AtomicBool::new(false),
             hooked: std::sync::Mutex::new(None),
             first_retained: std::sync::atomic::AtomicU64::new(1),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
