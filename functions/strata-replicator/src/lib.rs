@@ -19,16 +19,8 @@ use serde_json::{json, Value};
 use strata_engine::replication::{ReplicationReport, Replicator};
 
 /// The (table, partition) a log segment's object key names, if it is one.
-/// Keys may carry a store prefix before `tables/`.
 pub fn log_partition(key: &str) -> Option<(String, u32)> {
-    let parts: Vec<&str> = key.split('/').collect();
-    match parts.get(parts.len().checked_sub(6)?..)? {
-        ["tables", table, _incarnation, part, "log", file] if file.ends_with(".seg") => {
-            let part = part.strip_prefix('p')?.parse().ok()?;
-            Some((table.to_string(), part))
-        }
-        _ => None,
-    }
+    strata_engine::paths::parse_log_object(key)
 }
 
 /// The partitions with new log segments named by an SQS batch of S3

@@ -10,7 +10,6 @@
 //! An export's status lives in `exports/<table>/<export id>.json` in the
 //! table's store; the runner rewrites it when the export ends.
 
-use object_store::path::Path;
 use object_store::PutPayload;
 use serde_json::{json, Value as Json};
 use strata_engine::{TableDescriptor, TableSpec};
@@ -30,21 +29,7 @@ fn secs(micros: u64) -> f64 {
     micros as f64 / 1e6
 }
 
-/// S3's bucket-name rules. A bucket name becomes part of a store URL, so
-/// anything else (`?endpoint=…`, slashes) must never get that far.
-pub fn valid_bucket_name(bucket: &str) -> bool {
-    (3..=63).contains(&bucket.len())
-        && bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !bucket.starts_with(['-', '.'])
-        && !bucket.ends_with(['-', '.'])
-}
-
-/// Where an export's description is kept, in the table's store.
-pub fn export_record(table: &str, export_id: &str) -> Path {
-    Path::from(format!("exports/{table}/{export_id}.json"))
-}
+pub use strata_engine::paths::{export_record, valid_bucket_name};
 
 fn table_not_found(name: &str) -> ApiError {
     ApiError::custom(
@@ -385,10 +370,7 @@ pub async fn list_exports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             )))
         }
     };
-    let prefix = match &only {
-        Some(t) => Path::from(format!("exports/{t}")),
-        None => Path::from("exports"),
-    };
+    let prefix = strata_engine::paths::export_records(only.as_deref());
     let mut keys: Vec<String> = api
         .engine
         .store()
@@ -526,32 +508,4 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
     Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
 }
 
-/// Runs a restore job: fills the target, then marks it restored (ACTIVE).
-pub async fn run_restore(engine: &strata_engine::Engine, job: &Json) -> Result<u64, String> {
-    let source = job["source"].as_str().ok_or("restore job without source")?;
-    let target = job["target"].as_str().ok_or("restore job without target")?;
-    let at = job["atMicros"]
-        .as_u64()
-        .ok_or("restore job without atMicros")?;
-    let items = match engine.restore_into(source, target, at).await {
-        Ok(n) => n,
-        Err(e) => {
-            // A partial table is worse than none: the restore fails whole.
-            let _ = engine.delete_table(target).await;
-            return Err(format!("restoring {source} into {target} failed: {e}"));
-        }
-    };
-    engine
-        .update_table(target, |d| {
-            if let Some(meta) = d.meta.as_object_mut() {
-                meta.remove("RestoreInProgress");
-                if let Some(s) = meta.get_mut("RestoreSummary") {
-                    s["RestoreInProgress"] = json!(false);
-                }
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(items)
-}
+pub use strata_engine::jobs::run_restore;

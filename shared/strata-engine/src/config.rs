@@ -60,6 +60,10 @@ pub struct EngineConfig {
     pub compact_after_segments: u64,
     /// ...or this many bytes of items.
     pub compact_after_bytes: usize,
+    /// Past this many bytes of items in a partition's tail, writes wait for
+    /// the flush this process runs (the write stall; not with a
+    /// compaction hook, where another process flushes).
+    pub max_tail_bytes: usize,
     /// Start compactions in the background when a threshold is passed.
     pub auto_compact: bool,
     /// When set, a passed threshold calls this (at most every
@@ -105,6 +109,7 @@ impl Default for EngineConfig {
             catalog_staleness: Duration::from_secs(1),
             compact_after_segments: 512,
             compact_after_bytes: 16 << 20,
+            max_tail_bytes: 64 << 20,
             auto_compact: true,
             compaction_hook: None,
             compaction_hook_interval: Duration::from_secs(30),

@@ -758,6 +758,13 @@ impl Engine {
         Ok(out)
     }
 
+    /// Per partition: bytes of items its log tail holds in this engine's
+    /// memory (what the write stall bounds).
+    pub async fn tail_bytes(&self, table: &str) -> Result<Vec<usize>> {
+        let t = self.table(table).await?;
+        Ok(t.partitions.iter().map(|p| p.tail_bytes()).collect())
+    }
+
     /// Per partition: (log tail seq, compacted_through, manifest version) as
     /// this engine's views see them.
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {

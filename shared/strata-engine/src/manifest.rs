@@ -124,3 +124,57 @@ impl Manifest {
         self.levels.iter().any(|r| !r.ssts.is_empty())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sst(id: &str) -> RunInfo {
+        RunInfo {
+            id: id.into(),
+            size: 10,
+            meta_offset: 5,
+            entries: 1,
+            max_seq: 3,
+            first_key: Vec::new(),
+            last_key: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn format_1_reads_as_level_0_runs_and_newer_formats_are_refused() {
+        // A format-1 manifest: `runs`, one SST each, no key ranges.
+        let body = serde_json::json!({
+            "version": 4, "compacted_through": 9, "created_at_ms": 1, "tokens": [],
+            "runs": [{"id": "a", "size": 10, "meta_offset": 5, "entries": 1, "max_seq": 3},
+                     {"id": "b", "size": 10, "meta_offset": 5, "entries": 1, "max_seq": 3}],
+        });
+        let bytes = seal(MAGIC, VERSION_RUNS, &serde_json::to_vec(&body).unwrap());
+        let m = Manifest::decode(&bytes).unwrap();
+        assert_eq!(
+            m.levels,
+            vec![
+                SortedRun {
+                    level: 0,
+                    ssts: vec![sst("a")]
+                },
+                SortedRun {
+                    level: 0,
+                    ssts: vec![sst("b")]
+                },
+            ]
+        );
+        assert!(
+            m.levels[0].sst_for(b"anything").is_some(),
+            "unknown ranges cover every key"
+        );
+        // Written back, it is format 2 and reads the same.
+        assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
+        let newer = seal(MAGIC, VERSION + 1, b"{}");
+        let err = Manifest::decode(&newer).unwrap_err().0;
+        assert!(
+            err.contains("format 3 found") && err.contains("1 and 2"),
+            "{err}"
+        );
+    }
+}

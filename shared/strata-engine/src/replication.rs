@@ -81,10 +81,6 @@ fn sends(origin: &str, here: &str, members: &[String]) -> bool {
     origin.is_empty() || origin == here || !members.iter().any(|m| m == origin)
 }
 
-fn cursor_path(table: &str, from_region: &str, part: u32) -> Path {
-    Path::from(format!("replication/{table}/{from_region}/p{part:04}"))
-}
-
 /// What one replication pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicationReport {
@@ -200,7 +196,7 @@ impl Replicator {
         let table = desc.name.as_str();
         let tdesc = target.describe_table(table).await?;
         let key = (region.to_string(), table.to_string(), part);
-        let path = cursor_path(table, self.region(), part);
+        let path = crate::paths::replication_cursor(table, self.region(), part);
         // A cursor used while a member that has since left was one has not
         // sent that member's versions, which may now be nobody else's to
         // send: start again (so does a cursor that never recorded members).

@@ -249,7 +249,9 @@ pub fn build_run(
 pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
     let (version, body) = unseal(META_MAGIC, bytes)?;
     if version != VERSION && version != 1 {
-        return Err(DecodeError(format!("unsupported run version {version}")));
+        return Err(DecodeError(format!(
+            "SST format {version} found; this build reads formats 1 and {VERSION} (upgrade it)"
+        )));
     }
     let mut r = Reader::new(body);
     let n = r.count()?;
@@ -269,7 +271,9 @@ pub fn decode_meta(bytes: &[u8]) -> Result<RunMeta, DecodeError> {
 pub fn decode_block(bytes: &[u8]) -> Result<Block, DecodeError> {
     let (version, body) = unseal(BLOCK_MAGIC, bytes)?;
     if version != VERSION && version != 1 {
-        return Err(DecodeError(format!("unsupported block version {version}")));
+        return Err(DecodeError(format!(
+            "SST block format {version} found; this build reads formats 1 and {VERSION} (upgrade it)"
+        )));
     }
     let mut r = Reader::new(body);
     let n = r.count()?;

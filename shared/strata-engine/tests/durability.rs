@@ -460,3 +460,50 @@ async fn a_moment_holds_every_write_acknowledged_before_it() {
         assert!(v[0].1.ts_micros > ahead.ts_micros, "[{}]", b.name);
     }
 }
+
+// ------------------------------------------------------------ write stall
+
+/// Writers faster than the flush wait for it once the tail held in memory
+/// passes `max_tail_bytes`: with the flush's SST upload held, a writer
+/// stops, the tail stays within the bound, and once the upload goes on the
+/// writer finishes and every write is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_wait_for_the_flush_past_the_tail_bound() {
+    for b in backends() {
+        let (_inner, scripted, store) = scripted_store(&b);
+        let config = EngineConfig {
+            default_partitions: 1,
+            auto_compact: true,
+            compact_after_bytes: 4 << 10,
+            max_tail_bytes: 16 << 10,
+            ..test_config()
+        };
+        let e = Arc::new(engine(&store, config.clone()).await);
+        e.create_table(spec(T)).await.unwrap();
+        let gate = scripted.stall_next(&[RequestKind::Put], "/runs/", Stall::BeforeSending);
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = {
+            let (e, done) = (Arc::clone(&e), Arc::clone(&done));
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    put(&e, T, item("p", i, &[("v", Value::S("x".repeat(1000)))])).await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        gate.reached().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stalled_at = done.load(std::sync::atomic::Ordering::SeqCst);
+        let tail = e.tail_bytes(T).await.unwrap()[0];
+        assert!(stalled_at < 60, "[{}] the writer never waited", b.name);
+        assert!(
+            tail <= config.max_tail_bytes + 2048,
+            "[{}] tail grew to {tail} bytes past the {} bound",
+            b.name,
+            config.max_tail_bytes
+        );
+        gate.open();
+        writer.await.unwrap();
+        assert_eq!(scan_all(&e, T, 100).await.len(), 60, "[{}]", b.name);
+    }
+}

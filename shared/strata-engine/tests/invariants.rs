@@ -194,7 +194,7 @@ impl ObjectStore for AuditStore {
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
         let name = location.to_string();
-        if !matches!(opts.mode, PutMode::Create) && !name.starts_with("_strata/probe") {
+        if !matches!(opts.mode, PutMode::Create) && !strata_engine::paths::is_probe(&name) {
             self.violations
                 .lock()
                 .unwrap()

@@ -1,4 +1,5 @@
-//! Runs the jobs the API hands on (see `strata_api::backups`): exports, and
+//! Runs the jobs the API hands on (see `strata_api::backups`; the crate does
+//! not depend on it): exports, and
 //! restores. Used by `strata serve` (in-process) and by the
 //! `strata-exporter` Lambda function.
 
@@ -7,6 +8,7 @@ use std::sync::Arc;
 use object_store::path::Path;
 use object_store::PutPayload;
 use serde_json::{json, Value as Json};
+use strata_engine::paths::ExportPaths;
 use strata_engine::Engine;
 
 use crate::{export, Destination, ExportJob, ExportKind, Format, Progress};
@@ -36,18 +38,13 @@ impl Buckets {
         if let Some((_, u)) = self.0.iter().find(|(n, _)| n == bucket) {
             return Some(u.clone());
         }
-        strata_api::backups::valid_bucket_name(bucket).then(|| format!("s3://{bucket}"))
+        strata_engine::paths::valid_bucket_name(bucket).then(|| format!("s3://{bucket}"))
     }
 }
 
 /// The export directory for a prefix and id, as DynamoDB lays it out.
 pub fn export_dir(prefix: &str, export_id: &str) -> String {
-    let prefix = prefix.trim_matches('/');
-    if prefix.is_empty() {
-        format!("AWSDynamoDB/{export_id}")
-    } else {
-        format!("{prefix}/AWSDynamoDB/{export_id}")
-    }
+    ExportPaths::new(prefix, export_id).dir().to_string()
 }
 
 fn micros(v: &Json) -> Option<u64> {
@@ -63,7 +60,7 @@ pub async fn run(
     progress: Arc<dyn Progress>,
 ) -> Result<Json, String> {
     match job["kind"].as_str() {
-        Some("restore") => strata_api::backups::run_restore(engine, job)
+        Some("restore") => strata_engine::jobs::run_restore(engine, job)
             .await
             .map(|items| json!({ "restoredItems": items })),
         Some("export") => {
@@ -147,5 +144,5 @@ async fn run_export(
     let outcome = export(engine, &job, &dest, progress)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((outcome, format!("{dir}/manifest-summary.json")))
+    Ok((outcome, ExportPaths::at(&dir).manifest_summary()))
 }

@@ -36,6 +36,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde_json::json;
 use strata_engine::clock::now_micros;
+use strata_engine::paths::ExportPaths;
 use strata_engine::run::Version;
 use strata_engine::{Engine, Item, PointInTime};
 
@@ -165,7 +166,7 @@ pub async fn export(
 ) -> Result<ExportOutcome, ExportError> {
     let started = now_micros();
     let store = dest.store.as_ref();
-    put(store, &format!("{}/_started", dest.dir), Vec::new()).await?;
+    put(store, &ExportPaths::at(&dest.dir).started(), Vec::new()).await?;
     let desc = engine.describe_table(&job.table).await?;
     let files = match job.kind {
         ExportKind::Full { at_micros } => {
@@ -209,7 +210,7 @@ pub async fn export(
         );
         lines.push('\n');
     }
-    let files_key = format!("{}/manifest-files.json", dest.dir);
+    let files_key = ExportPaths::at(&dest.dir).manifest_files();
     put(store, &files_key, lines.into_bytes()).await?;
     let (export_type, export_time) = match job.kind {
         ExportKind::Full { at_micros } => ("FULL_EXPORT", at_micros),
@@ -235,7 +236,7 @@ pub async fn export(
     });
     put(
         store,
-        &format!("{}/manifest-summary.json", dest.dir),
+        &ExportPaths::at(&dest.dir).manifest_summary(),
         serde_json::to_vec_pretty(&summary).unwrap_or_default(),
     )
     .await?;
@@ -248,7 +249,7 @@ fn hex(b: &[u8]) -> String {
 
 /// RFC 3339 with milliseconds, UTC.
 pub fn iso(micros: u64) -> String {
-    format!("{}Z", strata_api::iso_time(micros / 1000))
+    format!("{}Z", strata_engine::clock::iso_time(micros / 1000))
 }
 
 /// A data file's bytes, written and described.
@@ -259,7 +260,7 @@ async fn write_file(
     items: u64,
 ) -> Result<DataFile, ExportError> {
     let md5 = base64::engine::general_purpose::STANDARD.encode(Md5::digest(&body));
-    let key = format!("{}/data/{name}", dest.dir);
+    let key = ExportPaths::at(&dest.dir).data(&name);
     let bytes = body.len() as u64;
     put(dest.store.as_ref(), &key, body).await?;
     Ok(DataFile {
@@ -353,11 +354,11 @@ async fn full(
                 let _permit = permits.acquire_owned().await;
                 let (name, (body, items)) = match format {
                     Format::Parquet => (
-                        format!("{part:04}-{}.parquet", dest.export_id),
+                        ExportPaths::data_name(part as u32, &dest.export_id, "parquet"),
                         full_parquet(m, &columns, progress.as_ref()).await?,
                     ),
                     Format::DynamoDbJson => (
-                        format!("{part:04}-{}.json.gz", dest.export_id),
+                        ExportPaths::data_name(part as u32, &dest.export_id, "json.gz"),
                         full_json(m, progress.as_ref()).await?,
                     ),
                 };
@@ -558,7 +559,7 @@ async fn incremental(
                     writer.write(&batch)?;
                 }
                 (
-                    format!("{part:04}-{}.parquet", dest.export_id),
+                    ExportPaths::data_name(part as u32, &dest.export_id, "parquet"),
                     writer.into_inner()?,
                 )
             }
@@ -581,7 +582,10 @@ async fn incremental(
                 let body = out
                     .finish()
                     .map_err(|e| ExportError::Encode(e.to_string()))?;
-                (format!("{part:04}-{}.json.gz", dest.export_id), body)
+                (
+                    ExportPaths::data_name(part as u32, &dest.export_id, "json.gz"),
+                    body,
+                )
             }
         };
         progress.advance(n);

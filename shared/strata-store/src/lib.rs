@@ -17,6 +17,7 @@ pub mod intercept;
 pub mod latency;
 pub mod local;
 mod open;
+pub mod paths;
 mod probe;
 pub mod script;
 

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use object_store::path::Path;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use rand::Rng;
 
@@ -60,7 +59,7 @@ pub async fn probe_atomic_create(
 ) -> Result<(), ProbeError> {
     let nonce: u64 = rand::rng().random();
     for round in 0..ROUNDS {
-        let key = Path::from(format!("_strata/probe/{nonce:016x}-{round}"));
+        let key = crate::paths::probe(nonce, round);
         let attempts = (0..RACERS).map(|i| {
             let store = Arc::clone(store);
             let key = key.clone();

@@ -12,6 +12,7 @@ impl Partition {
     /// Commits one request, group-committed with whatever else is queued for
     /// this partition in this process.
     pub async fn commit(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
+        self.wait_for_room().await;
         let (tx, rx) = oneshot::channel();
         self.pending
             .lock()

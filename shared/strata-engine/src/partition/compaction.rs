@@ -10,6 +10,8 @@ use super::*;
 
 /// Merges one `compact` call may run after its flush (the next call goes on).
 const MAX_MERGES_PER_CALL: usize = 64;
+/// The longest a write waits for room in the tail (see `wait_for_room`).
+const MAX_STALL: Duration = Duration::from_secs(10);
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,30 @@ impl Partition {
             || v.mem_bytes >= c.compact_after_bytes
     }
 
+    /// The write stall: while the log tail held in memory is past
+    /// `max_tail_bytes` and this process flushes it, a write waits for a
+    /// flush (as a DynamoDB partition throttles a write burst), so writers
+    /// faster than compaction cannot grow memory without bound. A flush that
+    /// keeps failing (the store down) stalls a write for at most
+    /// `MAX_STALL`; it then goes ahead.
+    pub(super) async fn wait_for_room(self: &Arc<Self>) {
+        let c = &self.ctx.config;
+        if !c.auto_compact || c.compaction_hook.is_some() {
+            return;
+        }
+        let start = self.clock().tick();
+        loop {
+            let flushed = self.flushed.notified();
+            if self.read_view().mem_bytes <= c.max_tail_bytes
+                || self.clock().since(start) >= MAX_STALL
+            {
+                return;
+            }
+            self.maybe_compact();
+            let _ = tokio::time::timeout(Duration::from_millis(50), flushed).await;
+        }
+    }
+
     pub(super) fn maybe_compact(self: &Arc<Self>) {
         let config = &self.ctx.config;
         if !config.auto_compact || !self.over_threshold() {
@@ -80,6 +106,7 @@ impl Partition {
         if !self.flushing.swap(true, Ordering::SeqCst) {
             let flushed = self.flush().await;
             self.flushing.store(false, Ordering::SeqCst);
+            self.flushed.notify_waiters();
             outcome = flushed?;
             if outcome == CompactionOutcome::LostRace {
                 return Ok(outcome);

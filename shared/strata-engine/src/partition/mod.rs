@@ -111,6 +111,9 @@ pub(crate) struct Partition {
     /// Merges are running in this process (beside which flushes go on, so
     /// the tail in memory stays bounded while a long merge runs).
     merging: AtomicBool,
+    /// Told after each flush, when the tail in memory may have shrunk
+    /// (what stalled writers wait for).
+    flushed: tokio::sync::Notify,
     /// When the compaction hook was last called for this partition.
     hooked: std::sync::Mutex<Option<Tick>>,
     /// No log segment before this one exists any more (a lower bound).
@@ -135,6 +138,7 @@ impl Partition {
             pending: std::sync::Mutex::new(Vec::new()),
             flushing: AtomicBool::new(false),
             merging: AtomicBool::new(false),
+            flushed: tokio::sync::Notify::new(),
             hooked: std::sync::Mutex::new(None),
             first_retained: std::sync::atomic::AtomicU64::new(1),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
@@ -161,6 +165,11 @@ impl Partition {
     pub fn stats(&self) -> (u64, u64, u64) {
         let v = self.read_view();
         (v.tail, v.manifest.compacted_through, v.manifest.version)
+    }
+
+    /// Bytes of items the view's tail holds in memory.
+    pub fn tail_bytes(&self) -> usize {
+        self.read_view().mem_bytes
     }
 
     /// The sorted runs of the newest manifest, after a strong refresh.

@@ -116,8 +116,14 @@ impl Partition {
         // Set once a publish may still land: the SSTs must then never be
         // deleted here (GC deletes them if no manifest ends up naming them).
         let mut maybe_named = false;
-        for _ in 0..MAX_COMMIT_ATTEMPTS {
-            let current = {
+        for round in 0..MAX_COMMIT_ATTEMPTS {
+            // The first round publishes over the manifest the view knows (a
+            // step refreshes it before it starts): a newer one refuses the
+            // create, and the next rounds look for the newest first. So the
+            // time between the SSTs and their manifest is one create.
+            let current = if round == 0 {
+                Arc::clone(&self.read_view().manifest)
+            } else {
                 let _g = self.sync.lock().await;
                 self.write_view().manifest_checked = None;
                 self.refresh_locked(self.clock().tick()).await?;

@@ -19,6 +19,7 @@ impl Partition {
     /// applying a batch twice changes nothing the second time. Returns how
     /// many were written.
     pub async fn apply_replicated(self: &Arc<Self>, changes: &[ReplicatedChange]) -> Result<usize> {
+        self.wait_for_room().await;
         let applied = {
             let _g = self.sync.lock().await;
             // Applying a batch twice is a no-op (last writer wins), so an

@@ -1,0 +1,34 @@
+//! Jobs the API hands to a runner that need only the engine: restores.
+//! (Exports, which need arrow and parquet, run in `strata-export`.)
+
+use serde_json::{json, Value as Json};
+
+/// Runs a restore job: fills the target, then marks it restored (ACTIVE).
+pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, String> {
+    let source = job["source"].as_str().ok_or("restore job without source")?;
+    let target = job["target"].as_str().ok_or("restore job without target")?;
+    let at = job["atMicros"]
+        .as_u64()
+        .ok_or("restore job without atMicros")?;
+    let items = match engine.restore_into(source, target, at).await {
+        Ok(n) => n,
+        Err(e) => {
+            // A partial table is worse than none: the restore fails whole.
+            let _ = engine.delete_table(target).await;
+            return Err(format!("restoring {source} into {target} failed: {e}"));
+        }
+    };
+    engine
+        .update_table(target, |d| {
+            if let Some(meta) = d.meta.as_object_mut() {
+                meta.remove("RestoreInProgress");
+                if let Some(s) = meta.get_mut("RestoreSummary") {
+                    s["RestoreInProgress"] = json!(false);
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(items)
+}

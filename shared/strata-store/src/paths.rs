@@ -1,0 +1,229 @@
+//! Where every object lives. One place, so the layout is decided once:
+//! every object name Strata writes is built here, and every name it reads
+//! back out of a listing or a notification is parsed here.
+//!
+//! ```text
+//! tables/<table>/schema/<v:020>                               table descriptor versions (create-next)
+//! tables/<table>/<incarnation>/p<part:04>/log/<seq:020>.seg   one committed batch (immutable)
+//! tables/<table>/<incarnation>/p<part:04>/runs/<id>.sst       one SST (immutable)
+//! tables/<table>/<incarnation>/p<part:04>/manifest/<v:020>    sorted runs + compacted_through (create-next)
+//! replication/<table>/<from-region>/p<part:04>                a replicator's cursor (target store)
+//! exports/<table>/<export-id>.json                            an export's record
+//! _strata/probe/<nonce:016x>-<round>                          the start-up atomicity probe
+//! <prefix>/AWSDynamoDB/<export-id>/…                           an export (see `ExportPaths`)
+//! ```
+//! Zero-padded numbers keep LIST order equal to numeric order. The
+//! incarnation (a random id chosen at CreateTable) keeps a re-created table
+//! from ever seeing its predecessor's objects, even before they are deleted.
+
+use object_store::path::Path;
+
+pub fn tables_root() -> Path {
+    Path::from("tables")
+}
+
+pub fn table_root(table: &str) -> Path {
+    Path::from(format!("tables/{table}"))
+}
+
+pub fn schema_dir(table: &str) -> Path {
+    Path::from(format!("tables/{table}/schema"))
+}
+
+pub fn schema(table: &str, version: u64) -> Path {
+    Path::from(format!("tables/{table}/schema/{version:020}"))
+}
+
+pub fn incarnation_root(table: &str, incarnation: &str) -> Path {
+    Path::from(format!("tables/{table}/{incarnation}"))
+}
+
+/// The objects of one partition of one table incarnation.
+#[derive(Debug, Clone)]
+pub struct PartitionPaths {
+    root: String,
+}
+
+impl PartitionPaths {
+    pub fn new(table: &str, incarnation: &str, part: u32) -> Self {
+        Self {
+            root: format!("tables/{table}/{incarnation}/p{part:04}"),
+        }
+    }
+
+    /// The partition's prefix; unique per table incarnation and partition.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    pub fn log_dir(&self) -> Path {
+        Path::from(format!("{}/log", self.root))
+    }
+
+    pub fn log(&self, seq: u64) -> Path {
+        Path::from(format!("{}/log/{seq:020}.seg", self.root))
+    }
+
+    pub fn runs_dir(&self) -> Path {
+        Path::from(format!("{}/runs", self.root))
+    }
+
+    pub fn run(&self, id: &str) -> Path {
+        Path::from(format!("{}/runs/{id}.sst", self.root))
+    }
+
+    pub fn manifest_dir(&self) -> Path {
+        Path::from(format!("{}/manifest", self.root))
+    }
+
+    pub fn manifest(&self, version: u64) -> Path {
+        Path::from(format!("{}/manifest/{version:020}", self.root))
+    }
+}
+
+/// A replicator's cursor for one partition, in the target region's store.
+pub fn replication_cursor(table: &str, from_region: &str, part: u32) -> Path {
+    Path::from(format!("replication/{table}/{from_region}/p{part:04}"))
+}
+
+/// Where an export's description is kept, in the table's store.
+pub fn export_record(table: &str, export_id: &str) -> Path {
+    Path::from(format!("exports/{table}/{export_id}.json"))
+}
+
+/// The export records of one table, or of every table.
+pub fn export_records(table: Option<&str>) -> Path {
+    match table {
+        Some(t) => Path::from(format!("exports/{t}")),
+        None => Path::from("exports"),
+    }
+}
+
+/// One key of the start-up atomicity probe.
+pub fn probe(nonce: u64, round: usize) -> Path {
+    Path::from(format!("_strata/probe/{nonce:016x}-{round}"))
+}
+
+/// Whether a path belongs to the start-up probe.
+pub fn is_probe(path: &str) -> bool {
+    path.starts_with("_strata/probe")
+}
+
+/// The objects of one export, under the destination's prefix, laid out as
+/// DynamoDB lays its exports out.
+#[derive(Debug, Clone)]
+pub struct ExportPaths {
+    dir: String,
+}
+
+impl ExportPaths {
+    /// `<prefix>/AWSDynamoDB/<export_id>` (no prefix: from the bucket root).
+    pub fn new(prefix: &str, export_id: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        let dir = if prefix.is_empty() {
+            format!("AWSDynamoDB/{export_id}")
+        } else {
+            format!("{prefix}/AWSDynamoDB/{export_id}")
+        };
+        Self { dir }
+    }
+
+    /// An export whose directory is already known.
+    pub fn at(dir: &str) -> Self {
+        Self {
+            dir: dir.trim_matches('/').to_string(),
+        }
+    }
+
+    /// The export's directory.
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+
+    /// Written first: the export has started.
+    pub fn started(&self) -> String {
+        format!("{}/_started", self.dir)
+    }
+
+    pub fn manifest_files(&self) -> String {
+        format!("{}/manifest-files.json", self.dir)
+    }
+
+    pub fn manifest_summary(&self) -> String {
+        format!("{}/manifest-summary.json", self.dir)
+    }
+
+    /// A data file's key (`name` from [`ExportPaths::data_name`]).
+    pub fn data(&self, name: &str) -> String {
+        format!("{}/data/{name}", self.dir)
+    }
+
+    /// A partition's data file name, by format extension (`parquet`,
+    /// `json.gz`).
+    pub fn data_name(part: u32, export_id: &str, extension: &str) -> String {
+        format!("{part:04}-{export_id}.{extension}")
+    }
+}
+
+/// S3's bucket-name rules. A bucket name becomes part of a store URL, so
+/// anything else (`?endpoint=…`, slashes) must never get that far.
+pub fn valid_bucket_name(bucket: &str) -> bool {
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && !bucket.starts_with(['-', '.'])
+        && !bucket.ends_with(['-', '.'])
+}
+
+/// The (table, partition) a log segment's object key names, if it is one
+/// (an S3 notification's key, which may carry a store prefix before
+/// `tables/`).
+pub fn parse_log_object(key: &str) -> Option<(String, u32)> {
+    let parts: Vec<&str> = key.split('/').collect();
+    match parts.get(parts.len().checked_sub(6)?..)? {
+        ["tables", table, _incarnation, part, "log", file] if file.ends_with(".seg") => {
+            let part = part.strip_prefix('p')?.parse().ok()?;
+            Some((table.to_string(), part))
+        }
+        _ => None,
+    }
+}
+
+/// The number in a sequenced object name (`…/00000000000000000042.seg` → 42).
+pub fn parse_seq(path: &Path) -> Option<u64> {
+    let name = path.filename()?;
+    let digits = name.split('.').next()?;
+    if digits.len() != 20 {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The id in a run name (`…/runs/<id>.sst` → id).
+pub fn parse_run_id(path: &Path) -> Option<String> {
+    path.filename()?.strip_suffix(".sst").map(str::to_string)
+}
+
+/// A fresh random id (128 bits, hex): run ids, incarnations, commit ids.
+pub fn random_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequenced_names_parse_back() {
+        let p = PartitionPaths::new("t", "abc", 3);
+        assert_eq!(
+            p.log(42).as_ref(),
+            "tables/t/abc/p0003/log/00000000000000000042.seg"
+        );
+        assert_eq!(parse_seq(&p.log(42)), Some(42));
+        assert_eq!(parse_seq(&p.manifest(7)), Some(7));
+        assert_eq!(parse_run_id(&p.run("xyz")), Some("xyz".to_string()));
+        assert_eq!(parse_seq(&Path::from("tables/t/abc/p0003/log/junk")), None);
+    }
+}
