@@ -232,7 +232,14 @@ async fn run_model(
                 assert_eq!(got, want, "{ctx} scan");
             }
             90..=94 => {
-                e.compact("tbl").await.unwrap();
+                // With a grace period of 50 ms a slow store can make a step
+                // give up (its SSTs too old to publish): a clean, retryable
+                // failure that must leave every read as it was.
+                match e.compact("tbl").await {
+                    Ok(_) => {}
+                    Err(err) if err.is_retryable() => {}
+                    Err(err) => panic!("{ctx} compaction: {err}"),
+                }
             }
             95..=96 => {
                 tokio::time::sleep(Duration::from_millis(60)).await;
@@ -287,7 +294,12 @@ async fn levels_preserve_reads() {
                 };
                 let label = format!("{} {policy:?}", b.name);
                 let e = run_model(b.store(), 100 + seed, 80 * b.scale, &label, config).await;
-                e.compact("tbl").await.unwrap();
+                // Settle (a step on a slow store may give up; the next goes on).
+                for _ in 0..5 {
+                    if e.compact("tbl").await.is_ok() {
+                        break;
+                    }
+                }
                 let levels = e.partition_levels("tbl").await.unwrap();
                 let runs = &levels[0];
                 for r in runs {
