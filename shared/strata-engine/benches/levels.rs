@@ -168,6 +168,10 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
         {
             break;
         }
+        if out.iter().any(|o| matches!(o, CompactionOutcome::Busy)) {
+            // Background merges still running.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
     let settle = start.elapsed().as_secs_f64();
     let write_amp = counter.put_bytes() as f64 / logical as f64;

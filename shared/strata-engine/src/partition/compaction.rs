@@ -113,7 +113,11 @@ impl Partition {
             }
         }
         if self.merging.swap(true, Ordering::SeqCst) {
-            return Ok(outcome);
+            // Merges are running here: the partition is not settled yet.
+            return Ok(match outcome {
+                CompactionOutcome::NothingToDo => CompactionOutcome::Busy,
+                done => done,
+            });
         }
         let merged = self.merges(outcome).await;
         self.merging.store(false, Ordering::SeqCst);
