@@ -309,8 +309,10 @@ async fn levels_preserve_reads() {
                 }
                 deepest = deepest.max(runs.len());
             }
+            // Remote stores run a shorter history (and with a 50 ms grace
+            // some steps give up): the reads are checked, the depth is not.
             assert!(
-                deepest >= 2,
+                b.is_remote() || deepest >= 2,
                 "[{} {policy:?}] never deeper than {deepest} runs",
                 b.name
             );

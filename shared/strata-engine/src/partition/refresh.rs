@@ -148,11 +148,13 @@ impl Partition {
         let tail = self.read_view().tail;
         let listed =
             io::list_after(self.store(), &self.paths.log_dir(), &self.paths.log(tail)).await?;
-        let seqs: Vec<u64> = listed
+        let mut seqs: Vec<u64> = listed
             .iter()
             .filter_map(|m| paths::parse_seq(&m.location))
             .filter(|s| *s > tail)
             .collect();
+        seqs.sort_unstable();
+        let last_listed = seqs.last().copied();
         // Fetch in parallel, apply in order, stop at the first gap.
         let mut fetched =
             futures::stream::iter(seqs.into_iter().map(|s| self.read_segment(s))).buffered(16);
@@ -167,7 +169,30 @@ impl Partition {
                 _ => break,
             }
         }
-        Ok(())
+        drop(fetched);
+        match last_listed {
+            Some(last) if last >= expect => self.gap_before(expect, last).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Segment `missing` is absent while `later` exists. Segments are
+    /// created in order and GC deletes only a prefix folded into a manifest,
+    /// so either a manifest newer than the view's folds the gap (adopted
+    /// here), or the object was deleted by hand: an error naming it, never
+    /// a partition served without its writes.
+    async fn gap_before(&self, missing: u64, later: u64) -> Result<()> {
+        self.refresh_manifest(false).await?;
+        if self.read_view().tail >= missing {
+            return Ok(());
+        }
+        Err(Error::corrupt(
+            &self.paths.log(missing),
+            format!(
+                "missing while {} exists: a committed segment was deleted (by hand?)",
+                self.paths.log(later)
+            ),
+        ))
     }
 
     /// Makes the view good for a read of the given consistency.
