@@ -114,6 +114,17 @@ impl Manifest {
         Ok(m)
     }
 
+    /// The next version: these levels, folding the same log.
+    pub fn next_with(&self, levels: Vec<SortedRun>, created_at_ms: u64) -> Manifest {
+        Manifest {
+            version: self.version + 1,
+            levels,
+            runs: Vec::new(),
+            created_at_ms,
+            ..self.clone()
+        }
+    }
+
     /// Every live SST.
     pub fn ssts(&self) -> impl Iterator<Item = &RunInfo> {
         self.levels.iter().flat_map(|r| r.ssts.iter())

@@ -264,13 +264,7 @@ impl Partition {
             }
             let mut levels = current.levels[..newer].to_vec();
             levels.extend(plan.apply(&base.levels, outputs.clone()));
-            Derived::Next(Manifest {
-                version: current.version + 1,
-                levels,
-                runs: Vec::new(),
-                created_at_ms: now_ms,
-                ..current.clone()
-            })
+            Derived::Next(current.next_with(levels, now_ms))
         };
         Ok(match self.publish(&outputs, first_sent, derive).await? {
             PublishOutcome::Published(m) | PublishOutcome::AlreadyIn(m) => Some(m),

@@ -54,13 +54,7 @@ impl Ingest<'_> {
                 level: bottom_level_for(config, bytes, deepest),
                 ssts: outputs.clone(),
             });
-            Derived::Next(Manifest {
-                version: current.version + 1,
-                levels,
-                runs: Vec::new(),
-                created_at_ms: now_ms,
-                ..current.clone()
-            })
+            Derived::Next(current.next_with(levels, now_ms))
         };
         match part.publish(&outputs, first_sent, derive).await? {
             PublishOutcome::Published(_) | PublishOutcome::AlreadyIn(_) => Ok(()),
