@@ -190,11 +190,6 @@ impl SstWriter {
         self.count = 0;
     }
 
-    /// Entries pushed so far.
-    pub fn entries(&self) -> usize {
-        self.key_hashes.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.key_hashes.is_empty()
     }

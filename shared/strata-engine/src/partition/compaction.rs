@@ -126,12 +126,7 @@ impl Partition {
 
     async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
-            let base = {
-                let _g = self.sync.lock().await;
-                self.write_view().manifest_checked = None;
-                self.refresh_locked(self.clock().tick()).await?;
-                Arc::clone(&self.read_view().manifest)
-            };
+            let base = self.newest_manifest().await?;
             let Some(plan) = next_merge(&base.levels, &self.ctx.config) else {
                 break;
             };
@@ -201,11 +196,7 @@ impl Partition {
                 levels.insert(0, run.clone());
             }
             Derived::Next(Manifest {
-                version: current.version + 1,
                 compacted_through: tail,
-                levels,
-                runs: Vec::new(),
-                created_at_ms: now_ms,
                 folded_ts_micros: folded_ts,
                 images_gen,
                 tokens: current
@@ -215,6 +206,7 @@ impl Partition {
                     .chain(tail_tokens.iter().filter(|t| t.seq <= tail).cloned())
                     .filter(|t| t.ts_micros >= token_horizon)
                     .collect(),
+                ..current.next_with(levels, now_ms)
             })
         };
         Ok(match self.publish(&outputs, first_sent, derive).await? {

@@ -36,34 +36,28 @@ impl MergePlan {
     pub(super) fn inputs(&self, levels: &[SortedRun]) -> Vec<SortedRun> {
         levels[self.first..=self.last_input]
             .iter()
-            .map(|r| SortedRun {
-                level: r.level,
-                ssts: r
-                    .ssts
-                    .iter()
-                    .filter(|s| self.taken.contains(&s.id))
-                    .cloned()
-                    .collect(),
-            })
+            .map(|r| self.part_of(r, true))
             .filter(|r| !r.ssts.is_empty())
             .collect()
+    }
+
+    /// The SSTs of `run` the merge takes (`taken`) or leaves.
+    fn part_of(&self, run: &SortedRun, taken: bool) -> SortedRun {
+        SortedRun {
+            level: run.level,
+            ssts: run
+                .ssts
+                .iter()
+                .filter(|s| self.taken.contains(&s.id) == taken)
+                .cloned()
+                .collect(),
+        }
     }
 
     /// The levels after the merge, its `outputs` (in key order) in place
     /// of what it took.
     pub(super) fn apply(&self, levels: &[SortedRun], outputs: Vec<RunInfo>) -> Vec<SortedRun> {
-        let mut out: Vec<SortedRun> = levels
-            .iter()
-            .map(|r| SortedRun {
-                level: r.level,
-                ssts: r
-                    .ssts
-                    .iter()
-                    .filter(|s| !self.taken.contains(&s.id))
-                    .cloned()
-                    .collect(),
-            })
-            .collect();
+        let mut out: Vec<SortedRun> = levels.iter().map(|r| self.part_of(r, false)).collect();
         match self.target {
             Target::Into(p) => {
                 let run = &mut out[p];

@@ -201,16 +201,16 @@ impl SstCursor {
 
 /// Reads one sorted run within a span: its SSTs one after another (their
 /// key ranges are disjoint and ordered), skipping those outside the span.
-pub(super) struct RunCursor {
-    run: SortedRun,
+pub(super) struct RunCursor<'a> {
+    run: &'a SortedRun,
     /// The next SST to open, counted in the cursor's direction.
     next: usize,
     open: Option<SstCursor>,
     fetch: Fetch,
 }
 
-impl RunCursor {
-    pub(super) fn new(run: SortedRun, span: &Span, fetch: Fetch) -> Self {
+impl<'a> RunCursor<'a> {
+    pub(super) fn new(run: &'a SortedRun, span: &Span, fetch: Fetch) -> Self {
         let n = run.ssts.len();
         // SSTs wholly before the span (in the direction of reading) are
         // skipped without being opened.
@@ -281,7 +281,7 @@ impl RunCursor {
 pub(super) struct Merger<'a> {
     pub(super) part: &'a Partition,
     pub(super) mem: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Version)>>,
-    pub(super) runs: Vec<RunCursor>,
+    pub(super) runs: Vec<RunCursor<'a>>,
     pub(super) span: Span,
 }
 
@@ -291,13 +291,13 @@ impl<'a> Merger<'a> {
     pub(super) fn new(
         part: &'a Partition,
         mem: Vec<(Vec<u8>, Version)>,
-        levels: &[SortedRun],
+        levels: &'a [SortedRun],
         span: Span,
         fetch: Fetch,
     ) -> Self {
         let runs = levels
             .iter()
-            .map(|r| RunCursor::new(r.clone(), &span, fetch))
+            .map(|r| RunCursor::new(r, &span, fetch))
             .collect();
         Self {
             part,

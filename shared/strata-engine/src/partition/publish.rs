@@ -124,10 +124,7 @@ impl Partition {
             let current = if round == 0 {
                 Arc::clone(&self.read_view().manifest)
             } else {
-                let _g = self.sync.lock().await;
-                self.write_view().manifest_checked = None;
-                self.refresh_locked(self.clock().tick()).await?;
-                Arc::clone(&self.read_view().manifest)
+                self.newest_manifest().await?
             };
             let ours = |id: &str| outputs.iter().any(|o| o.id == id);
             if !outputs.is_empty() && current.ssts().any(|s| ours(&s.id)) {

@@ -195,6 +195,16 @@ impl Partition {
         ))
     }
 
+    /// The newest manifest, looked for now (by LIST, whatever the view's
+    /// age), with the tail brought up to date: what a compaction step
+    /// starts from.
+    pub(super) async fn newest_manifest(&self) -> Result<Arc<Manifest>> {
+        let _g = self.sync.lock().await;
+        self.write_view().manifest_checked = None;
+        self.refresh_locked(self.clock().tick()).await?;
+        Ok(Arc::clone(&self.read_view().manifest))
+    }
+
     /// Makes the view good for a read of the given consistency.
     pub async fn ensure_fresh(&self, strong: bool) -> Result<()> {
         let clock = self.clock();
