@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{seal, unseal};
 use crate::error::{Error, Result};
 use crate::io::{self, Created};
+use crate::partition_map::{PartitionMap, SplitRecord};
 use crate::paths;
 use crate::value::KeySchema;
 
@@ -23,7 +24,11 @@ pub struct TableDescriptor {
     /// Random id of this incarnation of the table; its data lives under it.
     pub incarnation: String,
     pub key_schema: KeySchema,
+    /// The partitions the table was created with (see `partition_map`).
     pub partitions: u32,
+    /// The splits made since, in order (see [`TableDescriptor::map`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub splits: Vec<SplitRecord>,
     pub created_at_ms: u64,
     #[serde(default)]
     pub deleted: bool,
@@ -55,6 +60,14 @@ impl TableDescriptor {
     /// existed read as generation 1 when they keep old images).
     pub fn images_gen(&self) -> u64 {
         next_images_gen(self.images_gen, self.keep_old_images)
+    }
+
+    /// Which partitions are live and which one holds a key.
+    pub fn map(&self) -> PartitionMap<'_> {
+        PartitionMap {
+            base: self.partitions,
+            splits: &self.splits,
+        }
     }
 }
 
@@ -170,6 +183,38 @@ pub async fn publish(store: &dyn ObjectStore, d: &TableDescriptor) -> Result<Cre
             &path,
             "a conflicting create of this table version is still in flight",
         )),
+    }
+}
+
+/// Publishes the descriptor version that routes by `split` (after its
+/// children's manifests exist), or finds one that already does. Racing
+/// finishers: the loser re-reads and finds the split recorded.
+pub async fn record_split(
+    store: &dyn ObjectStore,
+    known: &TableDescriptor,
+    split: SplitRecord,
+) -> Result<TableDescriptor> {
+    let mut current = newest_from(store, known.clone()).await?;
+    loop {
+        if current.deleted || current.incarnation != known.incarnation {
+            return Err(Error::TableNotFound(known.name.clone()));
+        }
+        if current
+            .splits
+            .iter()
+            .any(|s| s.partition == split.partition)
+        {
+            return Ok(current);
+        }
+        let mut next = current.clone();
+        next.version += 1;
+        next.splits.push(split.clone());
+        match publish(store, &next).await? {
+            Created::Created => return Ok(next),
+            Created::Exists | Created::Conflict => {
+                current = newest_from(store, current).await?;
+            }
+        }
     }
 }
 

@@ -86,6 +86,14 @@ pub struct EngineConfig {
     pub read_ahead_bytes: usize,
     /// How sorted runs are merged (see `CompactionPolicy`).
     pub compaction_policy: CompactionPolicy,
+    /// A partition holding more than this many bytes is split in two by
+    /// its compaction (DynamoDB's 10 GB per partition).
+    pub split_bytes: u64,
+    /// A partition whose log grows by more than this many segments a second
+    /// for `split_window` is split too (S3 serves some 3,500 PUTs a second
+    /// per prefix; one partition's log is one sequence). 0: never.
+    pub split_commits_per_sec: u64,
+    pub split_window: Duration,
     /// Bytes the caches may hold in all (blocks, items, pages). Defaults to
     /// 40% of a Lambda function's memory, else 10% of the machine's.
     pub cache_bytes: u64,
@@ -120,6 +128,9 @@ impl Default for EngineConfig {
             level_ratio: 10,
             read_ahead_bytes: 1 << 20,
             compaction_policy: CompactionPolicy::Leveled,
+            split_bytes: 10 << 30,
+            split_commits_per_sec: 1_000,
+            split_window: Duration::from_secs(60),
             cache_bytes: crate::cache::default_cache_bytes(),
             token_window: Duration::from_secs(600),
             // Log retention plus a margin (see `set_log_retention`).

@@ -1,7 +1,7 @@
 //! The engine: tables, and the routing of every read and write to the
 //! partition that holds its key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -12,7 +12,7 @@ use crate::catalog::{self, TableDescriptor, TableSpec, MAX_PARTITIONS};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::io::{self, Created};
-use crate::keys::{begins_with_prefix, encode_component, encode_key, partition_of, prefix_end};
+use crate::keys::{begins_with_prefix, encode_component, encode_key, prefix_end};
 use crate::manifest::SortedRun;
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
 use crate::partition::{
@@ -27,12 +27,9 @@ use crate::value::{Item, ItemKey, KeyType, KeyValue};
 /// (see `Partition::mark_images_gen`). A partition that fails is logged: its
 /// next write starts the generation instead.
 async fn mark_images_gen(t: &TableHandle) {
-    let marks = t.partitions.iter().map(|p| p.mark_images_gen());
-    for (part, res) in futures::future::join_all(marks)
-        .await
-        .into_iter()
-        .enumerate()
-    {
+    let leaves = t.desc.map().leaves();
+    let marks = leaves.iter().map(|l| t.partitions[l].mark_images_gen());
+    for (part, res) in leaves.iter().zip(futures::future::join_all(marks).await) {
         if let Err(e) = res {
             tracing::warn!(table = %t.desc.name, partition = part, error = %e,
                 "could not mark the start of a new old-image generation");
@@ -40,11 +37,27 @@ async fn mark_images_gen(t: &TableHandle) {
     }
 }
 
-struct TableHandle {
-    desc: Arc<TableDescriptor>,
-    partitions: Vec<Arc<Partition>>,
+pub(crate) struct TableHandle {
+    pub(crate) desc: Arc<TableDescriptor>,
+    /// Every partition the table has had, live or sealed by a split, by
+    /// number (see `partition_map`).
+    pub(crate) partitions: BTreeMap<u32, Arc<Partition>>,
     checked: Mutex<crate::clock::Tick>,
 }
+
+impl TableHandle {
+    /// The live partitions, in number order.
+    pub(crate) fn leaves(&self) -> impl Iterator<Item = &Arc<Partition>> + '_ {
+        self.desc
+            .map()
+            .leaves()
+            .into_iter()
+            .filter_map(|l| self.partitions.get(&l))
+    }
+}
+
+/// Splits one request may route around (each finished on the way).
+const MAX_REROUTES: u32 = 2 * crate::partition_map::MAX_SPLIT_DEPTH;
 
 /// A Strata engine over one object store. Cheap to share (`Arc`); any number
 /// of engines, in any number of processes, may use one store at once.
@@ -167,6 +180,7 @@ impl Engine {
             incarnation: paths::random_id(),
             key_schema: spec.key_schema,
             partitions,
+            splits: Vec::new(),
             created_at_ms: self.ctx.config.clock.now_ms(),
             deleted: false,
             keep_old_images: spec.keep_old_images,
@@ -250,6 +264,14 @@ impl Engine {
             next.incarnation = current.desc.incarnation.clone();
             next.key_schema = current.desc.key_schema.clone();
             next.partitions = current.desc.partitions;
+            next.splits = current.desc.splits.clone();
+            let follower_added = (next.keep_old_images && !current.desc.keep_old_images)
+                || next.replicas.len() > current.desc.replicas.len();
+            if !next.splits.is_empty() && follower_added {
+                return Err(Error::Validation(format!(
+                    "table {name} has split partitions, which streams and replicas do not follow yet"
+                )));
+            }
             next.deleted = false;
             next.images_gen =
                 catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
@@ -274,8 +296,14 @@ impl Engine {
     }
 
     fn install(&self, desc: Arc<TableDescriptor>) -> Arc<TableHandle> {
-        let partitions = (0..desc.partitions)
-            .map(|p| Arc::new(Partition::new(Arc::clone(&self.ctx), Arc::clone(&desc), p)))
+        let partitions = desc
+            .map()
+            .all()
+            .into_iter()
+            .map(|p| {
+                let part = Partition::new(Arc::clone(&self.ctx), Arc::clone(&desc), p);
+                (p, Arc::new(part))
+            })
             .collect();
         let handle = Arc::new(TableHandle {
             desc: Arc::clone(&desc),
@@ -291,7 +319,7 @@ impl Engine {
 
     /// The table's handle, re-checking the descriptor when it is older than
     /// `catalog_staleness` (one GET of the next schema version).
-    async fn table(&self, name: &str) -> Result<Arc<TableHandle>> {
+    pub(crate) async fn table(&self, name: &str) -> Result<Arc<TableHandle>> {
         let cached = self
             .tables
             .read()
@@ -330,9 +358,60 @@ impl Engine {
         Ok(self.install(Arc::new(desc)))
     }
 
-    fn partition_for<'a>(&self, t: &'a TableHandle, hash: &KeyValue) -> &'a Arc<Partition> {
-        let p = partition_of(hash, t.desc.partitions) as usize;
-        &t.partitions[p.min(t.partitions.len().saturating_sub(1))]
+    /// Installs `desc` unless the handle already holds it or a newer one.
+    fn install_if_newer(&self, desc: TableDescriptor) {
+        let current = self
+            .tables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&desc.name)
+            .map(|h| h.desc.version);
+        if current.is_none_or(|v| v < desc.version) {
+            self.install(Arc::new(desc));
+        }
+    }
+
+    pub(crate) fn partition_for<'a>(
+        &self,
+        t: &'a TableHandle,
+        hash: &KeyValue,
+    ) -> Result<&'a Arc<Partition>> {
+        self.partition_by_id(t, t.desc.map().route(hash))
+    }
+
+    fn partition_by_id<'a>(&self, t: &'a TableHandle, id: u32) -> Result<&'a Arc<Partition>> {
+        t.partitions.get(&id).ok_or_else(|| {
+            Error::corrupt(
+                &paths::schema(&t.desc.name, t.desc.version),
+                format!("routes to partition {id}, which it does not list"),
+            )
+        })
+    }
+
+    /// After an operation failed with `e`: when it met a sealed partition,
+    /// finishes that split (whoever started it) and installs the
+    /// descriptor routing around it, so the caller can try again; any
+    /// other error is the caller's answer.
+    pub(crate) async fn reroute(
+        &self,
+        t: &TableHandle,
+        e: Error,
+        attempts: &mut u32,
+    ) -> Result<()> {
+        let Error::Sealed { partition, .. } = &e else {
+            return Err(e);
+        };
+        *attempts += 1;
+        let Some(part) = t
+            .partitions
+            .get(partition)
+            .filter(|_| *attempts <= MAX_REROUTES)
+        else {
+            return Err(e);
+        };
+        let desc = part.split().await?;
+        self.install_if_newer(desc);
+        Ok(())
     }
 
     // ---------------------------------------------------------------- writes
@@ -341,7 +420,17 @@ impl Engine {
     /// one partition (in practice: one partition-key value, or keys that hash
     /// together); otherwise it is refused.
     pub async fn write(&self, table: &str, req: WriteRequest) -> Result<Committed> {
-        let t = self.table(table).await?;
+        let mut attempts = 0;
+        loop {
+            let t = self.table(table).await?;
+            match self.write_once(&t, req.clone()).await {
+                Err(e) => self.reroute(&t, e, &mut attempts).await?,
+                done => return done,
+            }
+        }
+    }
+
+    async fn write_once(&self, t: &TableHandle, req: WriteRequest) -> Result<Committed> {
         let Some(first) = req.ops.first() else {
             return Err(Error::Validation(
                 "a write request needs at least one operation".into(),
@@ -351,12 +440,10 @@ impl Engine {
         for op in &req.ops {
             check_key_types(schema, &op.key)?;
         }
-        let part = self.partition_for(&t, &first.key.hash);
-        if req
-            .ops
-            .iter()
-            .any(|op| !Arc::ptr_eq(self.partition_for(&t, &op.key.hash), part))
-        {
+        let part = self.partition_for(t, &first.key.hash)?;
+        let map = t.desc.map();
+        let target = map.route(&first.key.hash);
+        if req.ops.iter().any(|op| map.route(&op.key.hash) != target) {
             return Err(Error::Validation(
                 "all operations of one atomic write must be in one partition".into(),
             ));
@@ -372,11 +459,19 @@ impl Engine {
         key: &ItemKey,
         consistency: Consistency,
     ) -> Result<Option<Arc<Item>>> {
-        let t = self.table(table).await?;
-        check_key_types(&t.desc.key_schema, key)?;
-        self.partition_for(&t, &key.hash)
-            .get(&encode_key(key), consistency == Consistency::Strong)
-            .await
+        let mut attempts = 0;
+        loop {
+            let t = self.table(table).await?;
+            check_key_types(&t.desc.key_schema, key)?;
+            let got = self
+                .partition_for(&t, &key.hash)?
+                .get(&encode_key(key), consistency == Consistency::Strong)
+                .await;
+            match got {
+                Err(e) => self.reroute(&t, e, &mut attempts).await?,
+                done => return done,
+            }
+        }
     }
 
     /// Items with partition key `hash` whose sort key satisfies `cond`, in
@@ -451,108 +546,101 @@ impl Engine {
                 hi = Bound::Excluded(k);
             }
         }
-        self.partition_for(&t, hash)
-            .range(
-                lo,
-                hi,
-                forward,
-                limit,
-                max_bytes,
-                consistency == Consistency::Strong,
-            )
-            .await
-    }
-
-    /// One page of a scan. With `segment = Some((s, n))` only the partitions
-    /// `p` with `p % n == s` are read, so `n` workers can scan in parallel.
-    /// Resume with the page's `last_key` as `start_after`.
-    pub async fn scan(
-        &self,
-        table: &str,
-        segment: Option<(u32, u32)>,
-        start_after: Option<&ItemKey>,
-        limit: usize,
-        max_bytes: usize,
-        consistency: Consistency,
-    ) -> Result<Page> {
-        let t = self.table(table).await?;
-        let (seg, total) = segment.unwrap_or((0, 1));
-        if total == 0 || seg >= total {
-            return Err(Error::Validation(
-                "Segment must be less than TotalSegments".into(),
-            ));
-        }
-        let first = match start_after {
-            Some(k) => {
-                check_key_types(&t.desc.key_schema, k)?;
-                partition_of(&k.hash, t.desc.partitions)
-            }
-            None => 0,
-        };
-        let mut page = Page::default();
-        let mut bytes = 0;
-        for p in (first..t.desc.partitions).filter(|p| p % total == seg) {
-            let lo = match start_after {
-                Some(k) if p == first => Bound::Excluded(encode_key(k)),
-                _ => Bound::Unbounded,
-            };
-            let want = limit - page.items.len();
-            let part = &t.partitions[p as usize];
-            let got = part
+        let mut attempts = 0;
+        let mut t = t;
+        loop {
+            let got = self
+                .partition_for(&t, hash)?
                 .range(
-                    lo,
-                    Bound::Unbounded,
-                    true,
-                    want,
-                    max_bytes.saturating_sub(bytes),
+                    lo.clone(),
+                    hi.clone(),
+                    forward,
+                    limit,
+                    max_bytes,
                     consistency == Consistency::Strong,
                 )
-                .await?;
-            bytes += got
-                .items
-                .iter()
-                .map(|i| crate::value::item_size(i))
-                .sum::<usize>();
-            page.items.extend(got.items);
-            if got.last_key.is_some() {
-                page.last_key = got.last_key;
-                return Ok(page);
+                .await;
+            match got {
+                Err(e) => self.reroute(&t, e, &mut attempts).await?,
+                done => return done,
             }
+            t = self.table(table).await?;
         }
-        Ok(page)
     }
 
     // ------------------------------------------------------------ maintenance
 
-    /// Compacts every partition of the table now.
+    /// Compacts every live partition of the table now (splitting those
+    /// that are due), in partition-number order.
     pub async fn compact(&self, table: &str) -> Result<Vec<CompactionOutcome>> {
         let t = self.table(table).await?;
-        let mut out = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            out.push(p.compact().await?);
+        let mut out = Vec::new();
+        for p in t.leaves() {
+            out.push(self.compact_and_split(p).await?);
         }
         Ok(out)
     }
 
-    /// Compacts one partition of the table now.
+    /// Compacts one partition of the table now, and splits it if it is due
+    /// (what the compactor function runs). A sealed partition's compaction
+    /// finishes its split.
     pub async fn compact_partition(
         &self,
         table: &str,
         partition: u32,
     ) -> Result<CompactionOutcome> {
-        let t = self.table(table).await?;
-        let p = t.partitions.get(partition as usize).ok_or_else(|| {
-            Error::Validation(format!("table {table} has no partition {partition}"))
-        })?;
-        p.compact().await
+        let (_, p) = self.partition(table, partition).await?;
+        self.compact_and_split(&p).await
     }
 
-    /// Garbage-collects every partition of the table.
+    async fn compact_and_split(&self, p: &Arc<Partition>) -> Result<CompactionOutcome> {
+        let outcome = p.compact().await?;
+        if p.sealed().is_some() || p.split_due() {
+            self.install_if_newer(p.split().await?);
+        }
+        Ok(outcome)
+    }
+
+    /// Splits one live partition of the table in two now (the compactor
+    /// splits by size and commit rate on its own). Returns the descriptor
+    /// that routes to the children.
+    pub async fn split_partition(&self, table: &str, partition: u32) -> Result<TableDescriptor> {
+        let (t, p) = self.partition(table, partition).await?;
+        if t.desc.map().split_of(partition).is_some() {
+            return Err(Error::Validation(format!(
+                "partition {partition} of table {table} is already split"
+            )));
+        }
+        if !p.may_split() {
+            return Err(Error::Validation(format!(
+                "table {table} has a stream or replicas, which do not follow splits yet"
+            )));
+        }
+        let desc = p.split().await?;
+        self.install_if_newer(desc.clone());
+        Ok(desc)
+    }
+
+    /// The live partitions of the table, in number order.
+    pub async fn partitions(&self, table: &str) -> Result<Vec<u32>> {
+        Ok(self.table(table).await?.desc.map().leaves())
+    }
+
+    /// Garbage-collects every partition of the table, sealed ones
+    /// included. An SST inherited at a split is garbage only when no
+    /// retained manifest of any partition names it.
     pub async fn gc(&self, table: &str) -> Result<GcReport> {
         let t = self.table(table).await?;
+        let mut inherited: HashMap<u32, std::collections::HashSet<String>> = HashMap::new();
+        for p in t.partitions.values() {
+            for (home, id) in p.inherited_ssts().await? {
+                inherited.entry(home).or_default().insert(id);
+            }
+        }
+        let none = std::collections::HashSet::new();
         let mut total = GcReport::default();
-        for p in &t.partitions {
-            let r = p.gc().await?;
+        for (id, p) in &t.partitions {
+            let r = p.gc(inherited.get(id).unwrap_or(&none)).await?;
             total.segments += r.segments;
             total.manifests += r.manifests;
             total.runs += r.runs;
@@ -620,7 +708,7 @@ impl Engine {
     ) -> Result<(Arc<TableHandle>, Arc<Partition>)> {
         let t = self.table(table).await?;
         let p =
-            t.partitions.get(part as usize).cloned().ok_or_else(|| {
+            t.partitions.get(&part).cloned().ok_or_else(|| {
                 Error::Validation(format!("table {table} has no partition {part}"))
             })?;
         Ok((t, p))
@@ -678,30 +766,49 @@ impl Engine {
         })
     }
 
-    /// Fills `target` (a table created with `source`'s key schema and
-    /// partition count) with exactly the items `source` held at `t_micros`:
-    /// each partition's items become one sorted run of the target, the
-    /// oldest data it has, written SST by SST as the moment is read (memory
-    /// bounded by one chunk and one SST). Returns the number of items.
+    /// Fills `target` (a table created with `source`'s key schema) with
+    /// exactly the items `source` held at `t_micros`: each partition live
+    /// at that moment is read in key order and its items routed by the
+    /// target's own map, becoming one sorted run of each target partition
+    /// they land in, the oldest data it has, written SST by SST as the
+    /// moment is read (memory bounded by one chunk and an SST per target
+    /// partition one source partition feeds). Returns the number of items.
     pub async fn restore_into(&self, source: &str, target: &str, t_micros: u64) -> Result<u64> {
         let desc = self.describe_table(source).await?;
         let t = self.table(target).await?;
-        if t.desc.partitions != desc.partitions || t.desc.key_schema != desc.key_schema {
+        if t.desc.key_schema != desc.key_schema {
             return Err(Error::Validation(format!(
-                "cannot restore {source} into {target}: keys or partition counts differ"
+                "cannot restore {source} into {target}: their keys differ"
             )));
         }
+        let hash_type = desc.key_schema.hash.key_type;
+        let target_map = t.desc.map();
         let mut items = 0;
-        for part in 0..desc.partitions {
+        for part in desc.map().leaves_at(Some(t_micros)) {
             let mut moment = self.point_in_time(source, part, t_micros).await?;
-            let mut ingest = t.partitions[part as usize].ingest();
+            let mut ingests = BTreeMap::new();
             while let Some(chunk) = moment.next_chunk(RESTORE_CHUNK).await? {
                 for (k, v) in chunk.into_iter().filter(|(_, v)| !v.deleted) {
+                    let h = crate::keys::hash_component_len(&k, hash_type)
+                        .map(|n| xxhash_rust::xxh3::xxh3_64(&k[..n]))
+                        .ok_or_else(|| Error::Validation("a stored key does not parse".into()))?;
+                    let to = target_map.route_hash(h, None);
+                    let ingest = match ingests.entry(to) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => {
+                            let p = t.partitions.get(&to).ok_or_else(|| {
+                                Error::Validation(format!("{target} has no partition {to}"))
+                            })?;
+                            e.insert(p.ingest())
+                        }
+                    };
                     ingest.push(&k, &Version { seq: 0, ..v }).await?;
                     items += 1;
                 }
             }
-            ingest.finish().await?;
+            for (_, ingest) in ingests {
+                ingest.finish().await?;
+            }
         }
         Ok(items)
     }
@@ -719,15 +826,31 @@ impl Engine {
         table: &str,
         changes: Vec<(Arc<Item>, bool, Stamp)>,
     ) -> Result<usize> {
-        let t = self.table(table).await?;
+        // Applies are idempotent (last writer wins), so after a split the
+        // whole batch is simply routed again.
+        let mut attempts = 0;
+        loop {
+            let t = self.table(table).await?;
+            match self.apply_replicated_once(&t, &changes).await {
+                Err(e) => self.reroute(&t, e, &mut attempts).await?,
+                done => return done,
+            }
+        }
+    }
+
+    async fn apply_replicated_once(
+        &self,
+        t: &TableHandle,
+        changes: &[(Arc<Item>, bool, Stamp)],
+    ) -> Result<usize> {
         let schema = &t.desc.key_schema;
-        let mut by_part: HashMap<usize, Vec<ReplicatedChange>> = HashMap::new();
-        for (image, deleted, stamp) in changes {
+        let mut by_part: HashMap<u32, Vec<ReplicatedChange>> = HashMap::new();
+        for (image, deleted, stamp) in changes.iter().cloned() {
             let key = schema
                 .key_of(&image)
                 .map_err(|e| Error::Validation(e.to_string()))?;
             check_key_types(schema, &key)?;
-            let p = partition_of(&key.hash, t.desc.partitions) as usize;
+            let p = t.desc.map().route(&key.hash);
             by_part.entry(p).or_default().push(ReplicatedChange {
                 key: encode_key(&key),
                 image,
@@ -736,10 +859,15 @@ impl Engine {
             });
         }
         let mut applied = 0;
-        let results = futures::future::join_all(by_part.iter().map(|(p, changes)| {
-            let part = Arc::clone(&t.partitions[(*p).min(t.partitions.len() - 1)]);
-            async move { part.apply_replicated(changes).await }
-        }))
+        let mut parts = Vec::with_capacity(by_part.len());
+        for (p, changes) in &by_part {
+            parts.push((Arc::clone(self.partition_by_id(t, *p)?), changes));
+        }
+        let results = futures::future::join_all(
+            parts
+                .iter()
+                .map(|(part, changes)| async move { part.apply_replicated(changes).await }),
+        )
         .await;
         for r in results {
             applied += r?;
@@ -751,8 +879,8 @@ impl Engine {
     /// ranges), newest first, as the newest manifest lists them.
     pub async fn partition_levels(&self, table: &str) -> Result<Vec<Vec<SortedRun>>> {
         let t = self.table(table).await?;
-        let mut out = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
+        let mut out = Vec::new();
+        for p in t.leaves() {
             out.push(p.levels().await?);
         }
         Ok(out)
@@ -762,14 +890,14 @@ impl Engine {
     /// memory (what the write stall bounds).
     pub async fn tail_bytes(&self, table: &str) -> Result<Vec<usize>> {
         let t = self.table(table).await?;
-        Ok(t.partitions.iter().map(|p| p.tail_bytes()).collect())
+        Ok(t.leaves().map(|p| p.tail_bytes()).collect())
     }
 
-    /// Per partition: (log tail seq, compacted_through, manifest version) as
-    /// this engine's views see them.
+    /// Per live partition: (log tail seq, compacted_through, manifest
+    /// version) as this engine's views see them.
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
         let t = self.table(table).await?;
-        Ok(t.partitions.iter().map(|p| p.stats()).collect())
+        Ok(t.leaves().map(|p| p.stats()).collect())
     }
 }
 
@@ -835,7 +963,7 @@ fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
     }
 }
 
-fn check_key_types(schema: &crate::value::KeySchema, key: &ItemKey) -> Result<()> {
+pub(crate) fn check_key_types(schema: &crate::value::KeySchema, key: &ItemKey) -> Result<()> {
     let mismatch = |expected: KeyType, v: &KeyValue| expected != v.key_type();
     if mismatch(schema.hash.key_type, &key.hash) {
         return Err(Error::Validation(

@@ -44,6 +44,12 @@ pub enum Error {
     #[error("the outcome of a write to {table} is unknown (store failing); retry with the same request token")]
     OutcomeUnknown { table: String },
 
+    /// The partition was split: its keys are in its children now. The
+    /// engine routes again (finishing the split first if need be); a
+    /// caller only sees it if that keeps failing.
+    #[error("partition {partition} of table {table} was split; retry")]
+    Sealed { table: String, partition: u32 },
+
     #[error(transparent)]
     StoreRefused(#[from] strata_store::ProbeError),
 
@@ -55,7 +61,10 @@ impl Error {
     /// True when the same request may succeed if tried again later.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Store { .. } | Error::Contention { .. } | Error::OutcomeUnknown { .. } => true,
+            Error::Store { .. }
+            | Error::Contention { .. }
+            | Error::OutcomeUnknown { .. }
+            | Error::Sealed { .. } => true,
             Error::StoreRefused(e) => e.is_retryable(),
             _ => false,
         }
@@ -89,6 +98,10 @@ impl Error {
             },
             Error::OutcomeUnknown { table } => Error::OutcomeUnknown {
                 table: table.clone(),
+            },
+            Error::Sealed { table, partition } => Error::Sealed {
+                table: table.clone(),
+                partition: *partition,
             },
             Error::StoreRefused(e) => Error::Validation(e.to_string()),
             Error::Open(e) => Error::Validation(e.to_string()),

@@ -6,7 +6,7 @@
 //! numerically. Each component is self-delimiting, so the encoded partition
 //! key is a prefix of every encoded key with that partition key.
 
-use crate::value::{ItemKey, KeyValue};
+use crate::value::{ItemKey, KeyType, KeyValue};
 
 /// The encoded partition key followed by the encoded sort key, if any.
 pub fn encode_key(key: &ItemKey) -> Vec<u8> {
@@ -60,13 +60,47 @@ fn escaped(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&[0x00, 0x01]);
 }
 
-/// The partition a partition-key value lives in: a stable hash of its
-/// encoding modulo the partition count. Stable forever: it decides where
-/// stored data is.
+/// The first partition a partition-key value lives in (before any split):
+/// a stable hash of its encoding modulo the partition count. Stable
+/// forever: it decides where stored data is (see `partition_map`).
 pub fn partition_of(hash: &KeyValue, partitions: u32) -> u32 {
-    let mut enc = Vec::with_capacity(16);
-    encode_component(hash, &mut enc);
-    (xxhash_rust::xxh3::xxh3_64(&enc) % u64::from(partitions.max(1))) as u32
+    (crate::partition_map::key_hash(hash) % u64::from(partitions.max(1))) as u32
+}
+
+/// The length of the encoded partition key at the start of an encoded key
+/// of a table whose partition key has type `t`; None when it does not
+/// parse.
+pub fn hash_component_len(key: &[u8], t: KeyType) -> Option<usize> {
+    let find_end = |from: usize, end: u8| {
+        key.get(from..)?
+            .iter()
+            .position(|b| *b == end)
+            .map(|p| from + p + 1)
+    };
+    match t {
+        KeyType::S | KeyType::B => {
+            let mut i = 0;
+            while i + 1 < key.len() {
+                if key[i] == 0 {
+                    match key[i + 1] {
+                        0xff => i += 2,
+                        0x01 => return Some(i + 2),
+                        _ => return None,
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+            None
+        }
+        KeyType::N => match key.first()? {
+            0x80 => Some(1),
+            // Tag, two exponent bytes, digits, terminator.
+            0x40 => find_end(3, 0xff),
+            0xc0 => find_end(3, 0x00),
+            _ => None,
+        },
+    }
 }
 
 /// The encoded prefix shared by every S or B key component that begins
@@ -106,6 +140,29 @@ mod tests {
         let mut out = Vec::new();
         encode_component(v, &mut out);
         out
+    }
+
+    #[test]
+    fn the_partition_key_is_found_at_the_start_of_every_encoded_key() {
+        let hashes = [
+            (KeyValue::S("a\0b".into()), KeyType::S),
+            (KeyValue::S(String::new()), KeyType::S),
+            (KeyValue::B(vec![0, 0xff, 1, 0]), KeyType::B),
+            (n("0"), KeyType::N),
+            (n("-12.5e-3"), KeyType::N),
+            (n("98765432109876543210"), KeyType::N),
+            (n("-1e125"), KeyType::N),
+        ];
+        for (h, t) in hashes {
+            for range in [None, Some(KeyValue::S("\0\u{1}".into())), Some(n("-7"))] {
+                let key = encode_key(&ItemKey {
+                    hash: h.clone(),
+                    range,
+                });
+                assert_eq!(hash_component_len(&key, t), Some(enc(&h).len()), "{h:?}");
+            }
+        }
+        assert_eq!(hash_component_len(b"abc", KeyType::S), None);
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub mod manifest;
 pub mod number;
 pub mod ops;
 mod partition;
+pub mod partition_map;
+mod scan;
 pub use strata_store::paths;
 pub mod replication;
 pub mod run;

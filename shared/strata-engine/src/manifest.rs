@@ -15,6 +15,10 @@ use crate::run::RunInfo;
 
 const MAGIC: &[u8; 4] = b"STMF";
 const VERSION: u8 = 2;
+/// Format 2 plus what splits add (SSTs inherited from another partition, a
+/// seal): written only by a partition that took part in a split, so a
+/// build that predates splits refuses it instead of misreading it.
+const VERSION_SPLIT: u8 = 3;
 /// The format before levels, still read.
 const VERSION_RUNS: u8 = 1;
 
@@ -75,6 +79,17 @@ pub struct Manifest {
     /// `LogSegment::images_gen`), which the next segment inherits.
     #[serde(default)]
     pub images_gen: u64,
+    /// Set once the log folded here ends in a seal (a split): the
+    /// partition takes no more writes; its children go on from its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<SealMark>,
+}
+
+/// Where a partition's log was sealed by a split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealMark {
+    pub seq: u64,
+    pub ts_micros: u64,
 }
 
 impl Manifest {
@@ -93,14 +108,15 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         // JSON inside a checksummed frame: small, and readable when debugging.
         let body = serde_json::to_vec(self).unwrap_or_default();
-        seal(MAGIC, VERSION, &body)
+        let split = self.sealed.is_some() || self.ssts().any(|s| s.home.is_some());
+        seal(MAGIC, if split { VERSION_SPLIT } else { VERSION }, &body)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if version != VERSION && version != VERSION_RUNS {
+        if !(VERSION_RUNS..=VERSION_SPLIT).contains(&version) {
             return Err(DecodeError(format!(
-                "manifest format {version} found; this build reads formats {VERSION_RUNS} and {VERSION} (upgrade it)"
+                "manifest format {version} found; this build reads formats {VERSION_RUNS} to {VERSION_SPLIT} (upgrade it)"
             )));
         }
         let mut m: Manifest =
@@ -149,6 +165,7 @@ mod tests {
             max_seq: 3,
             first_key: Vec::new(),
             last_key: Vec::new(),
+            home: None,
         }
     }
 
@@ -181,10 +198,18 @@ mod tests {
         );
         // Written back, it is format 2 and reads the same.
         assert_eq!(Manifest::decode(&m.encode()).unwrap(), m);
-        let newer = seal(MAGIC, VERSION + 1, b"{}");
+        // A manifest of a split partition is format 3.
+        let mut split = m.clone();
+        split.sealed = Some(SealMark {
+            seq: 9,
+            ts_micros: 1,
+        });
+        assert_eq!(split.encode()[4], VERSION_SPLIT);
+        assert_eq!(Manifest::decode(&split.encode()).unwrap(), split);
+        let newer = seal(MAGIC, VERSION_SPLIT + 1, b"{}");
         let err = Manifest::decode(&newer).unwrap_err().0;
         assert!(
-            err.contains("format 3 found") && err.contains("1 and 2"),
+            err.contains("format 4 found") && err.contains("1 to 3"),
             "{err}"
         );
     }

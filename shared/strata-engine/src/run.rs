@@ -49,6 +49,11 @@ pub struct RunInfo {
     pub first_key: Vec<u8>,
     #[serde(default, with = "hex_key")]
     pub last_key: Vec<u8>,
+    /// The partition whose `runs/` holds the SST when it is not the one
+    /// listing it: an SST a child inherited from an ancestor at a split
+    /// (and holding the sibling's keys too). None: the lister's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<u32>,
 }
 
 impl RunInfo {
@@ -223,6 +228,7 @@ impl SstWriter {
             max_seq: self.max_seq,
             first_key: self.first,
             last_key: self.last,
+            home: None,
         };
         (info, self.out)
     }

@@ -10,7 +10,12 @@ use crate::codec::{seal, unseal, DecodeError, Reader, Writer};
 use crate::value::Item;
 
 const MAGIC: &[u8; 4] = b"STSG";
+/// The format of an ordinary segment.
 const VERSION: u8 = 3;
+/// The format of a seal (a split's last segment of its partition): format
+/// 3 and a flag, so a build that predates splits refuses a seal instead of
+/// reading it as an empty commit and committing after it.
+const VERSION_SEAL: u8 = 4;
 
 /// Who wrote a version of an item, and when: the order last-writer-wins
 /// replication uses. Compared by time first, then by region name, so two
@@ -83,6 +88,9 @@ pub struct LogSegment {
     /// out once a stream is on. `None` in segments written before it existed.
     pub images_gen: Option<u64>,
     pub mutations: Vec<Mutation>,
+    /// The partition is split here: nothing commits after this segment (it
+    /// carries no mutations); its keys go on in its two children.
+    pub seal: bool,
 }
 
 impl LogSegment {
@@ -98,6 +106,7 @@ impl LogSegment {
             origin_region: String::new(),
             images_gen: None,
             mutations: Vec::new(),
+            seal: false,
         }
     }
 
@@ -154,12 +163,16 @@ impl LogSegment {
                 None => w.u8(0),
             }
         }
+        if self.seal {
+            w.u8(1);
+            return seal(MAGIC, VERSION_SEAL, &w.buf);
+        }
         seal(MAGIC, VERSION, &w.buf)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LogSegment, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if !(1..=VERSION).contains(&version) {
+        if !(1..=VERSION_SEAL).contains(&version) {
             return Err(DecodeError(format!(
                 "unsupported segment version {version}"
             )));
@@ -212,6 +225,7 @@ impl LogSegment {
                 replicated,
             });
         }
+        let seal = version >= VERSION_SEAL && r.u8()? != 0;
         if !r.is_empty() {
             return Err(DecodeError("trailing bytes after segment".into()));
         }
@@ -223,6 +237,7 @@ impl LogSegment {
             origin_region,
             images_gen,
             mutations,
+            seal,
         })
     }
 }
@@ -252,9 +267,22 @@ mod tests {
                     region: Arc::from("eu-west-1"),
                 }),
             }],
+            seal: false,
         };
         let bytes = seg.encode();
         assert_eq!(LogSegment::decode(&bytes).unwrap(), seg);
+        let sealed = LogSegment {
+            seal: true,
+            mutations: Vec::new(),
+            ..seg.clone()
+        };
+        assert_eq!(LogSegment::decode(&sealed.encode()).unwrap(), sealed);
+        assert_eq!(
+            sealed.encode()[4],
+            4,
+            "a seal is format 4; other segments stay 3"
+        );
+        assert_eq!(bytes[4], 3);
         let mut bad = bytes.clone();
         bad[12] ^= 0x40;
         assert!(LogSegment::decode(&bad).is_err());

@@ -103,6 +103,7 @@ impl Partition {
             origin_region: self.ctx.config.region.clone(),
             images_gen: Some(images_gen),
             mutations,
+            seal: false,
         }
     }
 

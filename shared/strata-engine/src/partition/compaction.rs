@@ -92,6 +92,12 @@ impl Partition {
             tokio::spawn(async move {
                 if let Err(e) = me.compact().await {
                     tracing::warn!(table = %me.table.name, partition = me.part, error = %e, "background compaction failed");
+                    return;
+                }
+                if me.split_due() {
+                    if let Err(e) = me.split().await {
+                        tracing::warn!(table = %me.table.name, partition = me.part, error = %e, "background split failed; the next compaction tries again");
+                    }
                 }
             });
         }
@@ -111,6 +117,11 @@ impl Partition {
             if outcome == CompactionOutcome::LostRace {
                 return Ok(outcome);
             }
+        }
+        // A sealed partition's last flush folds its seal; its SSTs are its
+        // children's to rewrite now.
+        if self.read_view().sealed.is_some() {
+            return Ok(outcome);
         }
         if self.merging.swap(true, Ordering::SeqCst) {
             // Merges are running here: the partition is not settled yet.
@@ -141,7 +152,7 @@ impl Partition {
     /// Writes the log tail (the view's versions after `compacted_through`)
     /// as a new level-0 run and publishes the manifest folding it.
     async fn flush(&self) -> Result<CompactionOutcome> {
-        let (base, tail, mem, tail_tokens, folded_ts, images_gen) = {
+        let (base, tail, mem, tail_tokens, folded_ts, images_gen, sealed) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
             self.refresh_locked(self.clock().tick()).await?;
@@ -165,6 +176,7 @@ impl Partition {
                 tokens,
                 folded,
                 v.images_gen,
+                v.sealed,
             )
         };
         if tail <= base.compacted_through {
@@ -199,6 +211,7 @@ impl Partition {
                 compacted_through: tail,
                 folded_ts_micros: folded_ts,
                 images_gen,
+                sealed: sealed.or(current.sealed),
                 tokens: current
                     .tokens
                     .iter()

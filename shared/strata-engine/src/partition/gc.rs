@@ -9,11 +9,33 @@ pub struct GcReport {
 }
 
 impl Partition {
+    /// The SSTs of other partitions (ancestors) that this partition's
+    /// retained manifests name, as (home, id): what their GC must keep.
+    pub async fn inherited_ssts(&self) -> Result<Vec<(u32, String)>> {
+        if !self.child {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for meta in io::list(self.store(), &self.paths.manifest_dir()).await? {
+            let Some(v) = paths::parse_seq(&meta.location) else {
+                continue;
+            };
+            if let Some(m) = self.read_manifest(v).await? {
+                out.extend(m.ssts().filter_map(|s| {
+                    s.home
+                        .filter(|h| *h != self.part)
+                        .map(|h| (h, s.id.clone()))
+                }));
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes what no reader can need any more: log segments folded into a
     /// manifest older than the grace period (and past log retention),
     /// manifests superseded longer ago than that, and runs no such manifest
-    /// references.
-    pub async fn gc(&self) -> Result<GcReport> {
+    /// references, here or (`inherited`) in a partition split from this one.
+    pub async fn gc(&self, inherited: &std::collections::HashSet<String>) -> Result<GcReport> {
         let c = &self.ctx.config;
         let now = self.clock().now_ms();
         // With point-in-time recovery on, the manifest in force at the start
@@ -67,7 +89,11 @@ impl Partition {
                 io::delete(self.store(), &self.paths.manifest(m.version)).await?;
                 report.manifests += 1;
             } else {
-                live_runs.extend(m.ssts().map(|r| r.id.clone()));
+                live_runs.extend(
+                    m.ssts()
+                        .filter(|r| r.home.is_none_or(|h| h == self.part))
+                        .map(|r| r.id.clone()),
+                );
             }
         }
         for meta in io::list(self.store(), &self.paths.runs_dir()).await? {
@@ -75,7 +101,7 @@ impl Partition {
                 continue;
             };
             let old = (meta.last_modified.timestamp_millis().max(0) as u64) < horizon;
-            if !live_runs.contains(&id) && old {
+            if !live_runs.contains(&id) && !inherited.contains(&id) && old {
                 io::delete(self.store(), &meta.location).await?;
                 report.runs += 1;
             }

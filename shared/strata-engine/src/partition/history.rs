@@ -92,8 +92,9 @@ impl Partition {
         // The empty start is the truth only if no manifest was collected.
         let manifest = match (manifest, lowest) {
             (Some(m), _) => Arc::new(m),
-            (None, None) | (None, Some(1)) => Arc::new(Manifest::default()),
-            (None, Some(_)) => return Err(too_old()),
+            // (A partition made by a split starts from its manifest/1.)
+            (None, None) | (None, Some(1)) if !self.child => Arc::new(Manifest::default()),
+            (None, _) => return Err(too_old()),
         };
         let mut mem: BTreeMap<Vec<u8>, Version> = BTreeMap::new();
         let mut through = manifest.compacted_through;
@@ -112,7 +113,7 @@ impl Partition {
                 if sealed || last_ts > t_micros {
                     break;
                 }
-                self.seal(t_micros).await?;
+                self.close_moment(t_micros).await?;
                 sealed = true;
                 continue;
             }
@@ -148,7 +149,7 @@ impl Partition {
 
     /// Makes sure the log holds a segment committed after `t_micros`,
     /// committing an empty one if needed.
-    pub(super) async fn seal(&self, t_micros: u64) -> Result<()> {
+    pub(super) async fn close_moment(&self, t_micros: u64) -> Result<()> {
         self.commit_empty(|v| v.last_ts > t_micros, t_micros + 1)
             .await
     }
@@ -163,7 +164,8 @@ impl Partition {
     }
 
     /// Commits an empty segment (committed no earlier than `min_commit_ts`)
-    /// unless the refreshed view already satisfies `done`.
+    /// unless the refreshed view already satisfies `done` or the log is
+    /// sealed (final: nothing can commit after the seal).
     pub(super) async fn commit_empty(
         &self,
         done: impl Fn(&View) -> bool + Sync,
@@ -183,8 +185,12 @@ impl Partition {
                 Ok(Proposal::Append(seg, ()))
             })
         })
-        .await?;
-        Ok(())
+        .await
+        .map(|_| ())
+        .or_else(|e| match e {
+            Error::Sealed { .. } => Ok(()),
+            e => Err(e),
+        })
     }
 
     /// Up to `limit` versions (tombstones included) of a point-in-time plan

@@ -261,6 +261,7 @@ mod tests {
             max_seq: 1,
             first_key: vec![lo],
             last_key: vec![hi],
+            home: None,
         }
     }
 

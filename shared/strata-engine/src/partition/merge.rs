@@ -81,11 +81,14 @@ struct SstCursor {
     pos: usize,
     /// Under [`Fetch::ReadAhead`]: bytes of the SST from this offset.
     ahead: Option<(u64, Bytes)>,
+    /// Inherited from an ancestor at a split: holds keys of the sibling
+    /// too, which this cursor skips.
+    foreign: bool,
 }
 
 impl SstCursor {
     async fn open(part: &Partition, sst: &RunInfo, span: &Span, fetch: Fetch) -> Result<Self> {
-        let path = part.paths.run(&sst.id);
+        let path = part.sst_path(sst);
         let meta = match fetch {
             Fetch::Cached => part.ctx.cache.run_meta(part.store(), &path, sst).await?,
             Fetch::ReadAhead(_) => {
@@ -113,6 +116,7 @@ impl SstCursor {
             block: None,
             pos: 0,
             ahead: None,
+            foreign: sst.home.is_some_and(|h| h != part.part),
         })
     }
 
@@ -175,6 +179,10 @@ impl SstCursor {
                     if !span.contains(k) {
                         self.block_idx = None;
                         return Ok(None);
+                    }
+                    if self.foreign && !part.owner.owns(k) {
+                        self.advance(span.forward);
+                        continue;
                     }
                     return Ok(Some((k.clone(), v.clone())));
                 }

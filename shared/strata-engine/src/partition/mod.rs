@@ -41,6 +41,7 @@ mod publish;
 mod read;
 mod refresh;
 mod replicated;
+mod seal;
 mod view;
 
 use append::{IfUnresolved, Proposal, Refresh};
@@ -51,6 +52,7 @@ pub use history::PointInTimePlan;
 pub use log::LogRead;
 pub(crate) use merge::{above_lo, below_hi};
 use merge::{is_empty_range, Fetch, Merger, Span};
+pub(crate) use read::key_attributes;
 pub use replicated::ReplicatedChange;
 use view::{first_after, segment_bytes, View};
 
@@ -71,8 +73,9 @@ use crate::config::EngineConfig;
 use crate::error::{Error, Result};
 use crate::io::{self, Created};
 use crate::keys::encode_key;
-use crate::manifest::{FoldedToken, Manifest, SortedRun};
+use crate::manifest::{FoldedToken, Manifest, SealMark, SortedRun};
 use crate::ops::{Change, Committed, Page, WriteOutcome, WriteRequest};
+use crate::partition_map::{self as map, Owner};
 use crate::paths::{self, PartitionPaths};
 use crate::run::{Block, RunInfo, RunMeta, Version};
 use crate::segment::{LogSegment, Mutation, Stamp};
@@ -99,6 +102,11 @@ pub(crate) struct Partition {
     pub table: Arc<TableDescriptor>,
     pub part: u32,
     paths: PartitionPaths,
+    /// The keys this partition owns (what it filters inherited SSTs by).
+    owner: Owner,
+    /// Split from another partition: its `manifest/1` was made at the
+    /// split, so a partition without one has lost it.
+    child: bool,
     /// This partition's name in the caches (its prefix, which includes the
     /// table incarnation: a re-created table never meets old entries).
     cache_id: Arc<str>,
@@ -114,6 +122,8 @@ pub(crate) struct Partition {
     /// Told after each flush, when the tail in memory may have shrunk
     /// (what stalled writers wait for).
     flushed: tokio::sync::Notify,
+    /// Where the commit-rate window began: when, at which tail.
+    rate_window: std::sync::Mutex<Option<(Tick, u64)>>,
     /// When the compaction hook was last called for this partition.
     hooked: std::sync::Mutex<Option<Tick>>,
     /// No log segment before this one exists any more (a lower bound).
@@ -127,11 +137,18 @@ impl Partition {
     pub fn new(ctx: Arc<Ctx>, table: Arc<TableDescriptor>, part: u32) -> Self {
         let paths = PartitionPaths::new(&table.name, &table.incarnation, part);
         let cache_id: Arc<str> = Arc::from(paths.root());
+        let owner = Owner {
+            node: map::node_of(table.partitions, part),
+            hash_type: table.key_schema.hash.key_type,
+        };
+        let child = map::parent(table.partitions, part).is_some();
         Self {
             ctx,
             table,
             part,
             paths,
+            owner,
+            child,
             cache_id,
             view: RwLock::new(View::default()),
             sync: tokio::sync::Mutex::new(()),
@@ -139,6 +156,7 @@ impl Partition {
             flushing: AtomicBool::new(false),
             merging: AtomicBool::new(false),
             flushed: tokio::sync::Notify::new(),
+            rate_window: std::sync::Mutex::new(None),
             hooked: std::sync::Mutex::new(None),
             first_retained: std::sync::atomic::AtomicU64::new(1),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
@@ -147,6 +165,48 @@ impl Partition {
 
     fn store(&self) -> &dyn object_store::ObjectStore {
         self.ctx.store.as_ref()
+    }
+
+    /// Where an SST this partition lists is stored: under its own prefix,
+    /// or under the ancestor's it was inherited from.
+    fn sst_path(&self, sst: &RunInfo) -> Path {
+        match sst.home {
+            Some(home) if home != self.part => {
+                PartitionPaths::new(&self.table.name, &self.table.incarnation, home).run(&sst.id)
+            }
+            _ => self.paths.run(&sst.id),
+        }
+    }
+
+    /// Bytes of items this partition holds, as its manifest and tail
+    /// tell: an inherited SST counts for the share of its keys this
+    /// partition owns (what splits are decided by).
+    pub fn owned_bytes(&self) -> u64 {
+        let v = self.read_view();
+        let ssts: f64 = v
+            .manifest
+            .ssts()
+            .map(|s| match s.home {
+                Some(home) if home != self.part => {
+                    let ancestor = map::node_of(self.table.partitions, home);
+                    s.size as f64 * self.owner.share_of(ancestor)
+                }
+                _ => s.size as f64,
+            })
+            .sum();
+        ssts as u64 + v.mem_bytes as u64
+    }
+
+    /// The seal that ended this partition's log, if the view has met one.
+    pub fn sealed(&self) -> Option<SealMark> {
+        self.read_view().sealed
+    }
+
+    fn sealed_error(&self) -> Error {
+        Error::Sealed {
+            table: self.table.name.clone(),
+            partition: self.part,
+        }
     }
 
     fn clock(&self) -> &Clock {

@@ -35,7 +35,7 @@ impl Partition {
             let Some(sst) = run.sst_for(key) else {
                 continue;
             };
-            let path = self.paths.run(&sst.id);
+            let path = self.sst_path(sst);
             let meta = self.ctx.cache.run_meta(self.store(), &path, sst).await?;
             if !meta.bloom.may_contain(key) {
                 continue;
@@ -54,6 +54,7 @@ impl Partition {
 
     pub async fn get(&self, key: &[u8], strong: bool) -> Result<Option<Arc<Item>>> {
         self.ensure_fresh(strong).await?;
+        self.check_not_sealed()?;
         Ok(self
             .lookup(key)
             .await?
@@ -76,6 +77,7 @@ impl Partition {
             return Ok(Page::default());
         }
         self.ensure_fresh(strong).await?;
+        self.check_not_sealed()?;
         let cache_key = PageKey {
             partition: Arc::clone(&self.cache_id),
             lo: lo.clone(),
@@ -126,9 +128,18 @@ impl Partition {
         self.ctx.cache.put_page(cache_key, stamp, page.clone());
         Ok(page)
     }
+
+    /// Reads that route by key are refused by a sealed partition (its
+    /// children may hold newer writes); the engine routes them again.
+    fn check_not_sealed(&self) -> Result<()> {
+        match self.read_view().sealed {
+            Some(_) => Err(self.sealed_error()),
+            None => Ok(()),
+        }
+    }
 }
 
-pub(super) fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {
+pub(crate) fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {
     let s = &table.key_schema;
     std::iter::once(&s.hash)
         .chain(s.range.as_ref())

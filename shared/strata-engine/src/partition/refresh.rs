@@ -42,6 +42,14 @@ impl Partition {
         while let Some(m) = self.read_manifest(newest.version + 1).await? {
             newest = Arc::new(m);
         }
+        if self.child && newest.version == 0 {
+            // A child is created with its manifest/1 (see `seal`), and GC
+            // never deletes a partition's newest manifest.
+            return Err(Error::corrupt(
+                &self.paths.manifest(1),
+                "no manifest of a partition made by a split: deleted (by hand?)",
+            ));
+        }
         let mut v = self.write_view();
         v.install(newest);
         v.manifest_checked = Some(sent);

@@ -19,6 +19,8 @@ pub(super) struct View {
     pub(super) mem_bytes: usize,
     /// Client tokens in `mem`'s segments: token -> (seq, ts).
     pub(super) tokens: HashMap<String, (u64, u64)>,
+    /// The seal that ended the log (a split), once met.
+    pub(super) sealed: Option<SealMark>,
 }
 
 impl View {
@@ -57,6 +59,12 @@ impl View {
         self.last_ts = self.last_ts.max(seg.commit_ts_micros);
         self.images_gen = self.images_gen.max(seg.images_gen.unwrap_or_default());
         self.commits.insert(seg.seq, seg.commit_id);
+        if seg.seal {
+            self.sealed = Some(SealMark {
+                seq: seg.seq,
+                ts_micros: seg.commit_ts_micros,
+            });
+        }
     }
 
     /// Adopts a newer manifest: what it folded leaves `mem`.
@@ -72,6 +80,7 @@ impl View {
         self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
         self.tail = self.tail.max(ct);
         self.last_ts = self.last_ts.max(m.folded_ts_micros);
+        self.sealed = self.sealed.or(m.sealed);
         self.manifest = m;
     }
 
