@@ -268,17 +268,18 @@ async fn engine_agrees_with_a_map_model() {
     }
 }
 
-/// Levels preserve reads: the model test with SSTs of a few hundred bytes
-/// and small levels, so compactions at random points flush, push SSTs down
-/// through several levels (or merge tiers) and drop tombstones, under both
-/// policies; every read agrees with the map throughout, and the runs end up
-/// several levels deep.
+/// Levels preserve reads: the model test with SSTs of a few hundred bytes,
+/// small levels and small partitions, so compactions at random points
+/// flush, push SSTs down through several levels (or merge tiers), drop
+/// tombstones and split partitions past 4 KB (children rewriting the SSTs
+/// they inherit, GC collecting them), under both policies; every read
+/// agrees with the map throughout, and the runs end up several levels deep.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn levels_preserve_reads() {
     for b in backends() {
         let seeds = if b.is_remote() { 1 } else { 3 };
         for policy in [CompactionPolicy::Leveled, CompactionPolicy::Tiered] {
-            let mut deepest = 0;
+            let (mut deepest, mut splits) = (0, 0);
             for seed in 0..seeds {
                 let config = EngineConfig {
                     default_partitions: 1,
@@ -290,6 +291,7 @@ async fn levels_preserve_reads() {
                     read_ahead_bytes: 400,
                     tombstone_retention: Duration::ZERO,
                     compaction_policy: policy,
+                    split_bytes: 4000,
                     ..test_config()
                 };
                 let label = format!("{} {policy:?}", b.name);
@@ -300,15 +302,21 @@ async fn levels_preserve_reads() {
                         break;
                     }
                 }
-                let levels = e.partition_levels("tbl").await.unwrap();
-                let runs = &levels[0];
-                for r in runs {
-                    for w in r.ssts.windows(2) {
-                        assert!(w[0].last_key < w[1].first_key, "[{label}] overlapping SSTs");
+                for runs in e.partition_levels("tbl").await.unwrap() {
+                    for r in &runs {
+                        for w in r.ssts.windows(2) {
+                            assert!(w[0].last_key < w[1].first_key, "[{label}] overlapping SSTs");
+                        }
                     }
+                    deepest = deepest.max(runs.len());
                 }
-                deepest = deepest.max(runs.len());
+                splits = splits.max(e.partitions("tbl").await.unwrap().len());
             }
+            assert!(
+                b.is_remote() || splits > 1,
+                "[{} {policy:?}] no partition split",
+                b.name
+            );
             // Remote stores run a shorter history (and with a 50 ms grace
             // some steps give up): the reads are checked, the depth is not.
             assert!(
