@@ -138,3 +138,29 @@ async fn concurrent_writes_in_one_process_are_group_committed() {
     assert_eq!(distinct.len() as u64, c.put, "one segment per PUT");
     assert_eq!(scan_all(&e, "tbl", 100).await.len(), 33);
 }
+
+/// What a split costs in requests, whatever the partition's size (no data
+/// is copied): the seal, the fold of the log tail into an SST, the
+/// children's manifests and the descriptor, plus the reads that find them.
+/// A writer on a stale descriptor pays the reroute once.
+#[tokio::test]
+async fn a_split_costs_a_handful_of_requests() {
+    let (e, counter) = setup().await;
+    for i in 0..50 {
+        put(&e, "tbl", item(&format!("k{i}"), i, &[])).await;
+    }
+    let c = cost(&counter, async {
+        e.split_partition("tbl", 0).await.unwrap();
+    })
+    .await;
+    println!("split: {c}");
+    assert_eq!(
+        c.put, 6,
+        "seal, SST, parent manifest, 2 children, descriptor: {c}"
+    );
+    assert!(c.total() <= 20, "split: {c}");
+    // The first write in a child after the split: the child's view loads.
+    let c = cost(&counter, put(&e, "tbl", item("k1", 1, &[]))).await;
+    println!("first write after the split: {c}");
+    assert_eq!(c.put, 1, "{c}");
+}
