@@ -27,11 +27,11 @@ use crate::value::{Item, ItemKey, KeyType, KeyValue};
 /// (see `Partition::mark_images_gen`). A partition that fails is logged: its
 /// next write starts the generation instead.
 async fn mark_images_gen(t: &TableHandle) {
-    let leaves = t.desc.map().leaves();
-    let marks = leaves.iter().map(|l| t.partitions[l].mark_images_gen());
-    for (part, res) in leaves.iter().zip(futures::future::join_all(marks).await) {
+    let leaves: Vec<&Arc<Partition>> = t.leaves().collect();
+    let marks = leaves.iter().map(|p| p.mark_images_gen());
+    for (p, res) in leaves.iter().zip(futures::future::join_all(marks).await) {
         if let Err(e) = res {
-            tracing::warn!(table = %t.desc.name, partition = part, error = %e,
+            tracing::warn!(table = %t.desc.name, partition = p.part, error = %e,
                 "could not mark the start of a new old-image generation");
         }
     }
@@ -388,16 +388,29 @@ impl Engine {
         })
     }
 
+    /// Runs `op` on the table's current handle, again after each sealed
+    /// partition it meets (see `reroute`): the one retry loop of every
+    /// operation routed by key.
+    pub(crate) async fn routed<'a, T>(
+        &'a self,
+        table: &'a str,
+        op: impl Fn(Arc<TableHandle>) -> futures::future::BoxFuture<'a, Result<T>>,
+    ) -> Result<T> {
+        let mut attempts = 0;
+        loop {
+            let t = self.table(table).await?;
+            match op(Arc::clone(&t)).await {
+                Err(e) => self.reroute(&t, e, &mut attempts).await?,
+                done => return done,
+            }
+        }
+    }
+
     /// After an operation failed with `e`: when it met a sealed partition,
     /// finishes that split (whoever started it) and installs the
     /// descriptor routing around it, so the caller can try again; any
     /// other error is the caller's answer.
-    pub(crate) async fn reroute(
-        &self,
-        t: &TableHandle,
-        e: Error,
-        attempts: &mut u32,
-    ) -> Result<()> {
+    async fn reroute(&self, t: &TableHandle, e: Error, attempts: &mut u32) -> Result<()> {
         let Error::Sealed { partition, .. } = &e else {
             return Err(e);
         };
@@ -420,14 +433,11 @@ impl Engine {
     /// one partition (in practice: one partition-key value, or keys that hash
     /// together); otherwise it is refused.
     pub async fn write(&self, table: &str, req: WriteRequest) -> Result<Committed> {
-        let mut attempts = 0;
-        loop {
-            let t = self.table(table).await?;
-            match self.write_once(&t, req.clone()).await {
-                Err(e) => self.reroute(&t, e, &mut attempts).await?,
-                done => return done,
-            }
-        }
+        let req = &req;
+        self.routed(table, |t| {
+            Box::pin(async move { self.write_once(&t, req.clone()).await })
+        })
+        .await
     }
 
     async fn write_once(&self, t: &TableHandle, req: WriteRequest) -> Result<Committed> {
@@ -440,7 +450,6 @@ impl Engine {
         for op in &req.ops {
             check_key_types(schema, &op.key)?;
         }
-        let part = self.partition_for(t, &first.key.hash)?;
         let map = t.desc.map();
         let target = map.route(&first.key.hash);
         if req.ops.iter().any(|op| map.route(&op.key.hash) != target) {
@@ -448,7 +457,7 @@ impl Engine {
                 "all operations of one atomic write must be in one partition".into(),
             ));
         }
-        part.commit(req).await
+        self.partition_by_id(t, target)?.commit(req).await
     }
 
     // ----------------------------------------------------------------- reads
@@ -459,19 +468,15 @@ impl Engine {
         key: &ItemKey,
         consistency: Consistency,
     ) -> Result<Option<Arc<Item>>> {
-        let mut attempts = 0;
-        loop {
-            let t = self.table(table).await?;
-            check_key_types(&t.desc.key_schema, key)?;
-            let got = self
-                .partition_for(&t, &key.hash)?
-                .get(&encode_key(key), consistency == Consistency::Strong)
-                .await;
-            match got {
-                Err(e) => self.reroute(&t, e, &mut attempts).await?,
-                done => return done,
-            }
-        }
+        self.routed(table, |t| {
+            Box::pin(async move {
+                check_key_types(&t.desc.key_schema, key)?;
+                self.partition_for(&t, &key.hash)?
+                    .get(&encode_key(key), consistency == Consistency::Strong)
+                    .await
+            })
+        })
+        .await
     }
 
     /// Items with partition key `hash` whose sort key satisfies `cond`, in
@@ -546,26 +551,22 @@ impl Engine {
                 hi = Bound::Excluded(k);
             }
         }
-        let mut attempts = 0;
-        let mut t = t;
-        loop {
-            let got = self
-                .partition_for(&t, hash)?
-                .range(
-                    lo.clone(),
-                    hi.clone(),
-                    forward,
-                    limit,
-                    max_bytes,
-                    consistency == Consistency::Strong,
-                )
-                .await;
-            match got {
-                Err(e) => self.reroute(&t, e, &mut attempts).await?,
-                done => return done,
-            }
-            t = self.table(table).await?;
-        }
+        let (lo, hi) = (&lo, &hi);
+        self.routed(table, |t| {
+            Box::pin(async move {
+                self.partition_for(&t, hash)?
+                    .range(
+                        lo.clone(),
+                        hi.clone(),
+                        forward,
+                        limit,
+                        max_bytes,
+                        consistency == Consistency::Strong,
+                    )
+                    .await
+            })
+        })
+        .await
     }
 
     // ------------------------------------------------------------ maintenance
@@ -632,15 +633,15 @@ impl Engine {
     pub async fn gc(&self, table: &str) -> Result<GcReport> {
         let t = self.table(table).await?;
         let mut inherited: HashMap<u32, std::collections::HashSet<String>> = HashMap::new();
-        for p in t.partitions.values() {
-            for (home, id) in p.inherited_ssts().await? {
-                inherited.entry(home).or_default().insert(id);
-            }
-        }
         let none = std::collections::HashSet::new();
         let mut total = GcReport::default();
-        for (id, p) in &t.partitions {
-            let r = p.gc(inherited.get(id).unwrap_or(&none)).await?;
+        // Highest number first: a child is numbered after every ancestor,
+        // so each partition is collected after all that inherit from it.
+        for (id, p) in t.partitions.iter().rev() {
+            let (r, kept) = p.gc(inherited.get(id).unwrap_or(&none)).await?;
+            for (home, sst) in kept {
+                inherited.entry(home).or_default().insert(sst);
+            }
             total.segments += r.segments;
             total.manifests += r.manifests;
             total.runs += r.runs;
@@ -789,8 +790,7 @@ impl Engine {
             let mut ingests = BTreeMap::new();
             while let Some(chunk) = moment.next_chunk(RESTORE_CHUNK).await? {
                 for (k, v) in chunk.into_iter().filter(|(_, v)| !v.deleted) {
-                    let h = crate::keys::hash_component_len(&k, hash_type)
-                        .map(|n| xxhash_rust::xxh3::xxh3_64(&k[..n]))
+                    let h = crate::partition_map::encoded_key_hash(&k, hash_type)
                         .ok_or_else(|| Error::Validation("a stored key does not parse".into()))?;
                     let to = target_map.route_hash(h, None);
                     let ingest = match ingests.entry(to) {
@@ -828,14 +828,11 @@ impl Engine {
     ) -> Result<usize> {
         // Applies are idempotent (last writer wins), so after a split the
         // whole batch is simply routed again.
-        let mut attempts = 0;
-        loop {
-            let t = self.table(table).await?;
-            match self.apply_replicated_once(&t, &changes).await {
-                Err(e) => self.reroute(&t, e, &mut attempts).await?,
-                done => return done,
-            }
-        }
+        let changes = &changes;
+        self.routed(table, |t| {
+            Box::pin(async move { self.apply_replicated_once(&t, changes).await })
+        })
+        .await
     }
 
     async fn apply_replicated_once(

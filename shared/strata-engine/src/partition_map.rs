@@ -99,6 +99,13 @@ pub fn key_hash(hash: &KeyValue) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&enc)
 }
 
+/// The same hash of an encoded key ([`crate::keys::encode_key`]) of a
+/// table whose partition key has type `hash_type`; None when it does not
+/// parse.
+pub fn encoded_key_hash(key: &[u8], hash_type: KeyType) -> Option<u64> {
+    hash_component_len(key, hash_type).map(|n| xxhash_rust::xxh3::xxh3_64(&key[..n]))
+}
+
 /// The partition map of one table: its first partitions and the splits made
 /// since.
 #[derive(Debug, Clone, Copy)]
@@ -181,10 +188,7 @@ impl Owner {
     /// Whether the encoded key `key` ([`crate::keys::encode_key`]) is this
     /// partition's. A key that does not parse is kept (never hidden).
     pub fn owns(&self, key: &[u8]) -> bool {
-        match hash_component_len(key, self.hash_type) {
-            Some(n) => xxhash_rust::xxh3::xxh3_64(&key[..n]) % self.node.m == self.node.r,
-            None => true,
-        }
+        encoded_key_hash(key, self.hash_type).is_none_or(|h| h % self.node.m == self.node.r)
     }
 
     /// The share of an ancestor's keys this partition owns.
@@ -216,6 +220,7 @@ mod tests {
                 }
                 for c in children(base, id) {
                     assert_eq!(parent(base, c), Some(id));
+                    assert!(c > id, "a child is numbered after its parent");
                     assert_eq!(family(base, c), family(base, id));
                 }
             }

@@ -63,6 +63,12 @@ impl RunInfo {
             || (self.first_key.as_slice() <= key && key <= self.last_key.as_slice())
     }
 
+    /// The ancestor whose `runs/` holds this SST when partition `part`
+    /// lists it as inherited at a split; None when it is `part`'s own.
+    pub fn inherited_from(&self, part: u32) -> Option<u32> {
+        self.home.filter(|h| *h != part)
+    }
+
     /// Written before SSTs recorded their key ranges.
     pub fn range_unknown(&self) -> bool {
         self.first_key.is_empty() && self.last_key.is_empty()

@@ -40,17 +40,13 @@ impl Engine {
             ));
         }
         let strong = consistency == Consistency::Strong;
-        let mut attempts = 0;
-        loop {
-            let t = self.table(table).await?;
-            let page = self
-                .scan_page(&t, (seg, total), start_after, limit, max_bytes, strong)
-                .await;
-            match page {
-                Err(e) => self.reroute(&t, e, &mut attempts).await?,
-                done => return done,
-            }
-        }
+        self.routed(table, |t| {
+            Box::pin(async move {
+                self.scan_page(&t, (seg, total), start_after, limit, max_bytes, strong)
+                    .await
+            })
+        })
+        .await
     }
 
     async fn scan_page(

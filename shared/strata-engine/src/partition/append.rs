@@ -51,8 +51,9 @@ struct Attempt<T> {
 
 impl Partition {
     /// The conditional-append loop every log write goes through (commits,
-    /// replicated applies, empty segments that close a moment, split seals): refresh the view, let `propose`
-    /// build the next segment from it, create `log/<t+1>`; on a lost race
+    /// replicated applies, empty segments that close a moment, split
+    /// seals): refresh the view, let `propose` build the next segment from
+    /// it, create `log/<t+1>`; on a lost race
     /// the view has applied the winner and the next round proposes again.
     /// Returns the answer and the seq it committed at (0 when nothing was
     /// written). Call with `sync` held.
@@ -72,9 +73,7 @@ impl Partition {
                 return Ok((landed.answer, landed.seq));
             }
             // Nothing commits after a seal: the keys are the children's.
-            if self.read_view().sealed.is_some() {
-                return Err(self.sealed_error());
-            }
+            self.check_not_sealed()?;
             let (seg, answer) = match propose().await? {
                 Proposal::Done(answer) => return Ok((answer, 0)),
                 Proposal::Append(seg, answer) => (seg, answer),

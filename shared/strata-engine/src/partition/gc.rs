@@ -9,33 +9,16 @@ pub struct GcReport {
 }
 
 impl Partition {
-    /// The SSTs of other partitions (ancestors) that this partition's
-    /// retained manifests name, as (home, id): what their GC must keep.
-    pub async fn inherited_ssts(&self) -> Result<Vec<(u32, String)>> {
-        if !self.child {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for meta in io::list(self.store(), &self.paths.manifest_dir()).await? {
-            let Some(v) = paths::parse_seq(&meta.location) else {
-                continue;
-            };
-            if let Some(m) = self.read_manifest(v).await? {
-                out.extend(m.ssts().filter_map(|s| {
-                    s.home
-                        .filter(|h| *h != self.part)
-                        .map(|h| (h, s.id.clone()))
-                }));
-            }
-        }
-        Ok(out)
-    }
-
     /// Deletes what no reader can need any more: log segments folded into a
     /// manifest older than the grace period (and past log retention),
     /// manifests superseded longer ago than that, and runs no such manifest
     /// references, here or (`inherited`) in a partition split from this one.
-    pub async fn gc(&self, inherited: &std::collections::HashSet<String>) -> Result<GcReport> {
+    /// Also returns the SSTs of ancestors that the manifests it keeps name,
+    /// as (home, id): what their GC must keep.
+    pub async fn gc(
+        &self,
+        inherited: &std::collections::HashSet<String>,
+    ) -> Result<(GcReport, Vec<(u32, String)>)> {
         let c = &self.ctx.config;
         let now = self.clock().now_ms();
         // With point-in-time recovery on, the manifest in force at the start
@@ -62,13 +45,21 @@ impl Partition {
         }
         manifests.sort_by_key(|(m, _)| m.version);
         let mut report = GcReport::default();
+        let mut kept_inherited = Vec::new();
+        let mut keep = |m: &Manifest| {
+            kept_inherited.extend(
+                m.ssts()
+                    .filter_map(|s| s.inherited_from(self.part).map(|h| (h, s.id.clone()))),
+            )
+        };
         // By what the runs hold, as point-in-time reads choose manifests.
         let Some((stable, _)) = manifests
             .iter()
             .rev()
             .find(|(m, created)| *created < horizon && m.folded_at(c.clock_skew) < horizon * 1000)
         else {
-            return Ok(report);
+            manifests.iter().for_each(|(m, _)| keep(m));
+            return Ok((report, kept_inherited));
         };
         // Log segments.
         let retention = now.saturating_sub(c.log_retention.as_millis() as u64);
@@ -91,9 +82,10 @@ impl Partition {
             } else {
                 live_runs.extend(
                     m.ssts()
-                        .filter(|r| r.home.is_none_or(|h| h == self.part))
+                        .filter(|r| r.inherited_from(self.part).is_none())
                         .map(|r| r.id.clone()),
                 );
+                keep(m);
             }
         }
         for meta in io::list(self.store(), &self.paths.runs_dir()).await? {
@@ -106,6 +98,6 @@ impl Partition {
                 report.runs += 1;
             }
         }
-        Ok(report)
+        Ok((report, kept_inherited))
     }
 }

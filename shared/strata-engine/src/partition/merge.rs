@@ -116,7 +116,7 @@ impl SstCursor {
             block: None,
             pos: 0,
             ahead: None,
-            foreign: sst.home.is_some_and(|h| h != part.part),
+            foreign: sst.inherited_from(part.part).is_some(),
         })
     }
 

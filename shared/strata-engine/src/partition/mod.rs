@@ -170,11 +170,11 @@ impl Partition {
     /// Where an SST this partition lists is stored: under its own prefix,
     /// or under the ancestor's it was inherited from.
     fn sst_path(&self, sst: &RunInfo) -> Path {
-        match sst.home {
-            Some(home) if home != self.part => {
+        match sst.inherited_from(self.part) {
+            Some(home) => {
                 PartitionPaths::new(&self.table.name, &self.table.incarnation, home).run(&sst.id)
             }
-            _ => self.paths.run(&sst.id),
+            None => self.paths.run(&sst.id),
         }
     }
 
@@ -186,12 +186,12 @@ impl Partition {
         let ssts: f64 = v
             .manifest
             .ssts()
-            .map(|s| match s.home {
-                Some(home) if home != self.part => {
+            .map(|s| match s.inherited_from(self.part) {
+                Some(home) => {
                     let ancestor = map::node_of(self.table.partitions, home);
                     s.size as f64 * self.owner.share_of(ancestor)
                 }
-                _ => s.size as f64,
+                None => s.size as f64,
             })
             .sum();
         ssts as u64 + v.mem_bytes as u64
@@ -202,10 +202,16 @@ impl Partition {
         self.read_view().sealed
     }
 
-    fn sealed_error(&self) -> Error {
-        Error::Sealed {
-            table: self.table.name.clone(),
-            partition: self.part,
+    /// Writes, and reads that route by key, are refused by a sealed
+    /// partition (its children may hold newer writes); the engine routes
+    /// them again.
+    fn check_not_sealed(&self) -> Result<()> {
+        match self.read_view().sealed {
+            Some(_) => Err(Error::Sealed {
+                table: self.table.name.clone(),
+                partition: self.part,
+            }),
+            None => Ok(()),
         }
     }
 

@@ -128,15 +128,6 @@ impl Partition {
         self.ctx.cache.put_page(cache_key, stamp, page.clone());
         Ok(page)
     }
-
-    /// Reads that route by key are refused by a sealed partition (its
-    /// children may hold newer writes); the engine routes them again.
-    fn check_not_sealed(&self) -> Result<()> {
-        match self.read_view().sealed {
-            Some(_) => Err(self.sealed_error()),
-            None => Ok(()),
-        }
-    }
 }
 
 pub(crate) fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {
