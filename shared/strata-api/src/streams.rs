@@ -1,8 +1,12 @@
 //! The DynamoDB Streams API (`X-Amz-Target: DynamoDBStreams_20120810.<Op>`)
 //! over the partition logs.
 //!
-//! A table's stream has one shard per partition, open for as long as the
-//! stream is enabled (partitions never split, so shards have no parents).
+//! A table's stream has one shard per partition the table has had. A live
+//! partition's shard is open; a split closes it (its log ends at the seal,
+//! which is its EndingSequenceNumber) and the two children's shards name it
+//! as ParentShardId, as DynamoDB's do. A child's log goes on from the seq
+//! after its parent's seal, so a reader that finishes a parent before its
+//! children (as DynamoDB asks) sees every key's changes in commit order.
 //! A record is one mutation of one committed log segment; its sequence
 //! number is the segment's sequence number and the mutation's index in it,
 //! so records appear in commit order, each exactly once, for as long as GC
@@ -121,23 +125,40 @@ fn parse_shard(s: &StreamInfo, d: &TableDescriptor, id: &str) -> Option<u32> {
     let rest = id.strip_prefix("shardId-")?;
     let (created, part) = rest.split_once('-')?;
     let part = u32::from_str_radix(part, 16).ok()?;
-    (created.parse::<u64>().ok()? == s.created_ms && part < d.partitions).then_some(part)
+    let exists = d.map().all().binary_search(&part).is_ok();
+    (created.parse::<u64>().ok()? == s.created_ms && exists).then_some(part)
+}
+
+/// Digits of the partition in a sequence number: five (as before splits)
+/// below 100,000, nine above (split partitions' numbers grow past it).
+fn part_digits(part: u32) -> usize {
+    if part < 100_000 {
+        5
+    } else {
+        9
+    }
 }
 
 /// A record's sequence number: partition, segment, index in the segment.
 /// Unique within the stream; in commit order within a shard.
 fn sequence_number(part: u32, seq: u64, index: usize) -> String {
-    format!("{part:05}{seq:020}{index:0INDEX_DIGITS$}")
+    let width = part_digits(part);
+    format!("{part:0width$}{seq:020}{index:0INDEX_DIGITS$}")
 }
 
 fn parse_sequence_number(s: &str) -> Option<(u32, u64, usize)> {
-    if s.len() != 25 + INDEX_DIGITS || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let width = [5, 9]
+        .into_iter()
+        .find(|w| s.len() == w + 20 + INDEX_DIGITS)?;
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
+    let part: u32 = s[..width].parse().ok()?;
+    (part_digits(part) == width).then_some(())?;
     Some((
-        s[..5].parse().ok()?,
-        s[5..25].parse().ok()?,
-        s[25..].parse().ok()?,
+        part,
+        s[width..width + 20].parse().ok()?,
+        s[width + 20..].parse().ok()?,
     ))
 }
 
@@ -202,18 +223,30 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let arn = req.req_str("StreamArn")?;
     let limit = limit(req, 100)?;
     let (d, s, _) = resolve(api, arn).await?;
+    let map = d.map();
+    let all = map.all();
     let start = match req.str("ExclusiveStartShardId")? {
-        Some(id) => parse_shard(&s, &d, id).map_or(d.partitions, |p| p + 1),
+        Some(id) => parse_shard(&s, &d, id)
+            .and_then(|p| all.iter().position(|&q| q == p))
+            .map_or(all.len(), |i| i + 1),
         None => 0,
     };
-    let end = d.partitions.min(start.saturating_add(limit as u32));
+    let end = all.len().min(start.saturating_add(limit));
     let mut shards = Vec::new();
-    for part in start..end {
+    for &part in &all[start..end] {
         let (first, _) = api.engine.log_bounds(&d.name, part).await?;
-        shards.push(json!({
+        let mut range = json!({ "StartingSequenceNumber": sequence_number(part, first, 0) });
+        if let Some(split) = map.split_of(part) {
+            range["EndingSequenceNumber"] = json!(sequence_number(part, split.seal_seq, 0));
+        }
+        let mut shard = json!({
             "ShardId": shard_id(&s, part),
-            "SequenceNumberRange": { "StartingSequenceNumber": sequence_number(part, first, 0) },
-        }));
+            "SequenceNumberRange": range,
+        });
+        if let Some(parent) = strata_engine::partition_map::parent(d.partitions, part) {
+            shard["ParentShardId"] = json!(shard_id(&s, parent));
+        }
+        shards.push(shard);
     }
     let mut desc = json!({
         "StreamArn": arn,
@@ -225,8 +258,8 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         "KeySchema": crate::tables::key_schema_json(&d),
         "Shards": shards,
     });
-    if end < d.partitions {
-        desc["LastEvaluatedShardId"] = json!(shard_id(&s, end - 1));
+    if end < all.len() {
+        desc["LastEvaluatedShardId"] = json!(shard_id(&s, all[end - 1]));
     }
     Ok(json!({ "StreamDescription": desc }))
 }
@@ -344,9 +377,14 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         ));
     }
     let (d, s, region) = resolve(api, &pos.arn).await?;
-    if d.incarnation != pos.incarnation || pos.part >= d.partitions {
+    if d.incarnation != pos.incarnation || parse_shard(&s, &d, &shard_id(&s, pos.part)).is_none() {
         return Err(stream_not_found(&pos.arn));
     }
+    // A split ends the shard at its seal: past it there is nothing more.
+    let mut closed = d
+        .map()
+        .split_of(pos.part)
+        .is_some_and(|split| pos.seq > split.seal_seq);
     let mut records = Vec::new();
     let mut scanned = 0;
     'read: while records.len() < limit && scanned < MAX_SEGMENTS_PER_CALL {
@@ -363,6 +401,7 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let n = read.segments.len();
         scanned += n;
         for seg in &read.segments {
+            closed |= seg.seal;
             for (i, m) in seg.mutations.iter().enumerate().skip(pos.index) {
                 if records.len() == limit {
                     pos.index = i;
@@ -379,7 +418,11 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             break;
         }
     }
-    Ok(json!({ "Records": records, "NextShardIterator": pos.iterator() }))
+    let mut out = json!({ "Records": records });
+    if !closed {
+        out["NextShardIterator"] = json!(pos.iterator());
+    }
+    Ok(out)
 }
 
 /// The stream record of mutation `i` of `seg`, or None when the mutation

@@ -239,3 +239,147 @@ async fn a_stale_writer_cannot_leave_old_images_out_of_a_stream() {
         "{page}"
     );
 }
+
+/// Every record of one shard from its trim horizon: until the shard ends
+/// (no NextShardIterator) or a read comes back empty. Returns the records
+/// and whether the shard ended.
+async fn read_shard(api: &Api, arn: &str, shard: &str) -> (Vec<Json>, bool) {
+    let (s, it) = call(
+        api,
+        "GetShardIterator",
+        json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{it}");
+    let mut it = it["ShardIterator"].clone();
+    let mut out = Vec::new();
+    loop {
+        let (s, page) = call(api, "GetRecords", json!({"ShardIterator": it})).await;
+        assert_eq!(s, 200, "{page}");
+        let records = page["Records"].as_array().unwrap().clone();
+        let empty = records.is_empty();
+        out.extend(records);
+        match page.get("NextShardIterator") {
+            None => return (out, true),
+            Some(next) if !empty => it = next.clone(),
+            Some(_) => return (out, false),
+        }
+    }
+}
+
+/// A split closes the parent's shard at its seal (EndingSequenceNumber, and
+/// GetRecords ends it without a next iterator) and opens two children that
+/// name it as ParentShardId. Reading parents before children returns every
+/// change once, in commit order per key, old images included across the
+/// split.
+#[tokio::test]
+async fn a_split_closes_the_parent_shard_and_its_children_name_it() {
+    let config = EngineConfig {
+        default_partitions: 1,
+        auto_compact: false,
+        ..EngineConfig::default()
+    };
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let engine = Arc::new(Engine::with_store(store, "memory", config).await.unwrap());
+    let api = Api::new(Arc::clone(&engine), "us-east-1");
+    let (s, body) = call(
+        &api,
+        "CreateTable",
+        json!({
+            "TableName": "tbl", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        }),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let put = |k: usize, v: usize| {
+        let api = &api;
+        async move {
+            let (s, body) = call(
+                api,
+                "PutItem",
+                json!({"TableName": "tbl", "Item": {"k": {"S": format!("k{k}")}, "v": {"N": v.to_string()}}}),
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+        }
+    };
+    for k in 0..20 {
+        put(k, 0).await;
+    }
+    engine.split_partition("tbl", 0).await.unwrap();
+    for k in 0..30 {
+        put(k, 1).await;
+    }
+    let (_, d) = call(&api, "DescribeTable", json!({"TableName": "tbl"})).await;
+    let arn = d["Table"]["LatestStreamArn"].as_str().unwrap().to_string();
+
+    // Listed a page at a time, parents first.
+    let mut shards = Vec::new();
+    let mut start = None;
+    loop {
+        let mut req = json!({"StreamArn": arn, "Limit": 1});
+        if let Some(s) = &start {
+            req["ExclusiveStartShardId"] = json!(s);
+        }
+        let (s, desc) = call(&api, "DescribeStream", req).await;
+        assert_eq!(s, 200, "{desc}");
+        let desc = &desc["StreamDescription"];
+        shards.extend(desc["Shards"].as_array().unwrap().clone());
+        match desc.get("LastEvaluatedShardId") {
+            Some(id) => start = Some(id.as_str().unwrap().to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(shards.len(), 3, "{shards:?}");
+    let parent = shards[0]["ShardId"].as_str().unwrap().to_string();
+    assert!(shards[0].get("ParentShardId").is_none());
+    assert!(shards[0]["SequenceNumberRange"]
+        .get("EndingSequenceNumber")
+        .is_some());
+    for child in &shards[1..] {
+        assert_eq!(child["ParentShardId"], json!(parent), "{child}");
+        assert!(child["SequenceNumberRange"]
+            .get("EndingSequenceNumber")
+            .is_none());
+    }
+
+    let (records, ended) = read_shard(&api, &arn, &parent).await;
+    assert!(ended, "the parent's shard ends at the seal");
+    assert_eq!(records.len(), 20);
+    assert!(records.iter().all(|r| r["eventName"] == "INSERT"));
+    let mut after = Vec::new();
+    for child in &shards[1..] {
+        let (records, ended) = read_shard(&api, &arn, child["ShardId"].as_str().unwrap()).await;
+        assert!(!ended, "a live partition's shard stays open");
+        after.extend(records);
+    }
+    assert_eq!(after.len(), 30);
+    let modified: Vec<&Json> = after
+        .iter()
+        .filter(|r| r["eventName"] == "MODIFY")
+        .collect();
+    assert_eq!(
+        modified.len(),
+        20,
+        "keys written before the split are MODIFYs"
+    );
+    for r in modified {
+        assert_eq!(r["dynamodb"]["OldImage"]["v"]["N"], "0", "{r}");
+        assert_eq!(r["dynamodb"]["NewImage"]["v"]["N"], "1", "{r}");
+    }
+    let mut keys: Vec<String> = after
+        .iter()
+        .map(|r| {
+            r["dynamodb"]["Keys"]["k"]["S"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 30, "each change once");
+}

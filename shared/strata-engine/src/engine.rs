@@ -265,13 +265,6 @@ impl Engine {
             next.key_schema = current.desc.key_schema.clone();
             next.partitions = current.desc.partitions;
             next.splits = current.desc.splits.clone();
-            let follower_added = (next.keep_old_images && !current.desc.keep_old_images)
-                || next.replicas.len() > current.desc.replicas.len();
-            if !next.splits.is_empty() && follower_added {
-                return Err(Error::Validation(format!(
-                    "table {name} has split partitions, which streams and replicas do not follow yet"
-                )));
-            }
             next.deleted = false;
             next.images_gen =
                 catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
@@ -612,11 +605,6 @@ impl Engine {
                 "partition {partition} of table {table} is already split"
             )));
         }
-        if !p.may_split() {
-            return Err(Error::Validation(format!(
-                "table {table} has a stream or replicas, which do not follow splits yet"
-            )));
-        }
         let desc = p.split().await?;
         self.install_if_newer(desc.clone());
         Ok(desc)
@@ -749,7 +737,9 @@ impl Engine {
             .await
     }
 
-    /// One partition as it was at `t_micros` (see [`PointInTime`]).
+    /// One partition's keys as they were at `t_micros` (see
+    /// [`PointInTime`]). Before a split made the partition, its keys were
+    /// an ancestor's: that one's moment is read, keeping only its keys.
     pub async fn point_in_time(
         &self,
         table: &str,
@@ -757,11 +747,29 @@ impl Engine {
         t_micros: u64,
     ) -> Result<PointInTime> {
         let (t, p) = self.partition(table, part).await?;
+        let map = t.desc.map();
+        let mut live = part;
+        while let Some(parent) = crate::partition_map::parent(t.desc.partitions, live) {
+            match map.split_of(parent) {
+                Some(split) if split.sealed_at_micros > t_micros => live = parent,
+                _ => break,
+            }
+        }
+        let (p, only) = if live == part {
+            (p, None)
+        } else {
+            let only = crate::partition_map::Owner {
+                node: crate::partition_map::node_of(t.desc.partitions, part),
+                hash_type: t.desc.key_schema.hash.key_type,
+            };
+            (self.partition(table, live).await?.1, Some(only))
+        };
         let plan = p.plan_at(t_micros).await?;
         Ok(PointInTime {
             desc: Arc::clone(&t.desc),
             part: p,
             plan,
+            only,
             after: None,
             done: false,
         })
@@ -907,6 +915,8 @@ pub struct PointInTime {
     desc: Arc<TableDescriptor>,
     part: Arc<Partition>,
     plan: crate::partition::PointInTimePlan,
+    /// Reading an ancestor's moment for a partition split from it since.
+    only: Option<crate::partition_map::Owner>,
     after: Option<Vec<u8>>,
     done: bool,
 }
@@ -929,21 +939,28 @@ impl PointInTime {
 
     /// The next up to `limit` versions, or None at the end.
     pub async fn next_chunk(&mut self, limit: usize) -> Result<Option<Vec<(Vec<u8>, Version)>>> {
-        if self.done {
-            return Ok(None);
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let mut chunk = self
+                .part
+                .chunk_of(&self.plan, self.after.as_deref(), limit.max(1))
+                .await?;
+            if chunk.len() < limit.max(1) {
+                self.done = true;
+            }
+            match chunk.last() {
+                Some((k, _)) => self.after = Some(k.clone()),
+                None => return Ok(None),
+            }
+            if let Some(only) = &self.only {
+                chunk.retain(|(k, _)| only.owns(k));
+            }
+            if !chunk.is_empty() {
+                return Ok(Some(chunk));
+            }
         }
-        let chunk = self
-            .part
-            .chunk_of(&self.plan, self.after.as_deref(), limit.max(1))
-            .await?;
-        if chunk.len() < limit.max(1) {
-            self.done = true;
-        }
-        match chunk.last() {
-            Some((k, _)) => self.after = Some(k.clone()),
-            None => return Ok(None),
-        }
-        Ok(Some(chunk))
     }
 }
 

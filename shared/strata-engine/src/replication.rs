@@ -27,6 +27,14 @@
 //! has already deleted, starts a backfill: the partition's current versions
 //! (tombstones included) are sent, then tailing resumes from the tail they
 //! were read at.
+//!
+//! Splits: a partition's log ends at its seal and each child's goes on from
+//! the seq after it, so a family is replicated parents first. A child
+//! without a cursor starts at its parent's seal once the parent's log has
+//! all been sent. A sealed partition is never backfilled (its state lives
+//! on in its children): when its log cannot be sent whole (trimmed, or no
+//! valid cursor), its cursor is ended at the seal marked `backfill_children`
+//! and each child is backfilled instead.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -39,6 +47,7 @@ use crate::catalog::{TableDescriptor, TableSpec};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::io;
+use crate::partition_map;
 use crate::segment::Stamp;
 use crate::value::Item;
 
@@ -66,6 +75,10 @@ struct Cursor {
     /// written before cursors recorded them, which counts as invalid).
     #[serde(default)]
     members: Vec<String>,
+    /// A sealed partition whose log was not all sent: its children are
+    /// backfilled rather than tailed from its seal.
+    #[serde(default)]
+    backfill_children: bool,
 }
 
 /// `seen` and `now`, sorted, without duplicates.
@@ -157,24 +170,48 @@ impl Replicator {
         parts: Option<&[u32]>,
     ) -> Result<ReplicationReport> {
         let desc = self.source.describe_table(table).await?;
-        let mut jobs = Vec::new();
+        let map = desc.map();
+        let all = map.all();
+        // A partition's ancestors come with it: its log goes on from theirs.
+        let mut wanted = BTreeSet::new();
+        for &part in parts.unwrap_or(&all) {
+            if all.binary_search(&part).is_ok() {
+                let mut at = Some(part);
+                while let Some(p) = at {
+                    wanted.insert(p);
+                    at = partition_map::parent(desc.partitions, p);
+                }
+            }
+        }
+        // One job per (region, family), its partitions in number order:
+        // parents before children.
+        let mut jobs: BTreeMap<(String, u32), (Arc<Engine>, Vec<u32>)> = BTreeMap::new();
         for region in desc.replicas.iter().filter(|r| *r != self.region()) {
             let target = self.targets.get(region).ok_or_else(|| {
                 Error::Validation(format!(
                     "table {table} has a replica in region {region}, but no store is configured for that region"
                 ))
             })?;
-            let all: Vec<u32> = (0..desc.partitions).collect();
-            for &part in parts.unwrap_or(&all) {
-                if part < desc.partitions {
-                    jobs.push((region.clone(), Arc::clone(target), part));
-                }
+            for &part in &wanted {
+                let family = partition_map::family(desc.partitions, part);
+                jobs.entry((region.clone(), family))
+                    .or_insert_with(|| (Arc::clone(target), Vec::new()))
+                    .1
+                    .push(part);
             }
         }
         let desc = &desc;
         let results: Vec<Result<ReplicationReport>> = stream::iter(jobs)
-            .map(|(region, target, part)| async move {
-                self.replicate_partition(desc, &region, &target, part).await
+            .map(|((region, _), (target, family))| async move {
+                let mut report = ReplicationReport::default();
+                for part in family {
+                    report.add(
+                        &self
+                            .replicate_partition(desc, &region, &target, part)
+                            .await?,
+                    );
+                }
+                Ok(report)
             })
             .buffer_unordered(PARALLEL_PARTITIONS)
             .collect()
@@ -206,23 +243,62 @@ impl Replicator {
                 && !c.members.is_empty()
                 && c.members.iter().all(|m| desc.replicas.contains(m))
         };
-        let remembered = self
-            .cursors
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
-        let mut cursor = match remembered.filter(valid) {
-            Some(c) => Some(c),
-            None => self.load(target, &path).await?.filter(valid),
-        };
+        let mut cursor = self.cursor(target, &key, &path, &valid).await?;
+        let mut report = ReplicationReport::default();
+        let map = desc.map();
+        let seal = map.split_of(part).map(|s| s.seal_seq);
+        if cursor.is_none() {
+            if let Some(parent) = partition_map::parent(desc.partitions, part) {
+                // The log goes on from the parent's seal: start there once
+                // the parent's log has all been sent.
+                let parent_seal = map.split_of(parent).map_or(0, |s| s.seal_seq);
+                let parent_key = (region.to_string(), table.to_string(), parent);
+                let parent_path = crate::paths::replication_cursor(table, self.region(), parent);
+                match self
+                    .cursor(target, &parent_key, &parent_path, &valid)
+                    .await?
+                {
+                    Some(p) if p.backfill_after.is_some() || p.seq < parent_seal => {
+                        return Ok(report);
+                    }
+                    Some(p) if !p.backfill_children => {
+                        let c = Cursor {
+                            seq: parent_seal,
+                            members: union(&p.members, &desc.replicas),
+                            ..p
+                        };
+                        self.save(target, &path, &key, &c).await?;
+                        cursor = Some(c);
+                    }
+                    _ => {}
+                }
+            }
+        }
         if let Some(c) = cursor.as_mut() {
             c.members = union(&c.members, &desc.replicas);
         }
         let mut reloaded = false;
-        let mut report = ReplicationReport::default();
         let retention = self.source.config().log_retention.as_micros() as u64;
         loop {
+            if let Some(seal) = seal {
+                match &cursor {
+                    Some(c) if c.backfill_after.is_none() && c.seq >= seal => return Ok(report),
+                    Some(c) if c.backfill_after.is_none() => {}
+                    // Never backfilled: its children are.
+                    _ => {
+                        let c = Cursor {
+                            source_incarnation: desc.incarnation.clone(),
+                            target_incarnation: tdesc.incarnation.clone(),
+                            seq: seal,
+                            backfill_after: None,
+                            members: desc.replicas.clone(),
+                            backfill_children: true,
+                        };
+                        self.save(target, &path, &key, &c).await?;
+                        return Ok(report);
+                    }
+                }
+            }
             let Some(c) = cursor.clone() else {
                 // Start a backfill: the partition's versions as they are now,
                 // then the log from the tail they are at least as new as.
@@ -233,6 +309,7 @@ impl Replicator {
                     seq: self.source.log_tail(table, part).await?,
                     backfill_after: Some(Vec::new()),
                     members: desc.replicas.clone(),
+                    backfill_children: false,
                 };
                 self.save(target, &path, &key, &c).await?;
                 cursor = Some(c);
@@ -343,6 +420,26 @@ impl Replicator {
             if read.segments.len() < SEGMENTS_PER_STEP {
                 return Ok(report);
             }
+        }
+    }
+
+    /// The valid cursor for `key`: remembered, else read from the target.
+    async fn cursor(
+        &self,
+        target: &Engine,
+        key: &(String, String, u32),
+        path: &Path,
+        valid: &impl Fn(&Cursor) -> bool,
+    ) -> Result<Option<Cursor>> {
+        let remembered = self
+            .cursors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned();
+        match remembered.filter(valid) {
+            Some(c) => Ok(Some(c)),
+            None => Ok(self.load(target, path).await?.filter(valid)),
         }
     }
 

@@ -256,8 +256,12 @@ async fn partitioned_regions_converge_after_healing() {
 async fn replicated_versions(e: &Engine) -> HashMap<(Vec<u8>, Stamp), usize> {
     let d = e.describe_table(TABLE).await.unwrap();
     let mut seen = HashMap::new();
-    for part in 0..d.partitions {
-        let (_, read) = e.read_log(TABLE, part, 1, 100_000).await.unwrap();
+    for part in d.map().all() {
+        // A child's log starts after its parent's seal.
+        let from = strata_engine::partition_map::parent(d.partitions, part)
+            .and_then(|p| d.map().split_of(p).map(|s| s.seal_seq + 1))
+            .unwrap_or(1);
+        let (_, read) = e.read_log(TABLE, part, from, 100_000).await.unwrap();
         assert!(!read.trimmed);
         for seg in &read.segments {
             for m in &seg.mutations {
@@ -703,6 +707,66 @@ async fn a_region_that_joined_and_left_still_reaches_every_member() {
         assert_eq!(
             contents(&b.engine).await,
             contents(&a.engine).await,
+            "[{layout}]"
+        );
+    }
+}
+
+/// Replication follows splits on either side: a split partition's log is
+/// sent up to its seal and each child's from there (no backfill), a region
+/// split differently applies what it receives by its own map, and a replica
+/// added after the splits is backfilled from the children.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replication_follows_splits() {
+    for (layout, stores) in layouts(3) {
+        let regions = open_regions(&stores).await;
+        let (a, b, c) = (&regions[0], &regions[1], &regions[2]);
+        a.engine.create_table(spec(TABLE)).await.unwrap();
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &b.name)
+            .await
+            .unwrap();
+        let pair = [replicator(&regions, 0), replicator(&regions, 1)];
+        for i in 0..30 {
+            put(&regions[i % 2].engine, TABLE, item("s", i as i64, &[])).await;
+        }
+        settle(&pair).await;
+        // a splits partition 0 and then one of its children; b splits 1.
+        let base = a.engine.describe_table(TABLE).await.unwrap().partitions;
+        a.engine.split_partition(TABLE, 0).await.unwrap();
+        let [child, _] = strata_engine::partition_map::children(base, 0);
+        a.engine.split_partition(TABLE, child).await.unwrap();
+        b.engine.split_partition(TABLE, 1).await.unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        for i in 0..60 {
+            let r = &regions[i % 2];
+            put(&r.engine, TABLE, item("s", 30 + i as i64, &[])).await;
+            random_write(&r.engine, &mut rng, &r.name, i).await;
+        }
+        for rep in &pair {
+            let report = rep.run_once().await.unwrap();
+            assert_eq!(report.backfills, 0, "[{layout}] {report:?}");
+        }
+        settle(&pair).await;
+        let items = assert_converged(&regions[..2]).await;
+        let s = items.values().filter(|i| i["pk"] == Value::S("s".into()));
+        assert_eq!(s.count(), 90, "[{layout}]");
+        // Nothing arrived twice.
+        for r in &regions[..2] {
+            let versions = replicated_versions(&r.engine).await;
+            assert!(versions.values().all(|&n| n == 1), "[{layout}] {}", r.name);
+        }
+        add_replica(&a.engine, &others(&regions, 0), TABLE, &c.name)
+            .await
+            .unwrap();
+        let all: Vec<Replicator> = (0..3).map(|i| replicator(&regions, i)).collect();
+        settle(&all).await;
+        let held = assert_converged(&regions).await;
+        assert_eq!(held.len(), items.len(), "[{layout}]");
+        put(&c.engine, TABLE, item("c", 1, &[])).await;
+        settle(&all).await;
+        assert_eq!(
+            contents(&a.engine).await.len(),
+            items.len() + 1,
             "[{layout}]"
         );
     }

@@ -51,7 +51,6 @@ impl Partition {
     pub fn split_due(&self) -> bool {
         let c = &self.ctx.config;
         if self.sealed().is_some()
-            || !self.may_split()
             || map::depth(self.table.partitions, self.part) >= map::MAX_SPLIT_DEPTH
         {
             return false;
@@ -76,13 +75,6 @@ impl Partition {
         *window = Some((clock.tick(), tail));
         let rate = tail.saturating_sub(from) as f64 / age.as_secs_f64().max(1e-3);
         rate > c.split_commits_per_sec as f64
-    }
-
-    /// Whether a split may start here. Streams and replication do not
-    /// follow splits yet (a reader of the parent's log would stop at the
-    /// seal), so a table with a stream or replicas keeps its partitions.
-    pub fn may_split(&self) -> bool {
-        self.table.replicas.is_empty() && !self.table.keep_old_images
     }
 
     /// Splits this partition in two, or finishes the split under way:
