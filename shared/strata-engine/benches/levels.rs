@@ -9,7 +9,10 @@
 //!     cargo bench -p strata-engine --bench levels
 //!     STRATA_BENCH_ITEMS=10000000 cargo bench -p strata-engine --bench levels   # 10 GB
 //!
-//! `STRATA_BENCH_POLICIES=leveled` runs one policy only.
+//! `STRATA_BENCH_POLICIES=leveled` runs one policy only;
+//! `STRATA_BENCH_PARTITIONS` sets the table's first partitions (4) and
+//! `STRATA_BENCH_SPLIT_MB` the split size (the engine's 10 GB), so a table
+//! that starts with one partition grows by splits during the load.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -101,12 +104,15 @@ struct Report {
     gets_per_read: f64,
     strong: (f64, f64),
     eventual: (f64, f64),
+    cold: (f64, f64),
     scan_rate: f64,
     compact_s_per_gb: f64,
+    partitions: usize,
+    split: (f64, u64),
     rss: f64,
 }
 
-async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
+async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes: u64) -> Report {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("file://{}", dir.path().display());
     let base = strata_store::open_unchecked(&url).expect("store").store;
@@ -118,6 +124,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
         gc_grace: Duration::from_secs(30),
         clock_skew: Duration::ZERO,
         log_retention: Duration::ZERO,
+        split_bytes,
         ..EngineConfig::default()
     };
     let e = Arc::new(
@@ -196,14 +203,20 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
     let probes = 200u64;
     let _ = cold.get("levels", &key(0), Consistency::Strong).await;
     let before = counter.snapshot();
+    // Their latency is what a table far larger than the cache costs.
+    let mut lat = Vec::new();
     for p in 0..probes {
         let i = (p * 7919) % items;
+        let t = Instant::now();
         cold.get("levels", &key(i), Consistency::Eventual)
             .await
             .expect("get")
             .expect("present");
+        lat.push(t.elapsed());
     }
     let gets_per_read = (counter.snapshot() - before).get as f64 / probes as f64;
+    let cold_lat = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
+
     // Warm GetItem latency.
     let measure = async |c: Consistency| {
         let mut lat = Vec::new();
@@ -243,6 +256,14 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
     }
     let scan_rate = scanned as f64 / start.elapsed().as_secs_f64();
     assert_eq!(scanned, items, "scan saw every item");
+    let leaves = e.partitions("levels").await.expect("partitions");
+    // One split on demand, of the first partition: seconds and requests.
+    let before = counter.snapshot();
+    let start = Instant::now();
+    e.split_partition("levels", leaves[0]).await.expect("split");
+    let split_secs = start.elapsed().as_secs_f64();
+    let c = counter.snapshot() - before;
+    let split_requests = c.get + c.put + c.list + c.head + c.delete;
     Report {
         policy,
         items,
@@ -253,8 +274,11 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32) -> Report {
         gets_per_read,
         strong,
         eventual,
+        cold: cold_lat,
         scan_rate,
         compact_s_per_gb: settle / (logical as f64 / 1e9),
+        partitions: leaves.len(),
+        split: (split_secs, split_requests),
         rss: peak_rss_mb(),
     }
 }
@@ -268,6 +292,10 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
+    let split_bytes: u64 = std::env::var("STRATA_BENCH_SPLIT_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(EngineConfig::default().split_bytes, |mb| mb << 20);
     let which = std::env::var("STRATA_BENCH_POLICIES").unwrap_or_default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let mut reports = Vec::new();
@@ -276,18 +304,19 @@ fn main() {
             continue;
         }
         eprintln!("loading {items} items of ~{ITEM_BYTES} B under {policy:?}...");
-        reports.push(rt.block_on(run(policy, items, partitions)));
+        reports.push(rt.block_on(run(policy, items, partitions, split_bytes)));
     }
     println!(
-        "\n{} items of ~{ITEM_BYTES} B ({:.2} GB), {partitions} partitions, local-dir store, 256 MB cache, {WRITERS} writers x {BATCH}-item batches\n",
+        "\n{} items of ~{ITEM_BYTES} B ({:.2} GB), {partitions} first partitions, split at {} MB, local-dir store, 256 MB cache, {WRITERS} writers x {BATCH}-item batches\n",
         items,
-        items as f64 * ITEM_BYTES as f64 / 1e9
+        items as f64 * ITEM_BYTES as f64 / 1e9,
+        split_bytes >> 20
     );
-    println!("| policy | load items/s (first → last tenth) | write amp | space amp after GC | sorted runs | GETs per cold read | strong Get p50/p99 ms | eventual Get p50/p99 ms | scan items/s | compaction s/GB | peak RSS MB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| policy | load items/s (first → last tenth) | write amp | space amp after GC | sorted runs | GETs per cold read | strong Get p50/p99 ms | eventual Get p50/p99 ms | uncached Get p50/p99 ms | scan items/s | compaction s/GB | partitions at end | a split: s, requests | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &reports {
         println!(
-            "| {:?} | {:.0} → {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2}/{:.2} | {:.3}/{:.3} | {:.0} | {:.1} | {:.0} |",
+            "| {:?} | {:.0} → {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2}/{:.2} | {:.3}/{:.3} | {:.2}/{:.2} | {:.0} | {:.1} | {} | {:.2}, {} | {:.0} |",
             r.policy,
             r.rates.first().copied().unwrap_or(0.0),
             r.rates.last().copied().unwrap_or(0.0),
@@ -299,8 +328,13 @@ fn main() {
             r.strong.1,
             r.eventual.0,
             r.eventual.1,
+            r.cold.0,
+            r.cold.1,
             r.scan_rate,
             r.compact_s_per_gb,
+            r.partitions,
+            r.split.0,
+            r.split.1,
             r.rss,
         );
         let _ = r.items;

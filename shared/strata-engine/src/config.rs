@@ -64,6 +64,11 @@ pub struct EngineConfig {
     /// the flush this process runs (the write stall; not with a
     /// compaction hook, where another process flushes).
     pub max_tail_bytes: usize,
+    /// The same for every partition's tail together: past it, a write to a
+    /// partition whose tail is past `compact_after_bytes` waits for that
+    /// partition's flush, so memory stays bounded however many
+    /// partitions this process writes to.
+    pub max_total_tail_bytes: usize,
     /// Start compactions in the background when a threshold is passed.
     pub auto_compact: bool,
     /// When set, a passed threshold calls this (at most every
@@ -118,6 +123,7 @@ impl Default for EngineConfig {
             compact_after_segments: 512,
             compact_after_bytes: 16 << 20,
             max_tail_bytes: 64 << 20,
+            max_total_tail_bytes: 128 << 20,
             auto_compact: true,
             compaction_hook: None,
             compaction_hook_interval: Duration::from_secs(30),

@@ -133,6 +133,7 @@ impl Engine {
                 store,
                 config,
                 cache,
+                tail_bytes: Default::default(),
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),

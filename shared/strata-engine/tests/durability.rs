@@ -141,17 +141,6 @@ async fn torn_or_empty_segment_never_blocks_the_partition() {
     }
 }
 
-async fn find_objects(store: &Arc<dyn ObjectStore>, part: &str) -> Vec<object_store::path::Path> {
-    use futures::TryStreamExt;
-    store
-        .list(None)
-        .map_ok(|m| m.location)
-        .try_filter(|p| futures::future::ready(p.as_ref().contains(part)))
-        .try_collect()
-        .await
-        .unwrap()
-}
-
 // ------------------------------------------------------------------ item 3
 
 /// A writer that stalled between evaluating and sending (longer than half
@@ -501,6 +490,51 @@ async fn writes_wait_for_the_flush_past_the_tail_bound() {
             "[{}] tail grew to {tail} bytes past the {} bound",
             b.name,
             config.max_tail_bytes
+        );
+        gate.open();
+        writer.await.unwrap();
+        assert_eq!(scan_all(&e, T, 100).await.len(), 60, "[{}]", b.name);
+    }
+}
+
+/// The same bound for every partition's tail together: with a partition's
+/// own bound far away (1 MB), its writer still waits once the engine's
+/// tails pass `max_total_tail_bytes`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_wait_for_the_flush_past_the_engine_wide_tail_bound() {
+    for b in backends() {
+        let (_inner, scripted, store) = scripted_store(&b);
+        let config = EngineConfig {
+            default_partitions: 4,
+            auto_compact: true,
+            compact_after_bytes: 4 << 10,
+            max_tail_bytes: 1 << 20,
+            max_total_tail_bytes: 16 << 10,
+            ..test_config()
+        };
+        let e = Arc::new(engine(&store, config.clone()).await);
+        e.create_table(spec(T)).await.unwrap();
+        let gate = scripted.stall_next(&[RequestKind::Put], "/runs/", Stall::BeforeSending);
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let writer = {
+            let (e, done) = (Arc::clone(&e), Arc::clone(&done));
+            tokio::spawn(async move {
+                for i in 0..60 {
+                    put(&e, T, item("p", i, &[("v", Value::S("x".repeat(1000)))])).await;
+                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            })
+        };
+        gate.reached().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let stalled_at = done.load(std::sync::atomic::Ordering::SeqCst);
+        let total: usize = e.tail_bytes(T).await.unwrap().iter().sum();
+        assert!(stalled_at < 60, "[{}] the writer never waited", b.name);
+        assert!(
+            total <= config.max_total_tail_bytes + 2048,
+            "[{}] tails grew to {total} bytes past the {} bound",
+            b.name,
+            config.max_total_tail_bytes
         );
         gate.open();
         writer.await.unwrap();

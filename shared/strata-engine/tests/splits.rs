@@ -262,3 +262,54 @@ async fn split_finishes_after_crash() {
         }
     }
 }
+
+/// A child rewrites the SSTs it inherited (keeping only its own keys) once
+/// nothing else is due, and GC then collects the parent's: once compaction
+/// settles, a split costs no space, and every item is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_split_leaves_no_parent_sst_behind() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            gc_grace: Duration::ZERO,
+            clock_skew: Duration::ZERO,
+            log_retention: Duration::ZERO,
+            ..test_config()
+        };
+        let e = engine(&store, config.clone()).await;
+        e.create_table(one_partition("roomy")).await.unwrap();
+        for i in 0..200 {
+            put(&e, "roomy", item(&format!("k{i}"), i, &[])).await;
+        }
+        e.compact("roomy").await.unwrap();
+        assert!(!find_objects(&store, "/p0000/runs/").await.is_empty());
+        e.split_partition("roomy", 0).await.unwrap();
+        for _ in 0..50 {
+            let out = e.compact("roomy").await.unwrap();
+            if out.iter().all(|o| *o == CompactionOutcome::NothingToDo) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        e.gc("roomy").await.unwrap();
+        let left = find_objects(&store, "/p0000/runs/").await;
+        assert!(
+            left.is_empty(),
+            "[{}] the parent's SSTs stay: {left:?}",
+            b.name
+        );
+        assert_eq!(scan_all(&e, "roomy", 50).await.len(), 200, "[{}]", b.name);
+        let fresh = engine(&store, config).await;
+        assert_eq!(
+            scan_all(&fresh, "roomy", 50).await.len(),
+            200,
+            "[{}]",
+            b.name
+        );
+        assert!(fresh
+            .get("roomy", &key("k7", 7), Consistency::Strong)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}

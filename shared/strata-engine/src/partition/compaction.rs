@@ -50,11 +50,13 @@ impl Partition {
     }
 
     /// The write stall: while the log tail held in memory is past
-    /// `max_tail_bytes` and this process flushes it, a write waits for a
-    /// flush (as a DynamoDB partition throttles a write burst), so writers
-    /// faster than compaction cannot grow memory without bound. A flush that
-    /// keeps failing (the store down) stalls a write for at most
-    /// `MAX_STALL`; it then goes ahead.
+    /// `max_tail_bytes`, or every partition's together past
+    /// `max_total_tail_bytes` and this one's past its flush threshold, and
+    /// this process flushes it, a write waits for a flush (as a DynamoDB
+    /// partition throttles a write burst), so writers faster than
+    /// compaction cannot grow memory without bound. A flush that keeps
+    /// failing (the store down) stalls a write for at most `MAX_STALL`; it
+    /// then goes ahead.
     pub(super) async fn wait_for_room(self: &Arc<Self>) {
         let c = &self.ctx.config;
         if !c.auto_compact || c.compaction_hook.is_some() {
@@ -63,9 +65,11 @@ impl Partition {
         let start = self.clock().tick();
         loop {
             let flushed = self.flushed.notified();
-            if self.read_view().mem_bytes <= c.max_tail_bytes
-                || self.clock().since(start) >= MAX_STALL
-            {
+            let mine = self.read_view().mem_bytes;
+            let total = self.ctx.tail_bytes.load(Ordering::Relaxed);
+            let room = mine <= c.max_tail_bytes
+                && (total <= c.max_total_tail_bytes || mine < c.compact_after_bytes);
+            if room || self.clock().since(start) >= MAX_STALL {
                 return;
             }
             self.maybe_compact();
@@ -138,7 +142,7 @@ impl Partition {
     async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
             let base = self.newest_manifest().await?;
-            let Some(plan) = next_merge(&base.levels, &self.ctx.config) else {
+            let Some(plan) = next_merge(&base.levels, &self.ctx.config, self.part) else {
                 break;
             };
             match self.merge(&base, &plan).await? {

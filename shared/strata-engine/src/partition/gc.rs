@@ -73,13 +73,26 @@ impl Partition {
             }
         }
         // Manifests superseded before the horizon, and the runs only they use.
+        // A sealed partition whose split was recorded before the horizon
+        // serves no read from its SSTs any more (its keys are its children's,
+        // and a moment before the seal is read from older manifests): its
+        // last manifests stay as the record of the seal, but what they name
+        // lives on only where a child's manifest names it.
+        let retired = |m: &Manifest| {
+            m.sealed.is_some()
+                && self
+                    .table
+                    .map()
+                    .split_of(self.part)
+                    .is_some_and(|s| s.sealed_at_micros / 1000 < horizon)
+        };
         let mut live_runs = std::collections::HashSet::new();
         for (i, (m, _)) in manifests.iter().enumerate() {
             let superseded_at = manifests.get(i + 1).map(|(_, created)| *created);
             if superseded_at.is_some_and(|t| t < horizon) {
                 io::delete(self.store(), &self.paths.manifest(m.version)).await?;
                 report.manifests += 1;
-            } else {
+            } else if !retired(m) {
                 live_runs.extend(
                     m.ssts()
                         .filter(|r| r.inherited_from(self.part).is_none())

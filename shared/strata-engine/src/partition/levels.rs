@@ -78,12 +78,37 @@ impl MergePlan {
     }
 }
 
-/// The merge the policy wants next, if any.
-pub(super) fn next_merge(levels: &[SortedRun], c: &EngineConfig) -> Option<MergePlan> {
+/// The merge the policy wants next for partition `part`, if any; once it
+/// wants none, the rewrite of an inherited SST.
+pub(super) fn next_merge(levels: &[SortedRun], c: &EngineConfig, part: u32) -> Option<MergePlan> {
     match c.compaction_policy {
         CompactionPolicy::Leveled => leveled(levels, c),
         CompactionPolicy::Tiered => tiered(levels, c),
     }
+    .or_else(|| rewrite_inherited(levels, part))
+}
+
+/// A split's children start from their parent's SSTs, which hold the
+/// sibling's keys too (space the table pays twice once the sibling has
+/// rewritten its half). Once the policy has nothing to do, the largest
+/// inherited SST is rewritten on its own, in place, keeping only this
+/// partition's keys (merges skip the rest); when both children have, GC
+/// collects the parent's SST.
+fn rewrite_inherited(levels: &[SortedRun], part: u32) -> Option<MergePlan> {
+    let (p, sst) = levels
+        .iter()
+        .enumerate()
+        .flat_map(|(p, r)| r.ssts.iter().map(move |s| (p, s)))
+        .filter(|(_, s)| s.inherited_from(part).is_some())
+        .max_by_key(|(_, s)| s.size)?;
+    Some(MergePlan {
+        first: p,
+        last_input: p,
+        taken: HashSet::from([sst.id.clone()]),
+        target: Target::Into(p),
+        level: levels[p].level,
+        bottom: p + 1 == levels.len(),
+    })
 }
 
 /// Target size of level `n` (>= 1).
@@ -292,7 +317,7 @@ mod tests {
                 ],
             ),
         ];
-        let plan = next_merge(&levels, &config()).expect("a merge");
+        let plan = next_merge(&levels, &config(), 0).expect("a merge");
         assert_eq!(plan.target, Target::Into(2));
         let taken: HashSet<&str> = plan.taken.iter().map(|s| s.as_str()).collect();
         assert_eq!(taken, HashSet::from(["a", "b", "d"]));
@@ -309,7 +334,7 @@ mod tests {
             run(1, vec![sst("a", 0, 9, 60), sst("b", 10, 19, 60)]),
             run(2, vec![sst("c", 0, 4, 100), sst("d", 12, 14, 10)]),
         ];
-        let plan = next_merge(&levels, &config()).expect("a merge");
+        let plan = next_merge(&levels, &config(), 0).expect("a merge");
         // b overlaps 10 bytes of level 2, a 100: b goes.
         let taken: HashSet<&str> = plan.taken.iter().map(|s| s.as_str()).collect();
         assert_eq!(taken, HashSet::from(["b", "d"]));
@@ -319,7 +344,27 @@ mod tests {
         assert_eq!(after[1].ssts.len(), 2);
         // Within target everywhere: nothing more to do.
         let calm = vec![run(1, vec![sst("a", 0, 9, 60)])];
-        assert_eq!(next_merge(&calm, &config()), None);
+        assert_eq!(next_merge(&calm, &config(), 0), None);
+    }
+
+    #[test]
+    fn inherited_ssts_are_rewritten_in_place_once_nothing_else_is_due() {
+        let mut inherited = sst("b", 10, 19, 80);
+        inherited.home = Some(0);
+        let levels = vec![
+            run(1, vec![sst("a", 0, 9, 10), inherited]),
+            run(2, vec![sst("c", 0, 40, 100)]),
+        ];
+        let plan = next_merge(&levels, &config(), 1).expect("a rewrite");
+        assert_eq!(plan.taken, HashSet::from(["b".to_string()]));
+        assert_eq!((plan.first, plan.last_input, plan.level), (0, 0, 1));
+        assert_eq!(plan.target, Target::Into(0));
+        assert!(!plan.bottom);
+        let after = plan.apply(&levels, vec![sst("b2", 10, 18, 40)]);
+        let ids: Vec<&str> = after[0].ssts.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b2"]);
+        // Its home partition's own SSTs are not inherited there.
+        assert_eq!(next_merge(&levels, &config(), 0), None);
     }
 
     #[test]
@@ -333,7 +378,7 @@ mod tests {
             run(0, vec![sst("b", 0, 9, 12)]),
             run(1, vec![sst("c", 0, 9, 1000)]),
         ];
-        let plan = next_merge(&levels, &c).expect("a merge");
+        let plan = next_merge(&levels, &c, 0).expect("a merge");
         assert_eq!((plan.first, plan.last_input), (0, 1));
         assert!(!plan.bottom);
         let after = plan.apply(&levels, vec![sst("x", 0, 9, 22)]);

@@ -58,7 +58,7 @@ use view::{first_after, segment_bytes, View};
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -95,6 +95,41 @@ pub(crate) struct Ctx {
     pub store: Arc<dyn object_store::ObjectStore>,
     pub config: EngineConfig,
     pub cache: Caches,
+    /// Bytes of items every partition's log tail holds in memory (what the
+    /// engine-wide write stall bounds; see `wait_for_room`).
+    pub tail_bytes: AtomicUsize,
+}
+
+/// A write lock on a partition's view that keeps the engine's total of
+/// tail bytes up to date when it is released.
+struct ViewWrite<'a> {
+    guard: std::sync::RwLockWriteGuard<'a, View>,
+    total: &'a AtomicUsize,
+    before: usize,
+}
+
+impl std::ops::Deref for ViewWrite<'_> {
+    type Target = View;
+    fn deref(&self) -> &View {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ViewWrite<'_> {
+    fn deref_mut(&mut self) -> &mut View {
+        &mut self.guard
+    }
+}
+
+impl Drop for ViewWrite<'_> {
+    fn drop(&mut self) {
+        let after = self.guard.mem_bytes;
+        if after > self.before {
+            self.total.fetch_add(after - self.before, Ordering::Relaxed);
+        } else {
+            self.total.fetch_sub(self.before - after, Ordering::Relaxed);
+        }
+    }
 }
 
 pub(crate) struct Partition {
@@ -223,8 +258,14 @@ impl Partition {
         self.view.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write_view(&self) -> std::sync::RwLockWriteGuard<'_, View> {
-        self.view.write().unwrap_or_else(|p| p.into_inner())
+    fn write_view(&self) -> ViewWrite<'_> {
+        let guard = self.view.write().unwrap_or_else(|p| p.into_inner());
+        let before = guard.mem_bytes;
+        ViewWrite {
+            guard,
+            total: &self.ctx.tail_bytes,
+            before,
+        }
     }
 
     /// Log tail length and manifest version, for tests and metrics.
@@ -242,5 +283,17 @@ impl Partition {
     pub async fn levels(&self) -> Result<Vec<SortedRun>> {
         self.ensure_fresh(true).await?;
         Ok(self.read_view().manifest.levels.clone())
+    }
+}
+
+impl Drop for Partition {
+    /// A partition dropped (a table reinstalled or forgotten) no longer
+    /// holds its tail.
+    fn drop(&mut self) {
+        let held = self
+            .view
+            .get_mut()
+            .map_or_else(|p| p.into_inner().mem_bytes, |v| v.mem_bytes);
+        self.ctx.tail_bytes.fetch_sub(held, Ordering::Relaxed);
     }
 }

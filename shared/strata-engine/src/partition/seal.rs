@@ -11,6 +11,9 @@ use super::*;
 
 /// Rounds of flushing before the seal is folded (each folds what it sees).
 const FOLD_ATTEMPTS: usize = 64;
+/// Append loops a seal runs through before a split gives up on contention
+/// (the next compaction tries again).
+const SEAL_ROUNDS: usize = 8;
 
 /// The manifest a child starts from: the parent's last one (which folds
 /// the seal), naming the parent's SSTs where they are. Its log goes on at
@@ -103,20 +106,32 @@ impl Partition {
 
     /// Ends the log with a seal at the next seq through the ordinary append
     /// loop (so it races writers like any commit), or finds the seal
-    /// already there.
+    /// already there. It proposes from the view as writers do (refreshed
+    /// only when stale: a lost race has already applied the winner), so
+    /// under contention its rounds are as quick as theirs, and it goes on
+    /// through `SEAL_ROUNDS` rounds of contention before giving up.
     async fn seal(&self) -> Result<SealMark> {
-        let appended = {
+        let mut appended = Ok(((), 0));
+        for _ in 0..SEAL_ROUNDS {
             let _g = self.sync.lock().await;
-            self.append_loop(Refresh::Now, IfUnresolved::Reevaluate, || {
-                Box::pin(async move {
-                    let mut seg =
-                        self.next_segment(rand::random(), 0, self.next_images_gen(), Vec::new());
-                    seg.seal = true;
-                    Ok(Proposal::Append(seg, ()))
+            appended = self
+                .append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
+                    Box::pin(async move {
+                        let mut seg = self.next_segment(
+                            rand::random(),
+                            0,
+                            self.next_images_gen(),
+                            Vec::new(),
+                        );
+                        seg.seal = true;
+                        Ok(Proposal::Append(seg, ()))
+                    })
                 })
-            })
-            .await
-        };
+                .await;
+            if !matches!(appended, Err(Error::Contention { .. })) {
+                break;
+            }
+        }
         match appended {
             Ok(_) | Err(Error::Sealed { .. }) => {}
             Err(e) => return Err(e),

@@ -224,3 +224,19 @@ pub fn item_key(i: &Item) -> ItemKey {
         .key_of(i)
         .expect("an item of a pk/sk table")
 }
+
+/// Every object whose path contains `part`.
+#[allow(dead_code)]
+pub async fn find_objects(
+    store: &Arc<dyn ObjectStore>,
+    part: &str,
+) -> Vec<object_store::path::Path> {
+    use futures::TryStreamExt;
+    store
+        .list(None)
+        .map_ok(|m| m.location)
+        .try_filter(|p| futures::future::ready(p.as_ref().contains(part)))
+        .try_collect()
+        .await
+        .unwrap()
+}
