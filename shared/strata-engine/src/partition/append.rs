@@ -29,6 +29,12 @@ pub(super) enum Refresh {
     IfStale,
     /// Brought up to date now.
     Now,
+    /// Younger than `gc_grace / 2`, and after a lost race caught up with
+    /// the whole log by one LIST and parallel reads (what a seal needs: a
+    /// proposer that learns of winners one read at a time never catches up
+    /// with a log that grows faster than that, and busy writers starved
+    /// seals that way on LocalStack).
+    CatchUp,
 }
 
 /// What becomes of an attempt whose outcome is not known yet (S3 answered
@@ -64,10 +70,17 @@ impl Partition {
         mut propose: impl FnMut() -> BoxFuture<'a, Result<Proposal<T>>>,
     ) -> Result<(T, u64)> {
         let mut unresolved: Vec<Attempt<T>> = Vec::new();
+        let mut lost = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             match refresh {
                 Refresh::IfStale => self.refresh_if_stale().await?,
                 Refresh::Now => self.refresh_locked(self.clock().tick()).await?,
+                Refresh::CatchUp => {
+                    self.refresh_if_stale().await?;
+                    if lost {
+                        self.catch_up_by_list().await?;
+                    }
+                }
             }
             if let Some(landed) = self.resolve(&mut unresolved)? {
                 return Ok((landed.answer, landed.seq));
@@ -87,7 +100,7 @@ impl Partition {
                         answer,
                     })
                 }
-                Appended::Unresolved | Appended::Lost | Appended::NotSent => {}
+                Appended::Unresolved | Appended::Lost | Appended::NotSent => lost = true,
             }
         }
         if !unresolved.is_empty() {

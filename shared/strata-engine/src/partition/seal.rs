@@ -106,16 +106,16 @@ impl Partition {
 
     /// Ends the log with a seal at the next seq through the ordinary append
     /// loop (so it races writers like any commit), or finds the seal
-    /// already there. It proposes from the view as writers do (refreshed
-    /// only when stale: a lost race has already applied the winner), so
-    /// under contention its rounds are as quick as theirs, and it goes on
-    /// through `SEAL_ROUNDS` rounds of contention before giving up.
+    /// already there. After a lost race it catches up with the whole log
+    /// (one LIST, parallel reads) before proposing again, so it proposes at
+    /// the true tail however fast writers append, and it goes on through
+    /// `SEAL_ROUNDS` rounds of contention before giving up.
     async fn seal(&self) -> Result<SealMark> {
         let mut appended = Ok(((), 0));
         for _ in 0..SEAL_ROUNDS {
             let _g = self.sync.lock().await;
             appended = self
-                .append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
+                .append_loop(Refresh::CatchUp, IfUnresolved::Reevaluate, || {
                     Box::pin(async move {
                         let mut seg = self.next_segment(
                             rand::random(),
