@@ -542,6 +542,48 @@ async fn writes_wait_for_the_flush_past_the_engine_wide_tail_bound() {
     }
 }
 
+/// The engine-wide bound holds however many partitions are written, each
+/// far below its own flush threshold: past `max_total_tail_bytes`, a
+/// partition's writer flushes once its tail passes a sixteenth of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_tails_stay_within_the_engine_wide_bound() {
+    for b in backends() {
+        let parts = 8;
+        let config = EngineConfig {
+            default_partitions: parts,
+            auto_compact: true,
+            compact_after_bytes: 64 << 10,
+            compact_after_segments: 1_000,
+            max_tail_bytes: 1 << 20,
+            max_total_tail_bytes: 16 << 10,
+            ..test_config()
+        };
+        let e = engine(&b.store(), config.clone()).await;
+        e.create_table(spec(T)).await.unwrap();
+        let items = 20 * parts as i64;
+        let mut peak = 0;
+        for i in 0..items {
+            let v = Value::S("x".repeat(1000));
+            put(&e, T, item(&format!("p{i}"), i, &[("v", v)])).await;
+            peak = peak.max(e.tail_bytes(T).await.unwrap().iter().sum::<usize>());
+        }
+        // Each partition ends under a sixteenth of 64 KB, plus the write
+        // that took it past, plus what was in flight.
+        let bound = config.max_total_tail_bytes + parts as usize * ((4 << 10) + 2048);
+        assert!(
+            peak <= bound,
+            "[{}] tails peaked at {peak} bytes, past {bound}",
+            b.name
+        );
+        assert_eq!(
+            scan_all(&e, T, 100).await.len(),
+            items as usize,
+            "[{}]",
+            b.name
+        );
+    }
+}
+
 // ------------------------------------------------- objects deleted by hand
 
 /// A committed log segment deleted by hand (a gap below later segments) is

@@ -51,35 +51,42 @@ impl Partition {
 
     /// The write stall: while the log tail held in memory is past
     /// `max_tail_bytes`, or every partition's together past
-    /// `max_total_tail_bytes` and this one's past its flush threshold, and
-    /// this process flushes it, a write waits for a flush (as a DynamoDB
-    /// partition throttles a write burst), so writers faster than
-    /// compaction cannot grow memory without bound. A flush that keeps
-    /// failing (the store down) stalls a write for at most `MAX_STALL`; it
-    /// then goes ahead.
+    /// `max_total_tail_bytes` and this one's past a sixteenth of its flush
+    /// threshold, and this process flushes it, a write waits for a flush
+    /// (as a DynamoDB partition throttles a write burst), so writers faster
+    /// than compaction cannot grow memory without bound: tails stay within
+    /// `max_total_tail_bytes` plus that sixteenth for each partition being
+    /// written. A flush that keeps failing (the store down) stalls a write
+    /// for at most `MAX_STALL`; it then goes ahead.
     pub(super) async fn wait_for_room(self: &Arc<Self>) {
         let c = &self.ctx.config;
         if !c.auto_compact || c.compaction_hook.is_some() {
             return;
         }
         let start = self.clock().tick();
+        let floor = (c.compact_after_bytes / 16).max(1);
         loop {
             let flushed = self.flushed.notified();
             let mine = self.read_view().mem_bytes;
-            let total = self.ctx.tail_bytes.load(Ordering::Relaxed);
-            let room = mine <= c.max_tail_bytes
-                && (total <= c.max_total_tail_bytes || mine < c.compact_after_bytes);
+            let over_total = self.ctx.tail_bytes.load(Ordering::Relaxed) > c.max_total_tail_bytes;
+            let room = mine <= c.max_tail_bytes && (!over_total || mine < floor);
             if room || self.clock().since(start) >= MAX_STALL {
                 return;
             }
-            self.maybe_compact();
+            self.start_compaction(true);
             let _ = tokio::time::timeout(Duration::from_millis(50), flushed).await;
         }
     }
 
     pub(super) fn maybe_compact(self: &Arc<Self>) {
+        self.start_compaction(false)
+    }
+
+    /// Starts a compaction in the background (or calls the hook) when a
+    /// threshold is passed, or at once when `now` (the write stall).
+    fn start_compaction(self: &Arc<Self>, now: bool) {
         let config = &self.ctx.config;
-        if !config.auto_compact || !self.over_threshold() {
+        if !config.auto_compact || !(now || self.over_threshold()) {
             return;
         }
         if let Some(hook) = &config.compaction_hook {
@@ -142,6 +149,9 @@ impl Partition {
     async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
             let base = self.newest_manifest().await?;
+            if base.sealed.is_some() {
+                break;
+            }
             let Some(plan) = next_merge(&base.levels, &self.ctx.config, self.part) else {
                 break;
             };
@@ -265,6 +275,11 @@ impl Partition {
         // Applies to the base, or to a manifest that only added newer
         // level-0 runs in front of it (flushes meanwhile).
         let derive = |current: &Manifest| {
+            // A sealed partition's last manifest is what its children were
+            // made from: nothing is published over it.
+            if current.sealed.is_some() {
+                return Derived::Stale;
+            }
             let Some(newer) = current.levels.len().checked_sub(base.levels.len()) else {
                 return Derived::Stale;
             };
