@@ -766,6 +766,16 @@ impl Engine {
             (self.partition(table, live).await?.1, Some(only))
         };
         let plan = p.plan_at(t_micros).await?;
+        // Sealed at or before T by a split the caller's descriptor did not
+        // show: the moment is the children's (their writes after the seal
+        // are not here). Finish the split so the descriptor routes to them.
+        if p.sealed().is_some_and(|s| s.ts_micros <= t_micros) {
+            self.install_if_newer(p.split().await?);
+            return Err(Error::Sealed {
+                table: table.to_string(),
+                partition: live,
+            });
+        }
         Ok(PointInTime {
             desc: Arc::clone(&t.desc),
             part: p,
@@ -774,6 +784,37 @@ impl Engine {
             after: None,
             done: false,
         })
+    }
+
+    /// The moments at `t_micros` that hold partition `part`'s keys then:
+    /// its own, or, when a split the caller's descriptor did not show had
+    /// sealed it by then, its children's (the split is finished first).
+    /// Each comes with the partition it is of.
+    pub async fn moments_of(
+        &self,
+        table: &str,
+        part: u32,
+        t_micros: u64,
+    ) -> Result<Vec<(u32, PointInTime)>> {
+        let mut todo = vec![part];
+        let mut out = Vec::new();
+        let mut rerouted = 0;
+        while let Some(p) = todo.pop() {
+            match self.point_in_time(table, p, t_micros).await {
+                Ok(m) => out.push((p, m)),
+                Err(e @ Error::Sealed { .. }) => {
+                    rerouted += 1;
+                    let desc = self.describe_table(table).await?;
+                    if rerouted > MAX_REROUTES || desc.map().split_of(p).is_none() {
+                        return Err(e);
+                    }
+                    let [low, high] = crate::partition_map::children(desc.partitions, p);
+                    todo.extend([high, low]);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Fills `target` (a table created with `source`'s key schema) with
@@ -791,33 +832,46 @@ impl Engine {
                 "cannot restore {source} into {target}: their keys differ"
             )));
         }
-        let hash_type = desc.key_schema.hash.key_type;
-        let target_map = t.desc.map();
         let mut items = 0;
         for part in desc.map().leaves_at(Some(t_micros)) {
-            let mut moment = self.point_in_time(source, part, t_micros).await?;
-            let mut ingests = BTreeMap::new();
-            while let Some(chunk) = moment.next_chunk(RESTORE_CHUNK).await? {
-                for (k, v) in chunk.into_iter().filter(|(_, v)| !v.deleted) {
-                    let h = crate::partition_map::encoded_key_hash(&k, hash_type)
-                        .ok_or_else(|| Error::Validation("a stored key does not parse".into()))?;
-                    let to = target_map.route_hash(h, None);
-                    let ingest = match ingests.entry(to) {
-                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::btree_map::Entry::Vacant(e) => {
-                            let p = t.partitions.get(&to).ok_or_else(|| {
-                                Error::Validation(format!("{target} has no partition {to}"))
-                            })?;
-                            e.insert(p.ingest())
-                        }
-                    };
-                    ingest.push(&k, &Version { seq: 0, ..v }).await?;
-                    items += 1;
-                }
+            for (_, moment) in self.moments_of(source, part, t_micros).await? {
+                items += self.restore_moment(moment, &t, target).await?;
             }
-            for (_, ingest) in ingests {
-                ingest.finish().await?;
+        }
+        Ok(items)
+    }
+
+    /// Ingests one moment's items into the partitions of `t` they route to.
+    async fn restore_moment(
+        &self,
+        mut moment: PointInTime,
+        t: &TableHandle,
+        target: &str,
+    ) -> Result<u64> {
+        let hash_type = moment.desc.key_schema.hash.key_type;
+        let target_map = t.desc.map();
+        let mut items = 0;
+        let mut ingests = BTreeMap::new();
+        while let Some(chunk) = moment.next_chunk(RESTORE_CHUNK).await? {
+            for (k, v) in chunk.into_iter().filter(|(_, v)| !v.deleted) {
+                let h = crate::partition_map::encoded_key_hash(&k, hash_type)
+                    .ok_or_else(|| Error::Validation("a stored key does not parse".into()))?;
+                let to = target_map.route_hash(h, None);
+                let ingest = match ingests.entry(to) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        let p = t.partitions.get(&to).ok_or_else(|| {
+                            Error::Validation(format!("{target} has no partition {to}"))
+                        })?;
+                        e.insert(p.ingest())
+                    }
+                };
+                ingest.push(&k, &Version { seq: 0, ..v }).await?;
+                items += 1;
             }
+        }
+        for (_, ingest) in ingests {
+            ingest.finish().await?;
         }
         Ok(items)
     }

@@ -313,3 +313,94 @@ async fn a_settled_split_leaves_no_parent_sst_behind() {
             .is_some());
     }
 }
+
+/// Splits by commit rate: a partition whose log grows faster than
+/// `split_commits_per_sec` over `split_window` is split by its next
+/// compaction, one written slower is not, and the hot table's items all
+/// stay readable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_committing_fast_splits() {
+    for b in backends() {
+        let store = b.store();
+        let window = Duration::from_millis(800);
+        let config = EngineConfig {
+            split_commits_per_sec: 10,
+            split_window: window,
+            ..test_config()
+        };
+        let e = Arc::new(engine(&store, config).await);
+        e.create_table(one_partition("hot")).await.unwrap();
+        e.create_table(one_partition("cold")).await.unwrap();
+        // The first compaction opens each partition's measuring window.
+        e.compact("hot").await.unwrap();
+        e.compact("cold").await.unwrap();
+        let start = std::time::Instant::now();
+        let mut written = 0i64;
+        while start.elapsed() < window + Duration::from_millis(400) {
+            put(&e, "hot", item(&format!("k{written}"), written, &[])).await;
+            written += 1;
+        }
+        put(&e, "cold", item("only", 1, &[])).await;
+        let rate = written as f64 / start.elapsed().as_secs_f64();
+        e.compact("hot").await.unwrap();
+        e.compact("cold").await.unwrap();
+        assert_eq!(
+            e.partitions("hot").await.unwrap().len(),
+            2,
+            "[{}] {written} commits at {rate:.0}/s did not split",
+            b.name
+        );
+        assert_eq!(e.partitions("cold").await.unwrap(), vec![0], "[{}]", b.name);
+        assert_eq!(
+            scan_all(&e, "hot", 100).await.len(),
+            written as usize,
+            "[{}]",
+            b.name
+        );
+    }
+}
+
+/// A moment after a split that the reader's descriptor does not show yet
+/// (another instance split the partition and wrote to its children) holds
+/// the children's writes: the reader finishes the split and reads them,
+/// never the parent's frozen state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moment_after_an_unseen_split_holds_the_childrens_writes() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            // The reader keeps its descriptor for the whole test.
+            catalog_staleness: Duration::from_secs(600),
+            ..test_config()
+        };
+        let reader = engine(&store, config.clone()).await;
+        reader.create_table(one_partition("moments")).await.unwrap();
+        for i in 0..20 {
+            put(&reader, "moments", item(&format!("k{i}"), i, &[])).await;
+        }
+        let splitter = engine(&store, config).await;
+        splitter.split_partition("moments", 0).await.unwrap();
+        for i in 20..40 {
+            put(&splitter, "moments", item(&format!("k{i}"), i, &[])).await;
+        }
+        assert_eq!(
+            reader.partitions("moments").await.unwrap(),
+            vec![0],
+            "[{}] stale",
+            b.name
+        );
+        let t = strata_engine::clock::now_micros();
+        let moments = reader.moments_of("moments", 0, t).await.unwrap();
+        assert_eq!(moments.len(), 2, "[{}] the children's moments", b.name);
+        let mut seen = BTreeSet::new();
+        for (_, mut m) in moments {
+            while let Some(chunk) = m.next_chunk(7).await.unwrap() {
+                for (k, v) in chunk {
+                    assert!(!v.deleted);
+                    assert!(seen.insert(k), "[{}] a key in two moments", b.name);
+                }
+            }
+        }
+        assert_eq!(seen.len(), 40, "[{}] every item at T", b.name);
+    }
+}

@@ -304,7 +304,8 @@ async fn full(
 ) -> Result<Vec<DataFile>, ExportError> {
     let mut moments = Vec::with_capacity(partitions.len());
     for &part in partitions {
-        moments.push(engine.point_in_time(&job.table, part, at).await?);
+        let found = engine.moments_of(&job.table, part, at).await?;
+        moments.extend(found.into_iter().map(|(_, m)| m));
     }
     let keys = moments
         .first()
@@ -512,14 +513,18 @@ async fn incremental(
     let mut inference = Inference::default();
     let mut total = 0;
     for &part in partitions {
-        let from = engine.point_in_time(&job.table, part, from_micros).await?;
-        let to = engine.point_in_time(&job.table, part, to_micros).await?;
-        let changes = diff(from, to).await?;
-        for c in &changes {
-            inference.observe(&c.keys);
+        // (A partition the descriptor showed live at the end may have been
+        // split by then: its children's ends, each against its keys at the
+        // start.)
+        for (leaf, to) in engine.moments_of(&job.table, part, to_micros).await? {
+            let from = engine.point_in_time(&job.table, leaf, from_micros).await?;
+            let changes = diff(from, to).await?;
+            for c in &changes {
+                inference.observe(&c.keys);
+            }
+            total += changes.len() as u64;
+            per_part.push(changes);
         }
-        total += changes.len() as u64;
-        per_part.push(changes);
     }
     progress.total(total);
     let desc = engine.describe_table(&job.table).await?;
