@@ -91,6 +91,10 @@ pub struct EngineConfig {
     pub read_ahead_bytes: usize,
     /// How sorted runs are merged (see `CompactionPolicy`).
     pub compaction_policy: CompactionPolicy,
+    /// Merges this process runs at once, across all its partitions (each
+    /// holds up to `compaction_memory`); others wait their turn. Flushes
+    /// are not limited: writers past the tail bounds wait for them.
+    pub max_concurrent_merges: usize,
     /// A partition holding more than this many bytes is split in two by
     /// its compaction (DynamoDB's 10 GB per partition).
     pub split_bytes: u64,
@@ -134,6 +138,7 @@ impl Default for EngineConfig {
             level_ratio: 10,
             read_ahead_bytes: 1 << 20,
             compaction_policy: CompactionPolicy::Leveled,
+            max_concurrent_merges: 2,
             split_bytes: 10 << 30,
             split_commits_per_sec: 1_000,
             split_window: Duration::from_secs(60),

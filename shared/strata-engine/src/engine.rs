@@ -128,12 +128,14 @@ impl Engine {
         config: EngineConfig,
     ) -> Engine {
         let cache = Caches::new(config.cache_bytes);
+        let merge_slots = tokio::sync::Semaphore::new(config.max_concurrent_merges.max(1));
         Engine {
             ctx: Arc::new(Ctx {
                 store,
                 config,
                 cache,
                 tail_bytes: Default::default(),
+                merge_slots,
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),

@@ -148,6 +148,9 @@ impl Partition {
 
     async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
+            // One merge step at a time per permit (the semaphore is never
+            // closed), taken afresh each step so partitions take turns.
+            let _slot = self.ctx.merge_slots.acquire().await.ok();
             let base = self.newest_manifest().await?;
             if base.sealed.is_some() {
                 break;

@@ -98,6 +98,9 @@ pub(crate) struct Ctx {
     /// Bytes of items every partition's log tail holds in memory (what the
     /// engine-wide write stall bounds; see `wait_for_room`).
     pub tail_bytes: AtomicUsize,
+    /// Permits for merges (`max_concurrent_merges`): what bounds the memory
+    /// of many partitions compacting at once.
+    pub merge_slots: tokio::sync::Semaphore,
 }
 
 /// A write lock on a partition's view that keeps the engine's total of
