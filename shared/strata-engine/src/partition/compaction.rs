@@ -278,11 +278,6 @@ impl Partition {
         // Applies to the base, or to a manifest that only added newer
         // level-0 runs in front of it (flushes meanwhile).
         let derive = |current: &Manifest| {
-            // A sealed partition's last manifest is what its children were
-            // made from: nothing is published over it.
-            if current.sealed.is_some() {
-                return Derived::Stale;
-            }
             let Some(newer) = current.levels.len().checked_sub(base.levels.len()) else {
                 return Derived::Stale;
             };

@@ -48,11 +48,6 @@ impl Ingest<'_> {
         let now_ms = part.clock().now_ms();
         let config = &part.ctx.config;
         let derive = |current: &Manifest| {
-            // Sealed by a split meanwhile: its keys are the children's, and
-            // a manifest over the seal would name SSTs no reader looks at.
-            if current.sealed.is_some() {
-                return Derived::Stale;
-            }
             let deepest = current.levels.iter().map(|r| r.level).max().unwrap_or(0);
             let mut levels = current.levels.clone();
             levels.push(SortedRun {

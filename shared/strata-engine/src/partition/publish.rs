@@ -130,7 +130,15 @@ impl Partition {
             if !outputs.is_empty() && current.ssts().any(|s| ours(&s.id)) {
                 return Ok(PublishOutcome::AlreadyIn(current));
             }
-            let next = match derive(&current) {
+            // A sealed partition's last manifest is what its children were
+            // made from: nothing is published over it, whatever the step
+            // (the flush that folds the seal publishes over an unsealed
+            // one; a later flush finds nothing to fold).
+            let derived = match current.sealed {
+                Some(_) => Derived::Stale,
+                None => derive(&current),
+            };
+            let next = match derived {
                 Derived::Next(next) => next,
                 Derived::Stale => {
                     if !maybe_named {
