@@ -63,6 +63,17 @@ impl TableDescriptor {
     }
 
     /// Which partitions are live and which one holds a key.
+    /// `newer` is this descriptor with more splits recorded and nothing
+    /// else changed (what lets an instance keep its partitions' views).
+    pub fn only_splits_added(&self, newer: &TableDescriptor) -> bool {
+        newer.splits.starts_with(&self.splits)
+            && TableDescriptor {
+                version: newer.version,
+                splits: newer.splits.clone(),
+                ..self.clone()
+            } == *newer
+    }
+
     pub fn map(&self) -> PartitionMap<'_> {
         PartitionMap {
             base: self.partitions,

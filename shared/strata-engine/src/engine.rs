@@ -295,14 +295,26 @@ impl Engine {
             .remove(name);
     }
 
+    /// Makes `desc` the table's handle. A descriptor that only records more
+    /// splits keeps the partitions this instance has (their views, tails,
+    /// caches and merges in flight: nothing they use changed) and makes only
+    /// the new children; any other change makes every partition anew.
     fn install(&self, desc: Arc<TableDescriptor>) -> Arc<TableHandle> {
+        let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        let kept = tables
+            .get(&desc.name)
+            .filter(|old| old.desc.only_splits_added(&desc))
+            .map(|old| old.partitions.clone())
+            .unwrap_or_default();
         let partitions = desc
             .map()
             .all()
             .into_iter()
             .map(|p| {
-                let part = Partition::new(Arc::clone(&self.ctx), Arc::clone(&desc), p);
-                (p, Arc::new(part))
+                let part = kept.get(&p).cloned().unwrap_or_else(|| {
+                    Arc::new(Partition::new(Arc::clone(&self.ctx), Arc::clone(&desc), p))
+                });
+                (p, part)
             })
             .collect();
         let handle = Arc::new(TableHandle {
@@ -310,10 +322,7 @@ impl Engine {
             partitions,
             checked: Mutex::new(self.ctx.config.clock.tick()),
         });
-        self.tables
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(desc.name.clone(), Arc::clone(&handle));
+        tables.insert(desc.name.clone(), Arc::clone(&handle));
         handle
     }
 
@@ -630,10 +639,12 @@ impl Engine {
         let mut inherited: HashMap<u32, std::collections::HashSet<String>> = HashMap::new();
         let none = std::collections::HashSet::new();
         let mut total = GcReport::default();
+        let map = t.desc.map();
         // Highest number first: a child is numbered after every ancestor,
         // so each partition is collected after all that inherit from it.
         for (id, p) in t.partitions.iter().rev() {
-            let (r, kept) = p.gc(inherited.get(id).unwrap_or(&none)).await?;
+            let split = map.split_of(*id);
+            let (r, kept) = p.gc(inherited.get(id).unwrap_or(&none), split).await?;
             for (home, sst) in kept {
                 inherited.entry(home).or_default().insert(sst);
             }

@@ -164,3 +164,40 @@ async fn a_split_costs_a_handful_of_requests() {
     println!("first write after the split: {c}");
     assert_eq!(c.put, 1, "{c}");
 }
+
+/// A split changes the descriptor, not the table's other partitions: an
+/// instance keeps their views (tails, caches, merges in flight), so its next
+/// write to one of them reads nothing again. (Each split used to make every
+/// partition anew: each re-read its whole log tail, and the old objects'
+/// tails stayed in memory beside the new ones while merges held them.)
+#[tokio::test]
+async fn a_split_leaves_the_other_partitions_views_alone() {
+    let (store, counter) = counting(Arc::new(InMemory::new()));
+    let store: Arc<dyn ObjectStore> = store;
+    let config = EngineConfig {
+        default_partitions: 2,
+        ..test_config()
+    };
+    let e = engine(&store, config).await;
+    e.create_table(spec("tbl")).await.unwrap();
+    let elsewhere: Vec<String> = (0..)
+        .map(|i| format!("k{i}"))
+        .filter(|k| keys::partition_of(&KeyValue::S(k.clone()), 2) == 1)
+        .take(30)
+        .collect();
+    for k in &elsewhere {
+        put(&e, "tbl", item(k, 1, &[])).await;
+    }
+    e.split_partition("tbl", 0).await.unwrap();
+    let c = cost(&counter, put(&e, "tbl", item(&elsewhere[0], 2, &[]))).await;
+    println!("a write to the partition not split: {c}");
+    assert_eq!((c.put, c.list), (1, 0), "{c}");
+    assert!(c.get <= 2, "no log segment read again: {c}");
+    assert_eq!(
+        e.get("tbl", &key(&elsewhere[29], 1), Consistency::Strong)
+            .await
+            .unwrap()
+            .map(|i| i["sk"].clone()),
+        Some(Value::N(Number::from_i64(1)))
+    );
+}

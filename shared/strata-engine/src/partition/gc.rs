@@ -14,10 +14,14 @@ impl Partition {
     /// manifests superseded longer ago than that, and runs no such manifest
     /// references, here or (`inherited`) in a partition split from this one.
     /// Also returns the SSTs of ancestors that the manifests it keeps name,
-    /// as (home, id): what their GC must keep.
+    /// as (home, id): what their GC must keep. `split` is this partition's
+    /// split as the caller's (current) descriptor records it: the
+    /// partition's own descriptor may predate it (an instance keeps its
+    /// partitions across splits).
     pub async fn gc(
         &self,
         inherited: &std::collections::HashSet<String>,
+        split: Option<&map::SplitRecord>,
     ) -> Result<(GcReport, Vec<(u32, String)>)> {
         let c = &self.ctx.config;
         let now = self.clock().now_ms();
@@ -79,12 +83,7 @@ impl Partition {
         // last manifests stay as the record of the seal, but what they name
         // lives on only where a child's manifest names it.
         let retired = |m: &Manifest| {
-            m.sealed.is_some()
-                && self
-                    .table
-                    .map()
-                    .split_of(self.part)
-                    .is_some_and(|s| s.sealed_at_micros / 1000 < horizon)
+            m.sealed.is_some() && split.is_some_and(|s| s.sealed_at_micros / 1000 < horizon)
         };
         let mut live_runs = std::collections::HashSet::new();
         for (i, (m, _)) in manifests.iter().enumerate() {
