@@ -500,8 +500,14 @@ async fn maintenance(engine: Arc<Engine>) {
     }
 }
 
+// See `strata_engine::allocator`: glibc's per-thread arenas kept hundreds
+// of MB of freed compaction buffers.
+#[global_allocator]
+static ALLOC: strata_engine::allocator::Allocator = strata_engine::allocator::Allocator;
+
 #[tokio::main]
 async fn main() {
+    strata_engine::allocator::tune();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -21,6 +21,10 @@ use object_store::ObjectStore;
 use strata_engine::*;
 use strata_store::counting::counting;
 
+// The allocator `strata serve` runs with (see `strata_engine::allocator`).
+#[global_allocator]
+static ALLOC: strata_engine::allocator::Allocator = strata_engine::allocator::Allocator;
+
 const ITEM_BYTES: usize = 1000;
 const WRITERS: usize = 16;
 const BATCH: usize = 25;
@@ -72,6 +76,35 @@ fn peak_rss_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// With `STRATA_BENCH_TRACE` set: RSS, the tails and the caches every 10 s
+/// (where a process's memory goes).
+async fn trace_memory(e: Arc<Engine>) {
+    let start = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let tails = e.tail_bytes("levels").await.unwrap_or_default();
+        let cache: u64 = e.cache_stats().iter().map(|c| c.bytes).sum();
+        eprintln!(
+            "{:>5.0} s: rss {:.0} MB, {} partitions, tails {:.0} MB, caches {:.0} MB",
+            start.elapsed().as_secs_f64(),
+            rss_mb(),
+            tails.len(),
+            tails.iter().sum::<usize>() as f64 / 1048576.0,
+            cache as f64 / 1048576.0,
+        );
+    }
 }
 
 fn dir_bytes(dir: &std::path::Path) -> u64 {
@@ -133,6 +166,9 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
             .expect("engine"),
     );
     e.create_table(spec(partitions)).await.expect("table");
+    if std::env::var_os("STRATA_BENCH_TRACE").is_some() {
+        tokio::spawn(trace_memory(Arc::clone(&e)));
+    }
     // Load, timing each tenth.
     let logical = items * ITEM_BYTES as u64;
     let mut rates = Vec::new();
@@ -284,6 +320,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
 }
 
 fn main() {
+    strata_engine::allocator::tune();
     let items: u64 = std::env::var("STRATA_BENCH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())

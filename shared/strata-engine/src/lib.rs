@@ -5,6 +5,8 @@
 //! the repository root for the object layout, the commit protocol and the
 //! invariants, and [`Engine`] for the entry point.
 
+#[cfg(feature = "mimalloc")]
+pub mod allocator;
 mod bloom;
 pub mod cache;
 pub mod catalog;
