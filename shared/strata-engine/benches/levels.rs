@@ -68,24 +68,20 @@ fn spec(partitions: u32) -> TableSpec {
     }
 }
 
-fn peak_rss_mb() -> f64 {
+/// A memory figure of this process in MB, from `/proc/self/status`
+/// (`VmHWM:` the peak RSS, `VmRSS:` the RSS now).
+fn status_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-fn rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+fn peak_rss_mb() -> f64 {
+    status_mb("VmHWM:")
 }
 
 /// With `STRATA_BENCH_TRACE` set: RSS, the tails and the caches every 10 s
@@ -99,7 +95,7 @@ async fn trace_memory(e: Arc<Engine>) {
         eprintln!(
             "{:>5.0} s: rss {:.0} MB, {} partitions, tails {:.0} MB, caches {:.0} MB",
             start.elapsed().as_secs_f64(),
-            rss_mb(),
+            status_mb("VmRSS:"),
             tails.len(),
             tails.iter().sum::<usize>() as f64 / 1048576.0,
             cache as f64 / 1048576.0,

@@ -62,7 +62,6 @@ impl TableDescriptor {
         next_images_gen(self.images_gen, self.keep_old_images)
     }
 
-    /// Which partitions are live and which one holds a key.
     /// `newer` is this descriptor with more splits recorded and nothing
     /// else changed (what lets an instance keep its partitions' views).
     pub fn only_splits_added(&self, newer: &TableDescriptor) -> bool {
@@ -74,6 +73,7 @@ impl TableDescriptor {
             } == *newer
     }
 
+    /// Which partitions are live and which one holds a key.
     pub fn map(&self) -> PartitionMap<'_> {
         PartitionMap {
             base: self.partitions,

@@ -14,15 +14,21 @@ use strata_store::latency::{with_latency, LatencyProfile};
 
 use common::*;
 
-async fn setup() -> (Engine, Arc<strata_store::counting::RequestCounter>) {
+/// An engine on a counted memory store with table `tbl` of `partitions`.
+async fn table_of(partitions: u32) -> (Engine, Arc<strata_store::counting::RequestCounter>) {
     let (store, counter) = counting(Arc::new(InMemory::new()));
     let store: Arc<dyn ObjectStore> = store;
     let config = EngineConfig {
-        default_partitions: 1,
+        default_partitions: partitions,
         ..test_config()
     };
     let e = engine(&store, config).await;
     e.create_table(spec("tbl")).await.unwrap();
+    (e, counter)
+}
+
+async fn setup() -> (Engine, Arc<strata_store::counting::RequestCounter>) {
+    let (e, counter) = table_of(1).await;
     put(&e, "tbl", item("warm", 1, &[])).await;
     (e, counter)
 }
@@ -172,14 +178,7 @@ async fn a_split_costs_a_handful_of_requests() {
 /// tails stayed in memory beside the new ones while merges held them.)
 #[tokio::test]
 async fn a_split_leaves_the_other_partitions_views_alone() {
-    let (store, counter) = counting(Arc::new(InMemory::new()));
-    let store: Arc<dyn ObjectStore> = store;
-    let config = EngineConfig {
-        default_partitions: 2,
-        ..test_config()
-    };
-    let e = engine(&store, config).await;
-    e.create_table(spec("tbl")).await.unwrap();
+    let (e, counter) = table_of(2).await;
     let elsewhere: Vec<String> = (0..)
         .map(|i| format!("k{i}"))
         .filter(|k| keys::partition_of(&KeyValue::S(k.clone()), 2) == 1)
