@@ -21,9 +21,39 @@ use object_store::ObjectStore;
 use strata_engine::*;
 use strata_store::counting::counting;
 
-// The allocator `strata serve` runs with (see `strata_engine::allocator`).
+// The allocator `strata serve` runs with (see `strata_engine::allocator`),
+// counting the bytes it holds live for `STRATA_BENCH_TRACE`.
 #[global_allocator]
-static ALLOC: strata_engine::allocator::Allocator = strata_engine::allocator::Allocator;
+static ALLOC: Counted = Counted(strata_engine::allocator::Allocator);
+
+/// A global allocator that keeps a count of the bytes allocated and not yet
+/// freed: the heap, against which RSS shows the allocator's own overhead.
+struct Counted(strata_engine::allocator::Allocator);
+
+static LIVE: std::sync::atomic::AtomicIsize = std::sync::atomic::AtomicIsize::new(0);
+
+// SAFETY: every call is passed to the inner allocator unchanged.
+unsafe impl std::alloc::GlobalAlloc for Counted {
+    unsafe fn alloc(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { self.0.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: std::alloc::Layout) {
+        LIVE.fetch_sub(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { self.0.dealloc(p, l) }
+    }
+    unsafe fn alloc_zeroed(&self, l: std::alloc::Layout) -> *mut u8 {
+        LIVE.fetch_add(l.size() as isize, std::sync::atomic::Ordering::Relaxed);
+        unsafe { self.0.alloc_zeroed(l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: std::alloc::Layout, n: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            n as isize - l.size() as isize,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        unsafe { self.0.realloc(p, l, n) }
+    }
+}
 
 const ITEM_BYTES: usize = 1000;
 const WRITERS: usize = 16;
@@ -93,9 +123,10 @@ async fn trace_memory(e: Arc<Engine>) {
         let tails = e.tail_bytes("levels").await.unwrap_or_default();
         let cache: u64 = e.cache_stats().iter().map(|c| c.bytes).sum();
         eprintln!(
-            "{:>5.0} s: rss {:.0} MB, {} partitions, tails {:.0} MB, caches {:.0} MB",
+            "{:>5.0} s: rss {:.0} MB, heap {:.0} MB, {} partitions, tails {:.0} MB, caches {:.0} MB",
             start.elapsed().as_secs_f64(),
             status_mb("VmRSS:"),
+            LIVE.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1048576.0,
             tails.len(),
             tails.iter().sum::<usize>() as f64 / 1048576.0,
             cache as f64 / 1048576.0,

@@ -58,9 +58,10 @@ pub struct EngineConfig {
     pub catalog_staleness: Duration,
     /// Compact a partition once its log tail holds this many segments...
     pub compact_after_segments: u64,
-    /// ...or this many bytes of items.
+    /// ...or holds this much memory of items (`value::item_footprint`, about
+    /// twice their DynamoDB size).
     pub compact_after_bytes: usize,
-    /// Past this many bytes of items in a partition's tail, writes wait for
+    /// Past this much memory in a partition's tail, writes wait for
     /// the flush this process runs (the write stall; not with a
     /// compaction hook, where another process flushes).
     pub max_tail_bytes: usize,
@@ -92,9 +93,12 @@ pub struct EngineConfig {
     /// How sorted runs are merged (see `CompactionPolicy`).
     pub compaction_policy: CompactionPolicy,
     /// Merges this process runs at once, across all its partitions (each
-    /// holds up to `compaction_memory`); others wait their turn. Flushes
-    /// are not limited: writers past the tail bounds wait for them.
+    /// holds up to `compaction_memory`); others wait their turn.
     pub max_concurrent_merges: usize,
+    /// Flushes this process runs at once, across all its partitions (each
+    /// holds the SST it writes, up to `sst_bytes`); writers past the tail
+    /// bounds wait for them.
+    pub max_concurrent_flushes: usize,
     /// A partition holding more than this many bytes is split in two by
     /// its compaction (DynamoDB's 10 GB per partition).
     pub split_bytes: u64,
@@ -125,7 +129,7 @@ impl Default for EngineConfig {
             eventual_staleness: Duration::from_secs(1),
             catalog_staleness: Duration::from_secs(1),
             compact_after_segments: 512,
-            compact_after_bytes: 16 << 20,
+            compact_after_bytes: 32 << 20,
             max_tail_bytes: 64 << 20,
             max_total_tail_bytes: 128 << 20,
             auto_compact: true,
@@ -139,6 +143,7 @@ impl Default for EngineConfig {
             read_ahead_bytes: 1 << 20,
             compaction_policy: CompactionPolicy::Leveled,
             max_concurrent_merges: 2,
+            max_concurrent_flushes: 2,
             split_bytes: 10 << 30,
             split_commits_per_sec: 1_000,
             split_window: Duration::from_secs(60),
@@ -201,12 +206,18 @@ impl EngineConfig {
         self.gc_grace / 2
     }
 
+    /// The buffer of an SST being written: cut past `sst_bytes`, the block
+    /// that took it past, its meta block and its filter's input.
+    pub fn sst_buffer_bytes(&self) -> usize {
+        self.sst_bytes + self.sst_bytes / 8 + 2 * self.block_size
+    }
+
     /// The most memory one compaction step holds beyond the log tail it
     /// flushes, whatever the partition's size: the SST being written (and
     /// its 8-byte-a-key bloom input), and per input sorted run its read-ahead
     /// buffer, one decoded block and the open SST's block index and filter.
     pub fn compaction_memory(&self, inputs: usize) -> usize {
-        let writer = self.sst_bytes + self.sst_bytes / 8 + 2 * self.block_size;
+        let writer = self.sst_buffer_bytes();
         let per_input = self.read_ahead_bytes + 4 * self.block_size + self.sst_bytes / 16;
         writer + inputs * per_input
     }

@@ -133,6 +133,7 @@ impl Engine {
     ) -> Engine {
         let cache = Caches::new(config.cache_bytes);
         let merge_slots = tokio::sync::Semaphore::new(config.max_concurrent_merges.max(1));
+        let flush_slots = tokio::sync::Semaphore::new(config.max_concurrent_flushes.max(1));
         Engine {
             ctx: Arc::new(Ctx {
                 store,
@@ -140,6 +141,7 @@ impl Engine {
                 cache,
                 tail_bytes: Default::default(),
                 merge_slots,
+                flush_slots,
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),
@@ -825,8 +827,8 @@ impl Engine {
         Ok(out)
     }
 
-    /// Per partition: bytes of items its log tail holds in this engine's
-    /// memory (what the write stall bounds).
+    /// Per partition: the memory its log tail holds in this engine (items
+    /// at `value::item_footprint`; what the write stall bounds).
     pub async fn tail_bytes(&self, table: &str) -> Result<Vec<usize>> {
         let t = self.table(table).await?;
         Ok(t.leaves().map(|p| p.tail_bytes()).collect())

@@ -139,6 +139,8 @@ pub struct SstWriter {
     first: Vec<u8>,
     key_hashes: Vec<u64>,
     max_seq: u64,
+    /// The most `out` grows to by doubling (see `with_capacity_limit`).
+    capacity_limit: usize,
 }
 
 impl SstWriter {
@@ -155,7 +157,16 @@ impl SstWriter {
             first: Vec::new(),
             key_hashes: Vec::new(),
             max_seq: 0,
+            capacity_limit: usize::MAX,
         }
+    }
+
+    /// Grows the SST's buffer by doubling only up to `bytes` (an SST cut at
+    /// a target size, plus its meta block), then by what each block needs:
+    /// a buffer doubled past a 16 MB cut would hold 32 MB.
+    pub fn with_capacity_limit(mut self, bytes: usize) -> Self {
+        self.capacity_limit = bytes;
+        self
     }
 
     pub fn push(&mut self, key: &[u8], v: &Version) {
@@ -196,9 +207,18 @@ impl SstWriter {
             offset: self.out.len() as u64,
             len: framed.len() as u64,
         });
+        self.reserve(framed.len());
         self.out.extend_from_slice(&framed);
         self.block.buf.clear();
         self.count = 0;
+    }
+
+    fn reserve(&mut self, more: usize) {
+        let need = self.out.len() + more;
+        if need > self.out.capacity() {
+            let doubled = (self.out.capacity() * 2).min(self.capacity_limit);
+            self.out.reserve_exact(doubled.max(need) - self.out.len());
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -224,8 +244,9 @@ impl SstWriter {
         }
         bloom.write(&mut meta);
         let meta_offset = self.out.len() as u64;
-        self.out
-            .extend_from_slice(&seal(META_MAGIC, VERSION, &meta.buf));
+        let meta = seal(META_MAGIC, VERSION, &meta.buf);
+        self.reserve(meta.len());
+        self.out.extend_from_slice(&meta);
         let info = RunInfo {
             id: self.id,
             size: self.out.len() as u64,
@@ -357,6 +378,25 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    /// The buffer stops doubling at its limit: an SST cut just past the
+    /// target holds about the target, not twice it.
+    #[test]
+    fn the_buffer_grows_to_its_limit_not_past_it() {
+        let limit = 64 << 10;
+        let mut w = SstWriter::new("t".into(), 1024).with_capacity_limit(limit);
+        for (k, v) in entries(20_000) {
+            w.push(&k, &v);
+            if w.size() >= limit - 2048 {
+                break;
+            }
+        }
+        assert!(w.size() >= limit - 2048);
+        assert!(w.out.capacity() <= limit, "{}", w.out.capacity());
+        let (info, bytes) = w.finish();
+        assert_eq!(bytes.len() as u64, info.size);
+        assert!(bytes.capacity() <= limit + 4096, "{}", bytes.capacity());
     }
 
     #[test]

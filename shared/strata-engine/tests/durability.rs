@@ -452,6 +452,10 @@ async fn a_moment_holds_every_write_acknowledged_before_it() {
 
 // ------------------------------------------------------------ write stall
 
+/// What one ~1 KB item's write adds to a tail's charge (`item_footprint`
+/// with its key and version), rounded up.
+const ONE_WRITE: usize = 4 << 10;
+
 /// Writers faster than the flush wait for it once the tail held in memory
 /// passes `max_tail_bytes`: with the flush's SST upload held, a writer
 /// stops, the tail stays within the bound, and once the upload goes on the
@@ -486,7 +490,7 @@ async fn writes_wait_for_the_flush_past_the_tail_bound() {
         let tail = e.tail_bytes(T).await.unwrap()[0];
         assert!(stalled_at < 60, "[{}] the writer never waited", b.name);
         assert!(
-            tail <= config.max_tail_bytes + 2048,
+            tail <= config.max_tail_bytes + ONE_WRITE,
             "[{}] tail grew to {tail} bytes past the {} bound",
             b.name,
             config.max_tail_bytes
@@ -531,7 +535,7 @@ async fn writes_wait_for_the_flush_past_the_engine_wide_tail_bound() {
         let total: usize = e.tail_bytes(T).await.unwrap().iter().sum();
         assert!(stalled_at < 60, "[{}] the writer never waited", b.name);
         assert!(
-            total <= config.max_total_tail_bytes + 2048,
+            total <= config.max_total_tail_bytes + ONE_WRITE,
             "[{}] tails grew to {total} bytes past the {} bound",
             b.name,
             config.max_total_tail_bytes
@@ -569,12 +573,62 @@ async fn many_small_tails_stay_within_the_engine_wide_bound() {
         }
         // Each partition ends under a sixteenth of 64 KB, plus the write
         // that took it past, plus what was in flight.
-        let bound = config.max_total_tail_bytes + parts as usize * ((4 << 10) + 2048);
+        let bound = config.max_total_tail_bytes + parts as usize * ((4 << 10) + ONE_WRITE);
         assert!(
             peak <= bound,
             "[{}] tails peaked at {peak} bytes, past {bound}",
             b.name
         );
+        assert_eq!(
+            scan_all(&e, T, 100).await.len(),
+            items as usize,
+            "[{}]",
+            b.name
+        );
+    }
+}
+
+/// Flushes take turns past `max_concurrent_flushes` (each holds the SST it
+/// writes): with one slot and the first flush's upload held, a second
+/// partition over its threshold does not start its upload until the first
+/// is done; then both land and every write is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_take_turns_past_the_flush_slots() {
+    for b in backends() {
+        let (_inner, scripted, store) = scripted_store(&b);
+        let config = EngineConfig {
+            default_partitions: 2,
+            auto_compact: true,
+            compact_after_bytes: 4 << 10,
+            max_tail_bytes: 1 << 20,
+            max_total_tail_bytes: 1 << 20,
+            max_concurrent_flushes: 1,
+            ..test_config()
+        };
+        let e = Arc::new(engine(&store, config).await);
+        e.create_table(spec(T)).await.unwrap();
+        let first = scripted.stall_next(&[RequestKind::Put], "/runs/", Stall::BeforeSending);
+        let second = scripted.stall_next(&[RequestKind::Put], "/runs/", Stall::BeforeSending);
+        // Items under many partition keys: both partitions pass 4 KB.
+        let items = 40;
+        for i in 0..items {
+            let v = Value::S("x".repeat(1000));
+            put(&e, T, item(&format!("p{i}"), i, &[("v", v)])).await;
+        }
+        let tails = e.tail_bytes(T).await.unwrap();
+        assert!(tails.iter().all(|t| *t > 4 << 10), "[{}] {tails:?}", b.name);
+        first.reached().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            !second.was_reached(),
+            "[{}] a second flush uploaded beside the first",
+            b.name
+        );
+        first.open();
+        second.reached().await;
+        second.open();
+        e.compact(T).await.unwrap();
+        assert_eq!(e.tail_bytes(T).await.unwrap(), vec![0, 0], "[{}]", b.name);
         assert_eq!(
             scan_all(&e, T, 100).await.len(),
             items as usize,

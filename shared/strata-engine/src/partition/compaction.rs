@@ -169,6 +169,9 @@ impl Partition {
     /// Writes the log tail (the view's versions after `compacted_through`)
     /// as a new level-0 run and publishes the manifest folding it.
     async fn flush(&self) -> Result<CompactionOutcome> {
+        // Taken before the tail is copied, and never while waiting for
+        // anything but the store (the semaphore is never closed).
+        let _slot = self.ctx.flush_slots.acquire().await.ok();
         let (base, tail, mem, tail_tokens, folded_ts, images_gen, sealed) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest

@@ -39,7 +39,7 @@ impl Partition {
                 let current = match local.get(&key).or_else(|| state.get(&key)) {
                     Some(c) => c.clone(),
                     None => {
-                        let found = self.lookup(&key).await?;
+                        let found = self.lookup(&key, Fill::No).await?;
                         if let Some(v) = &found {
                             newest_seen = newest_seen.max(v.ts_micros);
                         }

@@ -53,6 +53,7 @@ pub use log::LogRead;
 pub(crate) use merge::{above_lo, below_hi};
 use merge::{is_empty_range, Fetch, Merger, Span};
 pub(crate) use read::key_attributes;
+use read::Fill;
 pub use replicated::ReplicatedChange;
 use view::{first_after, segment_bytes, View};
 
@@ -79,7 +80,7 @@ use crate::partition_map::{self as map, Owner};
 use crate::paths::{self, PartitionPaths};
 use crate::run::{Block, RunInfo, RunMeta, Version};
 use crate::segment::{LogSegment, Mutation, Stamp};
-use crate::value::{item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
+use crate::value::{item_footprint, item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
 const MAX_COMMIT_ATTEMPTS: usize = 256;
@@ -95,12 +96,15 @@ pub(crate) struct Ctx {
     pub store: Arc<dyn object_store::ObjectStore>,
     pub config: EngineConfig,
     pub cache: Caches,
-    /// Bytes of items every partition's log tail holds in memory (what the
-    /// engine-wide write stall bounds; see `wait_for_room`).
+    /// Memory every partition's log tail holds (`entry_bytes`; what the
+    /// engine-wide write stall bounds, see `wait_for_room`).
     pub tail_bytes: AtomicUsize,
     /// Permits for merges (`max_concurrent_merges`): what bounds the memory
     /// of many partitions compacting at once.
     pub merge_slots: tokio::sync::Semaphore,
+    /// Permits for flushes (`max_concurrent_flushes`): each holds the SST
+    /// it writes, so many partitions flushing at once must take turns.
+    pub flush_slots: tokio::sync::Semaphore,
 }
 
 /// A write lock on a partition's view that keeps the engine's total of
@@ -277,7 +281,7 @@ impl Partition {
         (v.tail, v.manifest.compacted_through, v.manifest.version)
     }
 
-    /// Bytes of items the view's tail holds in memory.
+    /// Memory the view's tail holds (see `entry_bytes`).
     pub fn tail_bytes(&self) -> usize {
         self.read_view().mem_bytes
     }

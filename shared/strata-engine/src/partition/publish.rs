@@ -60,9 +60,10 @@ impl<'a> SstSink<'a> {
 
     pub(super) async fn push(&mut self, key: &[u8], v: &Version) -> Result<()> {
         let c = &self.part.ctx.config;
-        let w = self
-            .writer
-            .get_or_insert_with(|| SstWriter::new(paths::random_id(), c.block_size));
+        let w = self.writer.get_or_insert_with(|| {
+            SstWriter::new(paths::random_id(), c.block_size)
+                .with_capacity_limit(c.sst_buffer_bytes())
+        });
         w.push(key, v);
         if w.size() >= c.sst_bytes {
             self.cut().await?;

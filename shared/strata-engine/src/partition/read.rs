@@ -1,9 +1,21 @@
 use super::*;
 
+/// Whether a lookup caches what the runs answer (see `Partition::lookup`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fill {
+    Cache,
+    No,
+}
+
 impl Partition {
     /// The newest version of `key`, tombstones included: the log tail
-    /// first, then the item cache, then the runs newest-first.
-    pub(super) async fn lookup(&self, key: &[u8]) -> Result<Option<Version>> {
+    /// first, then the item cache, then the runs newest-first. What the
+    /// runs answer is cached for a read (`Fill::Cache`), not for a write
+    /// (`Fill::No`): a written key's next version is in the tail, which
+    /// shadows the entry until a flush makes a new manifest, under which it
+    /// is never asked for again; a bulk load's lookups would otherwise fill
+    /// the cache with such entries, one per item written.
+    pub(super) async fn lookup(&self, key: &[u8], fill: Fill) -> Result<Option<Version>> {
         let manifest = {
             let v = self.read_view();
             if let Some(found) = v.mem.get(key) {
@@ -18,9 +30,11 @@ impl Partition {
             return Ok(cached);
         }
         let found = self.lookup_runs(&manifest, key).await?;
-        self.ctx
-            .cache
-            .put_item(&self.cache_id, manifest.version, key, found.clone());
+        if fill == Fill::Cache {
+            self.ctx
+                .cache
+                .put_item(&self.cache_id, manifest.version, key, found.clone());
+        }
         Ok(found)
     }
 
@@ -56,7 +70,7 @@ impl Partition {
         self.ensure_fresh(strong).await?;
         self.check_not_sealed()?;
         Ok(self
-            .lookup(key)
+            .lookup(key, Fill::Cache)
             .await?
             .filter(|v| !v.deleted)
             .map(|v| v.item))

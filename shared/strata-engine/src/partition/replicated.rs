@@ -56,7 +56,7 @@ impl Partition {
         for c in changes {
             let (stamp, before) = match seen.get(c.key.as_slice()) {
                 Some(s) => s.clone(),
-                None => match self.lookup(&c.key).await? {
+                None => match self.lookup(&c.key, Fill::No).await? {
                     Some(v) => (v.stamp(), Some(v.item).filter(|_| !v.deleted)),
                     None => (Stamp::default(), None),
                 },

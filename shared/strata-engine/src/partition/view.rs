@@ -109,15 +109,15 @@ pub(super) fn first_after(
         .collect()
 }
 
-/// Item bytes a segment holds (images and old images).
+/// Memory a segment's images and old images hold (see `entry_bytes`).
 pub(super) fn segment_bytes(seg: &LogSegment) -> usize {
     seg.mutations
         .iter()
-        .map(|m| entry_bytes(&m.key, &m.image) + m.old_image.as_deref().map_or(0, item_size))
+        .map(|m| entry_bytes(&m.key, &m.image) + m.old_image.as_deref().map_or(0, item_footprint))
         .sum()
 }
 
-/// Memory a tail entry is charged for.
+/// Memory a tail entry is charged for: its key, its version and the item.
 pub(super) fn entry_bytes(key: &[u8], item: &Item) -> usize {
-    key.len() + item_size(item) + 32
+    key.len() + 32 + item_footprint(item)
 }
