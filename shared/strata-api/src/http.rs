@@ -1,19 +1,23 @@
-//! The HTTP face of the API: `POST /` with `X-Amz-Target`, `GET /` as a
-//! health check. One router, served by the local server and (through
-//! lambda_http) by the Lambda function.
+//! The HTTP face of the API: `POST` with `X-Amz-Target` on any path,
+//! `GET /` as a health check, CORS and compressed bodies as DynamoDB has
+//! them. One router, served by the local server and (through lambda_http)
+//! by the Lambda function.
+
+mod cors;
+pub mod encoding;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 
 use crate::Api;
 
-/// Largest request body accepted (DynamoDB's limit is 16 MB for batches).
+/// Largest request body accepted, before and after decoding (DynamoDB's
+/// limit is 16 MB for batches).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 pub fn router(api: Arc<Api>) -> Router {
@@ -21,30 +25,73 @@ pub fn router(api: Arc<Api>) -> Router {
     // behind a function URL emulator a prefix; DynamoDB clients POST to
     // whatever endpoint path they were given.
     Router::new()
-        .route("/", get(health).post(call))
-        .route("/{*path}", get(health).post(call))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .fallback(serve)
+        .layer(axum::middleware::from_fn(cors::cors))
         .with_state(api)
 }
 
-async fn health() -> &'static str {
-    "healthy: strata"
+/// Routes by method: POST is an operation on any path; GET is the health
+/// check on `/` (or on an endpoint's base path, which ends in `/`);
+/// anything else is not an operation.
+async fn serve(State(api): State<Arc<Api>>, req: Request) -> Response {
+    let path = req.uri().path();
+    match *req.method() {
+        Method::POST => call(api, req).await,
+        Method::GET if path.ends_with('/') => {
+            let mut res = "healthy: strata".into_response();
+            stamp(res.headers_mut(), b"healthy: strata");
+            res
+        }
+        // DynamoDB answers these with an empty 200 (load balancers' probes).
+        Method::GET if path.starts_with("/health") => {
+            let mut res = StatusCode::OK.into_response();
+            stamp(res.headers_mut(), b"");
+            res
+        }
+        _ => unknown_operation(),
+    }
 }
 
-async fn call(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
+/// What DynamoDB answers a method or path that is not an operation.
+fn unknown_operation() -> Response {
+    const BODY: &[u8] = b"<UnknownOperationException/>\n";
+    let mut res = (StatusCode::NOT_FOUND, Body::from(BODY)).into_response();
+    stamp(res.headers_mut(), BODY);
+    res
+}
+
+/// The headers every DynamoDB response carries: the body's CRC32 (which
+/// clients check; of the bytes sent, compressed or not) and a request id.
+fn stamp(h: &mut HeaderMap, body: &[u8]) {
+    if let Ok(v) = HeaderValue::from_str(&crc32fast::hash(body).to_string()) {
+        h.insert("x-amz-crc32", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&crate::request_id()) {
+        h.insert("x-amzn-requestid", v);
+    }
+}
+
+async fn call(api: Arc<Api>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok());
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let caller = api.caller(auth);
-    let content_type = match headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
+    let content_type = match text(header::CONTENT_TYPE) {
         Some(ct) if ct.starts_with("application/x-amz-json-1.1") => "application/x-amz-json-1.1",
         _ => "application/x-amz-json-1.0",
     };
-    let res = api.handle(target, &caller, &body).await;
+    let res = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Err(_) => crate::Response::error(&encoding::too_large(MAX_BODY_BYTES)),
+        Ok(raw) => {
+            match encoding::decode_body(text(header::CONTENT_ENCODING), &raw, MAX_BODY_BYTES) {
+                Err(e) => crate::Response::error(&e),
+                Ok(body) => {
+                    let caller = api.caller(text(header::AUTHORIZATION));
+                    api.handle(target, &caller, &body).await
+                }
+            }
+        }
+    };
     let outcome = Outcome {
         operation: target
             .and_then(|t| t.rsplit('.').next())
@@ -52,18 +99,16 @@ async fn call(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> R
             .to_string(),
         error_code: res.error_code,
     };
-    let crc = crc32fast::hash(&res.body);
+    let (body, coding) =
+        encoding::encode_body(encoding::negotiate(text(header::ACCEPT_ENCODING)), res.body);
     let status = StatusCode::from_u16(res.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = (status, res.body).into_response();
-    let h = response.headers_mut();
+    let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // Clients verify this checksum of the body, as DynamoDB sends it.
-    if let Ok(v) = HeaderValue::from_str(&crc.to_string()) {
-        h.insert("x-amz-crc32", v);
+    if let Some(c) = coding {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(c.name()));
     }
-    if let Ok(v) = HeaderValue::from_str(&crate::request_id()) {
-        h.insert("x-amzn-requestid", v);
-    }
+    stamp(&mut h, &body);
+    let mut response = (status, h, body).into_response();
     response.extensions_mut().insert(outcome);
     response
 }

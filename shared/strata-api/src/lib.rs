@@ -63,6 +63,20 @@ pub struct Response {
     pub error_code: Option<&'static str>,
 }
 
+impl Response {
+    /// A failed request's response (logged when it is the server's fault).
+    pub fn error(e: &ApiError) -> Self {
+        if e.status >= 500 {
+            tracing::error!(code = e.code, message = %e.message, "request failed");
+        }
+        Response {
+            status: e.status,
+            error_code: Some(e.code),
+            body: serde_json::to_vec(&e.body()).unwrap_or_else(|_| b"{}".to_vec()),
+        }
+    }
+}
+
 impl Api {
     pub fn new(engine: Arc<Engine>, default_region: impl Into<String>) -> Self {
         Self {
@@ -126,19 +140,13 @@ impl Api {
     /// Handles one request: the `X-Amz-Target` header, the caller, the body.
     pub async fn handle(&self, target: Option<&str>, caller: &Caller, body: &[u8]) -> Response {
         let result = self.dispatch(target, caller, body).await;
-        let (status, json, error_code) = match result {
-            Ok(j) => (200, j, None),
-            Err(e) => {
-                if e.status >= 500 {
-                    tracing::error!(code = e.code, message = %e.message, "request failed");
-                }
-                (e.status, e.body(), Some(e.code))
-            }
-        };
-        Response {
-            status,
-            error_code,
-            body: serde_json::to_vec(&json).unwrap_or_else(|_| b"{}".to_vec()),
+        match result {
+            Ok(j) => Response {
+                status: 200,
+                error_code: None,
+                body: serde_json::to_vec(&j).unwrap_or_else(|_| b"{}".to_vec()),
+            },
+            Err(e) => Response::error(&e),
         }
     }
 
