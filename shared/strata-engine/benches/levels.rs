@@ -3,8 +3,10 @@
 //! 256 MB cache. Prints load rate by tenth of the load, write amplification
 //! (bytes PUT / item bytes written), space amplification after GC (bytes
 //! stored / live item bytes), sorted runs and GETs per cold point read
-//! (read amplification), GetItem latency, a full scan's rate, compaction
-//! time per GB and peak RSS.
+//! (read amplification), GetItem latency, a full scan's rate, the time to
+//! settle compaction after the load, what compaction cost per GB loaded
+//! (busy seconds of flushes and merges, their GETs and SST PUTs) and per GB
+//! merged, and peak RSS.
 //!
 //!     cargo bench -p strata-engine --bench levels
 //!     STRATA_BENCH_ITEMS=10000000 cargo bench -p strata-engine --bench levels   # 10 GB
@@ -167,6 +169,8 @@ struct Report {
     cold: (f64, f64),
     scan_rate: f64,
     compact_s_per_gb: f64,
+    /// Compaction's cost up to the settled load.
+    compaction: CompactionStats,
     partitions: usize,
     split: (f64, u64),
     rss: f64,
@@ -246,6 +250,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
         }
     }
     let settle = start.elapsed().as_secs_f64();
+    let compaction = e.compaction_stats();
     let write_amp = counter.put_bytes() as f64 / logical as f64;
     tokio::time::sleep(Duration::from_secs(31)).await;
     e.gc("levels").await.expect("gc");
@@ -340,6 +345,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
         cold: cold_lat,
         scan_rate,
         compact_s_per_gb: settle / (logical as f64 / 1e9),
+        compaction,
         partitions: leaves.len(),
         split: (split_secs, split_requests),
         rss: peak_rss_mb(),
@@ -348,6 +354,13 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
 
 fn main() {
     strata_engine::allocator::tune();
+    // `RUST_LOG=strata_engine=warn` shows what the engine warns of.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let items: u64 = std::env::var("STRATA_BENCH_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -376,11 +389,12 @@ fn main() {
         items as f64 * ITEM_BYTES as f64 / 1e9,
         split_bytes >> 20
     );
-    println!("| policy | load items/s (first → last tenth) | write amp | space amp after GC | sorted runs | GETs per cold read | strong Get p50/p99 ms | eventual Get p50/p99 ms | uncached Get p50/p99 ms | scan items/s | compaction s/GB | partitions at end | a split: s, requests | peak RSS MB |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| policy | load items/s (first → last tenth) | write amp | space amp after GC | sorted runs | GETs per cold read | strong Get p50/p99 ms | eventual Get p50/p99 ms | uncached Get p50/p99 ms | scan items/s | settle s/GB | compaction per GB loaded: busy s, GETs, PUTs | merge s/GB merged | partitions at end | a split: s, requests | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &reports {
+        let (c, gb) = (&r.compaction, r.items as f64 * ITEM_BYTES as f64 / 1e9);
         println!(
-            "| {:?} | {:.0} → {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2}/{:.2} | {:.3}/{:.3} | {:.2}/{:.2} | {:.0} | {:.1} | {} | {:.2}, {} | {:.0} |",
+            "| {:?} | {:.0} → {:.0} | {:.2} | {:.2} | {} | {:.2} | {:.2}/{:.2} | {:.3}/{:.3} | {:.2}/{:.2} | {:.0} | {:.1} | {:.1}, {:.0}, {:.0} | {:.1} | {} | {:.2}, {} | {:.0} |",
             r.policy,
             r.rates.first().copied().unwrap_or(0.0),
             r.rates.last().copied().unwrap_or(0.0),
@@ -396,12 +410,15 @@ fn main() {
             r.cold.1,
             r.scan_rate,
             r.compact_s_per_gb,
+            (c.flush_secs + c.merge_secs) / gb,
+            c.merge_gets as f64 / gb,
+            c.sst_puts as f64 / gb,
+            c.merge_secs / (c.merged_in_bytes.max(1) as f64 / 1e9),
             r.partitions,
             r.split.0,
             r.split.1,
             r.rss,
         );
-        let _ = r.items;
     }
     println!(
         "\n(peak RSS is the process's high-water mark so far: a later row includes earlier ones)"

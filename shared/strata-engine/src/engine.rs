@@ -16,7 +16,8 @@ use crate::keys::{begins_with_prefix, encode_component, encode_key, prefix_end};
 use crate::manifest::SortedRun;
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
 use crate::partition::{
-    above_lo, below_hi, CompactionOutcome, Ctx, GcReport, LogRead, Partition, ReplicatedChange,
+    above_lo, below_hi, CompactionOutcome, CompactionStats, Ctx, GcReport, LogRead, Partition,
+    ReplicatedChange,
 };
 use crate::paths;
 use crate::run::Version;
@@ -142,6 +143,7 @@ impl Engine {
                 tail_bytes: Default::default(),
                 merge_slots,
                 flush_slots,
+                compaction: Default::default(),
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),
@@ -159,6 +161,12 @@ impl Engine {
 
     pub fn store_name(&self) -> &str {
         &self.store_name
+    }
+
+    /// What compaction has cost this process so far: flushes and merges,
+    /// their seconds, bytes and requests.
+    pub fn compaction_stats(&self) -> CompactionStats {
+        self.ctx.compaction.snapshot()
     }
 
     /// Hits, misses, evictions and bytes of each cache (blocks, items, pages).

@@ -131,9 +131,11 @@ impl Partition {
                     unresolved.swap_remove(i);
                 }
                 None => {
+                    tracing::warn!(table = %self.table.name, partition = self.part, seq = a.seq,
+                        "a commit's outcome is unknown: its seq was folded before it was settled");
                     return Err(Error::OutcomeUnknown {
                         table: self.table.name.clone(),
-                    })
+                    });
                 }
             }
         }
@@ -194,6 +196,8 @@ impl Partition {
     }
 
     pub(super) fn outcome_unknown(&self) -> Error {
+        tracing::warn!(table = %self.table.name, partition = self.part,
+            "a commit's outcome is unknown: its create failed ambiguously and could not be settled");
         self.write_view().tail_checked = None;
         Error::OutcomeUnknown {
             table: self.table.name.clone(),
@@ -268,6 +272,8 @@ impl Partition {
         }
         self.refresh_manifest(false).await?;
         if self.read_view().manifest.compacted_through >= seq {
+            tracing::warn!(table = %self.table.name, partition = self.part, seq,
+                "a commit's outcome is unknown: its create took past the grace period and its seq is folded");
             return Err(Error::OutcomeUnknown {
                 table: self.table.name.clone(),
             });

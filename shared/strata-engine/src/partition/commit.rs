@@ -34,6 +34,8 @@ impl Partition {
             me.maybe_compact();
         });
         rx.await.unwrap_or_else(|_| {
+            tracing::warn!(table = %self.table.name, partition = self.part,
+                "a commit's outcome is unknown: its group commit ended without an answer");
             Err(Error::OutcomeUnknown {
                 table: self.table.name.clone(),
             })

@@ -172,6 +172,7 @@ impl Partition {
         // Taken before the tail is copied, and never while waiting for
         // anything but the store (the semaphore is never closed).
         let _slot = self.ctx.flush_slots.acquire().await.ok();
+        let started = std::time::Instant::now();
         let (base, tail, mem, tail_tokens, folded_ts, images_gen, sealed) = {
             let _g = self.sync.lock().await;
             self.write_view().manifest_checked = None; // always look for a newer manifest
@@ -242,7 +243,10 @@ impl Partition {
                 ..current.next_with(levels, now_ms)
             })
         };
-        Ok(match self.publish(&outputs, first_sent, derive).await? {
+        let published = self.publish(&outputs, first_sent, derive).await?;
+        let bytes = outputs.iter().map(|s| s.size).sum();
+        self.ctx.compaction.flushed(started.elapsed(), bytes);
+        Ok(match published {
             PublishOutcome::Published(m) | PublishOutcome::AlreadyIn(m) => {
                 CompactionOutcome::of(&m)
             }
@@ -254,6 +258,7 @@ impl Partition {
     /// when another compactor changed what it replaces first.
     async fn merge(&self, base: &Arc<Manifest>, plan: &MergePlan) -> Result<Option<Arc<Manifest>>> {
         let c = &self.ctx.config;
+        let started = std::time::Instant::now();
         let inputs = plan.inputs(&base.levels);
         let horizon = self
             .clock()
@@ -291,7 +296,13 @@ impl Partition {
             levels.extend(plan.apply(&base.levels, outputs.clone()));
             Derived::Next(current.next_with(levels, now_ms))
         };
-        Ok(match self.publish(&outputs, first_sent, derive).await? {
+        let published = self.publish(&outputs, first_sent, derive).await?;
+        let in_bytes = inputs.iter().flat_map(|r| &r.ssts).map(|s| s.size).sum();
+        let out_bytes = outputs.iter().map(|s| s.size).sum();
+        self.ctx
+            .compaction
+            .merged(started.elapsed(), in_bytes, out_bytes);
+        Ok(match published {
             PublishOutcome::Published(m) | PublishOutcome::AlreadyIn(m) => Some(m),
             PublishOutcome::Stale => None,
         })

@@ -92,6 +92,7 @@ impl SstCursor {
         let meta = match fetch {
             Fetch::Cached => part.ctx.cache.run_meta(part.store(), &path, sst).await?,
             Fetch::ReadAhead(_) => {
+                part.ctx.compaction.merge_get();
                 let bytes = io::get_range(part.store(), &path, sst.meta_offset, sst.size).await?;
                 Arc::new(decode_meta(&bytes).map_err(|e| Error::corrupt(&path, e))?)
             }
@@ -140,6 +141,7 @@ impl SstCursor {
                 until = h.offset + h.len;
             }
             self.ahead = None; // free the old buffer before the new read
+            part.ctx.compaction.merge_get();
             let bytes = io::get_range(part.store(), &self.path, start, until).await?;
             self.ahead = Some((start, bytes));
         }

@@ -42,6 +42,7 @@ mod read;
 mod refresh;
 mod replicated;
 mod seal;
+mod stats;
 mod view;
 
 use append::{IfUnresolved, Proposal, Refresh};
@@ -55,6 +56,7 @@ use merge::{is_empty_range, Fetch, Merger, Span};
 pub(crate) use read::key_attributes;
 use read::Fill;
 pub use replicated::ReplicatedChange;
+pub use stats::{CompactionCounters, CompactionStats};
 use view::{first_after, segment_bytes, View};
 
 use std::collections::{BTreeMap, HashMap};
@@ -105,6 +107,8 @@ pub(crate) struct Ctx {
     /// Permits for flushes (`max_concurrent_flushes`): each holds the SST
     /// it writes, so many partitions flushing at once must take turns.
     pub flush_slots: tokio::sync::Semaphore,
+    /// What compaction has cost this process.
+    pub compaction: CompactionCounters,
 }
 
 /// A write lock on a partition's view that keeps the engine's total of

@@ -203,6 +203,7 @@ impl Partition {
     /// own earlier attempt). After S3's 409 it is looked for until it shows;
     /// one that never shows is an error, and no manifest names it.
     pub(super) async fn put_run(&self, run_path: &Path, bytes: Vec<u8>) -> Result<()> {
+        self.ctx.compaction.sst_put();
         match io::create(self.store(), run_path, bytes).await {
             Ok(Created::Created) | Ok(Created::Exists) => return Ok(()),
             Ok(Created::Conflict) => {}
