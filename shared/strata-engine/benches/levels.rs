@@ -60,6 +60,8 @@ unsafe impl std::alloc::GlobalAlloc for Counted {
 const ITEM_BYTES: usize = 1000;
 const WRITERS: usize = 16;
 const BATCH: usize = 25;
+/// Writes retried after a retryable error (printed with the table).
+static RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn key(i: u64) -> ItemKey {
     ItemKey {
@@ -186,11 +188,14 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
         cache_bytes: 256 << 20,
         compaction_policy: policy,
         gc_grace: Duration::from_secs(30),
-        clock_skew: Duration::ZERO,
+        // (Not zero: file times are only as fine as the kernel's tick.)
+        clock_skew: Duration::from_secs(1),
         log_retention: Duration::ZERO,
         split_bytes,
         ..EngineConfig::default()
     };
+    // How long GC must wait before it may collect what compaction replaced.
+    let gc_wait = config.gc_grace + config.clock_skew + Duration::from_secs(1);
     let e = Arc::new(
         Engine::with_store(Arc::clone(&store), "bench", config)
             .await
@@ -216,12 +221,29 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
                 tokio::spawn(async move {
                     let mut i = lo + w * BATCH as u64;
                     while i < hi {
-                        let ops = (i..(i + BATCH as u64).min(hi))
+                        let ops: Vec<_> = (i..(i + BATCH as u64).min(hi))
                             .map(|j| WriteOp::put(key(j), item(j)))
                             .collect();
-                        e.write("levels", WriteRequest { ops, token: None })
+                        // As an SDK client does: a retryable error (a store
+                        // error, an unknown outcome) is retried; puts are
+                        // idempotent. Each retry is reported.
+                        let mut attempt = 0;
+                        while let Err(err) = e
+                            .write(
+                                "levels",
+                                WriteRequest {
+                                    ops: ops.clone(),
+                                    token: None,
+                                },
+                            )
                             .await
-                            .expect("write");
+                        {
+                            attempt += 1;
+                            assert!(err.is_retryable() && attempt < 10, "write: {err}");
+                            RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            eprintln!("write retried after: {err}");
+                            tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                        }
                         i += (WRITERS * BATCH) as u64;
                     }
                 })
@@ -252,7 +274,7 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
     let settle = start.elapsed().as_secs_f64();
     let compaction = e.compaction_stats();
     let write_amp = counter.put_bytes() as f64 / logical as f64;
-    tokio::time::sleep(Duration::from_secs(31)).await;
+    tokio::time::sleep(gc_wait).await;
     e.gc("levels").await.expect("gc");
     let space_amp = dir_bytes(dir.path()) as f64 / logical as f64;
     let levels = e.partition_levels("levels").await.expect("levels");
@@ -423,4 +445,8 @@ fn main() {
     println!(
         "\n(peak RSS is the process's high-water mark so far: a later row includes earlier ones)"
     );
+    let retries = RETRIES.load(std::sync::atomic::Ordering::Relaxed);
+    if retries > 0 {
+        println!("{retries} batch writes were retried after a retryable error (printed above)");
+    }
 }

@@ -13,6 +13,7 @@ use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, PutPayload};
 use strata_engine::clock::Clock;
 use strata_engine::*;
+use strata_store::faults::{with_faults, FaultPlan};
 use strata_store::script::{ScriptedStore, Stall};
 use strata_store::RequestKind;
 
@@ -672,5 +673,42 @@ async fn a_segment_deleted_by_hand_is_an_error_naming_it() {
             "[{}] {text}",
             b.name
         );
+    }
+}
+
+// ------------------------------------------------ creates that keep failing
+
+/// A store that fails every create of a log segment before it takes effect
+/// (a full disk, a store down) makes a write report that its outcome is
+/// unknown (retryable: DynamoDB's 500) after its read-backs find nothing,
+/// never success; nothing is applied, and the next write once the store
+/// recovers commits at the seq the failed one could not take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_that_keep_failing_are_reported_unknown_and_apply_nothing() {
+    for b in backends() {
+        let (store, faults) = with_faults(b.store(), 7, FaultPlan::default());
+        let store: Arc<dyn ObjectStore> = store;
+        let e = engine(&store, one_partition(test_config())).await;
+        e.create_table(spec(T)).await.unwrap();
+        increment_of(&e, key("c", 0)).await.unwrap();
+        faults.set_plan(FaultPlan {
+            error_rate: 1.0,
+            kinds: vec![RequestKind::Put],
+            path_contains: "/log/".into(),
+            ..FaultPlan::default()
+        });
+        let err = increment_of(&e, key("c", 0))
+            .await
+            .expect_err("no create landed");
+        assert!(
+            matches!(err, Error::OutcomeUnknown { .. }) && err.is_retryable(),
+            "[{}] {err:?}",
+            b.name
+        );
+        faults.set_enabled(false);
+        let c = increment_of(&e, key("c", 0)).await.unwrap();
+        assert_eq!(c.seq, 2, "[{}]", b.name);
+        let fresh = engine(&store, one_partition(test_config())).await;
+        assert_eq!(n_of(&fresh, &key("c", 0)).await, Some(2), "[{}]", b.name);
     }
 }

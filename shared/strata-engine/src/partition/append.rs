@@ -182,7 +182,7 @@ impl Partition {
                 Err(e) => {
                     // The create may or may not have happened: look.
                     ambiguous += 1;
-                    tracing::debug!(path = %path, error = %e, "ambiguous create; checking");
+                    tracing::warn!(path = %path, error = %e, "ambiguous create; checking");
                     match self.read_segment(seg.seq).await {
                         Ok(Some(found)) => {
                             return self.adopt_found(seg, found, first_sent, checked).await
