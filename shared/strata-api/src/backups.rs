@@ -14,7 +14,7 @@ use object_store::PutPayload;
 use serde_json::{json, Value as Json};
 use strata_engine::{TableDescriptor, TableSpec};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::req::{missing, Req};
 use crate::tables::{arn, description, iso_time};
 use crate::{Api, Caller};
@@ -32,11 +32,7 @@ fn secs(micros: u64) -> f64 {
 pub use strata_engine::paths::{export_record, valid_bucket_name};
 
 fn table_not_found(name: &str) -> ApiError {
-    ApiError::custom(
-        "TableNotFoundException",
-        400,
-        format!("Table not found: {name}"),
-    )
+    ApiError::new(ErrorCode::TableNotFound, format!("Table not found: {name}"))
 }
 
 async fn table(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
@@ -149,11 +145,10 @@ fn time_ms(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
     }
 }
 
-fn in_window(d: &TableDescriptor, t_ms: u64, code: &'static str, what: &str) -> ApiResult<()> {
+fn in_window(d: &TableDescriptor, t_ms: u64, code: ErrorCode, what: &str) -> ApiResult<()> {
     let Some((earliest, latest)) = window(d) else {
-        return Err(ApiError::custom(
-            "PointInTimeRecoveryUnavailableException",
-            400,
+        return Err(ApiError::new(
+            ErrorCode::PointInTimeRecoveryUnavailable,
             format!(
                 "Point in time recovery is not enabled for table '{}'",
                 d.name
@@ -162,9 +157,8 @@ fn in_window(d: &TableDescriptor, t_ms: u64, code: &'static str, what: &str) -> 
     };
     // Allow the second the window opened in: requests carry whole seconds.
     if t_ms + 1000 < earliest || t_ms > latest {
-        return Err(ApiError::custom(
+        return Err(ApiError::new(
             code,
-            400,
             format!(
                 "{what} must be between {} and {} (the table's point-in-time recovery window)",
                 iso_time(earliest),
@@ -211,7 +205,7 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     let export_time = match export_type {
         "FULL_EXPORT" => {
             let t = given("ExportTime", req)?.unwrap_or(now);
-            in_window(&d, t / 1000, "InvalidExportTimeException", "ExportTime")?;
+            in_window(&d, t / 1000, ErrorCode::InvalidExportTime, "ExportTime")?;
             t
         }
         "INCREMENTAL_EXPORT" => {
@@ -231,19 +225,18 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
                 )));
             }
             if from >= to {
-                return Err(ApiError::custom(
-                    "InvalidExportTimeException",
-                    400,
+                return Err(ApiError::new(
+                    ErrorCode::InvalidExportTime,
                     "ExportFromTime must be before ExportToTime",
                 ));
             }
             in_window(
                 &d,
                 from / 1000,
-                "InvalidExportTimeException",
+                ErrorCode::InvalidExportTime,
                 "ExportFromTime",
             )?;
-            in_window(&d, to / 1000, "InvalidExportTimeException", "ExportToTime")?;
+            in_window(&d, to / 1000, ErrorCode::InvalidExportTime, "ExportToTime")?;
             incremental = Some(json!({
                 "ExportFromTime": secs(from),
                 "ExportToTime": secs(to),
@@ -347,9 +340,8 @@ pub async fn describe_export(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let (table, id) = parse_export_arn(export_arn)?;
     match read_record(api, table, id).await? {
         Some(desc) => Ok(json!({ "ExportDescription": desc })),
-        None => Err(ApiError::custom(
-            "ExportNotFoundException",
-            400,
+        None => Err(ApiError::new(
+            ErrorCode::ExportNotFound,
             format!("Export not found: {export_arn}"),
         )),
     }
@@ -435,7 +427,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
     in_window(
         &d,
         at / 1000,
-        "InvalidRestoreTimeException",
+        ErrorCode::InvalidRestoreTime,
         "RestoreDateTime",
     )?;
     let mut meta = d.meta.as_object().cloned().unwrap_or_default();
@@ -471,9 +463,8 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         })
         .await
         .map_err(|e| match e {
-            strata_engine::Error::TableExists(t) => ApiError::custom(
-                "TableAlreadyExistsException",
-                400,
+            strata_engine::Error::TableExists(t) => ApiError::new(
+                ErrorCode::TableAlreadyExists,
                 format!("Table already exists: {t}"),
             ),
             e => e.into(),

@@ -6,12 +6,89 @@ use strata_engine::Item;
 
 use crate::json::item_to_json;
 
+/// Every error code Strata answers with: its name on the wire, its HTTP
+/// status and its `__type` namespace are decided here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Validation,
+    Serialization,
+    UnknownOperation,
+    ResourceNotFound,
+    ResourceInUse,
+    ConditionalCheckFailed,
+    LimitExceeded,
+    TableNotFound,
+    TableAlreadyExists,
+    PointInTimeRecoveryUnavailable,
+    InvalidRestoreTime,
+    InvalidExportTime,
+    ExportNotFound,
+    TrimmedDataAccess,
+    ExpiredIterator,
+    /// A body over the size DynamoDB takes (HTTP 413).
+    RequestEntityTooLarge,
+    InternalServerError,
+    /// Retryable trouble with the object store behind the table.
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    /// The code as DynamoDB spells it.
+    pub fn name(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            Validation => "ValidationException",
+            Serialization => "SerializationException",
+            UnknownOperation => "UnknownOperationException",
+            ResourceNotFound => "ResourceNotFoundException",
+            ResourceInUse => "ResourceInUseException",
+            ConditionalCheckFailed => "ConditionalCheckFailedException",
+            LimitExceeded => "LimitExceededException",
+            TableNotFound => "TableNotFoundException",
+            TableAlreadyExists => "TableAlreadyExistsException",
+            PointInTimeRecoveryUnavailable => "PointInTimeRecoveryUnavailableException",
+            InvalidRestoreTime => "InvalidRestoreTimeException",
+            InvalidExportTime => "InvalidExportTimeException",
+            ExportNotFound => "ExportNotFoundException",
+            TrimmedDataAccess => "TrimmedDataAccessException",
+            ExpiredIterator => "ExpiredIteratorException",
+            RequestEntityTooLarge => "RequestEntityTooLarge",
+            InternalServerError => "InternalServerError",
+            ServiceUnavailable => "ServiceUnavailable",
+        }
+    }
+
+    /// The HTTP status DynamoDB answers the code with.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::RequestEntityTooLarge => 413,
+            ErrorCode::InternalServerError => 500,
+            ErrorCode::ServiceUnavailable => 503,
+            _ => 400,
+        }
+    }
+
+    /// The `__type` namespace: validation and protocol errors come from
+    /// the Coral framework, the rest from the DynamoDB service.
+    pub fn namespace(self) -> &'static str {
+        match self {
+            ErrorCode::Validation => "com.amazon.coral.validate",
+            ErrorCode::Serialization | ErrorCode::UnknownOperation => "com.amazon.coral.service",
+            _ => "com.amazonaws.dynamodb.v20120810",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    /// DynamoDB's error code, e.g. `ValidationException`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
-    pub status: u16,
     /// The item a failed condition was evaluated against, when the request
     /// asked for it (ReturnValuesOnConditionCheckFailure = ALL_OLD).
     pub item: Option<Item>,
@@ -20,40 +97,37 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    fn new(code: &'static str, status: u16, message: impl Into<String>) -> Self {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             code,
             message: message.into(),
-            status,
             item: None,
         }
     }
 
-    /// Any other DynamoDB error code.
-    pub fn custom(code: &'static str, status: u16, m: impl Into<String>) -> Self {
-        Self::new(code, status, m)
+    pub fn status(&self) -> u16 {
+        self.code.status()
     }
 
     pub fn validation(m: impl Into<String>) -> Self {
-        Self::new("ValidationException", 400, m)
+        Self::new(ErrorCode::Validation, m)
     }
 
     pub fn serialization(m: impl Into<String>) -> Self {
-        Self::new("SerializationException", 400, m)
+        Self::new(ErrorCode::Serialization, m)
     }
 
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self::new("ResourceNotFoundException", 400, m)
+        Self::new(ErrorCode::ResourceNotFound, m)
     }
 
     pub fn in_use(m: impl Into<String>) -> Self {
-        Self::new("ResourceInUseException", 400, m)
+        Self::new(ErrorCode::ResourceInUse, m)
     }
 
     pub fn unknown_operation() -> Self {
         Self::new(
-            "UnknownOperationException",
-            400,
+            ErrorCode::UnknownOperation,
             "An unknown operation was requested.",
         )
     }
@@ -62,37 +136,28 @@ impl ApiError {
         Self {
             item,
             ..Self::new(
-                "ConditionalCheckFailedException",
-                400,
+                ErrorCode::ConditionalCheckFailed,
                 "The conditional request failed",
             )
         }
     }
 
     pub fn internal(m: impl Into<String>) -> Self {
-        Self::new("InternalServerError", 500, m)
+        Self::new(ErrorCode::InternalServerError, m)
     }
 
     /// Retryable trouble with the object store behind the table.
     pub fn unavailable(m: impl Into<String>) -> Self {
-        Self::new("ServiceUnavailable", 503, m)
+        Self::new(ErrorCode::ServiceUnavailable, m)
     }
 
     pub fn limit_exceeded(m: impl Into<String>) -> Self {
-        Self::new("LimitExceededException", 400, m)
+        Self::new(ErrorCode::LimitExceeded, m)
     }
 
-    /// The `__type` DynamoDB sends: validation and protocol errors come from
-    /// the Coral framework, the rest from the DynamoDB service namespace.
+    /// The `__type` DynamoDB sends.
     pub fn type_name(&self) -> String {
-        let ns = match self.code {
-            "ValidationException" => "com.amazon.coral.validate",
-            "SerializationException" | "UnknownOperationException" | "InternalFailure" => {
-                "com.amazon.coral.service"
-            }
-            _ => "com.amazonaws.dynamodb.v20120810",
-        };
-        format!("{ns}#{}", self.code)
+        format!("{}#{}", self.code.namespace(), self.code.name())
     }
 
     pub fn body(&self) -> Json {

@@ -118,5 +118,5 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub operation: String,
-    pub error_code: Option<&'static str>,
+    pub error_code: Option<crate::error::ErrorCode>,
 }

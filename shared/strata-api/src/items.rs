@@ -9,6 +9,7 @@ use strata_engine::{
     Consistency, Item, ItemKey, KeySchema, TableDescriptor, WriteOp, WriteRequest,
 };
 
+use crate::choices::{ReturnCapacity, ReturnOnFailure, ReturnValues};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
     self, eval_condition, parse_condition, parse_projection, parse_update, Cond, DocPath,
@@ -97,19 +98,15 @@ fn engine_condition(c: Option<Cond>) -> Option<strata_engine::Condition> {
 }
 
 fn return_on_failure(req: &Req) -> ApiResult<bool> {
-    Ok(req.choice(
-        "ReturnValuesOnConditionCheckFailure",
-        &["ALL_OLD", "NONE"],
-        "NONE",
-    )? == "ALL_OLD")
+    Ok(req.choice()? == Some(ReturnOnFailure::AllOld))
 }
 
-fn capacity_mode(req: &Req) -> ApiResult<String> {
-    req.choice(
-        "ReturnConsumedCapacity",
-        &["INDEXES", "TOTAL", "NONE"],
-        "NONE",
-    )
+pub(crate) fn capacity_mode(req: &Req) -> ApiResult<ReturnCapacity> {
+    Ok(req.choice()?.unwrap_or(ReturnCapacity::None))
+}
+
+fn return_values(req: &Req) -> ApiResult<ReturnValues> {
+    Ok(req.choice()?.unwrap_or(ReturnValues::None))
 }
 
 /// Commits one operation, turning a failed condition into DynamoDB's error.
@@ -140,7 +137,7 @@ fn finish(
     attributes: Option<Item>,
     table: &str,
     units: f64,
-    mode: &str,
+    mode: ReturnCapacity,
 ) -> Json {
     if let Some(a) = attributes.filter(|a| !a.is_empty()) {
         out.insert("Attributes".into(), item_to_json(&a));
@@ -171,12 +168,8 @@ enum Whole {
 /// PutItem and DeleteItem: one request shape around a different change.
 async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json> {
     let table = table_name(req)?;
-    let rv = req.choice(
-        "ReturnValues",
-        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
-        "NONE",
-    )?;
-    if rv != "NONE" && rv != "ALL_OLD" {
+    let rv = return_values(req)?;
+    if !matches!(rv, ReturnValues::None | ReturnValues::AllOld) {
         return Err(ApiError::validation(
             "ReturnValues can only be ALL_OLD or NONE",
         ));
@@ -206,10 +199,14 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
     let units = write_cost(&o);
     Ok(finish(
         Map::new(),
-        if rv == "ALL_OLD" { o.old } else { None },
+        if rv == ReturnValues::AllOld {
+            o.old
+        } else {
+            None
+        },
         table,
         units,
-        &mode,
+        mode,
     ))
 }
 
@@ -239,7 +236,7 @@ pub async fn get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         };
         out.insert("Item".into(), item_to_json(&item));
     }
-    if let Some(c) = consumed(table, read_units(size, strong), &mode) {
+    if let Some(c) = consumed(table, read_units(size, strong), mode) {
         out.insert("ConsumedCapacity".into(), c);
     }
     Ok(Json::Object(out))
@@ -264,11 +261,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
     // The whole request is read and checked before any table is looked at.
     let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
-    let rv = req.choice(
-        "ReturnValues",
-        &["NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"],
-        "NONE",
-    )?;
+    let rv = return_values(req)?;
     let on_failure = return_on_failure(req)?;
     let mode = capacity_mode(req)?;
     legacy::refuse_mixing(
@@ -299,14 +292,14 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     };
     let o = write_one(api, table, op, on_failure).await?;
     let units = write_cost(&o);
-    let attributes = match rv.as_str() {
-        "ALL_OLD" => o.old,
-        "ALL_NEW" => o.new,
-        "UPDATED_OLD" => o.old.map(|i| expr::project(&i, &paths)),
-        "UPDATED_NEW" => o.new.map(|i| expr::project(&i, &paths)),
-        _ => None,
+    let attributes = match rv {
+        ReturnValues::AllOld => o.old,
+        ReturnValues::AllNew => o.new,
+        ReturnValues::UpdatedOld => o.old.map(|i| expr::project(&i, &paths)),
+        ReturnValues::UpdatedNew => o.new.map(|i| expr::project(&i, &paths)),
+        ReturnValues::None => None,
     };
-    Ok(finish(Map::new(), attributes, table, units, &mode))
+    Ok(finish(Map::new(), attributes, table, units, mode))
 }
 
 pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -392,11 +385,11 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         }
     }
     let mut out = json!({ "UnprocessedItems": unprocessed });
-    if mode != "NONE" {
+    if mode != ReturnCapacity::None {
         out["ConsumedCapacity"] = Json::Array(
             units
                 .iter()
-                .filter_map(|(t, u)| consumed(t, *u, &mode))
+                .filter_map(|(t, u)| consumed(t, *u, mode))
                 .collect(),
         );
     }

@@ -213,6 +213,7 @@ pub fn item_to_json(item: &Item) -> Json {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
     use serde_json::json;
 
     #[test]
@@ -232,17 +233,17 @@ mod tests {
     #[test]
     fn rejects_what_dynamodb_rejects() {
         let bad = |j: Json| value_from_json(&j).unwrap_err();
-        assert_eq!(bad(json!({})).code, "ValidationException");
-        assert_eq!(bad(json!({"S": "a", "N": "1"})).code, "ValidationException");
+        assert_eq!(bad(json!({})).code, ErrorCode::Validation);
+        assert_eq!(bad(json!({"S": "a", "N": "1"})).code, ErrorCode::Validation);
         assert!(bad(json!({"SS": []})).message.contains("may not be empty"));
         assert!(bad(json!({"NS": ["1", "1.0"]}))
             .message
             .contains("duplicates"));
         assert!(bad(json!({"NULL": false})).message.contains("true"));
-        assert_eq!(bad(json!({"N": "abc"})).code, "ValidationException");
-        assert_eq!(bad(json!({"N": 5})).code, "SerializationException");
-        assert_eq!(bad(json!({"B": "!!"})).code, "SerializationException");
-        assert_eq!(bad(json!({"X": 1})).code, "SerializationException");
+        assert_eq!(bad(json!({"N": "abc"})).code, ErrorCode::Validation);
+        assert_eq!(bad(json!({"N": 5})).code, ErrorCode::Serialization);
+        assert_eq!(bad(json!({"B": "!!"})).code, ErrorCode::Serialization);
+        assert_eq!(bad(json!({"X": 1})).code, ErrorCode::Serialization);
         let mut deep = json!({"S": "x"});
         for _ in 0..33 {
             deep = json!({"L": [deep]});

@@ -5,6 +5,7 @@
 use serde_json::{Map, Value as Json};
 use strata_engine::Value;
 
+use crate::choices::ConditionalOperator;
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{CmpOp, Cond, DocPath, Operand, PathElem, SetValue, UpdateAction};
 use crate::json::value_from_json;
@@ -104,8 +105,8 @@ pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
     })
 }
 
-fn combine(conds: Vec<Cond>, operator: &str) -> Option<Cond> {
-    let or = operator == "OR";
+fn combine(conds: Vec<Cond>, operator: ConditionalOperator) -> Option<Cond> {
+    let or = operator == ConditionalOperator::Or;
     conds.into_iter().reduce(|a, b| {
         if or {
             Cond::Or(Box::new(a), Box::new(b))
@@ -115,8 +116,8 @@ fn combine(conds: Vec<Cond>, operator: &str) -> Option<Cond> {
     })
 }
 
-fn conditional_operator(req: &Req) -> ApiResult<String> {
-    req.choice("ConditionalOperator", &["AND", "OR"], "AND")
+fn conditional_operator(req: &Req) -> ApiResult<ConditionalOperator> {
+    Ok(req.choice()?.unwrap_or(ConditionalOperator::And))
 }
 
 /// `Expected` as a condition.
@@ -154,7 +155,7 @@ pub fn expected(req: &Req) -> ApiResult<Option<Cond>> {
             }
         });
     }
-    Ok(combine(conds, &conditional_operator(req)?))
+    Ok(combine(conds, conditional_operator(req)?))
 }
 
 /// QueryFilter / ScanFilter (and KeyConditions, with AND) as a condition.
@@ -170,11 +171,11 @@ pub fn filter(req: &Req, field: &str) -> ApiResult<Option<Cond>> {
         conds.push(comparison(name, spec)?);
     }
     let op = if field == "KeyConditions" {
-        "AND".to_string()
+        ConditionalOperator::And
     } else {
         conditional_operator(req)?
     };
-    Ok(combine(conds, &op))
+    Ok(combine(conds, op))
 }
 
 /// AttributesToGet as projection paths.

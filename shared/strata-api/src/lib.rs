@@ -4,6 +4,7 @@
 //! and the Lambda function serve. Storage is `strata_engine`'s business.
 
 pub mod backups;
+mod choices;
 pub mod error;
 pub mod expr;
 pub mod http;
@@ -22,7 +23,8 @@ use serde_json::Value as Json;
 use strata_engine::replication::Regions;
 use strata_engine::Engine;
 
-pub use error::{ApiError, ApiResult};
+use choices::ReturnCapacity;
+pub use error::{ApiError, ApiResult, ErrorCode};
 use req::Req;
 pub use tables::iso_time;
 
@@ -60,17 +62,17 @@ pub struct Response {
     pub status: u16,
     pub body: Vec<u8>,
     /// DynamoDB's error code when the request failed.
-    pub error_code: Option<&'static str>,
+    pub error_code: Option<ErrorCode>,
 }
 
 impl Response {
     /// A failed request's response (logged when it is the server's fault).
     pub fn error(e: &ApiError) -> Self {
-        if e.status >= 500 {
-            tracing::error!(code = e.code, message = %e.message, "request failed");
+        if e.status() >= 500 {
+            tracing::error!(code = e.code.name(), message = %e.message, "request failed");
         }
         Response {
-            status: e.status,
+            status: e.status(),
             error_code: Some(e.code),
             body: serde_json::to_vec(&e.body()).unwrap_or_else(|_| b"{}".to_vec()),
         }
@@ -214,13 +216,15 @@ impl Api {
 }
 
 /// `ReturnConsumedCapacity` handling shared by every item operation.
-pub(crate) fn consumed(table: &str, units: f64, mode: &str) -> Option<Json> {
+pub(crate) fn consumed(table: &str, units: f64, mode: ReturnCapacity) -> Option<Json> {
     match mode {
-        "TOTAL" => Some(serde_json::json!({ "TableName": table, "CapacityUnits": units })),
-        "INDEXES" => Some(
+        ReturnCapacity::Total => {
+            Some(serde_json::json!({ "TableName": table, "CapacityUnits": units }))
+        }
+        ReturnCapacity::Indexes => Some(
             serde_json::json!({ "TableName": table, "CapacityUnits": units, "Table": { "CapacityUnits": units } }),
         ),
-        _ => None,
+        ReturnCapacity::None => None,
     }
 }
 

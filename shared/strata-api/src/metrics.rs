@@ -95,7 +95,7 @@ async fn record(State(s): State<Arc<EmfState>>, req: Request, next: Next) -> Res
         (s.sink)(&request_line(
             &s.service,
             &o.operation,
-            o.error_code,
+            o.error_code.map(|c| c.name()),
             latency,
             store,
             now_ms(),

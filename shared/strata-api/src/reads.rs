@@ -8,11 +8,12 @@ use strata_engine::{
     Consistency, Item, ItemKey, KeySchema, KeyValue, Page, SortKeyCondition, Value,
 };
 
+use crate::choices::{wire, ReturnCapacity, Select};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
     self, eval_condition, parse_condition, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders,
 };
-use crate::items::{descriptor, key_param, placeholders, projection};
+use crate::items::{capacity_mode, descriptor, key_param, placeholders, projection};
 use crate::json::item_to_json;
 use crate::legacy;
 use crate::req::{missing, Req};
@@ -159,30 +160,22 @@ fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKey
 }
 
 /// Select, checked against the projection as DynamoDB checks it.
-fn select(req: &Req, proj: &Option<Vec<DocPath>>) -> ApiResult<String> {
+fn select(req: &Req, proj: &Option<Vec<DocPath>>) -> ApiResult<Select> {
     let default = if proj.is_some() {
-        "SPECIFIC_ATTRIBUTES"
+        Select::SpecificAttributes
     } else {
-        "ALL_ATTRIBUTES"
+        Select::AllAttributes
     };
-    let s = req.choice(
-        "Select",
-        &[
-            "ALL_ATTRIBUTES",
-            "ALL_PROJECTED_ATTRIBUTES",
-            "SPECIFIC_ATTRIBUTES",
-            "COUNT",
-        ],
-        default,
-    )?;
-    match (s.as_str(), proj.is_some()) {
-        ("ALL_PROJECTED_ATTRIBUTES", _) => Err(ApiError::validation(
+    let s = req.choice()?.unwrap_or(default);
+    match (s, proj.is_some()) {
+        (Select::AllProjectedAttributes, _) => Err(ApiError::validation(
             "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries",
         )),
-        ("ALL_ATTRIBUTES" | "COUNT", true) => Err(ApiError::validation(format!(
-            "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {s}"
+        (Select::AllAttributes | Select::Count, true) => Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {}",
+            wire(s)
         ))),
-        ("SPECIFIC_ATTRIBUTES", false) => Err(ApiError::validation(
+        (Select::SpecificAttributes, false) => Err(ApiError::validation(
             "One or more parameter values were invalid: Must specify the AttributesToGet or ProjectionExpression when choosing to get SPECIFIC_ATTRIBUTES",
         )),
         _ => Ok(s),
@@ -235,13 +228,13 @@ fn respond(page: Page, table: &str, p: &ReadParams) -> Json {
     let mut out = Map::new();
     out.insert("Count".into(), json!(items.len()));
     out.insert("ScannedCount".into(), json!(scanned));
-    if p.select != "COUNT" {
+    if p.select != Select::Count {
         out.insert("Items".into(), Json::Array(items));
     }
     if let Some(k) = page.last_key {
         out.insert("LastEvaluatedKey".into(), item_to_json(&k));
     }
-    if let Some(c) = consumed(table, read_units(bytes, p.strong), &p.mode) {
+    if let Some(c) = consumed(table, read_units(bytes, p.strong), p.mode) {
         out.insert("ConsumedCapacity".into(), c);
     }
     Json::Object(out)
@@ -252,10 +245,10 @@ fn respond(page: Page, table: &str, p: &ReadParams) -> Json {
 struct ReadParams {
     filter: Option<Cond>,
     proj: Option<Vec<DocPath>>,
-    select: String,
+    select: Select,
     limit: usize,
     strong: bool,
-    mode: String,
+    mode: ReturnCapacity,
 }
 
 impl ReadParams {
@@ -269,11 +262,7 @@ impl ReadParams {
             select,
             limit: limit(req)?,
             strong: req.bool("ConsistentRead")?.unwrap_or(false),
-            mode: req.choice(
-                "ReturnConsumedCapacity",
-                &["INDEXES", "TOTAL", "NONE"],
-                "NONE",
-            )?,
+            mode: capacity_mode(req)?,
         })
     }
 
@@ -406,11 +395,7 @@ pub async fn batch_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let tables = req
         .obj("RequestItems")?
         .ok_or_else(|| missing("RequestItems"))?;
-    let mode = req.choice(
-        "ReturnConsumedCapacity",
-        &["INDEXES", "TOTAL", "NONE"],
-        "NONE",
-    )?;
+    let mode = capacity_mode(req)?;
     if tables.is_empty() {
         return Err(ApiError::validation(
             "1 validation error detected: Value at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -503,10 +488,10 @@ pub async fn batch_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             spec.insert("Keys".into(), Json::Array(left));
             unprocessed.insert(plan.table.clone(), Json::Object(spec));
         }
-        capacity.extend(consumed(&plan.table, read, &mode));
+        capacity.extend(consumed(&plan.table, read, mode));
     }
     let mut out = json!({ "Responses": responses, "UnprocessedKeys": unprocessed });
-    if mode != "NONE" {
+    if mode != ReturnCapacity::None {
         out["ConsumedCapacity"] = Json::Array(capacity);
     }
     Ok(out)

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 use strata_engine::{Item, Value};
 
+use crate::choices::Choice;
 use crate::error::{ApiError, ApiResult};
 use crate::json::{item_from_json, value_from_json};
 
@@ -122,19 +123,25 @@ impl<'a> Req<'a> {
             .collect()
     }
 
-    /// A string field restricted to some values (DynamoDB's enum check).
-    pub fn choice(&self, k: &str, allowed: &[&str], default: &'static str) -> ApiResult<String> {
-        match self.str(k)? {
-            None => Ok(default.to_string()),
-            Some(v) if allowed.contains(&v) => Ok(v.to_string()),
-            Some(v) => Err(ApiError::validation(format!(
-                "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-                {
-                    let mut c = k.chars();
-                    c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
-                },
-                allowed.join(", ")
-            ))),
+    /// A field restricted to a set of values (DynamoDB's enum check),
+    /// parsed into its type; None when absent.
+    pub fn choice<T: Choice>(&self) -> ApiResult<Option<T>> {
+        let Some(v) = self.str(T::FIELD)? else {
+            return Ok(None);
+        };
+        match T::VALUES.iter().find(|(w, _)| *w == v) {
+            Some((_, t)) => Ok(Some(*t)),
+            None => {
+                let allowed: Vec<&str> = T::VALUES.iter().map(|(w, _)| *w).collect();
+                Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
+                    {
+                        let mut c = T::FIELD.chars();
+                        c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
+                    },
+                    allowed.join(", ")
+                )))
+            }
         }
     }
 }

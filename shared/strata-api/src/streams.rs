@@ -23,7 +23,7 @@ use strata_engine::segment::{LogSegment, Mutation};
 use strata_engine::value::item_size;
 use strata_engine::{Item, TableDescriptor};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::json::item_to_json;
 use crate::req::Req;
 use crate::tables::{arn as table_arn, iso_time};
@@ -308,9 +308,8 @@ impl Position {
 }
 
 fn trimmed(arn: &str) -> ApiError {
-    ApiError::custom(
-        "TrimmedDataAccessException",
-        400,
+    ApiError::new(
+        ErrorCode::TrimmedDataAccess,
         format!("The operation attempted to read past the oldest stream record in a shard: {arn}"),
     )
 }
@@ -370,9 +369,8 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let (mut pos, issued) =
         Position::parse(it).ok_or_else(|| ApiError::validation("Invalid ShardIterator"))?;
     if now_ms().saturating_sub(issued) > ITERATOR_TTL_MS {
-        return Err(ApiError::custom(
-            "ExpiredIteratorException",
-            400,
+        return Err(ApiError::new(
+            ErrorCode::ExpiredIterator,
             format!("Iterator expired. The iterator was created at time {} while right now it is {}. The iterator is valid for 15 minutes.", iso_time(issued), iso_time(now_ms())),
         ));
     }

@@ -239,7 +239,8 @@ fn random_input_never_panics_and_errors_are_validation_errors() {
         for r in results {
             if let Err(e) = r {
                 assert_eq!(
-                    e.code, "ValidationException",
+                    e.code,
+                    strata_api::ErrorCode::Validation,
                     "round {round}: {src:?} gave {e:?}"
                 );
                 assert!(!e.message.is_empty());

@@ -19,7 +19,7 @@ use flate2::read::{MultiGzDecoder, ZlibDecoder};
 use flate2::write::{GzEncoder, ZlibEncoder};
 use flate2::Compression;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Responses this large or larger are compressed when the client asks
 /// (DynamoDB's threshold).
@@ -88,9 +88,8 @@ fn undecodable(coding: Coding, why: &str) -> ApiError {
 
 /// A body larger than DynamoDB takes (before or after decoding).
 pub fn too_large(max: usize) -> ApiError {
-    ApiError::custom(
-        "RequestEntityTooLarge",
-        413,
+    ApiError::new(
+        ErrorCode::RequestEntityTooLarge,
         format!("Request body is larger than {max} bytes"),
     )
 }
@@ -182,7 +181,11 @@ mod tests {
             ("br", &b"{}"[..]),
         ] {
             let e = decode_body(Some(enc), body, 1 << 20).unwrap_err();
-            assert_eq!((e.code, e.status), ("InternalServerError", 500), "{enc}");
+            assert_eq!(
+                (e.code, e.status()),
+                (ErrorCode::InternalServerError, 500),
+                "{enc}"
+            );
         }
     }
 
@@ -192,7 +195,10 @@ mod tests {
         let bomb = gzip(&vec![b' '; 64 << 20]);
         assert!(bomb.len() < 1 << 20);
         let e = decode_body(Some("gzip"), &bomb, 16 << 20).unwrap_err();
-        assert_eq!((e.code, e.status), ("RequestEntityTooLarge", 413));
+        assert_eq!(
+            (e.code, e.status()),
+            (ErrorCode::RequestEntityTooLarge, 413)
+        );
         assert!(decode_body(Some("gzip"), &gzip(&[b' '; 1000]), 1000).is_ok());
     }
 
