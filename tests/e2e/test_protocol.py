@@ -140,3 +140,16 @@ def test_compressed_requests_and_responses(endpoint):
     assert status == 413 and json.loads(body)["__type"].endswith("#RequestEntityTooLarge")
     status, _, body = call(endpoint, "DynamoDB_20120810.GetItem", {"TableName": "protocol_gz", "Key": {"k": {"S": "bad"}}})
     assert status == 200 and "Item" not in json.loads(body)
+
+
+def test_tagging_answers_with_an_empty_body_and_endpoints_name_this_server(endpoint, ddb, table):
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    status, headers, body = call(endpoint, "DynamoDB_20120810.TagResource",
+                                 {"ResourceArn": arn, "Tags": [{"Key": "k", "Value": "v"}]})
+    assert (status, body, headers.get("content-length")) == (200, b"", "0")
+    status, _, body = call(endpoint, "DynamoDB_20120810.UntagResource", {"ResourceArn": arn, "TagKeys": ["k"]})
+    assert (status, body) == (200, b"")
+    assert ddb.list_tags_of_resource(ResourceArn=arn)["Tags"] == []
+    # An SDK doing endpoint discovery must come back to this server, not go to AWS.
+    host = endpoint.split("://", 1)[1].rstrip("/")
+    assert ddb.describe_endpoints()["Endpoints"] == [{"Address": host, "CachePeriodInMinutes": 1440}]

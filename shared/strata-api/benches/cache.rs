@@ -104,6 +104,7 @@ async fn main() {
     let caller = Caller {
         region: "us-east-1".into(),
         access_key: None,
+        host: None,
     };
     let mut rows: Vec<[String; 6]> = Vec::new();
 

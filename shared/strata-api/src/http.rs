@@ -86,7 +86,10 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
             match encoding::decode_body(text(header::CONTENT_ENCODING), &raw, MAX_BODY_BYTES) {
                 Err(e) => crate::Response::error(&e),
                 Ok(body) => {
-                    let caller = api.caller(text(header::AUTHORIZATION));
+                    let caller = crate::Caller {
+                        host: text(header::HOST).map(str::to_string),
+                        ..api.caller(text(header::AUTHORIZATION))
+                    };
                     api.handle(target, &caller, &body).await
                 }
             }

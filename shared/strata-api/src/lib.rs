@@ -49,11 +49,13 @@ pub struct Api {
 pub type JobRunner =
     Arc<dyn Fn(Json) -> futures::future::BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
-/// What is known of the caller: the region from its SigV4 credential scope.
+/// What is known of the caller: the region from its SigV4 credential scope,
+/// and the endpoint it reached (the `Host` it sent).
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub region: String,
     pub access_key: Option<String>,
+    pub host: Option<String>,
 }
 
 /// A response: HTTP status and JSON body.
@@ -131,10 +133,12 @@ impl Api {
             Some(parts) if parts.len() >= 3 && !parts[2].is_empty() => Caller {
                 region: parts[2].to_string(),
                 access_key: Some(parts[0].to_string()),
+                host: None,
             },
             _ => Caller {
                 region: self.default_region.clone(),
                 access_key: None,
+                host: None,
             },
         }
     }
@@ -143,6 +147,13 @@ impl Api {
     pub async fn handle(&self, target: Option<&str>, caller: &Caller, body: &[u8]) -> Response {
         let result = self.dispatch(target, caller, body).await;
         match result {
+            // An operation with no response members (TagResource,
+            // UntagResource) answers with an empty body, as DynamoDB does.
+            Ok(Json::Null) => Response {
+                status: 200,
+                error_code: None,
+                body: Vec::new(),
+            },
             Ok(j) => Response {
                 status: 200,
                 error_code: None,

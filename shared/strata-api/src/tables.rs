@@ -604,7 +604,7 @@ pub async fn tag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         Ok(())
     })
     .await?;
-    Ok(json!({}))
+    Ok(Json::Null) // an empty body
 }
 
 pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -626,7 +626,7 @@ pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         Ok(())
     })
     .await?;
-    Ok(json!({}))
+    Ok(Json::Null) // an empty body
 }
 
 pub async fn list_tags(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -687,8 +687,15 @@ pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     Ok(json!({ "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attr} }))
 }
 
+/// The endpoint the caller reached (an SDK doing endpoint discovery must
+/// come back here, not go to AWS); DynamoDB's regional name when the
+/// request named no host.
 pub fn describe_endpoints(caller: &Caller) -> Json {
-    json!({ "Endpoints": [{ "Address": format!("dynamodb.{}.amazonaws.com", caller.region), "CachePeriodInMinutes": 1440 }] })
+    let address = caller
+        .host
+        .clone()
+        .unwrap_or_else(|| format!("dynamodb.{}.amazonaws.com", caller.region));
+    json!({ "Endpoints": [{ "Address": address, "CachePeriodInMinutes": 1440 }] })
 }
 
 pub fn describe_limits() -> Json {

@@ -23,6 +23,7 @@ async fn call(api: &Api, op: &str, body: Json) -> (u16, Json) {
     let caller = Caller {
         region: "us-east-1".into(),
         access_key: None,
+        host: None,
     };
     let r = api
         .handle(Some(&target), &caller, body.to_string().as_bytes())
