@@ -32,7 +32,7 @@ def test_unknown_operation_and_bad_bodies(endpoint):
     assert status == 400 and json.loads(body)["__type"].endswith("#UnknownOperationException")
     status, _, body = call(endpoint, "DynamoDB_20120810.ListTables", b"{not json")
     assert status == 400 and json.loads(body)["__type"].endswith("#SerializationException")
-    status, _, body = call(endpoint, "DynamoDB_20120810.GetItem", {"TableName": "x", "Key": {"a": {"S": 1}}})
+    status, _, body = call(endpoint, "DynamoDB_20120810.GetItem", {"TableName": "xyz", "Key": {"a": {"S": 1}}})
     assert status == 400 and json.loads(body)["__type"].endswith("#SerializationException")
     status, _, body = call(endpoint, "DynamoDB_20120810.GetItem", {"Key": {}})
     err = json.loads(body)

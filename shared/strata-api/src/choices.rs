@@ -55,6 +55,14 @@ choice! {
 }
 
 choice! {
+    /// Whether a write reports the size of its item collection.
+    ReturnCollectionMetrics in "ReturnItemCollectionMetrics" {
+        Size = "SIZE",
+        None = "NONE",
+    }
+}
+
+choice! {
     /// What a Query or Scan returns of each item.
     Select in "Select" {
         AllAttributes = "ALL_ATTRIBUTES",

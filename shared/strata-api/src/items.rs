@@ -9,7 +9,7 @@ use strata_engine::{
     Consistency, Item, ItemKey, KeySchema, TableDescriptor, WriteOp, WriteRequest,
 };
 
-use crate::choices::{ReturnCapacity, ReturnOnFailure, ReturnValues};
+use crate::choices::{ReturnCapacity, ReturnCollectionMetrics, ReturnOnFailure, ReturnValues};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
     self, eval_condition, parse_condition, parse_projection, parse_update, Cond, DocPath,
@@ -58,6 +58,7 @@ pub(crate) fn key_of_attrs(schema: &KeySchema, attrs: &Item) -> ApiResult<ItemKe
 /// The request's condition: ConditionExpression or Expected.
 pub(crate) fn condition(req: &Req, ph: &Placeholders) -> ApiResult<Option<Cond>> {
     legacy::refuse_mixing(req, &["Expected"], &["ConditionExpression"])?;
+    legacy::refuse_lone_operator(req, "Expected")?;
     match req.str("ConditionExpression")? {
         Some(src) => Ok(Some(parse_condition("ConditionExpression", src, ph)?)),
         None => legacy::expected(req),
@@ -102,6 +103,9 @@ fn return_on_failure(req: &Req) -> ApiResult<bool> {
 }
 
 pub(crate) fn capacity_mode(req: &Req) -> ApiResult<ReturnCapacity> {
+    // Checked with it: item collections exist only with local indexes,
+    // which Strata does not have yet, so SIZE reports nothing.
+    req.choice::<ReturnCollectionMetrics>()?;
     Ok(req.choice()?.unwrap_or(ReturnCapacity::None))
 }
 
@@ -327,6 +331,11 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let writes = writes
             .as_array()
             .ok_or_else(|| ApiError::serialization("RequestItems values must be lists"))?;
+        if writes.is_empty() {
+            return Err(ApiError::validation(format!(
+                "The batch write request list for a table cannot be null or empty: {table}"
+            )));
+        }
         let d = descriptor(api, table).await?;
         let mut seen = HashSet::new();
         for w in writes {

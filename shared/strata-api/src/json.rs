@@ -19,6 +19,11 @@ fn invalid(m: impl Into<String>) -> ApiError {
 }
 
 fn number(s: &str) -> ApiResult<Number> {
+    if s.trim() != s {
+        return Err(ApiError::validation(
+            "A value provided cannot be converted into a number",
+        ));
+    }
     Number::parse(s).map_err(|e| ApiError::validation(e.to_string()))
 }
 
@@ -51,7 +56,9 @@ pub fn value_from_json(v: &Json) -> ApiResult<Value> {
             "Unexpected value type in payload: an AttributeValue must be an object",
         )
     })?;
-    let mut entries = obj.iter();
+    // Members that name no type are ignored, as DynamoDB's framework
+    // ignores unknown members: `{"Q": …}` is an empty AttributeValue.
+    let mut entries = obj.iter().filter(|(k, _)| TYPES.contains(&k.as_str()));
     let (kind, inner) = match (entries.next(), entries.next()) {
         (Some(e), None) => e,
         (None, _) => {
@@ -116,13 +123,15 @@ pub fn value_from_json(v: &Json) -> ApiResult<Value> {
             check_set(&v, "binary", |b| B64.encode(b))?;
             Value::BS(v)
         }
-        other => {
-            return Err(ApiError::serialization(format!(
-                "Unexpected field type in AttributeValue: {other}"
-            )))
-        }
+        // (Not reached: `entries` holds only TYPES.)
+        _ => return Err(ApiError::validation(
+            "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
+        )),
     })
 }
+
+/// The AttributeValue members that name a type.
+const TYPES: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"];
 
 fn check_set<T: PartialEq + Ord + Clone>(
     v: &[T],
@@ -243,7 +252,12 @@ mod tests {
         assert_eq!(bad(json!({"N": "abc"})).code, ErrorCode::Validation);
         assert_eq!(bad(json!({"N": 5})).code, ErrorCode::Serialization);
         assert_eq!(bad(json!({"B": "!!"})).code, ErrorCode::Serialization);
-        assert_eq!(bad(json!({"X": 1})).code, ErrorCode::Serialization);
+        assert_eq!(bad(json!({"X": 1})).code, ErrorCode::Validation);
+        assert_eq!(bad(json!({"N": " 4"})).code, ErrorCode::Validation);
+        assert_eq!(
+            value_from_json(&json!({"S": "a", "X": 1})).unwrap(),
+            Value::S("a".into())
+        );
         let mut deep = json!({"S": "x"});
         for _ in 0..33 {
             deep = json!({"L": [deep]});

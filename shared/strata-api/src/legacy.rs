@@ -131,6 +131,11 @@ pub fn expected(req: &Req) -> ApiResult<Option<Cond>> {
             .as_object()
             .ok_or_else(|| ApiError::serialization("Expected entries must be objects"))?;
         if spec.contains_key("ComparisonOperator") {
+            if spec.contains_key("Exists") {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Exists and ComparisonOperator cannot be used together for Attribute: {name}"
+                )));
+            }
             conds.push(comparison(name, spec)?);
             continue;
         }
@@ -241,6 +246,17 @@ pub fn attribute_updates(req: &Req) -> ApiResult<Option<Vec<UpdateAction>>> {
         });
     }
     Ok(Some(actions))
+}
+
+/// ConditionalOperator combines the entries of `partner` (Expected, or a
+/// Query/Scan filter): DynamoDB refuses it alone.
+pub fn refuse_lone_operator(req: &Req, partner: &str) -> ApiResult<()> {
+    if req.has("ConditionalOperator") && !req.has(partner) {
+        return Err(ApiError::validation(
+            "ConditionalOperator cannot be used without Filter or Expected",
+        ));
+    }
+    Ok(())
 }
 
 /// DynamoDB refuses a request that mixes the two styles.

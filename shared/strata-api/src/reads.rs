@@ -193,6 +193,7 @@ fn limit(req: &Req) -> ApiResult<usize> {
 }
 
 fn filter(req: &Req, ph: &Placeholders, legacy_field: &str) -> ApiResult<Option<Cond>> {
+    legacy::refuse_lone_operator(req, legacy_field)?;
     match req.str("FilterExpression")? {
         Some(src) => Ok(Some(parse_condition("FilterExpression", src, ph)?)),
         None => legacy::filter(req, legacy_field),

@@ -108,6 +108,11 @@ impl<'a> Req<'a> {
                 let v = v
                     .as_str()
                     .ok_or_else(|| wrong_type("ExpressionAttributeNames", "a map of strings"))?;
+                if v.is_empty() {
+                    return Err(ApiError::validation(format!(
+                        "ExpressionAttributeNames contains invalid value: Empty attribute name for key {k}"
+                    )));
+                }
                 Ok((k.clone(), v.to_string()))
             })
             .collect()

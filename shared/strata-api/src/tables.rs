@@ -25,9 +25,16 @@ fn not_found(name: &str) -> ApiError {
 /// A table name, or the name inside a table ARN.
 pub(crate) fn table_name<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
     let name = req.req_str("TableName")?;
-    Ok(name
+    let name = name
         .rsplit_once(":table/")
-        .map_or(name, |(_, n)| n.split('/').next().unwrap_or(n)))
+        .map_or(name, |(_, n)| n.split('/').next().unwrap_or(n));
+    // Checked before any lookup, as DynamoDB does (DynamoDB Local's words).
+    if strata_engine::catalog::validate_table_name(name).is_err() {
+        return Err(ApiError::validation(
+            "Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'",
+        ));
+    }
+    Ok(name)
 }
 
 pub(crate) fn arn(region: &str, table: &str) -> String {

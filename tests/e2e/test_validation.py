@@ -1,0 +1,58 @@
+"""Requests DynamoDB refuses, refused the same way (the expected answers are
+DynamoDB Local 3.3.0's, checked side by side), and nothing written."""
+import json
+
+from test_protocol import call
+
+T = "DynamoDB_20120810."
+
+
+def error(endpoint, op, body):
+    status, _, raw = call(endpoint, T + op, body)
+    j = json.loads(raw) if raw else {}
+    return status, j.get("__type", "").split("#")[-1], j.get("message")
+
+
+def key(pk="a", sk="1"):
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def cases(table):
+    return [
+        ("BatchWriteItem", {"RequestItems": {table: []}},
+         f"The batch write request list for a table cannot be null or empty: {table}"),
+        ("GetItem", {"TableName": "a b", "Key": key()},
+         "Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'"),
+        ("DescribeTable", {"TableName": "ab"},
+         "Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'"),
+        ("DescribeTable", {"TableName": "abc\u0000"},
+         "Invalid table/index name.  Table/index names must be between 3 and 255 characters long, and may contain only the characters a-z, A-Z, 0-9, '_', '-', and '.'"),
+        ("GetItem", {"TableName": table, "Key": key(), "ProjectionExpression": "#a", "ExpressionAttributeNames": {"#a": ""}},
+         "ExpressionAttributeNames contains invalid value: Empty attribute name for key #a"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionalOperator": "AND"},
+         "ConditionalOperator cannot be used without Filter or Expected"),
+        ("Scan", {"TableName": table, "ConditionalOperator": "OR"},
+         "ConditionalOperator cannot be used without Filter or Expected"),
+        ("PutItem", {"TableName": table, "Item": key("b"),
+                     "Expected": {"s": {"Exists": True, "ComparisonOperator": "EQ", "AttributeValueList": [{"S": "x"}]}}},
+         "One or more parameter values were invalid: Exists and ComparisonOperator cannot be used together for Attribute: s"),
+        ("PutItem", {"TableName": table, "Item": dict(key("b"), n={"N": " 4"})},
+         "A value provided cannot be converted into a number"),
+        ("PutItem", {"TableName": table, "Item": dict(key("b"), x={"Q": "1"})},
+         "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
+         "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
+    ]
+
+
+def test_refused_as_dynamodb_refuses_and_nothing_written(endpoint, ddb, table):
+    for op, body, message in cases(table):
+        assert error(endpoint, op, body) == (400, "ValidationException", message), (op, body)
+    assert ddb.scan(TableName=table)["Count"] == 0
+
+
+def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
+    status, _, _ = call(endpoint, T + "PutItem", {"TableName": table, "Item": dict(key(), x={"S": "y", "Q": 1}),
+                                                    "ReturnItemCollectionMetrics": "SIZE"})
+    assert status == 200
+    assert ddb.get_item(TableName=table, Key=key())["Item"]["x"] == {"S": "y"}
