@@ -40,6 +40,12 @@ def cases(table):
          "A value provided cannot be converted into a number"),
         ("PutItem", {"TableName": table, "Item": dict(key("b"), x={"Q": "1"})},
          "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes"),
+        ("Query", {"TableName": table, "KeyConditionExpression": "pk = :p", "FilterExpression": "attribute_exists(pk) AND sk > :s",
+                   "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "0"}}},
+         "Filter Expression can only contain non-primary key attributes: Primary key attribute: pk"),
+        ("Query", {"TableName": table, "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}},
+                   "QueryFilter": {"sk": {"ComparisonOperator": "GT", "AttributeValueList": [{"S": "0"}]}}},
+         "QueryFilter can only contain non-primary key attributes: Primary key attribute: sk"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
          "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
     ]
@@ -56,3 +62,5 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
                                                     "ReturnItemCollectionMetrics": "SIZE"})
     assert status == 200
     assert ddb.get_item(TableName=table, Key=key())["Item"]["x"] == {"S": "y"}
+    # A Scan may filter on key attributes; only a Query may not.
+    assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 1

@@ -200,6 +200,32 @@ fn filter(req: &Req, ph: &Placeholders, legacy_field: &str) -> ApiResult<Option<
     }
 }
 
+/// A Query filters what its key condition found: DynamoDB refuses a filter
+/// on a key attribute.
+fn refuse_key_filter(req: &Req, schema: &KeySchema, filter: Option<&Cond>) -> ApiResult<()> {
+    let Some(filter) = filter else {
+        return Ok(());
+    };
+    let keys = std::iter::once(&schema.hash.name).chain(schema.range.as_ref().map(|r| &r.name));
+    for k in keys {
+        let named = filter
+            .paths()
+            .iter()
+            .any(|p| matches!(p.first(), Some(PathElem::Key(n)) if n == k));
+        if named {
+            let what = if req.has("FilterExpression") {
+                "Filter Expression"
+            } else {
+                "QueryFilter"
+            };
+            return Err(ApiError::validation(format!(
+                "{what} can only contain non-primary key attributes: Primary key attribute: {k}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn start_key(req: &Req, schema: &KeySchema) -> ApiResult<Option<ItemKey>> {
     match req.get("ExclusiveStartKey") {
         None => Ok(None),
@@ -320,6 +346,7 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     ph.check_all_used()?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
     let d = descriptor(api, table).await?;
+    refuse_key_filter(req, &d.key_schema, params.filter.as_ref())?;
     let (hash, sort) = key_condition(&d.key_schema, key_cond)?;
     let start = start_key(req, &d.key_schema)?;
     if let Some(s) = &start {

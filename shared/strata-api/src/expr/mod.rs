@@ -79,6 +79,49 @@ pub enum Cond {
     Contains(Operand, Operand),
 }
 
+impl Cond {
+    /// Every document path the condition reads, in order.
+    pub fn paths(&self) -> Vec<&DocPath> {
+        fn operand<'a>(o: &'a Operand, out: &mut Vec<&'a DocPath>) {
+            if let Operand::Path(p) | Operand::Size(p) = o {
+                out.push(p);
+            }
+        }
+        fn walk<'a>(c: &'a Cond, out: &mut Vec<&'a DocPath>) {
+            match c {
+                Cond::Cmp(a, _, b) | Cond::BeginsWith(a, b) | Cond::Contains(a, b) => {
+                    operand(a, out);
+                    operand(b, out);
+                }
+                Cond::Between(a, b, c) => {
+                    for o in [a, b, c] {
+                        operand(o, out);
+                    }
+                }
+                Cond::In(a, list) => {
+                    operand(a, out);
+                    for o in list {
+                        operand(o, out);
+                    }
+                }
+                Cond::And(a, b) | Cond::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Cond::Not(a) => walk(a, out),
+                Cond::Exists(p) | Cond::NotExists(p) => out.push(p),
+                Cond::Type(p, t) => {
+                    out.push(p);
+                    operand(t, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, &mut out);
+        out
+    }
+}
+
 /// The right-hand side of a SET action.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SetValue {
