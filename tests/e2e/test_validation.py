@@ -46,6 +46,19 @@ def cases(table):
         ("Query", {"TableName": table, "KeyConditions": {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}},
                    "QueryFilter": {"sk": {"ComparisonOperator": "GT", "AttributeValueList": [{"S": "0"}]}}},
          "QueryFilter can only contain non-primary key attributes: Primary key attribute: sk"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "s < :v", "ExpressionAttributeValues": {":v": {"L": []}}},
+         "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: <, operand type: L"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "s BETWEEN :a AND :b",
+                     "ExpressionAttributeValues": {":a": {"M": {}}, ":b": {"S": "z"}}},
+         "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: BETWEEN, operand type: M"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "ATTRIBUTE_EXISTS(s)"},
+         "Invalid ConditionExpression: Invalid function name; function: ATTRIBUTE_EXISTS"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "UpdateExpression": "SET l = LIST_APPEND(l, :v)", "ExpressionAttributeValues": {":v": {"L": []}}},
+         "Invalid UpdateExpression: Invalid function name; function: LIST_APPEND"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "attribute_not_exists(s) AND ((attribute_not_exists(q)))"},
+         "Invalid ConditionExpression: The expression has redundant parentheses;"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "contains(s, s)"},
+         "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: contains, first operand: [s]"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
          "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
     ]
@@ -61,6 +74,9 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
     status, _, _ = call(endpoint, T + "PutItem", {"TableName": table, "Item": dict(key(), x={"S": "y", "Q": 1}),
                                                     "ReturnItemCollectionMetrics": "SIZE"})
     assert status == 200
+    status, _, _ = call(endpoint, T + "PutItem", {"TableName": table, "Item": key("c"),
+                                                    "ConditionExpression": "(attribute_not_exists(s)) AND (attribute_not_exists(q))"})
+    assert status == 200
     assert ddb.get_item(TableName=table, Key=key())["Item"]["x"] == {"S": "y"}
     # A Scan may filter on key attributes; only a Query may not.
-    assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 1
+    assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 2

@@ -21,6 +21,10 @@ struct Parser<'a> {
     pos: usize,
     ph: &'a Placeholders,
     depth: usize,
+    /// The token span (from its `(` to past its `)`) of the last
+    /// parenthesized group parsed: a group that is only another group is
+    /// refused, as DynamoDB refuses redundant parentheses.
+    last_group: Option<(usize, usize)>,
 }
 
 fn check_size(kind: &str, src: &str) -> ApiResult<()> {
@@ -47,6 +51,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             ph,
             depth: 0,
+            last_group: None,
         })
     }
 
@@ -199,16 +204,25 @@ impl<'a> Parser<'a> {
 
     fn primary(&mut self) -> ApiResult<Cond> {
         if self.peek() == Some(&Tok::LParen) {
+            let open = self.pos;
             self.pos += 1;
             self.enter()?;
             let c = self.or()?;
             self.depth -= 1;
+            if self.last_group == Some((open + 1, self.pos)) {
+                return Err(ApiError::validation(format!(
+                    "Invalid {}: The expression has redundant parentheses;",
+                    self.kind
+                )));
+            }
             self.expect(Tok::RParen)?;
+            self.last_group = Some((open, self.pos));
             return Ok(c);
         }
+        // Function names are case-sensitive.
         if let (Some(Tok::Ident(f)), Some(Tok::LParen)) = (self.peek(), self.peek_at(1)) {
-            let f = f.to_ascii_lowercase();
             if f != "size" {
+                let f = f.clone();
                 return self.function(&f);
             }
         }
@@ -219,6 +233,7 @@ impl<'a> Parser<'a> {
                 return Err(self.err_here());
             }
             let hi = self.operand()?;
+            self.orderable("BETWEEN", [&left, &lo, &hi])?;
             if let (Operand::Value(a), Operand::Value(b)) = (&lo, &hi) {
                 if super::eval::compare(a, b).is_some_and(|o| o.is_gt()) {
                     return Err(ApiError::validation(format!(
@@ -264,7 +279,30 @@ impl<'a> Parser<'a> {
             }
         };
         let right = self.operand()?;
+        let symbol = match op {
+            CmpOp::Lt => Some("<"),
+            CmpOp::Le => Some("<="),
+            CmpOp::Gt => Some(">"),
+            CmpOp::Ge => Some(">="),
+            CmpOp::Eq | CmpOp::Ne => None,
+        };
+        if let Some(symbol) = symbol {
+            self.orderable(symbol, [&left, &right])?;
+        }
         Ok(Cond::Cmp(left, op, right))
+    }
+
+    /// Ordering compares numbers, strings and binaries only: a value of any
+    /// other type is refused before any item is read.
+    fn orderable<const N: usize>(&self, op: &str, operands: [&Operand; N]) -> ApiResult<()> {
+        for o in operands {
+            if let Operand::Value(v) = o {
+                if !matches!(v, Value::N(_) | Value::S(_) | Value::B(_)) {
+                    return Err(self.operand_type(op, v));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn function(&mut self, f: &str) -> ApiResult<Cond> {
@@ -304,7 +342,17 @@ impl<'a> Parser<'a> {
             "contains" => {
                 let a = self.operand()?;
                 self.expect(Tok::Comma)?;
-                Cond::Contains(a, self.operand()?)
+                let b = self.operand()?;
+                if let (Operand::Path(p), Operand::Path(q)) = (&a, &b) {
+                    if p == q {
+                        return Err(ApiError::validation(format!(
+                            "Invalid {}: The first operand must be distinct from the remaining operands for this operator or function; operator: contains, first operand: {}",
+                            self.kind,
+                            super::show_path(p)
+                        )));
+                    }
+                }
+                Cond::Contains(a, b)
             }
             other => {
                 return Err(ApiError::validation(format!(
@@ -332,9 +380,7 @@ impl<'a> Parser<'a> {
                 self.pos += 1;
                 Ok(Operand::Value(self.ph.value(&v)?))
             }
-            Some(Tok::Ident(f))
-                if f.eq_ignore_ascii_case("size") && self.peek_at(1) == Some(&Tok::LParen) =>
-            {
+            Some(Tok::Ident(f)) if f == "size" && self.peek_at(1) == Some(&Tok::LParen) => {
                 self.pos += 2;
                 let p = self.path()?;
                 self.expect(Tok::RParen)?;
@@ -376,7 +422,7 @@ impl<'a> Parser<'a> {
 
     fn set_operand(&mut self) -> ApiResult<SetValue> {
         if let (Some(Tok::Ident(f)), Some(Tok::LParen)) = (self.peek(), self.peek_at(1)) {
-            let f = f.to_ascii_lowercase();
+            let f = f.clone();
             self.enter()?;
             let v = match f.as_str() {
                 "if_not_exists" => {
