@@ -59,6 +59,12 @@ def cases(table):
          "Invalid ConditionExpression: The expression has redundant parentheses;"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "contains(s, s)"},
          "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: contains, first operand: [s]"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "size(:v) > :n",
+                     "ExpressionAttributeValues": {":v": {"N": "3"}, ":n": {"N": "1"}}},
+         "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: size, operand type: N"),
+        ("Query", {"TableName": table, "KeyConditionExpression": "pk = :p AND :s <> sk",
+                   "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "1"}}},
+         "Invalid operator used in KeyConditionExpression: <>"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
          "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
     ]
@@ -78,5 +84,12 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
                                                     "ConditionExpression": "(attribute_not_exists(s)) AND (attribute_not_exists(q))"})
     assert status == 200
     assert ddb.get_item(TableName=table, Key=key())["Item"]["x"] == {"S": "y"}
+    # size() of a value, and a key condition with the value first.
+    status, _, _ = call(endpoint, T + "PutItem", {"TableName": table, "Item": key("d"), "ConditionExpression": "size(:v) = :n",
+                                                    "ExpressionAttributeValues": {":v": {"S": "abc"}, ":n": {"N": "3"}}})
+    assert status == 200
+    got = ddb.query(TableName=table, KeyConditionExpression=":p = pk AND :s >= sk",
+                    ExpressionAttributeValues={":p": {"S": "d"}, ":s": {"S": "1"}})
+    assert got["Count"] == 1
     # A Scan may filter on key attributes; only a Query may not.
-    assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 2
+    assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 3

@@ -89,6 +89,23 @@ fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKey
             Cond::Cmp(Operand::Path(p), op, Operand::Value(v)) => {
                 (top_attr(&p)?.to_string(), Term::Cmp(op, v))
             }
+            // (DynamoDB words the two orders' refusals differently.)
+            Cond::Cmp(Operand::Value(_), CmpOp::Ne, Operand::Path(_)) => {
+                return Err(key_condition_error(
+                    "Invalid operator used in KeyConditionExpression: <>",
+                ))
+            }
+            // The value may come first (`:v < sk`): the same term, mirrored.
+            Cond::Cmp(Operand::Value(v), op, Operand::Path(p)) => {
+                let mirrored = match op {
+                    CmpOp::Lt => CmpOp::Gt,
+                    CmpOp::Le => CmpOp::Ge,
+                    CmpOp::Gt => CmpOp::Lt,
+                    CmpOp::Ge => CmpOp::Le,
+                    other => other,
+                };
+                (top_attr(&p)?.to_string(), Term::Cmp(mirrored, v))
+            }
             Cond::Between(Operand::Path(p), Operand::Value(a), Operand::Value(b)) => {
                 (top_attr(&p)?.to_string(), Term::Between(a, b))
             }

@@ -33,20 +33,25 @@ fn operand<'a>(item: &'a Item, o: &'a Operand) -> Option<Cow<'a, Value>> {
         Operand::Value(v) => Some(Cow::Borrowed(v)),
         Operand::Path(p) => resolve(item, p).map(Cow::Borrowed),
         Operand::Size(p) => {
-            let n = match resolve(item, p)? {
-                // Strings are measured in characters, binaries in bytes.
-                Value::S(s) => s.chars().count(),
-                Value::B(b) => b.len(),
-                Value::SS(v) => v.len(),
-                Value::NS(v) => v.len(),
-                Value::BS(v) => v.len(),
-                Value::L(v) => v.len(),
-                Value::M(v) => v.len(),
-                _ => return None,
-            };
+            let n = size_of(resolve(item, p)?)?;
             Some(Cow::Owned(Value::N(Number::from_i64(n as i64))))
         }
     }
+}
+
+/// What `size()` measures: strings in characters, binaries in bytes, sets,
+/// lists and maps in elements; None for the types it does not take.
+pub fn size_of(v: &Value) -> Option<usize> {
+    Some(match v {
+        Value::S(s) => s.chars().count(),
+        Value::B(b) => b.len(),
+        Value::SS(v) => v.len(),
+        Value::NS(v) => v.len(),
+        Value::BS(v) => v.len(),
+        Value::L(v) => v.len(),
+        Value::M(v) => v.len(),
+        _ => return None,
+    })
 }
 
 /// Order of two scalars of the same orderable type (S, N or B).

@@ -382,6 +382,17 @@ impl<'a> Parser<'a> {
             }
             Some(Tok::Ident(f)) if f == "size" && self.peek_at(1) == Some(&Tok::LParen) => {
                 self.pos += 2;
+                // The size of a value is known now.
+                if let Some(Tok::Val(v)) = self.peek() {
+                    let v = self.ph.value(&v.clone())?;
+                    self.pos += 1;
+                    self.expect(Tok::RParen)?;
+                    let n =
+                        super::eval::size_of(&v).ok_or_else(|| self.operand_type("size", &v))?;
+                    return Ok(Operand::Value(Value::N(strata_engine::Number::from_i64(
+                        n as i64,
+                    ))));
+                }
                 let p = self.path()?;
                 self.expect(Tok::RParen)?;
                 Ok(Operand::Size(p))
