@@ -283,9 +283,9 @@ async fn run(policy: CompactionPolicy, items: u64, partitions: u32, split_bytes:
     let runs = levels.iter().map(|p| p.len()).max().unwrap_or(0);
     // Cold point reads: a fresh engine with no cache (its partitions open),
     // counting GETs. Their latency is what a table far larger than the
-    // cache costs. A second
-    // fresh engine reads the same keys again: the OS now holds what they
-    // read, so the difference is the disk's, not the engine's.
+    // cache costs. A second fresh engine reads the same keys again: the OS
+    // now holds what they read, so the difference is the disk's, not the
+    // engine's.
     let probes = 200u64;
     let cold_pass = async || {
         let cold = Engine::with_store(

@@ -131,11 +131,7 @@ impl Partition {
                     unresolved.swap_remove(i);
                 }
                 None => {
-                    tracing::warn!(table = %self.table.name, partition = self.part, seq = a.seq,
-                        "a commit's outcome is unknown: its seq was folded before it was settled");
-                    return Err(Error::OutcomeUnknown {
-                        table: self.table.name.clone(),
-                    });
+                    return Err(self.unknown_outcome("its seq was folded before it was settled"))
                 }
             }
         }
@@ -195,10 +191,18 @@ impl Partition {
         }
     }
 
+    /// An ambiguous create that could not be settled: the view is due for
+    /// a full refresh, and the outcome is unknown.
     pub(super) fn outcome_unknown(&self) -> Error {
-        tracing::warn!(table = %self.table.name, partition = self.part,
-            "a commit's outcome is unknown: its create failed ambiguously and could not be settled");
         self.write_view().tail_checked = None;
+        self.unknown_outcome("its create failed ambiguously and could not be settled")
+    }
+
+    /// Every `OutcomeUnknown` a commit returns comes from here, logged
+    /// with `why`.
+    pub(super) fn unknown_outcome(&self, why: &str) -> Error {
+        tracing::warn!(table = %self.table.name, partition = self.part,
+            "a commit's outcome is unknown: {why}");
         Error::OutcomeUnknown {
             table: self.table.name.clone(),
         }
@@ -272,11 +276,9 @@ impl Partition {
         }
         self.refresh_manifest(false).await?;
         if self.read_view().manifest.compacted_through >= seq {
-            tracing::warn!(table = %self.table.name, partition = self.part, seq,
-                "a commit's outcome is unknown: its create took past the grace period and its seq is folded");
-            return Err(Error::OutcomeUnknown {
-                table: self.table.name.clone(),
-            });
+            return Err(
+                self.unknown_outcome("its create took past the grace period and its seq is folded")
+            );
         }
         Ok(())
     }

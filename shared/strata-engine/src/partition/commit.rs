@@ -34,11 +34,7 @@ impl Partition {
             me.maybe_compact();
         });
         rx.await.unwrap_or_else(|_| {
-            tracing::warn!(table = %self.table.name, partition = self.part,
-                "a commit's outcome is unknown: its group commit ended without an answer");
-            Err(Error::OutcomeUnknown {
-                table: self.table.name.clone(),
-            })
+            Err(self.unknown_outcome("its group commit ended without an answer"))
         })
     }
 
