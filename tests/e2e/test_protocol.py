@@ -6,18 +6,23 @@ import urllib.request
 import zlib
 
 
+def raw(endpoint, method, path="/", body=None, headers=None):
+    """One HTTP request: (status, lower-cased headers, body), errors included."""
+    req = urllib.request.Request(endpoint + path, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
 def call(endpoint, target, body, content_type="application/x-amz-json-1.0"):
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"Content-Type": content_type,
                "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20240101/eu-west-3/dynamodb/aws4_request, SignedHeaders=host, Signature=0"}
     if target:
         headers["X-Amz-Target"] = target
-    req = urllib.request.Request(endpoint + "/", data=data, headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+    return raw(endpoint, "POST", body=data, headers=headers)
 
 
 def test_health_check(endpoint):
@@ -49,15 +54,6 @@ def test_json_1_1_crc_and_region_from_signature(endpoint):
     assert headers["content-type"] == "application/x-amz-json-1.1"
     assert int(headers["x-amz-crc32"]) == zlib.crc32(body)
     assert json.loads(body)["TableDescription"]["TableArn"].startswith("arn:aws:dynamodb:eu-west-3:")
-
-
-def raw(endpoint, method, path="/", body=None, headers=None):
-    req = urllib.request.Request(endpoint + path, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(req) as r:
-            return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
-    except urllib.error.HTTPError as e:
-        return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
 
 
 def test_paths_and_methods_that_are_not_operations(endpoint):

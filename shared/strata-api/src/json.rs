@@ -61,11 +61,7 @@ pub fn value_from_json(v: &Json) -> ApiResult<Value> {
     let mut entries = obj.iter().filter(|(k, _)| TYPES.contains(&k.as_str()));
     let (kind, inner) = match (entries.next(), entries.next()) {
         (Some(e), None) => e,
-        (None, _) => {
-            return Err(ApiError::validation(
-                "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
-            ))
-        }
+        (None, _) => return Err(ApiError::validation(EMPTY_VALUE)),
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
                 "Supplied AttributeValue has more than one datatypes set, must contain exactly one of the supported datatypes",
@@ -124,11 +120,12 @@ pub fn value_from_json(v: &Json) -> ApiResult<Value> {
             Value::BS(v)
         }
         // (Not reached: `entries` holds only TYPES.)
-        _ => return Err(ApiError::validation(
-            "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes",
-        )),
+        _ => return Err(ApiError::validation(EMPTY_VALUE)),
     })
 }
+
+const EMPTY_VALUE: &str =
+    "Supplied AttributeValue is empty, must contain exactly one of the supported datatypes";
 
 /// The AttributeValue members that name a type.
 const TYPES: [&str; 10] = ["S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"];

@@ -223,10 +223,10 @@ fn refuse_key_filter(req: &Req, schema: &KeySchema, filter: Option<&Cond>) -> Ap
     let Some(filter) = filter else {
         return Ok(());
     };
+    let paths = filter.paths();
     let keys = std::iter::once(&schema.hash.name).chain(schema.range.as_ref().map(|r| &r.name));
     for k in keys {
-        let named = filter
-            .paths()
+        let named = paths
             .iter()
             .any(|p| matches!(p.first(), Some(PathElem::Key(n)) if n == k));
         if named {

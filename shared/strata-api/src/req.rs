@@ -18,16 +18,19 @@ fn wrong_type(field: &str, want: &str) -> ApiError {
     ))
 }
 
+/// A member as DynamoDB's validation messages name it (`tableName`).
+fn member_name(field: &str) -> String {
+    let mut c = field.chars();
+    c.next()
+        .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+        .unwrap_or_default()
+}
+
 /// DynamoDB's message for a missing required member.
 pub fn missing(field: &str) -> ApiError {
-    let camel = {
-        let mut c = field.chars();
-        c.next()
-            .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
-            .unwrap_or_default()
-    };
     ApiError::validation(format!(
-        "1 validation error detected: Value null at '{camel}' failed to satisfy constraint: Member must not be null"
+        "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+        member_name(field)
     ))
 }
 
@@ -140,10 +143,7 @@ impl<'a> Req<'a> {
                 let allowed: Vec<&str> = T::VALUES.iter().map(|(w, _)| *w).collect();
                 Err(ApiError::validation(format!(
                     "1 validation error detected: Value '{v}' at '{}' failed to satisfy constraint: Member must satisfy enum value set: [{}]",
-                    {
-                        let mut c = T::FIELD.chars();
-                        c.next().map(|f| f.to_ascii_lowercase().to_string() + c.as_str()).unwrap_or_default()
-                    },
+                    member_name(T::FIELD),
                     allowed.join(", ")
                 )))
             }

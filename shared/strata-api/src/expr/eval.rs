@@ -32,17 +32,15 @@ fn operand<'a>(item: &'a Item, o: &'a Operand) -> Option<Cow<'a, Value>> {
     match o {
         Operand::Value(v) => Some(Cow::Borrowed(v)),
         Operand::Path(p) => resolve(item, p).map(Cow::Borrowed),
-        Operand::Size(p) => {
-            let n = size_of(resolve(item, p)?)?;
-            Some(Cow::Owned(Value::N(Number::from_i64(n as i64))))
-        }
+        Operand::Size(p) => size_of(resolve(item, p)?).map(Cow::Owned),
     }
 }
 
-/// What `size()` measures: strings in characters, binaries in bytes, sets,
-/// lists and maps in elements; None for the types it does not take.
-pub fn size_of(v: &Value) -> Option<usize> {
-    Some(match v {
+/// What `size()` answers, as a number: strings in characters, binaries in
+/// bytes, sets, lists and maps in elements; None for the types it does not
+/// take.
+pub fn size_of(v: &Value) -> Option<Value> {
+    let n = match v {
         Value::S(s) => s.chars().count(),
         Value::B(b) => b.len(),
         Value::SS(v) => v.len(),
@@ -51,7 +49,8 @@ pub fn size_of(v: &Value) -> Option<usize> {
         Value::L(v) => v.len(),
         Value::M(v) => v.len(),
         _ => return None,
-    })
+    };
+    Some(Value::N(Number::from_i64(n as i64)))
 }
 
 /// Order of two scalars of the same orderable type (S, N or B).

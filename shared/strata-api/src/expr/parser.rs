@@ -387,11 +387,9 @@ impl<'a> Parser<'a> {
                     let v = self.ph.value(&v.clone())?;
                     self.pos += 1;
                     self.expect(Tok::RParen)?;
-                    let n =
+                    let size =
                         super::eval::size_of(&v).ok_or_else(|| self.operand_type("size", &v))?;
-                    return Ok(Operand::Value(Value::N(strata_engine::Number::from_i64(
-                        n as i64,
-                    ))));
+                    return Ok(Operand::Value(size));
                 }
                 let p = self.path()?;
                 self.expect(Tok::RParen)?;
