@@ -443,6 +443,7 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
             keep_old_images: false,
             replicas: Vec::new(),
             meta: serde_json::json!({"BillingMode": "PAY_PER_REQUEST"}),
+            indexes: Vec::new(),
         })
         .await
         .map_err(|e| e.to_string())?;

@@ -26,6 +26,7 @@ fn spec() -> TableSpec {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     }
 }
 

@@ -48,6 +48,7 @@ async fn notifications_replicate_the_partitions_they_name() {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     })
     .await
     .unwrap();

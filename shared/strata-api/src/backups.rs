@@ -460,6 +460,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
             keep_old_images: false,
             replicas: Vec::new(),
             meta: Json::Object(meta),
+            indexes: Vec::new(),
         })
         .await
         .map_err(|e| match e {

@@ -392,6 +392,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         keep_old_images: keeps_old_images(&meta),
         replicas: Vec::new(),
         meta: Json::Object(meta),
+        indexes: Vec::new(),
     };
     let d = api.engine.create_table(spec).await.map_err(|e| match e {
         strata_engine::Error::TableExists(t) => {

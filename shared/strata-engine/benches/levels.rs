@@ -99,6 +99,7 @@ fn spec(partitions: u32) -> TableSpec {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     }
 }
 

@@ -96,6 +96,7 @@ async fn setup() -> Setup {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     })
     .await
     .expect("create");

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{seal, unseal};
 use crate::error::{Error, Result};
+use crate::index::IndexDef;
 use crate::io::{self, Created};
 use crate::partition_map::{PartitionMap, SplitRecord};
 use crate::paths;
@@ -53,9 +54,17 @@ pub struct TableDescriptor {
     /// tags, TTL, stream and SSE specifications…), owned by the API layer.
     #[serde(default)]
     pub meta: serde_json::Value,
+    /// The table's secondary indexes (see `index`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexDef>,
 }
 
 impl TableDescriptor {
+    /// The index named `name`.
+    pub fn index(&self, name: &str) -> Option<&IndexDef> {
+        self.indexes.iter().find(|i| i.name == name)
+    }
+
     /// The old-image generation in force (descriptors written before it
     /// existed read as generation 1 when they keep old images).
     pub fn images_gen(&self) -> u64 {
@@ -103,10 +112,25 @@ pub struct TableSpec {
     pub replicas: Vec<String>,
     /// Opaque settings kept with the table (see [`TableDescriptor::meta`]).
     pub meta: serde_json::Value,
+    /// Secondary indexes (see [`TableDescriptor::indexes`]). A table with
+    /// indexes keeps old images: maintaining an index needs them.
+    pub indexes: Vec<IndexDef>,
 }
 
 /// Most partitions a table may have.
 pub const MAX_PARTITIONS: u32 = 1024;
+
+/// A stored table's name: a user table's, or an index table's
+/// (`<table>!<index>`, see `index`).
+pub fn validate_stored_name(name: &str) -> Result<()> {
+    match name.split_once('!') {
+        Some((table, index)) => {
+            validate_table_name(table)?;
+            validate_table_name(index)
+        }
+        None => validate_table_name(name),
+    }
+}
 
 /// DynamoDB's table-name rule: 3 to 255 of `[a-zA-Z0-9_.-]`.
 pub fn validate_table_name(name: &str) -> Result<()> {

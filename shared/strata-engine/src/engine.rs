@@ -11,6 +11,8 @@ use crate::cache::{CacheStats, Caches};
 use crate::catalog::{self, TableDescriptor, TableSpec, MAX_PARTITIONS};
 use crate::config::EngineConfig;
 use crate::error::{Error, Result};
+use crate::index::follower::{CursorCache, IndexSignal};
+use crate::index::is_index_table;
 use crate::io::{self, Created};
 use crate::keys::{begins_with_prefix, encode_component, encode_key, prefix_end};
 use crate::manifest::SortedRun;
@@ -24,6 +26,7 @@ use crate::run::Version;
 use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
+mod indexes;
 mod point_in_time;
 
 pub use point_in_time::PointInTime;
@@ -72,6 +75,9 @@ pub struct Engine {
     tables: RwLock<HashMap<String, Arc<TableHandle>>>,
     /// Set once [`Engine::check_store_once`] has passed.
     checked: tokio::sync::OnceCell<()>,
+    /// Base partitions written since the index follower last looked.
+    index_signal: IndexSignal,
+    index_cursors: CursorCache,
 }
 
 impl Engine {
@@ -148,6 +154,8 @@ impl Engine {
             store_name,
             tables: RwLock::new(HashMap::new()),
             checked: tokio::sync::OnceCell::new(),
+            index_signal: IndexSignal::default(),
+            index_cursors: CursorCache::default(),
         }
     }
 
@@ -169,6 +177,16 @@ impl Engine {
         self.ctx.compaction.snapshot()
     }
 
+    /// Where commits to tables with indexes are announced to the index
+    /// follower (`strata serve`'s loop waits on it).
+    pub fn index_signal(&self) -> &IndexSignal {
+        &self.index_signal
+    }
+
+    pub(crate) fn index_cursors(&self) -> &CursorCache {
+        &self.index_cursors
+    }
+
     /// Hits, misses, evictions and bytes of each cache (blocks, items, pages).
     pub fn cache_stats(&self) -> Vec<CacheStats> {
         self.ctx.cache.stats()
@@ -176,8 +194,9 @@ impl Engine {
 
     // ---------------------------------------------------------------- tables
 
+    /// Creates a table, and the tables of its indexes.
     pub async fn create_table(&self, spec: TableSpec) -> Result<TableDescriptor> {
-        catalog::validate_table_name(&spec.name)?;
+        catalog::validate_stored_name(&spec.name)?;
         let partitions = spec
             .partitions
             .unwrap_or(self.ctx.config.default_partitions);
@@ -191,6 +210,8 @@ impl Engine {
         if latest.as_ref().is_some_and(|d| !d.deleted) {
             return Err(Error::TableExists(spec.name));
         }
+        // Maintaining an index needs each change's old image.
+        let keep_old = spec.keep_old_images || !spec.indexes.is_empty();
         let desc = TableDescriptor {
             name: spec.name.clone(),
             version: latest.map_or(1, |d| d.version + 1),
@@ -200,15 +221,19 @@ impl Engine {
             splits: Vec::new(),
             created_at_ms: self.ctx.config.clock.now_ms(),
             deleted: false,
-            keep_old_images: spec.keep_old_images,
-            images_gen: catalog::next_images_gen(0, spec.keep_old_images),
+            keep_old_images: keep_old,
+            images_gen: catalog::next_images_gen(0, keep_old),
             replicas: spec.replicas,
             pitr_window_secs: 0,
             meta: spec.meta,
+            indexes: spec.indexes,
         };
         match catalog::publish(store, &desc).await? {
             Created::Created => {
                 self.install(Arc::new(desc.clone()));
+                for ix in &desc.indexes {
+                    self.index_table(&desc, ix).await?;
+                }
                 Ok(desc)
             }
             Created::Exists | Created::Conflict => Err(Error::TableExists(spec.name)),
@@ -219,19 +244,9 @@ impl Engine {
         Ok((*self.table(name).await?.desc).clone())
     }
 
-    /// Names of live tables, sorted.
+    /// Names of live tables, sorted (index tables left out).
     pub async fn list_tables(&self) -> Result<Vec<String>> {
-        let store = self.ctx.store.as_ref();
-        let mut out = Vec::new();
-        for name in catalog::names(store).await? {
-            if catalog::latest(store, &name)
-                .await?
-                .is_some_and(|d| !d.deleted)
-            {
-                out.push(name);
-            }
-        }
-        Ok(out)
+        self.live_tables(|n| !is_index_table(n)).await
     }
 
     /// Marks the table deleted, then removes its data in the background.
@@ -255,6 +270,7 @@ impl Engine {
                             tracing::warn!(prefix = %root, error = %e, "purging a deleted table's data failed; GC retries");
                         }
                     });
+                    Box::pin(self.drop_index_tables(&current.desc)).await;
                     return Ok((*current.desc).clone());
                 }
                 // Someone else changed the table meanwhile: look again.
@@ -283,6 +299,7 @@ impl Engine {
             next.partitions = current.desc.partitions;
             next.splits = current.desc.splits.clone();
             next.deleted = false;
+            next.keep_old_images |= !next.indexes.is_empty();
             next.images_gen =
                 catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
             match catalog::publish(store, &next).await? {
@@ -362,7 +379,7 @@ impl Engine {
                 newest
             }
             None => {
-                catalog::validate_table_name(name)
+                catalog::validate_stored_name(name)
                     .map_err(|_| Error::TableNotFound(name.to_string()))?;
                 match catalog::latest(store, name).await? {
                     Some(d) => d,
@@ -476,7 +493,11 @@ impl Engine {
                 "all operations of one atomic write must be in one partition".into(),
             ));
         }
-        self.partition_by_id(t, target)?.commit(req).await
+        let committed = self.partition_by_id(t, target)?.commit(req).await?;
+        if !t.desc.indexes.is_empty() {
+            self.index_signal.mark(&t.desc.name, Some(target));
+        }
+        Ok(committed)
     }
 
     // ----------------------------------------------------------------- reads
@@ -538,7 +559,7 @@ impl Engine {
                 ));
             }
         }
-        let (mut lo, mut hi) = match cond {
+        let (lo, hi) = match cond {
             SortKeyCondition::All => (Bound::Included(prefix.clone()), end()),
             SortKeyCondition::Eq(v) => (Bound::Included(with(v)), Bound::Included(with(v))),
             SortKeyCondition::Lt(v) => (Bound::Included(prefix.clone()), Bound::Excluded(with(v))),
@@ -556,8 +577,37 @@ impl Engine {
                 (Bound::Included(p), hi)
             }
         };
+        self.range_read(
+            table,
+            hash,
+            (lo, hi),
+            forward,
+            limit,
+            start_after,
+            max_bytes,
+            consistency,
+        )
+        .await
+    }
+
+    /// The items of the partition holding `hash` between the encoded keys
+    /// `lo` and `hi`, after `start_after` (which must lie between them):
+    /// what [`Engine::query`] and index queries read.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn range_read(
+        &self,
+        table: &str,
+        hash: &KeyValue,
+        (mut lo, mut hi): (Bound<Vec<u8>>, Bound<Vec<u8>>),
+        forward: bool,
+        limit: usize,
+        start_after: Option<&ItemKey>,
+        max_bytes: usize,
+        consistency: Consistency,
+    ) -> Result<Page> {
         if let Some(after) = start_after {
-            check_key_types(schema, after)?;
+            let t = self.table(table).await?;
+            check_key_types(&t.desc.key_schema, after)?;
             let k = encode_key(after);
             if !(above_lo(&k, &lo) && below_hi(&k, &hi)) {
                 return Err(Error::Validation(
@@ -821,6 +871,11 @@ impl Engine {
         for r in results {
             applied += r?;
         }
+        if !t.desc.indexes.is_empty() {
+            for p in by_part.keys() {
+                self.index_signal.mark(&t.desc.name, Some(*p));
+            }
+        }
         Ok(applied)
     }
 
@@ -850,7 +905,7 @@ impl Engine {
     }
 }
 
-fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
+pub(crate) fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
     match c {
         SortKeyCondition::All => None,
         SortKeyCondition::Eq(v)

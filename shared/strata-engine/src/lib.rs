@@ -15,6 +15,7 @@ pub mod codec;
 pub mod config;
 mod engine;
 pub mod error;
+pub mod index;
 mod io;
 pub mod jobs;
 pub mod keys;
@@ -35,6 +36,8 @@ pub use catalog::{TableDescriptor, TableSpec};
 pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
 pub use engine::{Engine, PointInTime};
 pub use error::{Error, Result};
+pub use index::follower::IndexReport;
+pub use index::{IndexDef, IndexKind, IndexStatus, Projection};
 pub use number::Number;
 pub use ops::{
     Change, Committed, Condition, Consistency, Page, SortKeyCondition, UpdateFn, WriteOp,

@@ -571,6 +571,7 @@ pub async fn add_replica(
             keep_old_images: desc.keep_old_images,
             replicas: members.clone(),
             meta: desc.meta.clone(),
+            indexes: desc.indexes.clone(),
         })
         .await
     {

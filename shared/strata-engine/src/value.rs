@@ -242,10 +242,17 @@ impl KeySchema {
         if key.hash.size() > MAX_HASH_KEY_SIZE {
             return Err(KeyError::HashTooLarge);
         }
-        if key
+        // An index entry's synthetic sort key holds a whole base key, and
+        // is bounded by the keys it is made of, not by this limit.
+        let synthetic = self
             .range
             .as_ref()
-            .is_some_and(|r| r.size() > MAX_RANGE_KEY_SIZE)
+            .is_some_and(|r| r.name == crate::index::ENTRY_KEY);
+        if !synthetic
+            && key
+                .range
+                .as_ref()
+                .is_some_and(|r| r.size() > MAX_RANGE_KEY_SIZE)
         {
             return Err(KeyError::RangeTooLarge);
         }

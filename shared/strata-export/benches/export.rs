@@ -171,6 +171,7 @@ async fn main() {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     };
     engine.create_table(spec("orders")).await.expect("create");
     let load = Instant::now();

@@ -86,6 +86,14 @@ pub fn replication_cursor(table: &str, from_region: &str, part: u32) -> Path {
     Path::from(format!("replication/{table}/{from_region}/p{part:04}"))
 }
 
+/// An index follower's cursor: how far the index table (this incarnation)
+/// has followed partition `part` of its base table's log.
+pub fn index_cursor(index_table: &str, incarnation: &str, part: u32) -> Path {
+    Path::from(format!(
+        "tables/{index_table}/{incarnation}/follow/p{part:04}"
+    ))
+}
+
 /// Where an export's description is kept, in the table's store.
 pub fn export_record(table: &str, export_id: &str) -> Path {
     Path::from(format!("exports/{table}/{export_id}.json"))

@@ -102,6 +102,11 @@ impl Partition {
         current: Option<&Item>,
         index: usize,
     ) -> Result<Option<Item>> {
+        // A put's item is refused for a bad index key before its condition
+        // is looked at, as DynamoDB does.
+        if let Change::Put(item) = &op.change {
+            crate::index::check_index_keys(&self.table.indexes, item).map_err(Error::Validation)?;
+        }
         if let Some(cond) = &op.condition {
             if !cond(current).map_err(Error::Validation)? {
                 return Err(Error::ConditionFailed {
@@ -137,6 +142,9 @@ impl Partition {
                 return Err(Error::Validation(name));
             }
             Err(e) => return Err(Error::Validation(e.to_string())),
+        }
+        if matches!(op.change, Change::Update(_)) {
+            crate::index::check_index_keys(&self.table.indexes, &new).map_err(Error::Validation)?;
         }
         if nesting_depth(&new) > MAX_NESTING {
             return Err(Error::Validation(

@@ -126,6 +126,7 @@ pub fn spec(name: &str) -> TableSpec {
         keep_old_images: false,
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
+        indexes: Vec::new(),
     }
 }
 

@@ -1,0 +1,281 @@
+//! Secondary indexes on the engine: their tables, reads through them, and
+//! adding or dropping one (see `crate::index`).
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::Engine;
+use crate::catalog::{TableDescriptor, TableSpec};
+use crate::error::{Error, Result};
+use crate::index::{index_table_name, is_index_table, IndexDef, IndexKind, IndexStatus, ENTRY_KEY};
+use crate::ops::{Consistency, Page, SortKeyCondition};
+use crate::value::{Item, KeyValue};
+
+impl Engine {
+    /// Names of live user tables and index tables, sorted: what compaction
+    /// and GC go over. ([`Engine::list_tables`] leaves index tables out.)
+    pub async fn list_stored_tables(&self) -> Result<Vec<String>> {
+        self.live_tables(|_| true).await
+    }
+
+    /// The table holding `ix` of `base`, created if it is missing or
+    /// belongs to an earlier incarnation of the base table (left by a
+    /// process that died between creating the table and its index, or
+    /// between deleting them).
+    pub async fn index_table(
+        &self,
+        base: &TableDescriptor,
+        ix: &IndexDef,
+    ) -> Result<TableDescriptor> {
+        let name = index_table_name(&base.name, &ix.name);
+        for _ in 0..4 {
+            match self.describe_table(&name).await {
+                Ok(d) if owned_by(&d, base) => return Ok(d),
+                Ok(_) => match Box::pin(self.delete_table(&name)).await {
+                    Ok(_) | Err(Error::TableNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                },
+                Err(Error::TableNotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+            let spec = TableSpec {
+                name: name.clone(),
+                key_schema: ix.table_schema(),
+                partitions: None,
+                keep_old_images: false,
+                replicas: Vec::new(),
+                meta: json!({"base_incarnation": base.incarnation, "index": ix.name}),
+                indexes: Vec::new(),
+            };
+            match Box::pin(self.create_table(spec)).await {
+                Ok(d) => return Ok(d),
+                // Someone else created it meanwhile: look again.
+                Err(Error::TableExists(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Validation(format!(
+            "the table of index {} of table {} keeps changing",
+            ix.name, base.name
+        )))
+    }
+
+    /// Adds a global secondary index to a table (UpdateTable's
+    /// GlobalSecondaryIndexUpdates Create). The index is `Creating` until
+    /// the follower has filled it from the table's items.
+    pub async fn add_index(&self, table: &str, def: IndexDef) -> Result<TableDescriptor> {
+        let def = &def;
+        let desc = self
+            .update_table(table, |d| {
+                if d.index(&def.name).is_some() {
+                    return Err(Error::Validation(format!(
+                        "One or more parameter values were invalid: Attempting to create an index which already exists. IndexName: {}",
+                        def.name
+                    )));
+                }
+                d.indexes.push(IndexDef {
+                    status: IndexStatus::Creating,
+                    ..def.clone()
+                });
+                Ok(())
+            })
+            .await?;
+        self.index_table(&desc, def).await?;
+        self.index_signal().mark(table, None);
+        Ok(desc)
+    }
+
+    /// Drops an index (UpdateTable's Delete): the descriptor stops listing
+    /// it at once; its table, entries and cursors are deleted after.
+    pub async fn drop_index(&self, table: &str, name: &str) -> Result<TableDescriptor> {
+        let desc = self
+            .update_table(table, |d| {
+                if d.index(name).is_none() {
+                    return Err(Error::Validation(format!(
+                        "Requested resource not found: Index: {name} not found"
+                    )));
+                }
+                d.indexes.retain(|i| i.name != name);
+                Ok(())
+            })
+            .await?;
+        match self.delete_table(&index_table_name(table, name)).await {
+            Ok(_) | Err(Error::TableNotFound(_)) => {}
+            Err(e) => {
+                tracing::warn!(table, index = name, error = %e, "deleting an index's table failed; GC retries")
+            }
+        }
+        Ok(desc)
+    }
+
+    /// Deletes the index tables of a base table that was just deleted.
+    pub(crate) async fn drop_index_tables(&self, base: &TableDescriptor) {
+        for ix in &base.indexes {
+            let name = index_table_name(&base.name, &ix.name);
+            match self.delete_table(&name).await {
+                Ok(_) | Err(Error::TableNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(table = %name, error = %e, "deleting an index table failed")
+                }
+            }
+        }
+    }
+
+    /// A Query on an index: entries with index partition key `hash` whose
+    /// index sort key satisfies `cond`, ordered by index sort key, then by
+    /// the table's key. `start_after` holds the table's and the index's key
+    /// attributes (a page's `last_key`). Strongly consistent reads are for
+    /// local indexes only: the index is first brought up to date with the
+    /// base partition that holds `hash`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn query_index(
+        &self,
+        table: &str,
+        index: &str,
+        hash: &KeyValue,
+        cond: &SortKeyCondition,
+        forward: bool,
+        limit: usize,
+        start_after: Option<&Item>,
+        max_bytes: usize,
+        consistency: Consistency,
+    ) -> Result<Page> {
+        let (base, ix, itable) = self.index_parts(table, index, consistency).await?;
+        if ix.key_schema.hash.key_type != hash.key_type() {
+            return Err(Error::Validation(
+                "Query condition missed key schema element or has a wrong type".into(),
+            ));
+        }
+        if let Some(v) = crate::engine::sort_key_operand(cond) {
+            let expected = ix.key_schema.range.as_ref().map(|r| r.key_type);
+            if expected != Some(v.key_type()) {
+                return Err(Error::Validation(
+                    "Query condition missed key schema element or has a wrong type".into(),
+                ));
+            }
+        }
+        if consistency == Consistency::Strong {
+            let part = base.map().route(hash);
+            self.follow_index_partition(&base, &ix, part).await?;
+        }
+        let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
+        let page = self
+            .range_read(
+                &itable.name,
+                hash,
+                ix.bounds(hash, cond),
+                forward,
+                limit,
+                after.as_ref(),
+                max_bytes,
+                consistency,
+            )
+            .await?;
+        Ok(entries_page(page, &base, &ix))
+    }
+
+    /// A Scan of an index (eventually consistent; `segment` as for
+    /// [`Engine::scan`]).
+    pub async fn scan_index(
+        &self,
+        table: &str,
+        index: &str,
+        segment: Option<(u32, u32)>,
+        start_after: Option<&Item>,
+        limit: usize,
+        max_bytes: usize,
+        consistency: Consistency,
+    ) -> Result<Page> {
+        let (base, ix, itable) = self.index_parts(table, index, consistency).await?;
+        if consistency == Consistency::Strong {
+            self.follow_index(&base, &ix, None).await?;
+        }
+        let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
+        let page = self
+            .scan(
+                &itable.name,
+                segment,
+                after.as_ref(),
+                limit,
+                max_bytes,
+                consistency,
+            )
+            .await?;
+        Ok(entries_page(page, &base, &ix))
+    }
+
+    async fn index_parts(
+        &self,
+        table: &str,
+        index: &str,
+        consistency: Consistency,
+    ) -> Result<(Arc<TableDescriptor>, IndexDef, TableDescriptor)> {
+        let base = Arc::new(self.describe_table(table).await?);
+        let ix = base.index(index).cloned().ok_or_else(|| {
+            Error::Validation(format!(
+                "The table does not have the specified index: {index}"
+            ))
+        })?;
+        if consistency == Consistency::Strong && ix.kind == IndexKind::Global {
+            return Err(Error::Validation(
+                "Consistent reads are not supported on global secondary indexes".into(),
+            ));
+        }
+        let itable = self.index_table(&base, &ix).await?;
+        Ok((base, ix, itable))
+    }
+
+    /// Live table names passing `keep`, sorted.
+    pub(crate) async fn live_tables(&self, keep: impl Fn(&str) -> bool) -> Result<Vec<String>> {
+        let store = self.ctx.store.as_ref();
+        let mut out = Vec::new();
+        for name in crate::catalog::names(store).await? {
+            if keep(&name)
+                && crate::catalog::latest(store, &name)
+                    .await?
+                    .is_some_and(|d| !d.deleted)
+            {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `d`, an index table, belongs to this incarnation of `base`.
+fn owned_by(d: &TableDescriptor, base: &TableDescriptor) -> bool {
+    is_index_table(&d.name)
+        && d.meta.get("base_incarnation").and_then(|v| v.as_str())
+            == Some(base.incarnation.as_str())
+}
+
+/// The index-table key of a client's start key.
+fn position(base: &TableDescriptor, ix: &IndexDef, key: &Item) -> Result<crate::value::ItemKey> {
+    ix.position(&base.key_schema, key).ok_or_else(|| {
+        Error::Validation("The provided starting key is invalid: The provided key element does not match the schema".into())
+    })
+}
+
+/// A page of index entries as clients see it: without the synthetic entry
+/// key, and resumable from the table's and the index's key attributes.
+fn entries_page(page: Page, base: &TableDescriptor, ix: &IndexDef) -> Page {
+    let last_key = page.last_key.as_ref().and_then(|_| {
+        let last = page.items.last()?;
+        Some(
+            ix.key_attributes(&base.key_schema)
+                .into_iter()
+                .filter_map(|k| Some((k.to_string(), last.get(k)?.clone())))
+                .collect(),
+        )
+    });
+    let items = page
+        .items
+        .into_iter()
+        .map(|mut e| {
+            Arc::make_mut(&mut e).remove(ENTRY_KEY);
+            e
+        })
+        .collect();
+    Page { items, last_key }
+}
