@@ -18,7 +18,7 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
         return Ok(json!({ "table": table, "partition": partition, "outcome": describe(&out) }));
     }
     let mut tables = Vec::new();
-    for table in engine.list_tables().await? {
+    for table in engine.list_stored_tables().await? {
         let outcomes = engine.compact(&table).await?;
         let gc = engine.gc(&table).await?;
         tables.push(json!({

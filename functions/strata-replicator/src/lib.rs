@@ -9,6 +9,9 @@
 //! - Anything else (the schedule, the backstop for lost notifications):
 //!   replicate every partition of every global table.
 //!
+//! Either way, the secondary indexes of the tables named are brought up to
+//! date with those partitions (the index follower, `strata_engine::index`).
+//!
 //! Failures fail the invocation, so SQS delivers the batch again; applying
 //! a version twice is a no-op under last-writer-wins, so redelivery and any
 //! number of concurrent replicators are safe.
@@ -52,6 +55,7 @@ pub fn partitions_in(event: &Value) -> Option<BTreeMap<String, BTreeSet<u32>>> {
 
 pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, strata_engine::Error> {
     let mut total = ReplicationReport::default();
+    let mut indexed = strata_engine::IndexReport::default();
     let mut tables = 0;
     match partitions_in(event) {
         Some(parts) => {
@@ -63,11 +67,21 @@ pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, str
                     Err(strata_engine::Error::TableNotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
+                match replicator
+                    .source()
+                    .follow_table_indexes(&table, Some(&parts))
+                    .await
+                {
+                    Ok(r) => indexed.add(&r),
+                    Err(strata_engine::Error::TableNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
                 tables += 1;
             }
         }
         None => {
             total = replicator.run_once().await?;
+            indexed = replicator.source().follow_all_indexes().await?;
         }
     }
     Ok(json!({
@@ -76,6 +90,8 @@ pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, str
         "sent": total.sent,
         "applied": total.applied,
         "backfills": total.backfills,
+        "index_changes": indexed.sent,
+        "index_applied": indexed.applied,
     }))
 }
 

@@ -8,6 +8,8 @@ mod choices;
 pub mod error;
 pub mod expr;
 pub mod http;
+mod index_reads;
+mod indexes;
 mod items;
 pub mod json;
 mod legacy;

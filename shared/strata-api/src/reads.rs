@@ -13,6 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::expr::{
     self, eval_condition, parse_condition, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders,
 };
+use crate::index_reads::{self, index_read, IndexRead};
 use crate::items::{capacity_mode, descriptor, key_param, placeholders, projection};
 use crate::json::item_to_json;
 use crate::legacy;
@@ -178,13 +179,19 @@ fn key_condition(schema: &KeySchema, cond: Cond) -> ApiResult<(KeyValue, SortKey
 
 /// Select, checked against the projection as DynamoDB checks it.
 fn select(req: &Req, proj: &Option<Vec<DocPath>>) -> ApiResult<Select> {
-    let default = if proj.is_some() {
-        Select::SpecificAttributes
-    } else {
-        Select::AllAttributes
+    let indexed = req.has("IndexName");
+    let default = match (proj.is_some(), indexed) {
+        (true, _) => Select::SpecificAttributes,
+        (false, true) => Select::AllProjectedAttributes,
+        (false, false) => Select::AllAttributes,
     };
     let s = req.choice()?.unwrap_or(default);
     match (s, proj.is_some()) {
+        (Select::AllProjectedAttributes, true) => Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: Cannot specify the AttributesToGet or ProjectionExpression when choosing to get {}",
+            wire(s)
+        ))),
+        (Select::AllProjectedAttributes, false) if indexed => Ok(s),
         (Select::AllProjectedAttributes, _) => Err(ApiError::validation(
             "One or more parameter values were invalid: Select type ALL_PROJECTED_ATTRIBUTES is supported only for index queries",
         )),
@@ -252,8 +259,19 @@ fn start_key(req: &Req, schema: &KeySchema) -> ApiResult<Option<ItemKey>> {
     }
 }
 
+/// An index read's ExclusiveStartKey: the table's and the index's keys
+/// (checked by the engine against both).
+fn index_start_key(req: &Req) -> ApiResult<Option<Item>> {
+    req.get("ExclusiveStartKey")
+        .map(|v| {
+            crate::json::item_from_json(v)
+                .map_err(|_| ApiError::validation("The provided starting key is invalid"))
+        })
+        .transpose()
+}
+
 /// Filters and projects a page and builds the response body.
-fn respond(page: Page, table: &str, p: &ReadParams) -> Json {
+fn respond(page: Page, table: &str, p: &ReadParams, index: Option<&IndexRead>) -> Json {
     let scanned = page.items.len();
     let bytes: usize = page.items.iter().map(|i| item_size(i)).sum();
     let mut items = Vec::new();
@@ -278,7 +296,12 @@ fn respond(page: Page, table: &str, p: &ReadParams) -> Json {
     if let Some(k) = page.last_key {
         out.insert("LastEvaluatedKey".into(), item_to_json(&k));
     }
-    if let Some(c) = consumed(table, read_units(bytes, p.strong), p.mode) {
+    let units = read_units(bytes, p.strong);
+    let capacity = match index {
+        Some(ix) => index_reads::consumed(table, &ix.def, units, p.mode),
+        None => consumed(table, units, p.mode),
+    };
+    if let Some(c) = capacity {
         out.insert("ConsumedCapacity".into(), c);
     }
     Json::Object(out)
@@ -319,18 +342,8 @@ impl ReadParams {
     }
 }
 
-fn refuse_index(req: &Req) -> ApiResult<()> {
-    if let Some(ix) = req.str("IndexName")? {
-        return Err(ApiError::validation(format!(
-            "The table does not have the specified index: {ix}"
-        )));
-    }
-    Ok(())
-}
-
 pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
-    refuse_index(req)?;
     legacy::refuse_mixing(
         req,
         &[
@@ -363,6 +376,37 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     ph.check_all_used()?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
     let d = descriptor(api, table).await?;
+    if let Some(name) = req.str("IndexName")? {
+        let ix = index_read(
+            &d,
+            name,
+            params.select,
+            params.proj.as_ref(),
+            params.filter.as_ref(),
+        )?;
+        refuse_key_filter(req, &ix.def.key_schema, params.filter.as_ref())?;
+        let (hash, sort) = key_condition(&ix.def.key_schema, key_cond)?;
+        let start = index_start_key(req)?;
+        let consistency = params.consistency();
+        let mut page = api
+            .engine()
+            .query_index(
+                table,
+                name,
+                &hash,
+                &sort,
+                forward,
+                params.limit,
+                start.as_ref(),
+                PAGE_BYTES,
+                consistency,
+            )
+            .await?;
+        if ix.fetch {
+            page.items = index_reads::fetch_items(api, &d, page.items, consistency).await?;
+        }
+        return Ok(respond(page, table, &params, Some(&ix)));
+    }
     refuse_key_filter(req, &d.key_schema, params.filter.as_ref())?;
     let (hash, sort) = key_condition(&d.key_schema, key_cond)?;
     let start = start_key(req, &d.key_schema)?;
@@ -385,12 +429,11 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             consistency,
         )
         .await?;
-    Ok(respond(page, table, &params))
+    Ok(respond(page, table, &params, None))
 }
 
 pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
-    refuse_index(req)?;
     legacy::refuse_mixing(
         req,
         &["ScanFilter", "AttributesToGet", "ConditionalOperator"],
@@ -416,8 +459,34 @@ pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         (None, Some(_)) => return Err(ApiError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present")),
     };
     let d = descriptor(api, table).await?;
-    let start = start_key(req, &d.key_schema)?;
     let consistency = params.consistency();
+    if let Some(name) = req.str("IndexName")? {
+        let ix = index_read(
+            &d,
+            name,
+            params.select,
+            params.proj.as_ref(),
+            params.filter.as_ref(),
+        )?;
+        let start = index_start_key(req)?;
+        let mut page = api
+            .engine()
+            .scan_index(
+                table,
+                name,
+                segment,
+                start.as_ref(),
+                params.limit,
+                PAGE_BYTES,
+                consistency,
+            )
+            .await?;
+        if ix.fetch {
+            page.items = index_reads::fetch_items(api, &d, page.items, consistency).await?;
+        }
+        return Ok(respond(page, table, &params, Some(&ix)));
+    }
+    let start = start_key(req, &d.key_schema)?;
     let page = api
         .engine()
         .scan(
@@ -429,7 +498,7 @@ pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             consistency,
         )
         .await?;
-    Ok(respond(page, table, &params))
+    Ok(respond(page, table, &params, None))
 }
 
 /// Most keys one BatchGetItem may ask for, and most bytes it returns.

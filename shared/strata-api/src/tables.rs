@@ -6,9 +6,10 @@
 //! protection, attribute definitions) lives in the descriptor's `meta`.
 
 use serde_json::{json, Map, Value as Json};
-use strata_engine::{KeyAttribute, KeySchema, KeyType, TableDescriptor, TableSpec};
+use strata_engine::{TableDescriptor, TableSpec};
 
 use crate::error::{ApiError, ApiResult};
+use crate::indexes::{self, IndexUpdate};
 use crate::req::{missing, Req};
 use crate::{Api, Caller, ACCOUNT};
 
@@ -41,14 +42,6 @@ pub(crate) fn arn(region: &str, table: &str) -> String {
     format!("arn:aws:dynamodb:{region}:{ACCOUNT}:table/{table}")
 }
 
-fn key_type_name(t: KeyType) -> &'static str {
-    match t {
-        KeyType::S => "S",
-        KeyType::N => "N",
-        KeyType::B => "B",
-    }
-}
-
 pub use strata_engine::clock::iso_time;
 
 /// The KeySchema member of a table or stream description.
@@ -72,12 +65,6 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
     } else {
         status
     };
-    let mut defs = vec![
-        json!({"AttributeName": d.key_schema.hash.name, "AttributeType": key_type_name(d.key_schema.hash.key_type)}),
-    ];
-    if let Some(r) = &d.key_schema.range {
-        defs.push(json!({"AttributeName": r.name, "AttributeType": key_type_name(r.key_type)}));
-    }
     let billing = meta
         .get("BillingMode")
         .and_then(Json::as_str)
@@ -90,7 +77,7 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
     let created = d.created_at_ms as f64 / 1000.0;
     let table_arn = arn(region, &d.name);
     let mut t = json!({
-        "AttributeDefinitions": defs,
+        "AttributeDefinitions": [],
         "TableName": d.name,
         "KeySchema": key_schema_json(d),
         "TableStatus": status,
@@ -142,6 +129,7 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
     if let Some(r) = meta.get("RestoreSummary") {
         t["RestoreSummary"] = r.clone();
     }
+    indexes::describe(d, &table_arn, &mut t);
     if !d.replicas.is_empty() {
         // Like DynamoDB, the other regions of the global table.
         let others: Vec<Json> = d
@@ -154,76 +142,6 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
         t["GlobalTableVersion"] = json!("2019.11.21");
     }
     t
-}
-
-fn parse_key_schema(req: &Req) -> ApiResult<KeySchema> {
-    let ks = req.arr("KeySchema")?.ok_or_else(|| missing("KeySchema"))?;
-    let defs = req
-        .arr("AttributeDefinitions")?
-        .ok_or_else(|| missing("AttributeDefinitions"))?;
-    let field = |v: &Json, k: &str| {
-        v.get(k)
-            .and_then(Json::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| missing(k))
-    };
-    let mut types = Vec::new();
-    for d in defs {
-        let name = field(d, "AttributeName")?;
-        let t = match field(d, "AttributeType")?.as_str() {
-            "S" => KeyType::S,
-            "N" => KeyType::N,
-            "B" => KeyType::B,
-            other => {
-                return Err(ApiError::validation(format!(
-                    "1 validation error detected: Value '{other}' at 'attributeDefinitions.1.member.attributeType' failed to satisfy constraint: Member must satisfy enum value set: [B, N, S]"
-                )))
-            }
-        };
-        types.push((name, t));
-    }
-    if ks.is_empty() || ks.len() > 2 {
-        return Err(ApiError::validation(format!(
-            "1 validation error detected: Value '{}' at 'keySchema' failed to satisfy constraint: Member must have length less than or equal to 2",
-            ks.len()
-        )));
-    }
-    let mut attrs = Vec::new();
-    for (i, k) in ks.iter().enumerate() {
-        let name = field(k, "AttributeName")?;
-        let kt = field(k, "KeyType")?;
-        let want = if i == 0 { "HASH" } else { "RANGE" };
-        if kt != want {
-            return Err(ApiError::validation(if i == 0 {
-                "Invalid KeySchema: The first KeySchemaElement is not a HASH key type".to_string()
-            } else {
-                "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type".to_string()
-            }));
-        }
-        let Some((_, t)) = types.iter().find(|(n, _)| *n == name) else {
-            return Err(invalid(format!(
-                "Some index key attributes are not defined in AttributeDefinitions. Keys: [{name}], AttributeDefinitions: [{}]",
-                types.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-            )));
-        };
-        attrs.push(KeyAttribute { name, key_type: *t });
-    }
-    if types.len() != attrs.len() {
-        return Err(invalid(
-            "Number of attributes in KeySchema does not exactly match number of attributes defined in AttributeDefinitions",
-        ));
-    }
-    if attrs.len() == 2 && attrs[0].name == attrs[1].name {
-        return Err(invalid(
-            "Both the Hash Key and the Range Key element in the KeySchema have the same name",
-        ));
-    }
-    let mut it = attrs.into_iter();
-    let hash = it.next().ok_or_else(|| missing("KeySchema"))?;
-    Ok(KeySchema {
-        hash,
-        range: it.next(),
-    })
 }
 
 /// Billing mode and throughput, checked together as DynamoDB does.
@@ -303,21 +221,6 @@ fn keeps_old_images(meta: &Map<String, Json>) -> bool {
         .is_some_and(|s| s.get("StreamEnabled") == Some(&Json::Bool(true)))
 }
 
-fn refuse_indexes(req: &Req) -> ApiResult<()> {
-    for k in [
-        "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
-        "GlobalSecondaryIndexUpdates",
-    ] {
-        if req.arr(k)?.is_some_and(|a| !a.is_empty()) {
-            return Err(ApiError::validation(format!(
-                "{k}: secondary indexes are not supported by Strata yet"
-            )));
-        }
-    }
-    Ok(())
-}
-
 fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for t in v.into_iter().flatten() {
@@ -370,10 +273,14 @@ fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
 
 pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = req.req_str("TableName")?;
-    refuse_indexes(req)?;
-    let key_schema = parse_key_schema(req)?;
     let mut meta = Map::new();
+    let provisioned = req.str("BillingMode")? != Some("PAY_PER_REQUEST");
+    let schema = indexes::parse_schema(req, provisioned)?;
     billing(req, &mut meta, true)?;
+    meta.insert(
+        "AttributeDefinitions".into(),
+        indexes::definitions_json(&schema.defs),
+    );
     stream_spec(req, &mut meta)?;
     merge_tags(&mut meta, tags_from(req.arr("Tags")?)?);
     if let Some(sse) = req.obj("SSESpecification")? {
@@ -387,12 +294,12 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     }
     let spec = TableSpec {
         name: name.to_string(),
-        key_schema,
+        key_schema: schema.key_schema,
         partitions: None,
         keep_old_images: keeps_old_images(&meta),
         replicas: Vec::new(),
         meta: Json::Object(meta),
-        indexes: Vec::new(),
+        indexes: schema.indexes,
     };
     let d = api.engine.create_table(spec).await.map_err(|e| match e {
         strata_engine::Error::TableExists(t) => {
@@ -492,8 +399,10 @@ where
 
 pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = table_name(req)?;
-    refuse_indexes(req)?;
     let replica_updates = req.arr("ReplicaUpdates")?.filter(|a| !a.is_empty());
+    let index_updates = req
+        .arr("GlobalSecondaryIndexUpdates")?
+        .is_some_and(|a| !a.is_empty());
     let settings = [
         "BillingMode",
         "ProvisionedThroughput",
@@ -501,30 +410,41 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         "SSESpecification",
         "DeletionProtectionEnabled",
         "TableClass",
-        "AttributeDefinitions",
     ]
     .iter()
-    .any(|k| req.has(k));
-    if !settings && replica_updates.is_none() {
+    .any(|k| req.has(k))
+        || (req.has("AttributeDefinitions") && !index_updates);
+    if !settings && replica_updates.is_none() && !index_updates {
         return Err(ApiError::validation(
             "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required",
         ));
     }
     let d = descriptor(api, name).await?;
-    if req.has("AttributeDefinitions") {
-        // Only the existing key attributes may be (re)declared.
+    let index_update = indexes::parse_update(req, &d)?;
+    if req.has("AttributeDefinitions") && !matches!(index_update, Some(IndexUpdate::Create(..))) {
+        // Only attributes already defined may be (re)declared.
+        let known = indexes::table_definitions(&d);
         for def in req.arr("AttributeDefinitions")?.into_iter().flatten() {
             let n = def
                 .get("AttributeName")
                 .and_then(Json::as_str)
                 .unwrap_or_default();
-            let is_key = n == d.key_schema.hash.name
-                || d.key_schema.range.as_ref().is_some_and(|r| r.name == n);
-            if !is_key {
+            if !known.iter().any(|(k, _)| k == n) {
                 return Err(invalid(
                     "Cannot change the key schema or add attribute definitions without an index",
                 ));
             }
+        }
+    }
+    if let Some(u) = index_update {
+        let d = update_index(api, name, u).await?;
+        if !settings && replica_updates.is_none() {
+            // DynamoDB Local's status: the table stays ACTIVE while its
+            // new index is CREATING.
+            let home = &api.engine.config().region;
+            return Ok(
+                json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }),
+            );
         }
     }
     if let Some(updates) = replica_updates {
@@ -556,6 +476,46 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     Ok(
         json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
     )
+}
+
+/// Makes one GlobalSecondaryIndexUpdates change.
+async fn update_index(api: &Api, name: &str, u: IndexUpdate) -> ApiResult<TableDescriptor> {
+    let missing_table = |e: strata_engine::Error| match e {
+        strata_engine::Error::TableNotFound(_) => not_found(name),
+        e => e.into(),
+    };
+    match u {
+        IndexUpdate::Create(def, defs) => {
+            change_meta(api, name, |meta| {
+                meta.insert(
+                    "AttributeDefinitions".into(),
+                    indexes::definitions_json(&defs),
+                );
+                Ok(())
+            })
+            .await?;
+            api.engine.add_index(name, def).await.map_err(missing_table)
+        }
+        IndexUpdate::Delete(index) => api
+            .engine
+            .drop_index(name, &index)
+            .await
+            .map_err(missing_table),
+        IndexUpdate::Update(index, pt) => api
+            .engine
+            .update_table(name, |d| {
+                for ix in d.indexes.iter_mut().filter(|i| i.name == index) {
+                    if let Some(m) = ix.meta.as_object_mut() {
+                        m.insert("ProvisionedThroughput".into(), pt.clone());
+                    } else {
+                        ix.meta = json!({ "ProvisionedThroughput": pt });
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(missing_table),
+    }
 }
 
 /// ReplicaUpdates: `{"Create": {"RegionName": …}}` or `{"Delete": {…}}`,

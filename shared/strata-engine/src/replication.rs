@@ -142,6 +142,11 @@ impl Replicator {
         &self.source.config().region
     }
 
+    /// The engine of the region replicated from.
+    pub fn source(&self) -> &Arc<Engine> {
+        &self.source
+    }
+
     /// One pass over every global table of the source region.
     pub async fn run_once(&self) -> Result<ReplicationReport> {
         let mut total = ReplicationReport::default();

@@ -94,7 +94,7 @@ pub struct IndexSignal {
 
 impl IndexSignal {
     /// A commit landed in `table` (partition `part`; None: all of it).
-    pub(crate) fn mark(&self, table: &str, part: Option<u32>) {
+    pub fn mark(&self, table: &str, part: Option<u32>) {
         self.dirty
             .lock()
             .unwrap_or_else(|p| p.into_inner())
