@@ -475,7 +475,10 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
             partitions: Some(source.partitions),
             keep_old_images: false,
             replicas: Vec::new(),
-            meta: serde_json::json!({"BillingMode": "PAY_PER_REQUEST"}),
+            meta: serde_json::json!({
+                "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": source.meta.get("AttributeDefinitions"),
+            }),
             indexes: Vec::new(),
         })
         .await
@@ -483,6 +486,10 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
     let start = std::time::Instant::now();
     let items = engine
         .restore_into(&args.table, &args.target, at)
+        .await
+        .map_err(|e| e.to_string())?;
+    engine
+        .restore_indexes(&args.target, &source.indexes)
         .await
         .map_err(|e| e.to_string())?;
     println!(

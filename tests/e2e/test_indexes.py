@@ -258,3 +258,26 @@ def test_online_index_creation_with_writers(ddb):
                     ExpressionAttributeValues={":c": S("c1")})[1] == "The table does not have the specified index: byC"
     assert error_of(ddb.update_table, TableName=t, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "byC"}}])[0] == (
         "ResourceNotFoundException")
+
+
+def test_restored_table_has_working_indexes(ddb):
+    t = indexed_table(ddb)
+    ddb.update_continuous_backups(TableName=t, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+    for i in range(30):
+        ddb.put_item(TableName=t, Item={"pk": S(f"p{i % 3}"), "sk": N(i), "g": S(f"g{i % 2}"), "r": N(i), "l": N(100 - i)})
+    time.sleep(1.1)
+    target = t + "_r"
+    ddb.restore_table_to_point_in_time(SourceTableName=t, TargetTableName=target, UseLatestRestorableTime=True)
+    ddb.get_waiter("table_exists").wait(TableName=target, WaiterConfig={"Delay": 0.2, "MaxAttempts": 100})
+    active = lambda: all(g["IndexStatus"] == "ACTIVE"
+                         for g in ddb.describe_table(TableName=target)["Table"]["GlobalSecondaryIndexes"])
+    assert until(active, 30)
+    d = ddb.describe_table(TableName=target)["Table"]
+    assert {g["IndexName"] for g in d["GlobalSecondaryIndexes"]} == {"byG", "byGk"}
+    assert [l["IndexName"] for l in d["LocalSecondaryIndexes"]] == ["byL"]
+    r = ddb.query(TableName=target, IndexName="byG", KeyConditionExpression="g = :g",
+                  ExpressionAttributeValues={":g": S("g0")})
+    assert [int(i["r"]["N"]) for i in r["Items"]] == list(range(0, 30, 2))
+    r = ddb.query(TableName=target, IndexName="byL", KeyConditionExpression="pk = :p",
+                  ExpressionAttributeValues={":p": S("p0")}, ConsistentRead=True)
+    assert [int(i["l"]["N"]) for i in r["Items"]] == sorted(100 - i for i in range(0, 30, 3))

@@ -475,6 +475,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "source": source,
         "target": target,
         "atMicros": at,
+        "indexes": serde_json::to_value(&d.indexes).unwrap_or_default(),
     });
     match api.jobs() {
         Some(runner) => {

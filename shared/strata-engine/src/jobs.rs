@@ -30,5 +30,13 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
         })
         .await
         .map_err(|e| e.to_string())?;
+    // Indexes come last, built from the restored items (see
+    // `Engine::restore_indexes`).
+    let indexes: Vec<crate::IndexDef> =
+        serde_json::from_value(job["indexes"].clone()).unwrap_or_default();
+    engine
+        .restore_indexes(target, &indexes)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(items)
 }

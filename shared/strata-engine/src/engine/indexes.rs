@@ -86,6 +86,31 @@ impl Engine {
         Ok(desc)
     }
 
+    /// Gives a restored table its source's indexes, once its items are in:
+    /// each is `Creating` until the follower has filled it from them.
+    pub async fn restore_indexes(&self, table: &str, defs: &[IndexDef]) -> Result<()> {
+        if defs.is_empty() {
+            return Ok(());
+        }
+        let desc = self
+            .update_table(table, |d| {
+                d.indexes = defs
+                    .iter()
+                    .map(|ix| IndexDef {
+                        status: IndexStatus::Creating,
+                        ..ix.clone()
+                    })
+                    .collect();
+                Ok(())
+            })
+            .await?;
+        for ix in &desc.indexes {
+            self.index_table(&desc, ix).await?;
+        }
+        self.index_signal().mark(table, None);
+        Ok(())
+    }
+
     /// Drops an index (UpdateTable's Delete): the descriptor stops listing
     /// it at once; its table, entries and cursors are deleted after.
     pub async fn drop_index(&self, table: &str, name: &str) -> Result<TableDescriptor> {
