@@ -234,7 +234,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     tokio::spawn(maintenance(Arc::clone(&engine)));
-    tokio::spawn(index_loop(Arc::clone(&engine)));
+    tokio::spawn(strata_engine::index::follower::follow_forever(Arc::clone(
+        &engine,
+    )));
     println!("strata: DynamoDB API on http://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
     println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
     axum::serve(listener, strata_api::http::router(api))
@@ -244,38 +246,6 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())
-}
-
-/// Keeps secondary indexes up to date: follows the partitions commits
-/// announce as soon as they land, and every index of every table every
-/// few seconds (what activates a new index, and the backstop for writes
-/// made by other processes).
-async fn index_loop(engine: Arc<Engine>) {
-    const FULL_PASS: Duration = Duration::from_secs(5);
-    let mut last_full = tokio::time::Instant::now();
-    loop {
-        let work = engine.index_signal().next(FULL_PASS).await;
-        let mut by_table: std::collections::BTreeMap<String, Option<Vec<u32>>> = Default::default();
-        for (table, part) in work {
-            let entry = by_table.entry(table).or_insert_with(|| Some(Vec::new()));
-            match (entry.as_mut(), part) {
-                (Some(parts), Some(p)) => parts.push(p),
-                _ => *entry = None,
-            }
-        }
-        for (table, parts) in by_table {
-            if let Err(e) = engine.follow_table_indexes(&table, parts.as_deref()).await {
-                tracing::warn!(table = %table, error = %e, "index maintenance failed; retrying");
-                engine.index_signal().mark(&table, None);
-            }
-        }
-        if last_full.elapsed() >= FULL_PASS {
-            last_full = tokio::time::Instant::now();
-            if let Err(e) = engine.follow_all_indexes().await {
-                tracing::warn!(error = %e, "index maintenance pass failed; retrying");
-            }
-        }
-    }
 }
 
 /// Replicates every `interval` until the process ends.

@@ -200,8 +200,8 @@ impl Engine {
         Ok(entries_page(page, &base, &ix))
     }
 
-    /// A Scan of an index (eventually consistent; `segment` as for
-    /// [`Engine::scan`]).
+    /// A Scan of an index (`segment` as for [`Engine::scan`]).
+    #[allow(clippy::too_many_arguments)]
     pub async fn scan_index(
         &self,
         table: &str,

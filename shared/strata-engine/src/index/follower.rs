@@ -109,6 +109,39 @@ impl IndexSignal {
     }
 }
 
+/// Keeps every index of the engine's store up to date until the process
+/// ends (what `strata serve` runs): follows the partitions commits
+/// announce as soon as they land, and every index of every table every few
+/// seconds (what activates a new index, and the backstop for writes made
+/// by other processes).
+pub async fn follow_forever(engine: Arc<Engine>) {
+    const FULL_PASS: Duration = Duration::from_secs(5);
+    let mut last_full = tokio::time::Instant::now();
+    loop {
+        let work = engine.index_signal().next(FULL_PASS).await;
+        let mut by_table: std::collections::BTreeMap<String, Option<Vec<u32>>> = Default::default();
+        for (table, part) in work {
+            let entry = by_table.entry(table).or_insert_with(|| Some(Vec::new()));
+            match (entry.as_mut(), part) {
+                (Some(parts), Some(p)) => parts.push(p),
+                _ => *entry = None,
+            }
+        }
+        for (table, parts) in by_table {
+            if let Err(e) = engine.follow_table_indexes(&table, parts.as_deref()).await {
+                tracing::warn!(table = %table, error = %e, "index maintenance failed; retrying");
+                engine.index_signal().mark(&table, None);
+            }
+        }
+        if last_full.elapsed() >= FULL_PASS {
+            last_full = tokio::time::Instant::now();
+            if let Err(e) = engine.follow_all_indexes().await {
+                tracing::warn!(error = %e, "index maintenance pass failed; retrying");
+            }
+        }
+    }
+}
+
 /// Cursors this process wrote or read, by (index table, partition).
 pub(crate) type CursorCache = Mutex<HashMap<(String, u32), (String, Cursor)>>;
 
