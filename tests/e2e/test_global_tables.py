@@ -132,3 +132,32 @@ def test_replica_added_later_gets_existing_items_and_can_be_removed(regions):
             break
         assert time.monotonic() < deadline, "replica table still there"
         time.sleep(0.2)
+
+
+def test_an_index_of_a_global_table_works_in_every_region(regions):
+    a, b = regions
+    t = create_global(a, b)
+    r = a.update_table(TableName=t, AttributeDefinitions=[{"AttributeName": "c", "AttributeType": "S"}],
+                       GlobalSecondaryIndexUpdates=[{"Create": {
+                           "IndexName": "byC", "KeySchema": [{"AttributeName": "c", "KeyType": "HASH"}],
+                           "Projection": {"ProjectionType": "ALL"}}}])
+    assert r["TableDescription"]["GlobalSecondaryIndexes"][0]["IndexName"] == "byC"
+    for i in range(10):
+        (a if i % 2 else b).put_item(TableName=t, Item={"pk": {"S": f"k{i}"}, "sk": {"S": "s"}, "c": {"S": "blue"}})
+    # Each region indexes what it holds, its own writes and the other's.
+    for c in (a, b):
+        deadline = time.monotonic() + 60
+        while True:
+            got = c.query(TableName=t, IndexName="byC", KeyConditionExpression="c = :c",
+                          ExpressionAttributeValues={":c": {"S": "blue"}})["Count"]
+            if got == 10:
+                break
+            assert time.monotonic() < deadline, f"{got} of 10 items in a region's index"
+            time.sleep(0.2)
+    assert [g["IndexName"] for g in b.describe_table(TableName=t)["Table"]["GlobalSecondaryIndexes"]] == ["byC"]
+    a.update_table(TableName=t, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "byC"}}])
+    # The other region's server notices within its descriptor cache's second.
+    deadline = time.monotonic() + 10
+    while "GlobalSecondaryIndexes" in b.describe_table(TableName=t)["Table"]:
+        assert time.monotonic() < deadline, "the index is still listed in the other region"
+        time.sleep(0.1)

@@ -484,23 +484,57 @@ async fn update_index(api: &Api, name: &str, u: IndexUpdate) -> ApiResult<TableD
         strata_engine::Error::TableNotFound(_) => not_found(name),
         e => e.into(),
     };
+    // A global table's replicas get the same index: each region maintains
+    // its own from its own log (what arrives there by replication included).
+    let home = api.engine.config().region.clone();
+    let replicas: Vec<&strata_engine::Engine> = descriptor(api, name)
+        .await?
+        .replicas
+        .iter()
+        .filter(|r| **r != home)
+        .filter_map(|r| api.regions().get(r).map(|e| e.as_ref()))
+        .collect();
     match u {
         IndexUpdate::Create(def, defs) => {
-            change_meta(api, name, |meta| {
-                meta.insert(
-                    "AttributeDefinitions".into(),
-                    indexes::definitions_json(&defs),
-                );
+            let defs = indexes::definitions_json(&defs);
+            let record = |d: &mut TableDescriptor| {
+                if let Some(m) = d.meta.as_object_mut() {
+                    m.insert("AttributeDefinitions".into(), defs.clone());
+                }
                 Ok(())
-            })
-            .await?;
-            api.engine.add_index(name, def).await.map_err(missing_table)
+            };
+            api.engine
+                .update_table(name, record)
+                .await
+                .map_err(missing_table)?;
+            let d = api
+                .engine
+                .add_index(name, def.clone())
+                .await
+                .map_err(missing_table)?;
+            for e in replicas {
+                e.update_table(name, record).await?;
+                match e.add_index(name, def.clone()).await {
+                    Ok(_) | Err(strata_engine::Error::Validation(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Ok(d)
         }
-        IndexUpdate::Delete(index) => api
-            .engine
-            .drop_index(name, &index)
-            .await
-            .map_err(missing_table),
+        IndexUpdate::Delete(index) => {
+            let d = api
+                .engine
+                .drop_index(name, &index)
+                .await
+                .map_err(missing_table)?;
+            for e in replicas {
+                match e.drop_index(name, &index).await {
+                    Ok(_) | Err(strata_engine::Error::Validation(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Ok(d)
+        }
         IndexUpdate::Update(index, pt) => api
             .engine
             .update_table(name, |d| {

@@ -534,3 +534,34 @@ async fn an_index_added_to_a_table_with_data_is_backfilled_then_active() {
         vec![TABLE.to_string()]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_retained_log_backfills_and_sweeps_stale_entries() {
+    let store = backends().remove(0).store();
+    let config = EngineConfig {
+        gc_grace: Duration::ZERO,
+        clock_skew: Duration::ZERO,
+        log_retention: Duration::ZERO,
+        ..test_config()
+    };
+    let e = engine(&store, config).await;
+    e.create_table(indexed_spec()).await.unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for w in 0..150 {
+        random_write(&e, &mut rng, w).await;
+    }
+    settle(&e).await;
+    // Items move in the index while nobody follows; the log they moved in
+    // is compacted and collected before the follower comes back.
+    for w in 150..400 {
+        random_write(&e, &mut rng, w).await;
+    }
+    e.compact(TABLE).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let gc = e.gc(TABLE).await.unwrap();
+    assert!(gc.segments > 0, "{gc:?}");
+    let report = e.follow_all_indexes().await.unwrap();
+    assert!(report.backfills > 0, "{report:?}");
+    assert!(report.swept > 0, "stale entries were left: {report:?}");
+    assert_index_equals_base(&e, "after a gap in the log").await;
+}

@@ -275,6 +275,13 @@ pub fn check_index_keys(indexes: &[IndexDef], item: &Item) -> Result<(), String>
                     ix.name, a.name
                 ));
             }
+            let is_hash = std::ptr::eq(a, &ix.key_schema.hash);
+            if is_hash && v.size() > crate::value::MAX_HASH_KEY_SIZE {
+                return Err(crate::value::KeyError::HashTooLarge.to_string());
+            }
+            if !is_hash && v.size() > crate::value::MAX_RANGE_KEY_SIZE {
+                return Err(crate::value::KeyError::RangeTooLarge.to_string());
+            }
         }
     }
     Ok(())
@@ -424,10 +431,14 @@ mod tests {
         // KEYS_ONLY: the table's and the index's keys, and the entry key.
         assert_eq!(e.len(), 4);
         assert!(!e.contains_key("x"));
-        assert!(
-            check_index_keys(std::slice::from_ref(&d), &item("a", "h", Some(Value::S("1".into())))).is_err()
-        );
+        assert!(check_index_keys(
+            std::slice::from_ref(&d),
+            &item("a", "h", Some(Value::S("1".into())))
+        )
+        .is_err());
         assert!(check_index_keys(std::slice::from_ref(&d), &item("a", "", Some(n("1")))).is_err());
-        assert!(check_index_keys(&[d], &item("a", "h", None)).is_ok());
+        assert!(check_index_keys(std::slice::from_ref(&d), &item("a", "h", None)).is_ok());
+        let long = item("a", &"x".repeat(2049), Some(n("1")));
+        assert!(check_index_keys(&[d], &long).unwrap_err().contains("2048"));
     }
 }
