@@ -169,3 +169,21 @@ def test_errors_like_dynamodb(ddb, streams):
     ddb.put_item(TableName=t, Item={"pk": {"S": "p"}, "sk": {"S": "s"}})
     records = read_all(streams, new_arn)
     assert [(r["eventName"], "OldImage" in r["dynamodb"]) for r in records] == [("INSERT", False)]
+
+
+def test_a_stream_enabled_on_a_table_with_an_index_starts_empty(ddb, streams):
+    t = "st_" + uuid.uuid4().hex[:10]
+    ddb.create_table(TableName=t, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                           {"AttributeName": "sk", "AttributeType": "S"},
+                                           {"AttributeName": "g", "AttributeType": "S"}],
+                     GlobalSecondaryIndexes=[{"IndexName": "byG", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                              "Projection": {"ProjectionType": "KEYS_ONLY"}}])
+    for i in range(5):
+        ddb.put_item(TableName=t, Item={"pk": {"S": f"before{i}"}, "sk": {"S": "s"}, "g": {"S": "x"}})
+    ddb.update_table(TableName=t, StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+    ddb.put_item(TableName=t, Item={"pk": {"S": "after"}, "sk": {"S": "s"}, "g": {"S": "x"}})
+    arn = ddb.describe_table(TableName=t)["Table"]["LatestStreamArn"]
+    records = read_all(streams, arn)
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["after"]

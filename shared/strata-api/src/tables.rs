@@ -382,6 +382,14 @@ where
                 *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
                 return Err(strata_engine::Error::Validation(msg));
             }
+            // A stream is the log of one old-image generation: enabling
+            // one starts a new generation even when old images were already
+            // kept (a table with indexes keeps them), so the stream holds
+            // no change made before it was enabled.
+            let old_meta = d.meta.as_object().cloned().unwrap_or_default();
+            if keeps_old_images(&meta) && !keeps_old_images(&old_meta) && d.images_gen() % 2 == 1 {
+                d.images_gen = d.images_gen() + 2;
+            }
             d.keep_old_images = keeps_old_images(&meta);
             d.meta = Json::Object(meta);
             Ok(())

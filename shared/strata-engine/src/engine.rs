@@ -300,8 +300,11 @@ impl Engine {
             next.splits = current.desc.splits.clone();
             next.deleted = false;
             next.keep_old_images |= !next.indexes.is_empty();
-            next.images_gen =
-                catalog::next_images_gen(current.desc.images_gen(), next.keep_old_images);
+            // `change` may start a new generation by raising it.
+            next.images_gen = catalog::next_images_gen(
+                current.desc.images_gen().max(next.images_gen),
+                next.keep_old_images,
+            );
             match catalog::publish(store, &next).await? {
                 Created::Created => {
                     let handle = self.install(Arc::new(next.clone()));
