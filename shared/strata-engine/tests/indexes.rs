@@ -565,3 +565,60 @@ async fn a_follower_behind_the_retained_log_backfills_and_sweeps_stale_entries()
     assert!(report.swept > 0, "stale entries were left: {report:?}");
     assert_index_equals_base(&e, "after a gap in the log").await;
 }
+
+#[tokio::test]
+async fn a_strong_lsi_read_follows_a_split_its_descriptor_does_not_show() {
+    let store = backends().remove(0).store();
+    let writer = engine(&store, test_config()).await;
+    let reader = engine(
+        &store,
+        EngineConfig {
+            catalog_staleness: Duration::from_secs(3600),
+            ..test_config()
+        },
+    )
+    .await;
+    let lsi = IndexDef {
+        name: "byL".into(),
+        kind: IndexKind::Local,
+        key_schema: KeySchema {
+            hash: attr("pk", KeyType::S),
+            range: Some(attr("l", KeyType::N)),
+        },
+        projection: Projection::KeysOnly,
+        status: IndexStatus::Active,
+        meta: serde_json::Value::Null,
+    };
+    writer
+        .create_table(TableSpec {
+            partitions: Some(1),
+            indexes: vec![lsi],
+            ..spec(TABLE)
+        })
+        .await
+        .unwrap();
+    async fn strong_lsi(e: &Engine) -> usize {
+        e.query_index(
+            TABLE,
+            "byL",
+            &KeyValue::S("p".into()),
+            &SortKeyCondition::All,
+            true,
+            100,
+            None,
+            usize::MAX,
+            Consistency::Strong,
+        )
+        .await
+        .unwrap()
+        .items
+        .len()
+    }
+    put(&writer, TABLE, item("p", 1, &[("l", n(1))])).await;
+    assert_eq!(strong_lsi(&reader).await, 1);
+    // The writer splits the partition and writes into a child; the
+    // reader's descriptor still shows one partition.
+    writer.split_partition(TABLE, 0).await.unwrap();
+    put(&writer, TABLE, item("p", 2, &[("l", n(2))])).await;
+    assert_eq!(strong_lsi(&reader).await, 2);
+}

@@ -181,8 +181,7 @@ impl Engine {
             }
         }
         if consistency == Consistency::Strong {
-            let part = base.map().route(hash);
-            self.follow_index_partition(&base, &ix, part).await?;
+            self.catch_up(table, &ix, Some(hash)).await?;
         }
         let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
         let page = self
@@ -214,7 +213,7 @@ impl Engine {
     ) -> Result<Page> {
         let (base, ix, itable) = self.index_parts(table, index, consistency).await?;
         if consistency == Consistency::Strong {
-            self.follow_index(&base, &ix, None).await?;
+            self.catch_up(table, &ix, None).await?;
         }
         let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
         let page = self
@@ -228,6 +227,30 @@ impl Engine {
             )
             .await?;
         Ok(entries_page(page, &base, &ix))
+    }
+
+    /// Brings a local index up to date with the base partition holding
+    /// `hash` (every partition: None), now: what a strongly consistent read
+    /// of it starts with. A split the descriptor does not show yet is
+    /// finished and the descriptor re-read, so the children's writes are
+    /// followed too.
+    async fn catch_up(&self, table: &str, ix: &IndexDef, hash: Option<&KeyValue>) -> Result<()> {
+        let mut attempts = 0;
+        loop {
+            let t = self.table(table).await?;
+            let part = hash.map(|h| [t.desc.map().route(h)]);
+            let report = self
+                .follow_index(&t.desc, ix, part.as_ref().map(|p| &p[..]))
+                .await?;
+            let Some(partition) = report.unseen_split else {
+                return Ok(());
+            };
+            let sealed = Error::Sealed {
+                table: table.to_string(),
+                partition,
+            };
+            self.reroute(&t, sealed, &mut attempts).await?;
+        }
     }
 
     async fn index_parts(

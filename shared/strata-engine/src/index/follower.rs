@@ -73,6 +73,9 @@ pub struct IndexReport {
     pub backfills: usize,
     /// Stale entries a sweep deleted.
     pub swept: usize,
+    /// A partition the descriptor followed shows as live turned out sealed
+    /// by a split it does not list yet (its children hold later writes).
+    pub unseen_split: Option<u32>,
 }
 
 impl IndexReport {
@@ -82,6 +85,7 @@ impl IndexReport {
         self.applied += o.applied;
         self.backfills += o.backfills;
         self.swept += o.swept;
+        self.unseen_split = self.unseen_split.or(o.unseen_split);
     }
 }
 
@@ -375,6 +379,9 @@ impl Engine {
                 let tail = self.log_tail(&base.name, part).await?;
                 cursor = Some(save(fresh(tail, true, true)).await?);
                 continue;
+            }
+            if seal.is_none() && read.segments.iter().any(|s| s.seal) {
+                report.unseen_split = Some(part);
             }
             let Some(last) = read.segments.last().map(|s| s.seq) else {
                 return Ok(report);
