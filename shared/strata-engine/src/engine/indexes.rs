@@ -12,6 +12,11 @@ use crate::index::{index_table_name, is_index_table, IndexDef, IndexKind, IndexS
 use crate::ops::{Consistency, Page, SortKeyCondition};
 use crate::value::{Item, KeyValue};
 
+/// Longest an eventually consistent index read waits for the process's
+/// follower loop to reach the writes acknowledged before it (see
+/// `IndexSignal::wait_followed`).
+const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Engine {
     /// Names of live user tables and index tables, sorted: what compaction
     /// and GC go over. ([`Engine::list_tables`] leaves index tables out.)
@@ -180,8 +185,9 @@ impl Engine {
                 ));
             }
         }
-        if consistency == Consistency::Strong {
-            self.catch_up(table, &ix, Some(hash)).await?;
+        match consistency {
+            Consistency::Strong => self.catch_up(table, &ix, Some(hash)).await?,
+            Consistency::Eventual => self.index_signal().wait_followed(READ_YOUR_WRITES).await,
         }
         let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
         let page = self
@@ -212,8 +218,9 @@ impl Engine {
         consistency: Consistency,
     ) -> Result<Page> {
         let (base, ix, itable) = self.index_parts(table, index, consistency).await?;
-        if consistency == Consistency::Strong {
-            self.catch_up(table, &ix, None).await?;
+        match consistency {
+            Consistency::Strong => self.catch_up(table, &ix, None).await?,
+            Consistency::Eventual => self.index_signal().wait_followed(READ_YOUR_WRITES).await,
         }
         let after = start_after.map(|k| position(&base, &ix, k)).transpose()?;
         let page = self

@@ -89,11 +89,33 @@ impl IndexReport {
     }
 }
 
-/// Work for the follower: base partitions written since it last looked.
-#[derive(Default)]
+/// Work for the follower: base partitions written since it last looked,
+/// and how far an in-process follower loop has got, so that an index read
+/// in a process running one ([`follow_forever`]: `strata serve`) sees the
+/// writes this process acknowledged before it (as DynamoDB Local's
+/// synchronous indexes do; DynamoDB promises less).
 pub struct IndexSignal {
     dirty: Mutex<BTreeSet<(String, Option<u32>)>>,
     notify: tokio::sync::Notify,
+    /// Marks made so far (each after its entry is in `dirty`).
+    announced: std::sync::atomic::AtomicU64,
+    /// Marks the loop has followed: every mark counted here was taken and
+    /// its partitions followed.
+    followed: tokio::sync::watch::Sender<u64>,
+    /// A loop is running in this process.
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl Default for IndexSignal {
+    fn default() -> Self {
+        Self {
+            dirty: Mutex::default(),
+            notify: tokio::sync::Notify::new(),
+            announced: 0.into(),
+            followed: tokio::sync::watch::Sender::new(0),
+            running: false.into(),
+        }
+    }
 }
 
 impl IndexSignal {
@@ -103,13 +125,34 @@ impl IndexSignal {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert((table.to_string(), part));
+        self.announced
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.notify.notify_one();
     }
 
-    /// Waits up to `timeout` for work, then takes what there is.
+    /// Waits up to `timeout` for work, then takes what there is, with the
+    /// count of marks it covers (pass it to [`IndexSignal::followed`]).
     pub async fn next(&self, timeout: Duration) -> BTreeSet<(String, Option<u32>)> {
+        self.take(timeout).await.0
+    }
+
+    async fn take(&self, timeout: Duration) -> (BTreeSet<(String, Option<u32>)>, u64) {
         let _ = tokio::time::timeout(timeout, self.notify.notified()).await;
-        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+        // Read the count first: every mark it counts is already in `dirty`.
+        let upto = self.announced.load(std::sync::atomic::Ordering::SeqCst);
+        let work = std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()));
+        (work, upto)
+    }
+
+    /// Waits (at most `timeout`) until the process's follower loop, if one
+    /// runs, has followed every commit announced so far.
+    pub(crate) async fn wait_followed(&self, timeout: Duration) {
+        if !self.running.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let target = self.announced.load(std::sync::atomic::Ordering::SeqCst);
+        let mut rx = self.followed.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|f| *f >= target)).await;
     }
 }
 
@@ -120,9 +163,14 @@ impl IndexSignal {
 /// by other processes).
 pub async fn follow_forever(engine: Arc<Engine>) {
     const FULL_PASS: Duration = Duration::from_secs(5);
+    let signal = engine.index_signal();
+    signal
+        .running
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let mut last_full = tokio::time::Instant::now();
     loop {
-        let work = engine.index_signal().next(FULL_PASS).await;
+        let (work, upto) = signal.take(FULL_PASS).await;
+        let mut failed = false;
         let mut by_table: std::collections::BTreeMap<String, Option<Vec<u32>>> = Default::default();
         for (table, part) in work {
             let entry = by_table.entry(table).or_insert_with(|| Some(Vec::new()));
@@ -134,8 +182,16 @@ pub async fn follow_forever(engine: Arc<Engine>) {
         for (table, parts) in by_table {
             if let Err(e) = engine.follow_table_indexes(&table, parts.as_deref()).await {
                 tracing::warn!(table = %table, error = %e, "index maintenance failed; retrying");
-                engine.index_signal().mark(&table, None);
+                failed = true;
+                signal.mark(&table, None);
             }
+        }
+        if !failed {
+            signal.followed.send_if_modified(|f| {
+                let moved = upto > *f;
+                *f = (*f).max(upto);
+                moved
+            });
         }
         if last_full.elapsed() >= FULL_PASS {
             last_full = tokio::time::Instant::now();
