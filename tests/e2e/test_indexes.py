@@ -295,3 +295,24 @@ def test_one_server_reads_its_own_writes_through_indexes(ddb):
         assert r["Count"] == i + 1
     ddb.delete_item(TableName=t, Key={"pk": S("p0"), "sk": N(0)})
     assert ddb.scan(TableName=t, IndexName="byGk", Select="COUNT")["Count"] == 19
+
+
+def test_writes_report_index_capacity(ddb):
+    # DynamoDB Local's accounting: an entry put costs its size in units, a
+    # delete 1, a move both; an index the write does not change costs 0.
+    t = indexed_table(ddb)
+    cap = lambda r: r["ConsumedCapacity"]
+    r = ddb.put_item(TableName=t, Item={"pk": S("a"), "sk": N(1), "g": S("x"), "r": N(1), "l": N(1)},
+                     ReturnConsumedCapacity="INDEXES")
+    assert cap(r)["CapacityUnits"] == 4.0
+    assert cap(r)["GlobalSecondaryIndexes"] == {"byG": {"CapacityUnits": 1.0}, "byGk": {"CapacityUnits": 1.0}}
+    assert cap(r)["LocalSecondaryIndexes"] == {"byL": {"CapacityUnits": 1.0}}
+    # g moves: each global index deletes and puts; the local index is unchanged (keys only).
+    r = ddb.put_item(TableName=t, Item={"pk": S("a"), "sk": N(1), "g": S("y"), "r": N(1), "l": N(1)},
+                     ReturnConsumedCapacity="TOTAL")
+    assert cap(r) == {"TableName": t, "CapacityUnits": 5.0}
+    r = ddb.put_item(TableName=t, Item={"pk": S("b"), "sk": N(1)}, ReturnConsumedCapacity="INDEXES")
+    assert cap(r) == {"TableName": t, "CapacityUnits": 1.0, "Table": {"CapacityUnits": 1.0}}
+    r = ddb.batch_write_item(RequestItems={t: [{"DeleteRequest": {"Key": {"pk": S("a"), "sk": N(1)}}}]},
+                             ReturnConsumedCapacity="INDEXES")
+    assert r["ConsumedCapacity"][0]["CapacityUnits"] == 4.0

@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value as Json};
 use strata_engine::{Consistency, IndexDef, IndexKind, Item, Projection, TableDescriptor};
 
-use crate::choices::{ReturnCapacity, Select};
+use crate::choices::Select;
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{Cond, DocPath, PathElem};
 use crate::Api;
@@ -99,27 +98,4 @@ pub(crate) async fn fetch_items(
         }
     }
     Ok(out)
-}
-
-/// ConsumedCapacity of an index read: the units are the index's.
-pub(crate) fn consumed(
-    table: &str,
-    ix: &IndexDef,
-    units: f64,
-    mode: ReturnCapacity,
-) -> Option<Json> {
-    let group = match ix.kind {
-        IndexKind::Global => "GlobalSecondaryIndexes",
-        IndexKind::Local => "LocalSecondaryIndexes",
-    };
-    match mode {
-        ReturnCapacity::Total => Some(json!({ "TableName": table, "CapacityUnits": units })),
-        ReturnCapacity::Indexes => Some(json!({
-            "TableName": table,
-            "CapacityUnits": units,
-            "Table": { "CapacityUnits": 0.0 },
-            group: { ix.name.clone(): { "CapacityUnits": units } },
-        })),
-        ReturnCapacity::None => None,
-    }
 }

@@ -9,6 +9,7 @@ use strata_engine::{
     Consistency, Item, ItemKey, KeySchema, TableDescriptor, WriteOp, WriteRequest,
 };
 
+use crate::capacity::Capacity;
 use crate::choices::{ReturnCapacity, ReturnCollectionMetrics, ReturnOnFailure, ReturnValues};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
@@ -19,7 +20,7 @@ use crate::json::{item_from_json, item_to_json};
 use crate::legacy;
 use crate::req::{missing, Req};
 use crate::tables::table_name;
-use crate::{consumed, read_units, write_units, Api};
+use crate::{consumed, read_units, Api};
 
 pub(crate) async fn descriptor(api: &Api, table: &str) -> ApiResult<TableDescriptor> {
     api.engine()
@@ -146,21 +147,16 @@ fn finish(
     mut out: Map<String, Json>,
     attributes: Option<Item>,
     table: &str,
-    units: f64,
+    units: Capacity,
     mode: ReturnCapacity,
 ) -> Json {
     if let Some(a) = attributes.filter(|a| !a.is_empty()) {
         out.insert("Attributes".into(), item_to_json(&a));
     }
-    if let Some(c) = consumed(table, units, mode) {
+    if let Some(c) = units.json(table, mode) {
         out.insert("ConsumedCapacity".into(), c);
     }
     Json::Object(out)
-}
-
-fn write_cost(o: &strata_engine::WriteOutcome) -> f64 {
-    let size = |i: &Option<Item>| i.as_ref().map_or(0, item_size);
-    write_units(size(&o.old).max(size(&o.new)))
 }
 
 pub async fn put(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -206,7 +202,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
         condition: engine_condition(cond),
     };
     let o = write_one(api, table, op, on_failure).await?;
-    let units = write_cost(&o);
+    let units = Capacity::of_write(&d, &o);
     Ok(finish(
         Map::new(),
         if rv == ReturnValues::AllOld {
@@ -301,7 +297,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         condition: engine_condition(cond),
     };
     let o = write_one(api, table, op, on_failure).await?;
-    let units = write_cost(&o);
+    let units = Capacity::of_write(&d, &o);
     let attributes = match rv {
         ReturnValues::AllOld => o.old,
         ReturnValues::AllNew => o.new,
@@ -333,6 +329,7 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     }
     // Validate the whole batch before writing any of it.
     let mut planned: Vec<(String, Json, WriteOp)> = Vec::new();
+    let mut descriptors: std::collections::HashMap<String, TableDescriptor> = Default::default();
     for (table, writes) in items {
         let writes = writes
             .as_array()
@@ -343,6 +340,7 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             )));
         }
         let d = descriptor(api, table).await?;
+        descriptors.insert(table.clone(), d.clone());
         let mut seen = HashSet::new();
         for w in writes {
             let (op, key) = match (w.get("PutRequest"), w.get("DeleteRequest")) {
@@ -385,11 +383,16 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     )
     .await;
     let mut unprocessed: Map<String, Json> = Map::new();
-    let mut units: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut units: std::collections::BTreeMap<String, Capacity> = Default::default();
     for ((table, raw, _), res) in planned.into_iter().zip(results) {
         match res {
             Ok(c) => {
-                *units.entry(table).or_default() += c.outcomes.iter().map(write_cost).sum::<f64>()
+                let total = units.entry(table.clone()).or_default();
+                if let Some(d) = descriptors.get(&table) {
+                    for o in &c.outcomes {
+                        total.add(&Capacity::of_write(d, o));
+                    }
+                }
             }
             Err(e) if e.is_retryable() => {
                 if let Json::Array(a) = unprocessed.entry(table).or_insert_with(|| json!([])) {
@@ -401,12 +404,8 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     }
     let mut out = json!({ "UnprocessedItems": unprocessed });
     if mode != ReturnCapacity::None {
-        out["ConsumedCapacity"] = Json::Array(
-            units
-                .iter()
-                .filter_map(|(t, u)| consumed(t, *u, mode))
-                .collect(),
-        );
+        out["ConsumedCapacity"] =
+            Json::Array(units.iter().filter_map(|(t, u)| u.json(t, mode)).collect());
     }
     Ok(out)
 }

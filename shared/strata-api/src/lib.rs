@@ -4,6 +4,7 @@
 //! and the Lambda function serve. Storage is `strata_engine`'s business.
 
 pub mod backups;
+mod capacity;
 mod choices;
 pub mod error;
 pub mod expr;
@@ -25,7 +26,6 @@ use serde_json::Value as Json;
 use strata_engine::replication::Regions;
 use strata_engine::Engine;
 
-use choices::ReturnCapacity;
 pub use error::{ApiError, ApiResult, ErrorCode};
 use req::Req;
 pub use tables::iso_time;
@@ -228,33 +228,7 @@ impl Api {
     }
 }
 
-/// `ReturnConsumedCapacity` handling shared by every item operation.
-pub(crate) fn consumed(table: &str, units: f64, mode: ReturnCapacity) -> Option<Json> {
-    match mode {
-        ReturnCapacity::Total => {
-            Some(serde_json::json!({ "TableName": table, "CapacityUnits": units }))
-        }
-        ReturnCapacity::Indexes => Some(
-            serde_json::json!({ "TableName": table, "CapacityUnits": units, "Table": { "CapacityUnits": units } }),
-        ),
-        ReturnCapacity::None => None,
-    }
-}
-
-/// Read units: 4 KB per unit, rounded up; eventual reads cost half.
-pub(crate) fn read_units(bytes: usize, strong: bool) -> f64 {
-    let units = (bytes.max(1) as f64 / 4096.0).ceil();
-    if strong {
-        units
-    } else {
-        units / 2.0
-    }
-}
-
-/// Write units: 1 KB per unit, rounded up.
-pub(crate) fn write_units(bytes: usize) -> f64 {
-    (bytes.max(1) as f64 / 1024.0).ceil()
-}
+pub(crate) use capacity::{consumed, read_units};
 
 /// A fresh request id for the `x-amzn-RequestId` header.
 pub fn request_id() -> String {

@@ -8,6 +8,7 @@ use strata_engine::{
     Consistency, Item, ItemKey, KeySchema, KeyValue, Page, SortKeyCondition, Value,
 };
 
+use crate::capacity::Capacity;
 use crate::choices::{wire, ReturnCapacity, Select};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
@@ -298,7 +299,7 @@ fn respond(page: Page, table: &str, p: &ReadParams, index: Option<&IndexRead>) -
     }
     let units = read_units(bytes, p.strong);
     let capacity = match index {
-        Some(ix) => index_reads::consumed(table, &ix.def, units, p.mode),
+        Some(ix) => Capacity::index(&ix.def, units).json(table, p.mode),
         None => consumed(table, units, p.mode),
     };
     if let Some(c) = capacity {
