@@ -113,3 +113,78 @@ async fn notifications_replicate_the_partitions_they_name() {
         );
     }
 }
+
+#[tokio::test]
+async fn notifications_bring_indexes_up_to_date_without_replicas() {
+    let a = region("us-east-1").await;
+    let attr = |n: &str| KeyAttribute {
+        name: n.into(),
+        key_type: KeyType::S,
+    };
+    a.create_table(TableSpec {
+        name: "orders".into(),
+        key_schema: KeySchema {
+            hash: attr("k"),
+            range: None,
+        },
+        partitions: Some(2),
+        keep_old_images: false,
+        replicas: Vec::new(),
+        meta: serde_json::Value::Null,
+        indexes: vec![IndexDef {
+            name: "byColour".into(),
+            kind: IndexKind::Global,
+            key_schema: KeySchema {
+                hash: attr("colour"),
+                range: None,
+            },
+            projection: Projection::All,
+            status: IndexStatus::Active,
+            meta: serde_json::Value::Null,
+        }],
+    })
+    .await
+    .unwrap();
+    // No other region: the replicator still runs, for the indexes.
+    let replicator = Replicator::new(Arc::clone(&a), BTreeMap::new());
+    strata_replicator::handle(&replicator, &json!({}))
+        .await
+        .unwrap();
+    let desc = a.describe_table("orders").await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..10 {
+        let k = format!("item{i}");
+        let mut it = item(&k);
+        it.insert("colour".into(), Value::S("red".into()));
+        let c = a
+            .write("orders", WriteRequest::single(WriteOp::put(key(&k), it)))
+            .await
+            .unwrap();
+        let part = desc.map().route(&KeyValue::S(k.clone()));
+        objects.push(format!(
+            "prefix/tables/orders/{}/p{part:04}/log/{:020}.seg",
+            desc.incarnation, c.seq
+        ));
+    }
+    let body = json!({"Records": objects.iter().map(|k| json!({"s3": {"object": {"key": k}}})).collect::<Vec<_>>()}).to_string();
+    let event = json!({"Records": [{"eventSource": "aws:sqs", "body": body}]});
+    let out = strata_replicator::handle(&replicator, &event)
+        .await
+        .unwrap();
+    assert_eq!(out["index_applied"], 10, "{out}");
+    let page = a
+        .query_index(
+            "orders",
+            "byColour",
+            &KeyValue::S("red".into()),
+            &SortKeyCondition::All,
+            true,
+            100,
+            None,
+            usize::MAX,
+            Consistency::Eventual,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 10);
+}
