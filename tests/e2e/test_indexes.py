@@ -316,3 +316,15 @@ def test_writes_report_index_capacity(ddb):
     r = ddb.batch_write_item(RequestItems={t: [{"DeleteRequest": {"Key": {"pk": S("a"), "sk": N(1)}}}]},
                              ReturnConsumedCapacity="INDEXES")
     assert r["ConsumedCapacity"][0]["CapacityUnits"] == 4.0
+
+
+def test_index_tables_cannot_be_reached_by_name(ddb):
+    t = indexed_table(ddb)
+    hidden = f"{t}!byG"
+    code, _, _ = error_of(ddb.batch_write_item, RequestItems={hidden: [{"PutRequest": {"Item": {"g": S("x")}}}]})
+    assert code in ("ValidationException", "ResourceNotFoundException")
+    code, _, _ = error_of(ddb.batch_get_item, RequestItems={hidden: {"Keys": [{"g": S("x")}]}})
+    assert code in ("ValidationException", "ResourceNotFoundException")
+    assert error_of(ddb.get_item, TableName=hidden, Key={"g": S("x")})[0] == "ValidationException"
+    assert error_of(ddb.create_table, TableName=f"{t}!other", BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=AD(("pk", "S")), KeySchema=KS("pk"))[0] == "ValidationException"

@@ -74,14 +74,21 @@ pub async fn handle(replicator: &Replicator, event: &Value) -> Result<Value, str
                 {
                     Ok(r) => indexed.add(&r),
                     Err(strata_engine::Error::TableNotFound(_)) => {}
-                    Err(e) => return Err(e),
+                    // Retried by the schedule; it does not fail the
+                    // batch's replication.
+                    Err(e) => {
+                        tracing::warn!(table = %table, error = %e, "index maintenance failed")
+                    }
                 }
                 tables += 1;
             }
         }
         None => {
             total = replicator.run_once().await?;
-            indexed = replicator.source().follow_all_indexes().await?;
+            match replicator.source().follow_all_indexes().await {
+                Ok(r) => indexed = r,
+                Err(e) => tracing::warn!(error = %e, "index maintenance pass failed"),
+            }
         }
     }
     Ok(json!({

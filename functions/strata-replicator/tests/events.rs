@@ -133,6 +133,7 @@ async fn notifications_bring_indexes_up_to_date_without_replicas() {
         meta: serde_json::Value::Null,
         indexes: vec![IndexDef {
             name: "byColour".into(),
+            id: String::new(),
             kind: IndexKind::Global,
             key_schema: KeySchema {
                 hash: attr("colour"),

@@ -170,6 +170,7 @@ impl From<strata_engine::Error> for ApiError {
             E::TableNotFound(_) => ApiError::not_found("Requested resource not found"),
             E::TableExists(t) => ApiError::in_use(format!("Table already exists: {t}")),
             E::Validation(m) => ApiError::validation(m),
+            e @ E::IndexNotFound(_) => ApiError::validation(e.to_string()),
             E::ConditionFailed { .. } => ApiError::condition_failed(None),
             E::Corrupt { path, reason } => {
                 ApiError::internal(format!("corrupt object {path}: {reason}"))

@@ -266,6 +266,7 @@ fn index_def(
     }
     Ok(IndexDef {
         name,
+        id: String::new(),
         kind,
         key_schema,
         projection,
@@ -423,10 +424,18 @@ pub(crate) fn table_definitions(d: &TableDescriptor) -> Vec<(String, KeyType)> {
             Some((n, t))
         })
         .collect();
+    // Every key attribute is defined, whatever was recorded.
     let ks = &d.key_schema;
-    for a in std::iter::once(&ks.hash).chain(&ks.range) {
+    for (i, a) in std::iter::once(&ks.hash).chain(&ks.range).enumerate() {
         if !out.iter().any(|(n, _)| *n == a.name) {
-            out.insert(0, (a.name.clone(), a.key_type));
+            out.insert(i, (a.name.clone(), a.key_type));
+        }
+    }
+    for ix in &d.indexes {
+        for a in std::iter::once(&ix.key_schema.hash).chain(&ix.key_schema.range) {
+            if !out.iter().any(|(n, _)| *n == a.name) {
+                out.push((a.name.clone(), a.key_type));
+            }
         }
     }
     out

@@ -511,21 +511,23 @@ async fn update_index(api: &Api, name: &str, u: IndexUpdate) -> ApiResult<TableD
                 }
                 Ok(())
             };
+            // The index first: a definition is never recorded for an
+            // index that was not added.
             api.engine
-                .update_table(name, record)
+                .add_index(name, def.clone())
                 .await
                 .map_err(missing_table)?;
             let d = api
                 .engine
-                .add_index(name, def.clone())
+                .update_table(name, record)
                 .await
                 .map_err(missing_table)?;
             for e in replicas {
-                e.update_table(name, record).await?;
                 match e.add_index(name, def.clone()).await {
                     Ok(_) | Err(strata_engine::Error::Validation(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
+                e.update_table(name, record).await?;
             }
             Ok(d)
         }
@@ -537,7 +539,7 @@ async fn update_index(api: &Api, name: &str, u: IndexUpdate) -> ApiResult<TableD
                 .map_err(missing_table)?;
             for e in replicas {
                 match e.drop_index(name, &index).await {
-                    Ok(_) | Err(strata_engine::Error::Validation(_)) => {}
+                    Ok(_) | Err(strata_engine::Error::IndexNotFound(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
             }

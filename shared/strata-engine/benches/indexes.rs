@@ -41,6 +41,7 @@ fn spec(name: &str, gsis: usize) -> TableSpec {
         indexes: (0..gsis)
             .map(|i| IndexDef {
                 name: format!("gsi{i}"),
+                id: String::new(),
                 kind: IndexKind::Global,
                 key_schema: KeySchema {
                     hash: attr(&format!("a{i}"), KeyType::S),

@@ -194,8 +194,17 @@ impl Engine {
 
     // ---------------------------------------------------------------- tables
 
-    /// Creates a table, and the tables of its indexes.
-    pub async fn create_table(&self, spec: TableSpec) -> Result<TableDescriptor> {
+    /// Creates a table, and the tables of its indexes (each given an id).
+    pub async fn create_table(&self, mut spec: TableSpec) -> Result<TableDescriptor> {
+        catalog::validate_table_name(&spec.name)?;
+        for ix in &mut spec.indexes {
+            ix.id = paths::random_id();
+        }
+        self.create_stored_table(spec).await
+    }
+
+    /// Creates a table of any stored name (an index table's too).
+    pub(crate) async fn create_stored_table(&self, spec: TableSpec) -> Result<TableDescriptor> {
         catalog::validate_stored_name(&spec.name)?;
         let partitions = spec
             .partitions
@@ -232,7 +241,7 @@ impl Engine {
             Created::Created => {
                 self.install(Arc::new(desc.clone()));
                 for ix in &desc.indexes {
-                    self.index_table(&desc, ix).await?;
+                    self.make_index_table(&desc, ix).await?;
                 }
                 Ok(desc)
             }
@@ -240,7 +249,17 @@ impl Engine {
         }
     }
 
+    /// A user table's descriptor (an index table is not found: clients
+    /// never reach one by name).
     pub async fn describe_table(&self, name: &str) -> Result<TableDescriptor> {
+        if is_index_table(name) {
+            return Err(Error::TableNotFound(name.to_string()));
+        }
+        self.describe_stored_table(name).await
+    }
+
+    /// Any stored table's descriptor, an index table's too.
+    pub async fn describe_stored_table(&self, name: &str) -> Result<TableDescriptor> {
         Ok((*self.table(name).await?.desc).clone())
     }
 

@@ -17,6 +17,11 @@ pub enum Error {
     #[error("{0}")]
     Validation(String),
 
+    /// The table has no index of this name (it may have just been
+    /// dropped). DynamoDB answers a ValidationException.
+    #[error("The table does not have the specified index: {0}")]
+    IndexNotFound(String),
+
     /// A write's condition did not hold. `index` is the failing operation
     /// within its request; `item` is the item it was evaluated against.
     #[error("The conditional request failed")]
@@ -77,6 +82,7 @@ impl Error {
             Error::TableNotFound(t) => Error::TableNotFound(t.clone()),
             Error::TableExists(t) => Error::TableExists(t.clone()),
             Error::Validation(m) => Error::Validation(m.clone()),
+            Error::IndexNotFound(i) => Error::IndexNotFound(i.clone()),
             Error::ConditionFailed { index, item } => Error::ConditionFailed {
                 index: *index,
                 item: item.clone(),

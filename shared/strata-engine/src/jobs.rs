@@ -32,8 +32,11 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
         .map_err(|e| e.to_string())?;
     // Indexes come last, built from the restored items (see
     // `Engine::restore_indexes`).
-    let indexes: Vec<crate::IndexDef> =
-        serde_json::from_value(job["indexes"].clone()).unwrap_or_default();
+    let indexes: Vec<crate::IndexDef> = match &job["indexes"] {
+        Json::Null => Vec::new(),
+        v => serde_json::from_value(v.clone())
+            .map_err(|e| format!("restore job with unreadable indexes: {e}"))?,
+    };
     engine
         .restore_indexes(target, &indexes)
         .await

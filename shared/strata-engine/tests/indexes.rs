@@ -30,6 +30,7 @@ fn gsi(
 ) -> IndexDef {
     IndexDef {
         name: name.into(),
+        id: String::new(),
         kind: IndexKind::Global,
         key_schema: KeySchema { hash, range },
         projection,
@@ -280,7 +281,7 @@ async fn gsi_replay_is_noop() {
     let base = clean.describe_table(TABLE).await.unwrap();
     for ix in &base.indexes {
         let itable = clean
-            .describe_table(&index_table_name(TABLE, &ix.name))
+            .describe_stored_table(&index_table_name(TABLE, &ix.name))
             .await
             .unwrap();
         for part in base.map().all() {
@@ -306,6 +307,7 @@ async fn lsi_atomic_with_item() {
     let reader = Arc::new(engine(&store, test_config()).await);
     let lsi = IndexDef {
         name: "byL".into(),
+        id: String::new(),
         kind: IndexKind::Local,
         key_schema: KeySchema {
             hash: attr("pk", KeyType::S),
@@ -423,9 +425,10 @@ async fn global_index_reads_refuse_strong_consistency_and_unknown_indexes() {
     assert!(
         matches!(q("byG", Consistency::Strong).await, Err(Error::Validation(m)) if m.contains("Consistent reads are not supported"))
     );
-    assert!(
-        matches!(q("nope", Consistency::Eventual).await, Err(Error::Validation(m)) if m.contains("does not have the specified index"))
-    );
+    assert!(matches!(
+        q("nope", Consistency::Eventual).await,
+        Err(Error::IndexNotFound(_))
+    ));
     // A wrong index-key type is refused; an item without index keys is fine.
     let bad = item("a", 1, &[("g", n(1))]);
     let err = e
@@ -580,6 +583,7 @@ async fn a_strong_lsi_read_follows_a_split_its_descriptor_does_not_show() {
     .await;
     let lsi = IndexDef {
         name: "byL".into(),
+        id: String::new(),
         kind: IndexKind::Local,
         key_schema: KeySchema {
             hash: attr("pk", KeyType::S),
@@ -621,4 +625,250 @@ async fn a_strong_lsi_read_follows_a_split_its_descriptor_does_not_show() {
     writer.split_partition(TABLE, 0).await.unwrap();
     put(&writer, TABLE, item("p", 2, &[("l", n(2))])).await;
     assert_eq!(strong_lsi(&reader).await, 2);
+}
+
+fn gsi_on(attr_name: &str) -> IndexDef {
+    gsi(
+        "byG",
+        attr(attr_name, KeyType::S),
+        None,
+        Projection::KeysOnly,
+    )
+}
+
+fn eager_gc() -> EngineConfig {
+    EngineConfig {
+        gc_grace: Duration::ZERO,
+        clock_skew: Duration::ZERO,
+        log_retention: Duration::ZERO,
+        ..test_config()
+    }
+}
+
+#[tokio::test]
+async fn a_split_during_a_pending_rebuild_sweeps_the_children() {
+    let store = backends().remove(0).store();
+    let e = engine(&store, eager_gc()).await;
+    e.create_table(TableSpec {
+        partitions: Some(1),
+        indexes: vec![gsi_on("g")],
+        ..spec(TABLE)
+    })
+    .await
+    .unwrap();
+    for i in 0..60 {
+        put(&e, TABLE, item("p", i, &[("g", Value::S("a".into()))])).await;
+    }
+    settle(&e).await;
+    // Half the items move in the index, unfollowed; that log is folded and
+    // collected, and the partition splits before the follower comes back.
+    for i in 0..30 {
+        put(&e, TABLE, item("p", i, &[("g", Value::S("b".into()))])).await;
+    }
+    e.compact(TABLE).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(e.gc(TABLE).await.unwrap().segments > 0);
+    e.split_partition(TABLE, 0).await.unwrap();
+    let report = e.follow_all_indexes().await.unwrap();
+    assert!(report.swept >= 30, "{report:?}");
+    assert_index_equals_base(&e, "after a split during a rebuild").await;
+}
+
+#[tokio::test]
+async fn an_index_dropped_and_added_again_is_a_new_index() {
+    let store = backends().remove(0).store();
+    let e = engine(&store, test_config()).await;
+    // An instance whose descriptor stays old: it must not bring the
+    // dropped index's table back.
+    let stale = engine(
+        &store,
+        EngineConfig {
+            catalog_staleness: Duration::from_secs(3600),
+            ..test_config()
+        },
+    )
+    .await;
+    e.create_table(TableSpec {
+        indexes: vec![gsi_on("g")],
+        ..spec(TABLE)
+    })
+    .await
+    .unwrap();
+    for i in 0..20 {
+        put(
+            &e,
+            TABLE,
+            item(
+                "p",
+                i,
+                &[("g", Value::S("x".into())), ("h", Value::S("y".into()))],
+            ),
+        )
+        .await;
+    }
+    settle(&e).await;
+    stale.follow_all_indexes().await.unwrap();
+    e.drop_index(TABLE, "byG").await.unwrap();
+    for i in 20..30 {
+        put(
+            &e,
+            TABLE,
+            item(
+                "p",
+                i,
+                &[("g", Value::S("x".into())), ("h", Value::S("y".into()))],
+            ),
+        )
+        .await;
+    }
+    stale.follow_all_indexes().await.unwrap();
+    let live: Vec<String> = e.list_stored_tables().await.unwrap();
+    assert_eq!(
+        live,
+        vec![TABLE.to_string()],
+        "the dropped index's table came back"
+    );
+    // Added again under the same name, on another attribute.
+    e.add_index(TABLE, gsi_on("h")).await.unwrap();
+    stale.follow_all_indexes().await.unwrap();
+    settle(&e).await;
+    assert_eq!(
+        e.describe_table(TABLE)
+            .await
+            .unwrap()
+            .index("byG")
+            .unwrap()
+            .status,
+        IndexStatus::Active
+    );
+    assert_index_equals_base(&e, "re-added index").await;
+    let page = e
+        .query_index(
+            TABLE,
+            "byG",
+            &KeyValue::S("y".into()),
+            &SortKeyCondition::All,
+            true,
+            100,
+            None,
+            usize::MAX,
+            Consistency::Eventual,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 30);
+}
+
+#[tokio::test]
+async fn values_too_long_to_index_are_left_out_not_fatal() {
+    let store = backends().remove(0).store();
+    let e = engine(&store, test_config()).await;
+    e.create_table(spec(TABLE)).await.unwrap();
+    put(
+        &e,
+        TABLE,
+        item("p", 1, &[("g", Value::S("x".repeat(3000)))]),
+    )
+    .await;
+    put(&e, TABLE, item("p", 2, &[("g", Value::S("short".into()))])).await;
+    e.add_index(TABLE, gsi_on("g")).await.unwrap();
+    e.follow_all_indexes().await.unwrap();
+    assert_eq!(
+        e.describe_table(TABLE)
+            .await
+            .unwrap()
+            .index("byG")
+            .unwrap()
+            .status,
+        IndexStatus::Active
+    );
+    assert_index_equals_base(&e, "oversized value").await;
+    assert_eq!(stored_entries(&e, &gsi_on("g")).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_strong_lsi_read_sees_a_split_another_follower_already_passed() {
+    let store = backends().remove(0).store();
+    let writer = engine(&store, test_config()).await;
+    let lsi = IndexDef {
+        name: "byL".into(),
+        id: String::new(),
+        kind: IndexKind::Local,
+        key_schema: KeySchema {
+            hash: attr("pk", KeyType::S),
+            range: Some(attr("l", KeyType::N)),
+        },
+        projection: Projection::KeysOnly,
+        status: IndexStatus::Active,
+        meta: serde_json::Value::Null,
+    };
+    writer
+        .create_table(TableSpec {
+            partitions: Some(1),
+            indexes: vec![lsi],
+            ..spec(TABLE)
+        })
+        .await
+        .unwrap();
+    put(&writer, TABLE, item("p", 1, &[("l", n(1))])).await;
+    // The reader knows the table (one partition) but holds no cursor.
+    let reader = engine(
+        &store,
+        EngineConfig {
+            catalog_staleness: Duration::from_secs(3600),
+            ..test_config()
+        },
+    )
+    .await;
+    assert!(get(&reader, TABLE, &key("p", 1)).await.is_some());
+    writer.split_partition(TABLE, 0).await.unwrap();
+    writer.follow_all_indexes().await.unwrap();
+    put(&writer, TABLE, item("p", 2, &[("l", n(2))])).await;
+    let page = reader
+        .query_index(
+            TABLE,
+            "byL",
+            &KeyValue::S("p".into()),
+            &SortKeyCondition::All,
+            true,
+            100,
+            None,
+            usize::MAX,
+            Consistency::Strong,
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2);
+}
+
+#[tokio::test]
+async fn log_older_than_the_retention_is_rebuilt_not_replayed() {
+    let store = backends().remove(0).store();
+    let e = engine(
+        &store,
+        EngineConfig {
+            log_retention: Duration::from_millis(200),
+            ..test_config()
+        },
+    )
+    .await;
+    e.create_table(TableSpec {
+        indexes: vec![gsi_on("g")],
+        ..spec(TABLE)
+    })
+    .await
+    .unwrap();
+    settle(&e).await;
+    for i in 0..20 {
+        put(
+            &e,
+            TABLE,
+            item("p", i, &[("g", Value::S(format!("v{}", i % 3)))]),
+        )
+        .await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = e.follow_all_indexes().await.unwrap();
+    assert!(report.backfills > 0, "{report:?}");
+    assert_index_equals_base(&e, "after expired log").await;
 }

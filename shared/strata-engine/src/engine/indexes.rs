@@ -24,19 +24,48 @@ impl Engine {
         self.live_tables(|_| true).await
     }
 
-    /// The table holding `ix` of `base`, created if it is missing or
-    /// belongs to an earlier incarnation of the base table (left by a
-    /// process that died between creating the table and its index, or
-    /// between deleting them).
+    /// The table holding `ix` of `base`. Opening never creates one from a
+    /// descriptor that may be stale (a dropped index would come back):
+    /// when it is missing or not this index's (a leftover of a dropped
+    /// index of that name, or of an earlier incarnation of the base), the
+    /// base's newest descriptor is read from the store, and only if that
+    /// still lists this very index is its table (re)made — which repairs a
+    /// process that died between publishing an index and making its table.
+    /// Otherwise the index is gone: [`Error::IndexNotFound`].
     pub async fn index_table(
         &self,
         base: &TableDescriptor,
         ix: &IndexDef,
     ) -> Result<TableDescriptor> {
         let name = index_table_name(&base.name, &ix.name);
+        match self.describe_stored_table(&name).await {
+            Ok(d) if owned_by(&d, base, ix) => return Ok(d),
+            Ok(_) | Err(Error::TableNotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let latest = crate::catalog::latest(self.ctx.store.as_ref(), &base.name).await?;
+        let listed = latest.as_ref().is_some_and(|d| {
+            !d.deleted
+                && d.incarnation == base.incarnation
+                && d.index(&ix.name).is_some_and(|i| i.id == ix.id)
+        });
+        if !listed {
+            return Err(Error::IndexNotFound(ix.name.clone()));
+        }
+        self.make_index_table(base, ix).await
+    }
+
+    /// Makes the table of `ix` (listed by `base`), replacing a table of
+    /// that name that belongs to another index or base incarnation.
+    pub(crate) async fn make_index_table(
+        &self,
+        base: &TableDescriptor,
+        ix: &IndexDef,
+    ) -> Result<TableDescriptor> {
+        let name = index_table_name(&base.name, &ix.name);
         for _ in 0..4 {
-            match self.describe_table(&name).await {
-                Ok(d) if owned_by(&d, base) => return Ok(d),
+            match self.describe_stored_table(&name).await {
+                Ok(d) if owned_by(&d, base, ix) => return Ok(d),
                 Ok(_) => match Box::pin(self.delete_table(&name)).await {
                     Ok(_) | Err(Error::TableNotFound(_)) => {}
                     Err(e) => return Err(e),
@@ -50,10 +79,10 @@ impl Engine {
                 partitions: None,
                 keep_old_images: false,
                 replicas: Vec::new(),
-                meta: json!({"base_incarnation": base.incarnation, "index": ix.name}),
+                meta: json!({"base_incarnation": base.incarnation, "index": ix.name, "index_id": ix.id}),
                 indexes: Vec::new(),
             };
-            match Box::pin(self.create_table(spec)).await {
+            match Box::pin(self.create_stored_table(spec)).await {
                 Ok(d) => return Ok(d),
                 // Someone else created it meanwhile: look again.
                 Err(Error::TableExists(_)) => {}
@@ -66,11 +95,44 @@ impl Engine {
         )))
     }
 
+    /// Deletes index tables whose index no longer exists: its base table
+    /// was deleted or re-created, or the index dropped (a drop whose delete
+    /// failed, or a table made again by a process that had not seen the
+    /// drop). Reads the base's newest descriptor from the store, after
+    /// listing, so an index being added (its descriptor is published before
+    /// its table is made) is never taken for garbage.
+    pub async fn collect_index_tables(&self) -> Result<usize> {
+        let store = self.ctx.store.as_ref();
+        let mut deleted = 0;
+        for name in self.live_tables(is_index_table).await? {
+            let Some((table, index)) = name.split_once('!') else {
+                continue;
+            };
+            let Some(itable) = crate::catalog::latest(store, &name).await? else {
+                continue;
+            };
+            let base = crate::catalog::latest(store, table).await?;
+            let live = base.is_some_and(|b| {
+                !b.deleted && b.index(index).is_some_and(|ix| owned_by(&itable, &b, ix))
+            });
+            if !live {
+                tracing::info!(table = %name, "deleting the table of an index that no longer exists");
+                match self.delete_table(&name).await {
+                    Ok(_) => deleted += 1,
+                    Err(Error::TableNotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Adds a global secondary index to a table (UpdateTable's
     /// GlobalSecondaryIndexUpdates Create). The index is `Creating` until
     /// the follower has filled it from the table's items.
     pub async fn add_index(&self, table: &str, def: IndexDef) -> Result<TableDescriptor> {
         let def = &def;
+        let id = crate::paths::random_id();
         let desc = self
             .update_table(table, |d| {
                 if d.index(&def.name).is_some() {
@@ -81,12 +143,15 @@ impl Engine {
                 }
                 d.indexes.push(IndexDef {
                     status: IndexStatus::Creating,
+                    id: id.clone(),
                     ..def.clone()
                 });
                 Ok(())
             })
             .await?;
-        self.index_table(&desc, def).await?;
+        if let Some(ix) = desc.index(&def.name) {
+            self.make_index_table(&desc, ix).await?;
+        }
         self.index_signal().mark(table, None);
         Ok(desc)
     }
@@ -103,6 +168,7 @@ impl Engine {
                     .iter()
                     .map(|ix| IndexDef {
                         status: IndexStatus::Creating,
+                        id: crate::paths::random_id(),
                         ..ix.clone()
                     })
                     .collect();
@@ -110,7 +176,7 @@ impl Engine {
             })
             .await?;
         for ix in &desc.indexes {
-            self.index_table(&desc, ix).await?;
+            self.make_index_table(&desc, ix).await?;
         }
         self.index_signal().mark(table, None);
         Ok(())
@@ -122,9 +188,7 @@ impl Engine {
         let desc = self
             .update_table(table, |d| {
                 if d.index(name).is_none() {
-                    return Err(Error::Validation(format!(
-                        "Requested resource not found: Index: {name} not found"
-                    )));
+                    return Err(Error::IndexNotFound(name.to_string()));
                 }
                 d.indexes.retain(|i| i.name != name);
                 Ok(())
@@ -267,11 +331,10 @@ impl Engine {
         consistency: Consistency,
     ) -> Result<(Arc<TableDescriptor>, IndexDef, TableDescriptor)> {
         let base = Arc::new(self.describe_table(table).await?);
-        let ix = base.index(index).cloned().ok_or_else(|| {
-            Error::Validation(format!(
-                "The table does not have the specified index: {index}"
-            ))
-        })?;
+        let ix = base
+            .index(index)
+            .cloned()
+            .ok_or_else(|| Error::IndexNotFound(index.to_string()))?;
         if consistency == Consistency::Strong && ix.kind == IndexKind::Global {
             return Err(Error::Validation(
                 "Consistent reads are not supported on global secondary indexes".into(),
@@ -298,11 +361,13 @@ impl Engine {
     }
 }
 
-/// Whether `d`, an index table, belongs to this incarnation of `base`.
-fn owned_by(d: &TableDescriptor, base: &TableDescriptor) -> bool {
+/// Whether `d`, an index table, is the table of index `ix` of this
+/// incarnation of `base`.
+fn owned_by(d: &TableDescriptor, base: &TableDescriptor, ix: &IndexDef) -> bool {
+    let meta = |k: &str| d.meta.get(k).and_then(|v| v.as_str());
     is_index_table(&d.name)
-        && d.meta.get("base_incarnation").and_then(|v| v.as_str())
-            == Some(base.incarnation.as_str())
+        && meta("base_incarnation") == Some(base.incarnation.as_str())
+        && meta("index_id").unwrap_or_default() == ix.id
 }
 
 /// The index-table key of a client's start key.

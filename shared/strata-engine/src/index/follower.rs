@@ -57,9 +57,16 @@ pub(crate) struct Cursor {
     #[serde(default)]
     sweep: bool,
     /// A sealed partition whose log was not all followed: its children
-    /// are backfilled instead.
+    /// are backfilled instead (and swept, with `children_sweep`, when
+    /// the parent's entries may be stale: a backfill or sweep was pending).
     #[serde(default)]
     children_backfill: bool,
+    #[serde(default)]
+    children_sweep: bool,
+    /// The partition's seal has been followed (a split the reader's
+    /// descriptor may not show yet).
+    #[serde(default)]
+    sealed: bool,
 }
 
 /// What a pass did.
@@ -180,10 +187,17 @@ pub async fn follow_forever(engine: Arc<Engine>) {
             }
         }
         for (table, parts) in by_table {
-            if let Err(e) = engine.follow_table_indexes(&table, parts.as_deref()).await {
-                tracing::warn!(table = %table, error = %e, "index maintenance failed; retrying");
-                failed = true;
-                signal.mark(&table, None);
+            match engine.follow_table_indexes(&table, parts.as_deref()).await {
+                Ok(_) | Err(Error::TableNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(table = %table, error = %e, "index maintenance failed; retrying in a second");
+                    failed = true;
+                    let engine = Arc::clone(&engine);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        engine.index_signal().mark(&table, None);
+                    });
+                }
             }
         }
         if !failed {
@@ -220,6 +234,9 @@ impl Engine {
                 }
             }
         }
+        if let Err(e) = self.collect_index_tables().await {
+            tracing::warn!(error = %e, "collecting the tables of dropped indexes failed");
+        }
         first_error.map_or(Ok(total), Err)
     }
 
@@ -232,10 +249,20 @@ impl Engine {
     ) -> Result<IndexReport> {
         let base = Arc::new(self.describe_table(table).await?);
         let mut total = IndexReport::default();
+        let mut first_error = None;
+        // One index failing does not hold the others back.
         for ix in &base.indexes {
-            total.add(&self.follow_index(&base, ix, parts).await?);
+            match self.follow_index(&base, ix, parts).await {
+                Ok(r) => total.add(&r),
+                // Dropped since this descriptor was read.
+                Err(Error::IndexNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(table, index = %ix.name, error = %e, "index maintenance failed");
+                    first_error.get_or_insert(e);
+                }
+            }
         }
-        Ok(total)
+        first_error.map_or(Ok(total), Err)
     }
 
     /// Brings `ix` up to date with the given partitions of `base` (all:
@@ -280,9 +307,12 @@ impl Engine {
                 _ => return Ok(()),
             }
         }
-        let name = ix.name.clone();
         self.update_table(&base.name, |d| {
-            for i in d.indexes.iter_mut().filter(|i| i.name == name) {
+            for i in d
+                .indexes
+                .iter_mut()
+                .filter(|i| i.name == ix.name && i.id == ix.id)
+            {
                 i.status = IndexStatus::Active;
             }
             Ok(())
@@ -315,7 +345,10 @@ impl Engine {
             backfill_after: backfill.then(Vec::new),
             sweep,
             children_backfill: false,
+            children_sweep: false,
+            sealed: false,
         };
+        let mut inherited_sweep = false;
         if cursor.is_none() {
             if let Some(parent) = partition_map::parent(base.partitions, part) {
                 // The log goes on from the parent's seal.
@@ -334,7 +367,8 @@ impl Engine {
                             .await?;
                         cursor = Some(c);
                     }
-                    _ => {}
+                    Some(p) => inherited_sweep = p.children_sweep,
+                    None => {}
                 }
             }
         }
@@ -351,10 +385,16 @@ impl Engine {
                 match &cursor {
                     Some(c) if c.backfill_after.is_none() && c.seq >= seal => return Ok(report),
                     Some(c) if c.backfill_after.is_none() => {}
-                    // A sealed partition is never backfilled: its children are.
+                    // A sealed partition is never backfilled: its children
+                    // are, and swept if this one's entries may be stale.
                     _ => {
+                        let pending = cursor
+                            .as_ref()
+                            .is_some_and(|c| c.backfill_after.is_some() || c.sweep);
                         save(Cursor {
                             children_backfill: true,
+                            children_sweep: pending,
+                            sealed: true,
                             ..fresh(seal, false, false)
                         })
                         .await?;
@@ -365,7 +405,7 @@ impl Engine {
             let Some(c) = cursor.clone() else {
                 report.backfills += 1;
                 let tail = self.log_tail(&base.name, part).await?;
-                cursor = Some(save(fresh(tail, true, false)).await?);
+                cursor = Some(save(fresh(tail, true, inherited_sweep)).await?);
                 continue;
             };
             if let Some(after) = &c.backfill_after {
@@ -421,7 +461,18 @@ impl Engine {
                 .segments
                 .iter()
                 .any(|s| !s.mutations.is_empty() && s.keeps_old_images() != Some(true));
-            if read.trimmed || without_old {
+            // Segments past the log retention count as gone even if GC has
+            // not deleted them yet: the index's tombstones for what they
+            // put may have expired, so replaying them could bring an
+            // entry back.
+            let retention = self.config().log_retention.as_micros() as u64;
+            let now = self.config().clock.now_micros();
+            let expired = read
+                .segments
+                .iter()
+                .find(|s| !s.is_void())
+                .is_some_and(|s| s.commit_ts_micros < now.saturating_sub(retention));
+            if read.trimmed || without_old || expired {
                 // Another follower may have got further: look first.
                 if let Some(stored) = self.load_cursor(&path(part)).await?.filter(valid) {
                     if stored.seq > c.seq || stored.backfill_after.is_some() {
@@ -436,7 +487,8 @@ impl Engine {
                 cursor = Some(save(fresh(tail, true, true)).await?);
                 continue;
             }
-            if seal.is_none() && read.segments.iter().any(|s| s.seal) {
+            let sealed = c.sealed || read.segments.iter().any(|s| s.seal);
+            if seal.is_none() && sealed {
                 report.unseen_split = Some(part);
             }
             let Some(last) = read.segments.last().map(|s| s.seq) else {
@@ -451,7 +503,14 @@ impl Engine {
             if !changes.is_empty() {
                 report.applied += self.apply_replicated(&itable.name, changes).await?;
             }
-            cursor = Some(save(Cursor { seq: last, ..c }).await?);
+            cursor = Some(
+                save(Cursor {
+                    seq: last,
+                    sealed,
+                    ..c
+                })
+                .await?,
+            );
             if read.segments.len() < SEGMENTS_PER_STEP {
                 return Ok(report);
             }
