@@ -284,7 +284,7 @@ def test_restored_table_has_working_indexes(ddb):
 
 
 def test_one_server_reads_its_own_writes_through_indexes(ddb):
-    # strata serve waits (up to a second) for its follower to reach the
+    # strata serve waits (up to 5 s) for its follower to reach the
     # writes it acknowledged before an index read, as DynamoDB Local's
     # synchronous indexes behave; no polling here.
     t = indexed_table(ddb)
@@ -328,3 +328,21 @@ def test_index_tables_cannot_be_reached_by_name(ddb):
     assert error_of(ddb.get_item, TableName=hidden, Key={"g": S("x")})[0] == "ValidationException"
     assert error_of(ddb.create_table, TableName=f"{t}!other", BillingMode="PAY_PER_REQUEST",
                     AttributeDefinitions=AD(("pk", "S")), KeySchema=KS("pk"))[0] == "ValidationException"
+
+
+def test_item_collection_metrics_on_tables_with_local_indexes(ddb):
+    t = indexed_table(ddb)
+    r = ddb.put_item(TableName=t, Item={"pk": S("a"), "sk": N(1), "l": N(1)}, ReturnItemCollectionMetrics="SIZE")
+    assert r["ItemCollectionMetrics"] == {"ItemCollectionKey": {"pk": S("a")}, "SizeEstimateRangeGB": [0.0, 1.0]}
+    r = ddb.update_item(TableName=t, Key={"pk": S("a"), "sk": N(1)}, UpdateExpression="SET l = :v",
+                        ExpressionAttributeValues={":v": N(2)}, ReturnItemCollectionMetrics="SIZE")
+    assert r["ItemCollectionMetrics"]["ItemCollectionKey"] == {"pk": S("a")}
+    r = ddb.batch_write_item(RequestItems={t: [{"PutRequest": {"Item": {"pk": S("b"), "sk": N(1)}}}]},
+                             ReturnItemCollectionMetrics="SIZE")
+    assert r["ItemCollectionMetrics"][t][0]["ItemCollectionKey"] == {"pk": S("b")}
+    assert "ItemCollectionMetrics" not in ddb.put_item(TableName=t, Item={"pk": S("a"), "sk": N(3)})
+    # No local index: no item collections.
+    plain = name()
+    ddb.create_table(TableName=plain, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=AD(("pk", "S")), KeySchema=KS("pk"))
+    r = ddb.put_item(TableName=plain, Item={"pk": S("a")}, ReturnItemCollectionMetrics="SIZE")
+    assert "ItemCollectionMetrics" not in r

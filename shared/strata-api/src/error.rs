@@ -17,6 +17,7 @@ pub enum ErrorCode {
     ResourceInUse,
     ConditionalCheckFailed,
     LimitExceeded,
+    ItemCollectionSizeLimitExceeded,
     TableNotFound,
     TableAlreadyExists,
     PointInTimeRecoveryUnavailable,
@@ -44,6 +45,7 @@ impl ErrorCode {
             ResourceInUse => "ResourceInUseException",
             ConditionalCheckFailed => "ConditionalCheckFailedException",
             LimitExceeded => "LimitExceededException",
+            ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
             TableNotFound => "TableNotFoundException",
             TableAlreadyExists => "TableAlreadyExistsException",
             PointInTimeRecoveryUnavailable => "PointInTimeRecoveryUnavailableException",
@@ -171,6 +173,9 @@ impl From<strata_engine::Error> for ApiError {
             E::TableExists(t) => ApiError::in_use(format!("Table already exists: {t}")),
             E::Validation(m) => ApiError::validation(m),
             e @ E::IndexNotFound(_) => ApiError::validation(e.to_string()),
+            e @ E::ItemCollectionTooLarge => {
+                ApiError::new(ErrorCode::ItemCollectionSizeLimitExceeded, e.to_string())
+            }
             E::ConditionFailed { .. } => ApiError::condition_failed(None),
             E::Corrupt { path, reason } => {
                 ApiError::internal(format!("corrupt object {path}: {reason}"))

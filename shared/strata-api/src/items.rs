@@ -107,13 +107,41 @@ pub(crate) fn capacity_mode(req: &Req) -> ApiResult<ReturnCapacity> {
     Ok(req.choice()?.unwrap_or(ReturnCapacity::None))
 }
 
-/// What a write reports: its consumed capacity, and (checked, a member of
-/// writes only) ReturnItemCollectionMetrics. Item collections exist only
-/// with local indexes, which Strata does not have yet, so SIZE reports
-/// nothing.
-fn write_capacity_mode(req: &Req) -> ApiResult<ReturnCapacity> {
-    req.choice::<ReturnCollectionMetrics>()?;
-    capacity_mode(req)
+/// What a write reports: its consumed capacity, and (a member of writes
+/// only) whether ReturnItemCollectionMetrics asks for SIZE.
+fn write_capacity_mode(req: &Req) -> ApiResult<(ReturnCapacity, bool)> {
+    let size = req.choice::<ReturnCollectionMetrics>()? == Some(ReturnCollectionMetrics::Size);
+    Ok((capacity_mode(req)?, size))
+}
+
+/// ItemCollectionMetrics of a write to the item collection of `hash`:
+/// only tables with local indexes have item collections. The size
+/// estimate's upper bound is the size of the partition holding the
+/// collection (a collection never spans partitions), in whole GB, at
+/// least 1, as DynamoDB reports small collections (`[0.0, 1.0]`).
+async fn collection_metrics(
+    api: &Api,
+    d: &TableDescriptor,
+    hash: &strata_engine::KeyValue,
+) -> ApiResult<Option<Json>> {
+    if !d
+        .indexes
+        .iter()
+        .any(|i| i.kind == strata_engine::IndexKind::Local)
+    {
+        return Ok(None);
+    }
+    let bytes = api.engine().collection_size_bound(&d.name, hash).await?;
+    let upper = (bytes as f64 / (1u64 << 30) as f64).ceil().max(1.0);
+    let mut key = Map::new();
+    key.insert(
+        d.key_schema.hash.name.clone(),
+        crate::json::value_to_json(&hash.to_value()),
+    );
+    Ok(Some(json!({
+        "ItemCollectionKey": key,
+        "SizeEstimateRangeGB": [0.0, upper],
+    })))
 }
 
 fn return_values(req: &Req) -> ApiResult<ReturnValues> {
@@ -149,9 +177,13 @@ fn finish(
     table: &str,
     units: Capacity,
     mode: ReturnCapacity,
+    metrics: Option<Json>,
 ) -> Json {
     if let Some(a) = attributes.filter(|a| !a.is_empty()) {
         out.insert("Attributes".into(), item_to_json(&a));
+    }
+    if let Some(m) = metrics {
+        out.insert("ItemCollectionMetrics".into(), m);
     }
     if let Some(c) = units.json(table, mode) {
         out.insert("ConsumedCapacity".into(), c);
@@ -181,7 +213,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
         ));
     }
     let on_failure = return_on_failure(req)?;
-    let mode = write_capacity_mode(req)?;
+    let (mode, metrics) = write_capacity_mode(req)?;
     let ph = placeholders(req, &["ConditionExpression"])?;
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
@@ -196,6 +228,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
             strata_engine::Change::Delete,
         ),
     };
+    let hash = key.hash.clone();
     let op = WriteOp {
         key,
         change,
@@ -203,6 +236,10 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
     };
     let o = write_one(api, table, op, on_failure).await?;
     let units = Capacity::of_write(&d, &o);
+    let metrics = match metrics {
+        true => collection_metrics(api, &d, &hash).await?,
+        false => None,
+    };
     Ok(finish(
         Map::new(),
         if rv == ReturnValues::AllOld {
@@ -213,6 +250,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
         table,
         units,
         mode,
+        metrics,
     ))
 }
 
@@ -269,7 +307,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let key_attrs = item_from_json(req.get("Key").ok_or_else(|| missing("Key"))?)?;
     let rv = return_values(req)?;
     let on_failure = return_on_failure(req)?;
-    let mode = write_capacity_mode(req)?;
+    let (mode, metrics) = write_capacity_mode(req)?;
     legacy::refuse_mixing(
         req,
         &["AttributeUpdates", "Expected"],
@@ -291,6 +329,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let actions = Arc::clone(&actions);
         Arc::new(move |cur: Option<&Item>| expr::apply_update(&actions, cur))
     };
+    let hash = key.hash.clone();
     let op = WriteOp {
         key,
         change: strata_engine::Change::Update(f),
@@ -298,6 +337,10 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     };
     let o = write_one(api, table, op, on_failure).await?;
     let units = Capacity::of_write(&d, &o);
+    let metrics = match metrics {
+        true => collection_metrics(api, &d, &hash).await?,
+        false => None,
+    };
     let attributes = match rv {
         ReturnValues::AllOld => o.old,
         ReturnValues::AllNew => o.new,
@@ -305,7 +348,7 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         ReturnValues::UpdatedNew => o.new.map(|i| expr::project(&i, &paths)),
         ReturnValues::None => None,
     };
-    Ok(finish(Map::new(), attributes, table, units, mode))
+    Ok(finish(Map::new(), attributes, table, units, mode, metrics))
 }
 
 pub async fn delete(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
@@ -321,7 +364,7 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let items = req
         .obj("RequestItems")?
         .ok_or_else(|| missing("RequestItems"))?;
-    let mode = write_capacity_mode(req)?;
+    let (mode, metrics) = write_capacity_mode(req)?;
     if items.is_empty() {
         return Err(ApiError::validation(
             "1 validation error detected: Value '{}' at 'requestItems' failed to satisfy constraint: Member must have length greater than or equal to 1",
@@ -384,13 +427,24 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     .await;
     let mut unprocessed: Map<String, Json> = Map::new();
     let mut units: std::collections::BTreeMap<String, Capacity> = Default::default();
-    for ((table, raw, _), res) in planned.into_iter().zip(results) {
+    let mut collections: Map<String, Json> = Map::new();
+    for ((table, raw, op), res) in planned.into_iter().zip(results) {
         match res {
             Ok(c) => {
                 let total = units.entry(table.clone()).or_default();
                 if let Some(d) = descriptors.get(&table) {
                     for o in &c.outcomes {
                         total.add(&Capacity::of_write(d, o));
+                    }
+                    if metrics {
+                        if let Some(m) = collection_metrics(api, d, &op.key.hash).await? {
+                            if let Json::Array(a) = collections
+                                .entry(table.clone())
+                                .or_insert_with(|| json!([]))
+                            {
+                                a.push(m);
+                            }
+                        }
                     }
                 }
             }
@@ -403,6 +457,9 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         }
     }
     let mut out = json!({ "UnprocessedItems": unprocessed });
+    if metrics {
+        out["ItemCollectionMetrics"] = Json::Object(collections);
+    }
     if mode != ReturnCapacity::None {
         out["ConsumedCapacity"] =
             Json::Array(units.iter().filter_map(|(t, u)| u.json(t, mode)).collect());

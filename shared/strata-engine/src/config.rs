@@ -102,6 +102,10 @@ pub struct EngineConfig {
     /// A partition holding more than this many bytes is split in two by
     /// its compaction (DynamoDB's 10 GB per partition).
     pub split_bytes: u64,
+    /// Largest item collection (a partition-key value's items) of a table
+    /// with local indexes: writes that add to a bigger one are refused
+    /// (DynamoDB's 10 GB).
+    pub max_item_collection_bytes: u64,
     /// A partition whose log grows by more than this many segments a second
     /// for `split_window` is split too (S3 serves some 3,500 PUTs a second
     /// per prefix; one partition's log is one sequence). 0: never.
@@ -145,6 +149,7 @@ impl Default for EngineConfig {
             max_concurrent_merges: 2,
             max_concurrent_flushes: 2,
             split_bytes: 10 << 30,
+            max_item_collection_bytes: 10 << 30,
             split_commits_per_sec: 1_000,
             split_window: Duration::from_secs(60),
             cache_bytes: crate::cache::default_cache_bytes(),

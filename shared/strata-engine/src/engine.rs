@@ -515,6 +515,7 @@ impl Engine {
                 "all operations of one atomic write must be in one partition".into(),
             ));
         }
+        self.check_collections(t, &req).await?;
         let committed = self.partition_by_id(t, target)?.commit(req).await?;
         if !t.desc.indexes.is_empty() {
             self.index_signal.mark(&t.desc.name, Some(target));

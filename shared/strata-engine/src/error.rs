@@ -17,6 +17,11 @@ pub enum Error {
     #[error("{0}")]
     Validation(String),
 
+    /// A write would add to an item collection (a partition-key value's
+    /// items, in a table with local indexes) past its size limit.
+    #[error("Item collection size limit exceeded")]
+    ItemCollectionTooLarge,
+
     /// The table has no index of this name (it may have just been
     /// dropped). DynamoDB answers a ValidationException.
     #[error("The table does not have the specified index: {0}")]
@@ -83,6 +88,7 @@ impl Error {
             Error::TableExists(t) => Error::TableExists(t.clone()),
             Error::Validation(m) => Error::Validation(m.clone()),
             Error::IndexNotFound(i) => Error::IndexNotFound(i.clone()),
+            Error::ItemCollectionTooLarge => Error::ItemCollectionTooLarge,
             Error::ConditionFailed { index, item } => Error::ConditionFailed {
                 index: *index,
                 item: item.clone(),

@@ -119,6 +119,24 @@ impl PartitionMap<'_> {
         self.splits.iter().find(|s| s.partition == id)
     }
 
+    /// `parts` (every partition: None) that exist, with their ancestors:
+    /// what a log reader must go over, since a partition's log goes on
+    /// from its parent's. In number order: parents before children.
+    pub fn with_ancestors(&self, parts: Option<&[u32]>) -> std::collections::BTreeSet<u32> {
+        let all = self.all();
+        let mut wanted = std::collections::BTreeSet::new();
+        for &part in parts.unwrap_or(&all) {
+            if all.binary_search(&part).is_ok() {
+                let mut at = Some(part);
+                while let Some(p) = at {
+                    wanted.insert(p);
+                    at = parent(self.base, p);
+                }
+            }
+        }
+        wanted
+    }
+
     fn split_by(&self, id: u32, at_micros: Option<u64>) -> bool {
         self.split_of(id)
             .is_some_and(|s| at_micros.is_none_or(|t| s.sealed_at_micros <= t))

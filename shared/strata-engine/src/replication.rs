@@ -175,19 +175,8 @@ impl Replicator {
         parts: Option<&[u32]>,
     ) -> Result<ReplicationReport> {
         let desc = self.source.describe_table(table).await?;
-        let map = desc.map();
-        let all = map.all();
         // A partition's ancestors come with it: its log goes on from theirs.
-        let mut wanted = BTreeSet::new();
-        for &part in parts.unwrap_or(&all) {
-            if all.binary_search(&part).is_ok() {
-                let mut at = Some(part);
-                while let Some(p) = at {
-                    wanted.insert(p);
-                    at = partition_map::parent(desc.partitions, p);
-                }
-            }
-        }
+        let wanted = desc.map().with_ancestors(parts);
         // One job per (region, family), its partitions in number order:
         // parents before children.
         let mut jobs: BTreeMap<(String, u32), (Arc<Engine>, Vec<u32>)> = BTreeMap::new();

@@ -39,6 +39,22 @@ fn gsi(
     }
 }
 
+/// A local index on (pk, l N).
+fn lsi(projection: Projection) -> IndexDef {
+    IndexDef {
+        name: "byL".into(),
+        id: String::new(),
+        kind: IndexKind::Local,
+        key_schema: KeySchema {
+            hash: attr("pk", KeyType::S),
+            range: Some(attr("l", KeyType::N)),
+        },
+        projection,
+        status: IndexStatus::Active,
+        meta: serde_json::Value::Null,
+    }
+}
+
 /// `orders` (pk S, sk N) with a GSI on (g S, r N) projecting `x`, and a
 /// hash-only GSI on h (N), keys only.
 fn indexed_spec() -> TableSpec {
@@ -305,18 +321,7 @@ async fn lsi_atomic_with_item() {
     let store = backends().remove(0).store();
     let writer = Arc::new(engine(&store, test_config()).await);
     let reader = Arc::new(engine(&store, test_config()).await);
-    let lsi = IndexDef {
-        name: "byL".into(),
-        id: String::new(),
-        kind: IndexKind::Local,
-        key_schema: KeySchema {
-            hash: attr("pk", KeyType::S),
-            range: Some(attr("l", KeyType::N)),
-        },
-        projection: Projection::All,
-        status: IndexStatus::Active,
-        meta: serde_json::Value::Null,
-    };
+    let lsi = lsi(Projection::All);
     writer
         .create_table(TableSpec {
             indexes: vec![lsi],
@@ -581,18 +586,7 @@ async fn a_strong_lsi_read_follows_a_split_its_descriptor_does_not_show() {
         },
     )
     .await;
-    let lsi = IndexDef {
-        name: "byL".into(),
-        id: String::new(),
-        kind: IndexKind::Local,
-        key_schema: KeySchema {
-            hash: attr("pk", KeyType::S),
-            range: Some(attr("l", KeyType::N)),
-        },
-        projection: Projection::KeysOnly,
-        status: IndexStatus::Active,
-        meta: serde_json::Value::Null,
-    };
+    let lsi = lsi(Projection::KeysOnly);
     writer
         .create_table(TableSpec {
             partitions: Some(1),
@@ -790,18 +784,7 @@ async fn values_too_long_to_index_are_left_out_not_fatal() {
 async fn a_strong_lsi_read_sees_a_split_another_follower_already_passed() {
     let store = backends().remove(0).store();
     let writer = engine(&store, test_config()).await;
-    let lsi = IndexDef {
-        name: "byL".into(),
-        id: String::new(),
-        kind: IndexKind::Local,
-        key_schema: KeySchema {
-            hash: attr("pk", KeyType::S),
-            range: Some(attr("l", KeyType::N)),
-        },
-        projection: Projection::KeysOnly,
-        status: IndexStatus::Active,
-        meta: serde_json::Value::Null,
-    };
+    let lsi = lsi(Projection::KeysOnly);
     writer
         .create_table(TableSpec {
             partitions: Some(1),
@@ -871,4 +854,52 @@ async fn log_older_than_the_retention_is_rebuilt_not_replayed() {
     let report = e.follow_all_indexes().await.unwrap();
     assert!(report.backfills > 0, "{report:?}");
     assert_index_equals_base(&e, "after expired log").await;
+}
+
+#[tokio::test]
+async fn an_item_collection_past_its_limit_takes_no_more_items() {
+    let store = backends().remove(0).store();
+    let e = engine(
+        &store,
+        EngineConfig {
+            max_item_collection_bytes: 4096,
+            ..test_config()
+        },
+    )
+    .await;
+    e.create_table(TableSpec {
+        partitions: Some(1),
+        indexes: vec![lsi(Projection::KeysOnly)],
+        ..spec(TABLE)
+    })
+    .await
+    .unwrap();
+    let big = |i: i64| {
+        item(
+            "full",
+            i,
+            &[("l", n(i)), ("pad", Value::S("x".repeat(400)))],
+        )
+    };
+    let mut refused = None;
+    for i in 0..40 {
+        let w = e
+            .write(
+                TABLE,
+                WriteRequest::single(WriteOp::put(key("full", i), big(i))),
+            )
+            .await;
+        if let Err(err) = w {
+            assert!(matches!(err, Error::ItemCollectionTooLarge), "{err}");
+            refused = Some(i);
+            break;
+        }
+    }
+    let refused = refused.expect("the collection grew past its limit");
+    assert!((9..=11).contains(&refused), "refused at item {refused}");
+    // Other collections, and deletes from the full one, go on.
+    put(&e, TABLE, item("other", 1, &[("l", n(1))])).await;
+    e.write(TABLE, WriteRequest::single(WriteOp::delete(key("full", 0))))
+        .await
+        .unwrap();
 }

@@ -15,7 +15,7 @@ use crate::value::{Item, KeyValue};
 /// Longest an eventually consistent index read waits for the process's
 /// follower loop to reach the writes acknowledged before it (see
 /// `IndexSignal::wait_followed`).
-const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(1);
+const READ_YOUR_WRITES: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Engine {
     /// Names of live user tables and index tables, sorted: what compaction
@@ -125,6 +125,79 @@ impl Engine {
             }
         }
         Ok(deleted)
+    }
+
+    /// An upper bound of the size in bytes of the item collection of
+    /// `hash` (its items, in a table with local indexes): the size of the
+    /// partition holding it, as this instance's view knows it. A
+    /// collection never spans partitions: splits divide hash ranges.
+    pub async fn collection_size_bound(&self, table: &str, hash: &KeyValue) -> Result<u64> {
+        let t = self.table(table).await?;
+        Ok(self.partition_for(&t, hash)?.size_bound())
+    }
+
+    /// Refuses a write that adds to an item collection past
+    /// `max_item_collection_bytes` (tables with local indexes only). Costs
+    /// nothing while the partition holding the collection is smaller than
+    /// the limit (its size bounds the collection's); past it, the
+    /// collection is measured by reading it, page by page. A check before
+    /// the commit, as DynamoDB's is approximate too: concurrent writes may
+    /// overshoot by what they add.
+    pub(crate) async fn check_collections(
+        &self,
+        t: &super::TableHandle,
+        req: &crate::ops::WriteRequest,
+    ) -> Result<()> {
+        if !t.desc.indexes.iter().any(|i| i.kind == IndexKind::Local) {
+            return Ok(());
+        }
+        let limit = self.ctx.config.max_item_collection_bytes;
+        let mut seen: Vec<&KeyValue> = Vec::new();
+        for op in &req.ops {
+            if matches!(op.change, crate::ops::Change::Delete) || seen.contains(&&op.key.hash) {
+                continue;
+            }
+            seen.push(&op.key.hash);
+            if self.partition_for(t, &op.key.hash)?.size_bound() <= limit {
+                continue;
+            }
+            let mut size = 0u64;
+            let mut after: Option<crate::value::ItemKey> = None;
+            loop {
+                let page = self
+                    .query(
+                        &t.desc.name,
+                        &op.key.hash,
+                        &SortKeyCondition::All,
+                        true,
+                        1000,
+                        after.as_ref(),
+                        1 << 20,
+                        Consistency::Eventual,
+                    )
+                    .await?;
+                size += page
+                    .items
+                    .iter()
+                    .map(|i| crate::value::item_size(i) as u64)
+                    .sum::<u64>();
+                if size > limit {
+                    return Err(Error::ItemCollectionTooLarge);
+                }
+                match page.last_key {
+                    Some(k) => {
+                        after = Some(
+                            t.desc
+                                .key_schema
+                                .key_of(&k)
+                                .map_err(|e| Error::Validation(e.to_string()))?,
+                        )
+                    }
+                    None => break,
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds a global secondary index to a table (UpdateTable's

@@ -250,9 +250,16 @@ impl Engine {
         let base = Arc::new(self.describe_table(table).await?);
         let mut total = IndexReport::default();
         let mut first_error = None;
-        // One index failing does not hold the others back.
-        for ix in &base.indexes {
-            match self.follow_index(&base, ix, parts).await {
+        // The indexes are followed side by side, and one failing does not
+        // hold the others back.
+        let results = futures::future::join_all(
+            base.indexes
+                .iter()
+                .map(|ix| self.follow_index(&base, ix, parts)),
+        )
+        .await;
+        for (ix, result) in base.indexes.iter().zip(results) {
+            match result {
                 Ok(r) => total.add(&r),
                 // Dropped since this descriptor was read.
                 Err(Error::IndexNotFound(_)) => {}
@@ -273,20 +280,8 @@ impl Engine {
         ix: &IndexDef,
         parts: Option<&[u32]>,
     ) -> Result<IndexReport> {
-        let map = base.map();
-        let all = map.all();
-        let mut wanted = BTreeSet::new();
-        for &part in parts.unwrap_or(&all) {
-            if all.binary_search(&part).is_ok() {
-                let mut at = Some(part);
-                while let Some(p) = at {
-                    wanted.insert(p);
-                    at = partition_map::parent(base.partitions, p);
-                }
-            }
-        }
         let mut report = IndexReport::default();
-        for part in wanted {
+        for part in base.map().with_ancestors(parts) {
             report.add(&self.follow_index_partition(base, ix, part).await?);
         }
         if ix.status == IndexStatus::Creating && parts.is_none() {

@@ -285,6 +285,13 @@ impl Partition {
         (v.tail, v.manifest.compacted_through, v.manifest.version)
     }
 
+    /// Bytes the partition's newest known runs and tail hold (runs
+    /// inherited from a parent count whole: an upper bound).
+    pub fn size_bound(&self) -> u64 {
+        let v = self.read_view();
+        v.manifest.levels.iter().map(|r| r.bytes()).sum::<u64>() + v.mem_bytes as u64
+    }
+
     /// Memory the view's tail holds (see `entry_bytes`).
     pub fn tail_bytes(&self) -> usize {
         self.read_view().mem_bytes
