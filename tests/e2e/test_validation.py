@@ -65,6 +65,22 @@ def cases(table):
         ("Query", {"TableName": table, "KeyConditionExpression": "pk = :p AND :s <> sk",
                    "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "1"}}},
          "Invalid operator used in KeyConditionExpression: <>"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "attribute_type(s, S)"},
+         "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: attribute_type, operand type: "
+         "{BOOL,HD,DECIMALSET,INTSET,DOUBLE,L,DICT,S,FS,M,N,NS,DECIMAL,SS,DOUBLESET,BS,NULL,FLOAT,B,HDS,INT}"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "attribute_type(s, :t)",
+                     "ExpressionAttributeValues": {":t": {"N": "1"}}},
+         "Invalid ConditionExpression: Incorrect operand type for operator or function; operator or function: attribute_type, operand type: N"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "attribute_type(s, :t)",
+                     "ExpressionAttributeValues": {":t": {"S": "Q"}}},
+         "Invalid ConditionExpression: Invalid attribute type name found; type: Q, valid types: {N,BS,L,B,NULL,M,S,SS,NS,BOOL}"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "UpdateExpression": "SET n = if_not_exists(n, :a + :b)",
+                        "ExpressionAttributeValues": {":a": {"N": "1"}, ":b": {"N": "2"}}},
+         'Invalid UpdateExpression: Syntax error; token: "+", near: ":a + :b"'),
+        ("Scan", {"TableName": table, "FilterExpression": " AND ".join(["n = :z"] * 151), "ExpressionAttributeValues": {":z": {"N": "0"}}},
+         "Invalid FilterExpression: The expression contains too many operators; operator count: 301"),
+        ("Scan", {"TableName": table, "FilterExpression": "NOT " * 301 + "n = :z", "ExpressionAttributeValues": {":z": {"N": "0"}}},
+         "Invalid FilterExpression: The expression contains too many operators; operator count: 301"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
          "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
     ]
@@ -93,3 +109,12 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
     assert got["Count"] == 1
     # A Scan may filter on key attributes; only a Query may not.
     assert ddb.scan(TableName=table, FilterExpression="sk = :s", ExpressionAttributeValues={":s": {"S": "1"}})["Count"] == 3
+    # attribute_type of a value; 300 operators are allowed.
+    got = ddb.scan(TableName=table, FilterExpression="attribute_type(:v, :t)",
+                   ExpressionAttributeValues={":v": {"S": "x"}, ":t": {"S": "S"}})
+    assert got["Count"] == 3
+    got = ddb.scan(TableName=table, FilterExpression=" AND ".join(["sk = :s"] * 150),
+                   ExpressionAttributeValues={":s": {"S": "1"}})
+    assert got["Count"] == 3
+    got = ddb.scan(TableName=table, FilterExpression="NOT NOT attribute_type(x, :t)", ExpressionAttributeValues={":t": {"S": "S"}})
+    assert got["Count"] == 1

@@ -133,10 +133,7 @@ fn eval(c: &Cond, item: &Item) -> bool {
             list.iter()
                 .any(|o| operand(item, o).is_some_and(|v| values_equal(&x, &v)))
         }
-        Cond::Type(p, t) => match (resolve(item, p), operand(item, t)) {
-            (Some(v), Some(t)) => matches!(&*t, Value::S(s) if s == v.type_name()),
-            _ => false,
-        },
+        Cond::Type(o, t) => operand(item, o).is_some_and(|v| v.type_name() == t),
         Cond::BeginsWith(a, b) => match (operand(item, a), operand(item, b)) {
             (Some(a), Some(b)) => match (&*a, &*b) {
                 (Value::S(x), Value::S(y)) => x.starts_with(y.as_str()),

@@ -74,7 +74,9 @@ pub enum Cond {
     Not(Box<Cond>),
     Exists(DocPath),
     NotExists(DocPath),
-    Type(DocPath, Operand),
+    /// attribute_type(operand, :t): the type name is a value, checked when
+    /// parsed.
+    Type(Operand, String),
     BeginsWith(Operand, Operand),
     Contains(Operand, Operand),
 }
@@ -110,10 +112,7 @@ impl Cond {
                 }
                 Cond::Not(a) => walk(a, out),
                 Cond::Exists(p) | Cond::NotExists(p) => out.push(p),
-                Cond::Type(p, t) => {
-                    out.push(p);
-                    operand(t, out);
-                }
+                Cond::Type(o, _) => operand(o, out),
             }
         }
         let mut out = Vec::new();

@@ -12,8 +12,11 @@ use super::{
 };
 use crate::error::{ApiError, ApiResult};
 
-/// Deepest nesting of parentheses and NOTs accepted (keeps recursion bounded).
+/// Deepest nesting of parentheses and functions accepted (keeps recursion
+/// bounded; a run of NOTs is parsed without recursion).
 const MAX_DEPTH: usize = 64;
+/// Most operators and functions in one expression.
+const MAX_OPERATORS: usize = 300;
 
 struct Parser<'a> {
     kind: &'a str,
@@ -21,6 +24,8 @@ struct Parser<'a> {
     pos: usize,
     ph: &'a Placeholders,
     depth: usize,
+    /// Operators and functions so far (DynamoDB allows 300 an expression).
+    ops: usize,
     /// The token span (from its `(` to past its `)`) of the last
     /// parenthesized group parsed: a group that is only another group is
     /// refused, as DynamoDB refuses redundant parentheses.
@@ -51,6 +56,7 @@ impl<'a> Parser<'a> {
             pos: 0,
             ph,
             depth: 0,
+            ops: 0,
             last_group: None,
         })
     }
@@ -106,6 +112,20 @@ impl<'a> Parser<'a> {
     fn done(&self) -> ApiResult<()> {
         if self.pos < self.toks.len() {
             return Err(self.err_here());
+        }
+        Ok(())
+    }
+
+    /// Counts one operator or function: past 300, the expression is
+    /// refused (DynamoDB counts AND, OR, NOT, comparisons, BETWEEN, IN,
+    /// functions and update arithmetic).
+    fn count_op(&mut self) -> ApiResult<()> {
+        self.ops += 1;
+        if self.ops > MAX_OPERATORS {
+            return Err(ApiError::validation(format!(
+                "Invalid {}: The expression contains too many operators; operator count: {}",
+                self.kind, self.ops
+            )));
         }
         Ok(())
     }
@@ -177,6 +197,7 @@ impl<'a> Parser<'a> {
     fn or(&mut self) -> ApiResult<Cond> {
         let mut left = self.and()?;
         while self.eat_kw("OR") {
+            self.count_op()?;
             let right = self.and()?;
             left = Cond::Or(Box::new(left), Box::new(right));
         }
@@ -186,6 +207,7 @@ impl<'a> Parser<'a> {
     fn and(&mut self) -> ApiResult<Cond> {
         let mut left = self.not()?;
         while self.eat_kw("AND") {
+            self.count_op()?;
             let right = self.not()?;
             left = Cond::And(Box::new(left), Box::new(right));
         }
@@ -193,13 +215,16 @@ impl<'a> Parser<'a> {
     }
 
     fn not(&mut self) -> ApiResult<Cond> {
-        if self.eat_kw("NOT") {
-            self.enter()?;
-            let inner = self.not()?;
-            self.depth -= 1;
-            return Ok(Cond::Not(Box::new(inner)));
+        let mut nots = 0;
+        while self.eat_kw("NOT") {
+            self.count_op()?;
+            nots += 1;
         }
-        self.primary()
+        let mut c = self.primary()?;
+        for _ in 0..nots {
+            c = Cond::Not(Box::new(c));
+        }
+        Ok(c)
     }
 
     fn primary(&mut self) -> ApiResult<Cond> {
@@ -228,6 +253,7 @@ impl<'a> Parser<'a> {
         }
         let left = self.operand()?;
         if self.eat_kw("BETWEEN") {
+            self.count_op()?;
             let lo = self.operand()?;
             if !self.eat_kw("AND") {
                 return Err(self.err_here());
@@ -250,6 +276,7 @@ impl<'a> Parser<'a> {
             return Ok(Cond::Between(left, lo, hi));
         }
         if self.eat_kw("IN") {
+            self.count_op()?;
             self.expect(Tok::LParen)?;
             let mut list = vec![self.operand()?];
             while self.peek() == Some(&Tok::Comma) {
@@ -278,6 +305,7 @@ impl<'a> Parser<'a> {
                 return Err(self.err_here());
             }
         };
+        self.count_op()?;
         let right = self.operand()?;
         let symbol = match op {
             CmpOp::Lt => Some("<"),
@@ -306,25 +334,36 @@ impl<'a> Parser<'a> {
     }
 
     fn function(&mut self, f: &str) -> ApiResult<Cond> {
+        self.count_op()?;
         self.pos += 2; // name and '('
         let c = match f {
             "attribute_exists" => Cond::Exists(self.path()?),
             "attribute_not_exists" => Cond::NotExists(self.path()?),
             "attribute_type" => {
-                let p = self.path()?;
+                // The first operand may be a value too; the type must be
+                // a string value naming a type (DynamoDB Local's words).
+                let o = self.operand()?;
                 self.expect(Tok::Comma)?;
-                let t = self.operand()?;
-                if let Operand::Value(v) = &t {
-                    let ok = matches!(v, Value::S(s) if ["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"].contains(&s.as_str()));
-                    if !ok {
+                let t = match self.operand()? {
+                    Operand::Value(Value::S(s)) => s,
+                    Operand::Value(v) => return Err(self.operand_type("attribute_type", &v)),
+                    Operand::Path(_) | Operand::Size(_) => {
                         return Err(ApiError::validation(format!(
-                            "Invalid {}: Invalid attribute type name found; type: {}, valid types: {{ B,BOOL,BS,L,M,N,NS,NULL,S,SS }}",
-                            self.kind,
-                            match v { Value::S(s) => s.clone(), other => other.type_name().to_string() }
-                        )));
+                            "Invalid {}: Incorrect operand type for operator or function; operator or function: attribute_type, operand type: \
+                             {{BOOL,HD,DECIMALSET,INTSET,DOUBLE,L,DICT,S,FS,M,N,NS,DECIMAL,SS,DOUBLESET,BS,NULL,FLOAT,B,HDS,INT}}",
+                            self.kind
+                        )))
                     }
+                };
+                if !["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"]
+                    .contains(&t.as_str())
+                {
+                    return Err(ApiError::validation(format!(
+                        "Invalid {}: Invalid attribute type name found; type: {t}, valid types: {{N,BS,L,B,NULL,M,S,SS,NS,BOOL}}",
+                        self.kind
+                    )));
                 }
-                Cond::Type(p, t)
+                Cond::Type(o, t)
             }
             "begins_with" => {
                 let a = self.operand()?;
@@ -381,6 +420,7 @@ impl<'a> Parser<'a> {
                 Ok(Operand::Value(self.ph.value(&v)?))
             }
             Some(Tok::Ident(f)) if f == "size" && self.peek_at(1) == Some(&Tok::LParen) => {
+                self.count_op()?;
                 self.pos += 2;
                 // The size of a value is known now.
                 if let Some(Tok::Val(v)) = self.peek() {
@@ -413,6 +453,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(Tok::Plus) => {
                 self.pos += 1;
+                self.count_op()?;
                 Ok(SetValue::Plus(
                     Box::new(left),
                     Box::new(self.set_operand()?),
@@ -420,6 +461,7 @@ impl<'a> Parser<'a> {
             }
             Some(Tok::Minus) => {
                 self.pos += 1;
+                self.count_op()?;
                 Ok(SetValue::Minus(
                     Box::new(left),
                     Box::new(self.set_operand()?),
@@ -434,19 +476,22 @@ impl<'a> Parser<'a> {
             let f = f.clone();
             self.enter()?;
             let v = match f.as_str() {
+                // A function's arguments are operands: no arithmetic.
                 "if_not_exists" => {
+                    self.count_op()?;
                     self.pos += 2;
                     let p = self.path()?;
                     self.expect(Tok::Comma)?;
-                    let v = self.set_value()?;
+                    let v = self.set_operand()?;
                     self.expect(Tok::RParen)?;
                     SetValue::IfNotExists(p, Box::new(v))
                 }
                 "list_append" => {
+                    self.count_op()?;
                     self.pos += 2;
-                    let a = self.set_value()?;
+                    let a = self.set_operand()?;
                     self.expect(Tok::Comma)?;
-                    let b = self.set_value()?;
+                    let b = self.set_operand()?;
                     self.expect(Tok::RParen)?;
                     SetValue::ListAppend(Box::new(a), Box::new(b))
                 }
