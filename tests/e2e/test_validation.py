@@ -118,3 +118,31 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
     assert got["Count"] == 3
     got = ddb.scan(TableName=table, FilterExpression="NOT NOT attribute_type(x, :t)", ExpressionAttributeValues={":t": {"S": "S"}})
     assert got["Count"] == 1
+
+
+def test_ttl_tags_and_segments_as_dynamodb_checks_them(endpoint, ddb, table):
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    ttl = lambda enabled, name: error(endpoint, "UpdateTimeToLive", {
+        "TableName": table, "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": name}})
+    assert ttl(True, "exp")[0] == 200
+    assert ttl(False, "other") == (400, "ValidationException", "TimeToLive is active on a different AttributeName")
+    assert ttl(True, "exp2") == (400, "ValidationException", "TimeToLive is active on a different AttributeName")
+    assert ttl(True, "x" * 256)[2].startswith("Names of key attributes and attributes projected into an index")
+    assert ttl(False, "exp")[0] == 200
+    tag = lambda tags: error(endpoint, "TagResource", {"ResourceArn": arn, "Tags": tags})
+    assert tag([])[1] == "ValidationException"
+    assert tag([{"Key": "aws:x", "Value": "v"}])[1] == "ValidationException"
+    assert tag([{"Key": "a*b", "Value": "v"}])[1] == "ValidationException"
+    assert tag([{"Key": f"k{i}", "Value": "v"} for i in range(51)])[1] == "LimitExceededException"
+    # Lengths count characters, not bytes.
+    assert tag([{"Key": "é" * 128, "Value": "é" * 256}])[0] == 200
+    assert tag([{"Key": "é" * 129, "Value": "v"}])[1] == "ValidationException"
+    assert error(endpoint, "UntagResource", {"ResourceArn": arn, "TagKeys": []})[1] == "ValidationException"
+    # A parallel Scan's start key must lie within its segment.
+    keys = [{"pk": {"S": f"p{i}"}, "sk": {"S": "s"}} for i in range(40)]
+    for k in keys:
+        ddb.put_item(TableName=table, Item=k)
+    first = ddb.scan(TableName=table, Segment=0, TotalSegments=2, Limit=1)
+    got = error(endpoint, "Scan", {"TableName": table, "Segment": 1, "TotalSegments": 2,
+                                   "ExclusiveStartKey": first["LastEvaluatedKey"]})
+    assert got == (400, "ValidationException", "Exclusive start key must lie within the segment")

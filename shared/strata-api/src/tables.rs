@@ -232,15 +232,38 @@ fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
             .get("Value")
             .and_then(Json::as_str)
             .ok_or_else(|| missing("Value"))?;
-        if k.is_empty() || k.len() > 128 || v.len() > 256 {
+        // Lengths in characters, not bytes; DynamoDB's character set.
+        let allowed = |s: &str| {
+            s.chars()
+                .all(|c| c.is_alphanumeric() || c.is_whitespace() || "+-=._:/@".contains(c))
+        };
+        if k.is_empty() || k.chars().count() > 128 || v.chars().count() > 256 {
             return Err(invalid(
                 "Tag keys must be 1 to 128 characters and values at most 256",
             ));
         }
+        if !allowed(k) || !allowed(v) {
+            return Err(invalid(
+                "Tag keys and values may contain only letters, numbers, white space and + - = . _ : / @",
+            ));
+        }
+        if k.starts_with("aws:") {
+            return Err(invalid(
+                "Tag keys may not start with the reserved prefix aws:",
+            ));
+        }
         out.push((k.to_string(), v.to_string()));
+    }
+    if out.len() > MAX_TAGS {
+        return Err(ApiError::limit_exceeded(format!(
+            "The number of tags exceeds the limit of {MAX_TAGS} tags per table"
+        )));
     }
     Ok(out)
 }
+
+/// Most tags one table may have.
+const MAX_TAGS: usize = 50;
 
 fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
     let mut all: Vec<(String, String)> = meta
@@ -610,9 +633,24 @@ fn table_from_arn<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
 
 pub async fn tag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let name = table_from_arn(req)?;
-    let tags = tags_from(Some(req.arr("Tags")?.ok_or_else(|| missing("Tags"))?))?;
+    let tags = req.arr("Tags")?.ok_or_else(|| missing("Tags"))?;
+    if tags.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '[]' at 'tags' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
+    let tags = tags_from(Some(tags))?;
     change_meta(api, name, |meta| {
         merge_tags(meta, tags.clone());
+        let n = meta
+            .get("Tags")
+            .and_then(Json::as_array)
+            .map_or(0, Vec::len);
+        if n > MAX_TAGS {
+            return Err(ApiError::limit_exceeded(format!(
+                "The number of tags exceeds the limit of {MAX_TAGS} tags per table"
+            )));
+        }
         Ok(())
     })
     .await?;
@@ -627,6 +665,11 @@ pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         .iter()
         .filter_map(|k| k.as_str().map(str::to_string))
         .collect();
+    if keys.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '[]' at 'tagKeys' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
     change_meta(api, name, |meta| {
         if let Some(Json::Array(a)) = meta.get_mut("Tags") {
             a.retain(|t| {
@@ -677,11 +720,24 @@ pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         .and_then(Json::as_str)
         .ok_or_else(|| missing("AttributeName"))?
         .to_string();
-    if attr.is_empty() {
-        return Err(invalid("AttributeName must not be empty"));
+    if attr.is_empty() || attr.len() > 255 {
+        return Err(ApiError::validation(
+            "Names of key attributes and attributes projected into an index must be between 1 and 255 characters, inclusive",
+        ));
     }
     change_meta(api, name, |meta| {
-        let on = meta.get("TimeToLive").and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true));
+        let ttl = meta.get("TimeToLive");
+        let on = ttl.and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true));
+        let current = ttl
+            .and_then(|t| t.get("AttributeName"))
+            .and_then(Json::as_str);
+        // DynamoDB Local's answers: a change naming another attribute than
+        // the enabled one is refused, enabling or disabling.
+        if on && current.is_some_and(|c| c != attr) {
+            return Err(ApiError::validation(
+                "TimeToLive is active on a different AttributeName",
+            ));
+        }
         if on == enabled {
             return Err(ApiError::validation(if enabled {
                 "TimeToLive is already enabled"

@@ -62,7 +62,13 @@ impl Engine {
         let (first, after) = match start_after {
             Some(k) => {
                 crate::engine::check_key_types(&t.desc.key_schema, k)?;
-                (partition_of(&k.hash, base), Some(encode_key(k)))
+                let family = partition_of(&k.hash, base);
+                if family % total != seg {
+                    return Err(Error::Validation(
+                        "Exclusive start key must lie within the segment".into(),
+                    ));
+                }
+                (family, Some(encode_key(k)))
             }
             None => (0, None),
         };
