@@ -574,14 +574,7 @@ impl Engine {
             k
         };
         let end = || prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
-        if let Some(v) = sort_key_operand(cond) {
-            let expected = schema.range.as_ref().map(|r| r.key_type);
-            if expected != Some(v.key_type()) {
-                return Err(Error::Validation(
-                    "Query condition missed key schema element or has a wrong type".into(),
-                ));
-            }
-        }
+        check_sort_operand(schema, cond)?;
         let (lo, hi) = match cond {
             SortKeyCondition::All => (Bound::Included(prefix.clone()), end()),
             SortKeyCondition::Eq(v) => (Bound::Included(with(v)), Bound::Included(with(v))),
@@ -928,7 +921,23 @@ impl Engine {
     }
 }
 
-pub(crate) fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
+/// A sort-key condition's value must have the type of `schema`'s sort key
+/// (a table's, or an index's).
+pub(crate) fn check_sort_operand(
+    schema: &crate::value::KeySchema,
+    cond: &SortKeyCondition,
+) -> Result<()> {
+    if let Some(v) = sort_key_operand(cond) {
+        if schema.range.as_ref().map(|r| r.key_type) != Some(v.key_type()) {
+            return Err(Error::Validation(
+                "Query condition missed key schema element or has a wrong type".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn sort_key_operand(c: &SortKeyCondition) -> Option<&KeyValue> {
     match c {
         SortKeyCondition::All => None,
         SortKeyCondition::Eq(v)

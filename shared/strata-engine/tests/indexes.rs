@@ -55,6 +55,24 @@ fn lsi(projection: Projection) -> IndexDef {
     }
 }
 
+/// Every entry of local index `byL` for partition key "p", strongly
+/// consistent.
+async fn strong_lsi(e: &Engine) -> Page {
+    e.query_index(
+        TABLE,
+        "byL",
+        &KeyValue::S("p".into()),
+        &SortKeyCondition::All,
+        true,
+        1000,
+        None,
+        usize::MAX,
+        Consistency::Strong,
+    )
+    .await
+    .unwrap()
+}
+
 /// `orders` (pk S, sk N) with a GSI on (g S, r N) projecting `x`, and a
 /// hash-only GSI on h (N), keys only.
 fn indexed_spec() -> TableSpec {
@@ -351,20 +369,7 @@ async fn lsi_atomic_with_item() {
     let mut checks = 0;
     while !writes.is_finished() || checks < 5 {
         let base = get(&reader, TABLE, &key("p", 1)).await;
-        let page = reader
-            .query_index(
-                TABLE,
-                "byL",
-                &KeyValue::S("p".into()),
-                &SortKeyCondition::All,
-                true,
-                1000,
-                None,
-                usize::MAX,
-                Consistency::Strong,
-            )
-            .await
-            .unwrap();
+        let page = strong_lsi(&reader).await;
         let ones: Vec<&Arc<Item>> = page
             .items
             .iter()
@@ -595,30 +600,13 @@ async fn a_strong_lsi_read_follows_a_split_its_descriptor_does_not_show() {
         })
         .await
         .unwrap();
-    async fn strong_lsi(e: &Engine) -> usize {
-        e.query_index(
-            TABLE,
-            "byL",
-            &KeyValue::S("p".into()),
-            &SortKeyCondition::All,
-            true,
-            100,
-            None,
-            usize::MAX,
-            Consistency::Strong,
-        )
-        .await
-        .unwrap()
-        .items
-        .len()
-    }
     put(&writer, TABLE, item("p", 1, &[("l", n(1))])).await;
-    assert_eq!(strong_lsi(&reader).await, 1);
+    assert_eq!(strong_lsi(&reader).await.items.len(), 1);
     // The writer splits the partition and writes into a child; the
     // reader's descriptor still shows one partition.
     writer.split_partition(TABLE, 0).await.unwrap();
     put(&writer, TABLE, item("p", 2, &[("l", n(2))])).await;
-    assert_eq!(strong_lsi(&reader).await, 2);
+    assert_eq!(strong_lsi(&reader).await.items.len(), 2);
 }
 
 fn gsi_on(attr_name: &str) -> IndexDef {
@@ -807,21 +795,7 @@ async fn a_strong_lsi_read_sees_a_split_another_follower_already_passed() {
     writer.split_partition(TABLE, 0).await.unwrap();
     writer.follow_all_indexes().await.unwrap();
     put(&writer, TABLE, item("p", 2, &[("l", n(2))])).await;
-    let page = reader
-        .query_index(
-            TABLE,
-            "byL",
-            &KeyValue::S("p".into()),
-            &SortKeyCondition::All,
-            true,
-            100,
-            None,
-            usize::MAX,
-            Consistency::Strong,
-        )
-        .await
-        .unwrap();
-    assert_eq!(page.items.len(), 2);
+    assert_eq!(strong_lsi(&reader).await.items.len(), 2);
 }
 
 #[tokio::test]

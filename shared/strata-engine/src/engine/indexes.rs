@@ -314,14 +314,7 @@ impl Engine {
                 "Query condition missed key schema element or has a wrong type".into(),
             ));
         }
-        if let Some(v) = crate::engine::sort_key_operand(cond) {
-            let expected = ix.key_schema.range.as_ref().map(|r| r.key_type);
-            if expected != Some(v.key_type()) {
-                return Err(Error::Validation(
-                    "Query condition missed key schema element or has a wrong type".into(),
-                ));
-            }
-        }
+        crate::engine::check_sort_operand(&ix.key_schema, cond)?;
         match consistency {
             Consistency::Strong => self.catch_up(table, &ix, Some(hash)).await?,
             Consistency::Eventual => self.index_signal().wait_followed(READ_YOUR_WRITES).await,
