@@ -89,13 +89,18 @@ def test_update_expressions(ddb, table):
         ExpressionAttributeValues={":v": S("changed"), ":one": N(1), ":p": {"SS": ["p"]}, ":two": N(2)},
         ReturnValues="UPDATED_NEW",
     )["Attributes"]
-    assert out["m"] == {"M": {"x": N(1), "y": {"M": {"z": S("changed")}}}}, "UPDATED_NEW returns whole top-level attributes"
+    # Only the updated paths, nested in their parents (what DynamoDB returns).
+    assert out["m"] == {"M": {"y": {"M": {"z": S("changed")}}}}
     assert out["n"] == N(0) and out["c"] == N(4) and out["tags"] == {"SS": ["q"]}
-    assert "l" in out
+    # REMOVE l[0], l[2] of [a, b, c]: the new l[0] is b, and l[2] is gone.
+    assert out["l"] == {"L": [S("b")]}
     item = ddb.get_item(TableName=table, Key=k, ConsistentRead=True)["Item"]
     assert item["l"]["L"] == [S("b")]
     old = ddb.update_item(TableName=table, Key=k, UpdateExpression="REMOVE m.x", ReturnValues="UPDATED_OLD")["Attributes"]
-    assert old["m"]["M"]["x"] == N(1)
+    assert old == {"m": {"M": {"x": N(1)}}}
+    r = ddb.update_item(TableName=table, Key=k, UpdateExpression="SET l[100] = :v", ExpressionAttributeValues={":v": S("z")},
+                        ReturnValues="UPDATED_NEW")
+    assert "Attributes" not in r, "an out-of-range SET appends: nothing is at l[100]"
     old = ddb.update_item(TableName=table, Key=k, UpdateExpression="SET #n = :v", ExpressionAttributeNames={"#n": "name"},
                           ExpressionAttributeValues={":v": S("x")}, ReturnValues="ALL_OLD")["Attributes"]
     assert "name" not in old and old["n"] == N(0)

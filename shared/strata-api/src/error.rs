@@ -16,6 +16,8 @@ pub enum ErrorCode {
     ResourceNotFound,
     ResourceInUse,
     ConditionalCheckFailed,
+    /// A PartiQL INSERT of an item that exists.
+    DuplicateItem,
     LimitExceeded,
     ItemCollectionSizeLimitExceeded,
     TableNotFound,
@@ -44,6 +46,7 @@ impl ErrorCode {
             ResourceNotFound => "ResourceNotFoundException",
             ResourceInUse => "ResourceInUseException",
             ConditionalCheckFailed => "ConditionalCheckFailedException",
+            DuplicateItem => "DuplicateItemException",
             LimitExceeded => "LimitExceededException",
             ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
             TableNotFound => "TableNotFoundException",

@@ -15,6 +15,7 @@ mod items;
 pub mod json;
 mod legacy;
 pub mod metrics;
+mod partiql;
 mod reads;
 mod req;
 mod streams;
@@ -223,6 +224,8 @@ impl Api {
             "BatchGetItem" => reads::batch_get(self, &req).await,
             "Query" => reads::query(self, &req).await,
             "Scan" => reads::scan(self, &req).await,
+            "ExecuteStatement" => partiql::execute_statement(self, &req).await,
+            "BatchExecuteStatement" => partiql::batch_execute_statement(self, &req).await,
             _ => Err(ApiError::unknown_operation()),
         }
     }

@@ -338,16 +338,18 @@ pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<
     Ok(item)
 }
 
-/// The top-level attributes an update touches: UPDATED_OLD and UPDATED_NEW
-/// return these whole, even when only a nested path inside them changed.
+/// The paths an update names: UPDATED_OLD and UPDATED_NEW return the item
+/// projected on them (before or after the update), so a nested change
+/// returns only the nested value, inside its parents. As in DynamoDB (and
+/// unlike DynamoDB Local, which returns whole top-level attributes), a
+/// path that names nothing on that side returns nothing: `SET l[100]`
+/// appends at the list's end, so UPDATED_NEW has no `l[100]`; after
+/// `REMOVE l[1]`, UPDATED_NEW shows the element that moved into `l[1]`.
 pub fn updated_paths(actions: &[UpdateAction]) -> Vec<DocPath> {
-    let mut tops: Vec<DocPath> = actions
-        .iter()
-        .filter_map(|a| a.path().first().map(|e| vec![e.clone()]))
-        .collect();
-    tops.sort();
-    tops.dedup();
-    tops
+    let mut paths: Vec<DocPath> = actions.iter().map(|a| a.path().clone()).collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }
 
 enum Tree {
