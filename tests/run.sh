@@ -4,7 +4,9 @@
 # Installs what it needs (pinned Python venvs for LocalStack and moto; Rust
 # crates through cargo), starts LocalStack and moto's S3 servers on 127.0.0.1,
 # runs lint and every test against memory, local-filesystem, LocalStack and
-# moto stores, and stops the servers whatever happens.
+# moto stores, then the differential test against DynamoDB Local 3.3.0 (Java
+# 17 and npm needed; tests/differential/run.sh), and stops the servers
+# whatever happens.
 #
 # Extra S3 endpoints (MinIO, AWS…) join the engine suite through
 #   STRATA_TEST_S3_EXTRA="minio=http://127.0.0.1:9000/bucket"
@@ -85,11 +87,19 @@ set +e
 e2e_status=${PIPESTATUS[0]}
 set -e
 
+echo "== differential: the same seeded requests to DynamoDB Local 3.3.0 and strata serve"
+set +e
+"$root/tests/differential/run.sh" 5 400 2>&1 | tee "$root/.tmp/differential.log"
+diff_status=${PIPESTATUS[0]}
+set -e
+
 count() { grep -Eo "$1" "$2" 2>/dev/null || true; }
 passed=$(count '^test result: [A-Za-z]+\. [0-9]+ passed' "$root/.tmp/cargo-test.log" | awk '{s+=$4} END {print s+0}')
 failed=$(count '^test result: .* [0-9]+ failed' "$root/.tmp/cargo-test.log" | { grep -Eo '[0-9]+ failed' || true; } | awk '{s+=$1} END {print s+0}')
 py_passed=$(count '[0-9]+ passed' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
 py_failed=$(count '[0-9]+ (failed|error)' "$root/.tmp/e2e.log" | tail -1 | awk '{print $1+0}')
 echo "== summary: cargo test $passed passed, $failed failed; e2e ${py_passed:-0} passed, ${py_failed:-0} failed"
+diff_line=$(grep -E '^identical:' "$root/.tmp/differential.log" || echo "differential did not finish")
+echo "== differential: $diff_line"
 echo "$((passed + ${py_passed:-0})) passed, $((failed + ${py_failed:-0})) failed"
-[ "$cargo_status" = 0 ] && [ "$e2e_status" = 0 ]
+[ "$cargo_status" = 0 ] && [ "$e2e_status" = 0 ] && [ "$diff_status" = 0 ]

@@ -13,7 +13,7 @@ use crate::capacity::Capacity;
 use crate::choices::{ReturnCapacity, ReturnCollectionMetrics, ReturnOnFailure, ReturnValues};
 use crate::error::{ApiError, ApiResult};
 use crate::expr::{
-    self, eval_condition, parse_condition, parse_projection, parse_update, Cond, DocPath,
+    self, eval_condition, parse_condition, parse_projection, parse_update, Cond, DocPath, PathElem,
     Placeholders, UpdateAction,
 };
 use crate::json::{item_from_json, item_to_json};
@@ -21,6 +21,36 @@ use crate::legacy;
 use crate::req::{missing, Req};
 use crate::tables::table_name;
 use crate::{consumed, read_units, Api};
+
+/// Refuses a nested path (`pk.x`, `sk[0]`) into a key attribute of the
+/// table or of one of its indexes: key attributes are scalars, and
+/// DynamoDB says so before looking at any item.
+pub(crate) fn check_key_paths<'a>(
+    d: &TableDescriptor,
+    paths: impl IntoIterator<Item = &'a DocPath>,
+) -> ApiResult<()> {
+    let table_keys = || std::iter::once(&d.key_schema.hash).chain(d.key_schema.range.as_ref());
+    for p in paths {
+        let (Some(PathElem::Key(top)), true) = (p.first(), p.len() > 1) else {
+            continue;
+        };
+        let label = if table_keys().any(|a| &a.name == top) {
+            "Key"
+        } else if d.indexes.iter().any(|ix| {
+            std::iter::once(&ix.key_schema.hash)
+                .chain(ix.key_schema.range.as_ref())
+                .any(|a| &a.name == top)
+        }) {
+            "IndexKey"
+        } else {
+            continue;
+        };
+        return Err(ApiError::validation(format!(
+            "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: {label}: {top}"
+        )));
+    }
+    Ok(())
+}
 
 pub(crate) async fn descriptor(api: &Api, table: &str) -> ApiResult<TableDescriptor> {
     api.engine()
@@ -68,18 +98,31 @@ pub(crate) fn condition(req: &Req, ph: &Placeholders) -> ApiResult<Option<Cond>>
 
 /// DynamoDB refuses placeholders when the request has no expression.
 pub(crate) fn placeholders(req: &Req, expression_fields: &[&str]) -> ApiResult<Placeholders> {
-    let ph = Placeholders::new(req.names()?, req.values()?);
-    if !expression_fields.iter().any(|f| req.has(f)) {
-        if ph.has_names() {
-            return Err(ApiError::validation(
-                "ExpressionAttributeNames can only be specified when using expressions",
-            ));
-        }
-        if ph.has_values() {
-            return Err(ApiError::validation(
-                "ExpressionAttributeValues can only be specified when using expressions",
-            ));
-        }
+    // Expressions that can hold values; an operation with none (GetItem,
+    // BatchGetItem) has no ExpressionAttributeValues member, and ignores
+    // one, as DynamoDB ignores any member an operation does not have.
+    let valued: Vec<&str> = expression_fields
+        .iter()
+        .copied()
+        .filter(|f| *f != "ProjectionExpression")
+        .collect();
+    let values = if valued.is_empty() {
+        Default::default()
+    } else {
+        req.values()?
+    };
+    let ph = Placeholders::new(req.names()?, values);
+    if ph.has_names() && !expression_fields.iter().any(|f| req.has(f)) {
+        return Err(ApiError::validation(
+            "ExpressionAttributeNames can only be specified when using expressions",
+        ));
+    }
+    if ph.has_values() && !valued.iter().any(|f| req.has(f)) {
+        let verb = if valued.len() == 1 { "is" } else { "are" };
+        return Err(ApiError::validation(format!(
+            "ExpressionAttributeValues can only be specified when using expressions: {} {verb} null",
+            valued.join(" and ")
+        )));
     }
     Ok(ph)
 }
@@ -208,9 +251,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
     let table = table_name(req)?;
     let rv = return_values(req)?;
     if !matches!(rv, ReturnValues::None | ReturnValues::AllOld) {
-        return Err(ApiError::validation(
-            "ReturnValues can only be ALL_OLD or NONE",
-        ));
+        return Err(ApiError::validation("Return values set to invalid value"));
     }
     let on_failure = return_on_failure(req)?;
     let (mode, metrics) = write_capacity_mode(req)?;
@@ -218,6 +259,7 @@ async fn put_or_delete(api: &Api, req: &Req<'_>, whole: Whole) -> ApiResult<Json
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
+    check_key_paths(&d, cond.iter().flat_map(Cond::paths))?;
     let (key, change) = match whole {
         Whole::Put(item) => (
             item_key(&d.key_schema, &item)?,
@@ -264,6 +306,7 @@ pub async fn get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let proj = projection(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
+    check_key_paths(&d, proj.iter().flatten())?;
     let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     let consistency = if strong {
         Consistency::Strong
@@ -321,8 +364,14 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let cond = condition(req, &ph)?;
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
-    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     refuse_key_updates(&d.key_schema, &actions)?;
+    check_key_paths(
+        &d,
+        expr::update_paths(&actions)
+            .into_iter()
+            .chain(cond.iter().flat_map(Cond::paths)),
+    )?;
+    let key = key_of_attrs(&d.key_schema, &key_attrs)?;
     let paths = expr::updated_paths(&actions);
     let actions = Arc::new(actions);
     let f: strata_engine::UpdateFn = {
@@ -390,6 +439,10 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                 (Some(p), None) => {
                     let item = item_from_json(p.get("Item").ok_or_else(|| missing("Item"))?)?;
                     let key = item_key(&d.key_schema, &item)?;
+                    // Every item's index keys are checked before any
+                    // table is written: a refused batch writes nothing.
+                    strata_engine::index::check_index_keys(&d.indexes, &item)
+                        .map_err(ApiError::validation)?;
                     if item_size(&item) > strata_engine::value::MAX_ITEM_SIZE {
                         return Err(ApiError::validation("Item size has exceeded the maximum allowed size"));
                     }

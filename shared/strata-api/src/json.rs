@@ -143,7 +143,7 @@ fn check_set<T: PartialEq + Ord + Clone>(
     if sorted.windows(2).any(|w| w[0] == w[1]) {
         let shown: Vec<String> = v.iter().map(show).collect();
         return Err(invalid(format!(
-            "Input collection [{}] contains duplicates.",
+            "Input collection [{}] contains duplicates",
             shown.join(", ")
         )));
     }

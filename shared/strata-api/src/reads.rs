@@ -15,7 +15,9 @@ use crate::expr::{
     self, eval_condition, parse_condition, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders,
 };
 use crate::index_reads::{self, index_read, IndexRead};
-use crate::items::{capacity_mode, descriptor, key_param, placeholders, projection};
+use crate::items::{
+    capacity_mode, check_key_paths, descriptor, key_param, placeholders, projection,
+};
 use crate::json::item_to_json;
 use crate::legacy;
 use crate::req::{missing, Req};
@@ -297,7 +299,12 @@ fn respond(page: Page, table: &str, p: &ReadParams, index: Option<&IndexRead>) -
     if let Some(k) = page.last_key {
         out.insert("LastEvaluatedKey".into(), item_to_json(&k));
     }
-    let units = read_units(bytes, p.strong);
+    // A read that met no item consumed nothing (DynamoDB Local's count).
+    let units = if scanned == 0 {
+        0.0
+    } else {
+        read_units(bytes, p.strong)
+    };
     let capacity = match index {
         Some(ix) => Capacity::index(&ix.def, units).json(table, p.mode),
         None => consumed(table, units, p.mode),
@@ -345,6 +352,8 @@ impl ReadParams {
 
 pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
+    // Limit is checked before any expression, as DynamoDB Local does.
+    limit(req)?;
     legacy::refuse_mixing(
         req,
         &[
@@ -377,6 +386,14 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     ph.check_all_used()?;
     let forward = req.bool("ScanIndexForward")?.unwrap_or(true);
     let d = descriptor(api, table).await?;
+    check_key_paths(
+        &d,
+        key_cond
+            .paths()
+            .into_iter()
+            .chain(params.filter.iter().flat_map(Cond::paths))
+            .chain(params.proj.iter().flatten()),
+    )?;
     if let Some(name) = req.str("IndexName")? {
         let ix = index_read(
             &d,
@@ -435,6 +452,7 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 
 pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
+    limit(req)?;
     legacy::refuse_mixing(
         req,
         &["ScanFilter", "AttributesToGet", "ConditionalOperator"],
@@ -460,6 +478,14 @@ pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         (None, Some(_)) => return Err(ApiError::validation("The Segment parameter is required but was not present in the request when parameter TotalSegments is present")),
     };
     let d = descriptor(api, table).await?;
+    check_key_paths(
+        &d,
+        params
+            .filter
+            .iter()
+            .flat_map(Cond::paths)
+            .chain(params.proj.iter().flatten()),
+    )?;
     let consistency = params.consistency();
     if let Some(name) = req.str("IndexName")? {
         let ix = index_read(

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use strata_api::expr::{
-    apply_update, eval_condition, parse_condition, parse_projection, parse_update, project,
+    apply_update, eval_condition, parse_condition, parse_projection, parse_update, project, Cond,
     Placeholders,
 };
 use strata_engine::{Item, Number, Value};
@@ -101,7 +101,7 @@ fn updates_apply_against_the_item_as_it_was() {
         &p,
     )
     .unwrap();
-    let out = apply_update(&actions, Some(&item())).unwrap();
+    let out = apply_update(&actions, Some(&item())).unwrap().unwrap();
     assert_eq!(out["a"], n(2));
     assert_eq!(out["b"], n(1), "operands see the item before the update");
     assert_eq!(out["l2"], Value::L(vec![n(1), n(2), n(3), n(9)]));
@@ -119,6 +119,15 @@ fn updates_apply_against_the_item_as_it_was() {
         .unwrap_err()
         .message
         .contains("overlap"));
+    // Removing from an absent item creates nothing; a nested path needs
+    // its parent, in action order.
+    let removes = parse_update("REMOVE a, b", &p).unwrap();
+    assert_eq!(apply_update(&removes, None), Ok(None));
+    let nested = parse_update("REMOVE nope.x", &p).unwrap();
+    assert_eq!(
+        apply_update(&nested, Some(&item())).unwrap_err(),
+        "The document path provided in the update expression is invalid for update"
+    );
     assert!(parse_update("SET a = :one SET b = :one", &p)
         .unwrap_err()
         .message
@@ -247,4 +256,57 @@ fn random_input_never_panics_and_errors_are_validation_errors() {
             }
         }
     }
+}
+
+#[test]
+fn errors_come_in_dynamodb_order_and_words() {
+    let p = ph();
+    let msg = |r: Result<Cond, strata_api::ApiError>| r.unwrap_err().message;
+    // A syntax error anywhere wins over an undefined placeholder before it.
+    assert_eq!(
+        msg(parse_condition("ConditionExpression", "a = :nope AND", &p)),
+        "Invalid ConditionExpression: Syntax error; token: \"<EOF>\", near: \"AND\""
+    );
+    assert_eq!(
+        msg(parse_condition("ConditionExpression", "a = :nope", &p)),
+        "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :nope"
+    );
+    // The text around a syntax error is quoted as written.
+    assert_eq!(
+        msg(parse_condition(
+            "FilterExpression",
+            "a <= #status ((a = :one))",
+            &p
+        )),
+        "Invalid FilterExpression: Syntax error; token: \"(\", near: \"#status ((\""
+    );
+    assert_eq!(
+        msg(parse_condition("FilterExpression", "begins_with(a, :x) = :x", &p)),
+        "Invalid FilterExpression: The function is not allowed to be used this way in an expression; function: begins_with"
+    );
+    for (src, op) in [
+        ("a = a", "="),
+        ("a BETWEEN :one AND a", "BETWEEN"),
+        ("a IN (:one, a)", "IN"),
+    ] {
+        assert_eq!(
+            msg(parse_condition("ConditionExpression", src, &p)),
+            format!("Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: {op}, first operand: [a]")
+        );
+    }
+    assert!(msg(parse_condition(
+        "ConditionExpression",
+        "a BETWEEN :x AND :one",
+        &p
+    ))
+    .contains("requires same data type for lower and upper bounds"));
+    // ADD and DELETE operand types: a DELETE's first, in DynamoDB's words.
+    assert_eq!(
+        parse_update("ADD a :x DELETE b :one", &p).unwrap_err().message,
+        "Invalid UpdateExpression: Incorrect operand type for operator or function; operator: DELETE, operand type: NUMBER, typeSet: ALLOWED_FOR_DELETE_OPERAND"
+    );
+    assert_eq!(
+        parse_update("ADD a :nope", &p).unwrap_err().message,
+        "Invalid UpdateExpression: An expression attribute value used in expression is not defined; attribute value: :nope"
+    );
 }

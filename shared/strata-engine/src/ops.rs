@@ -8,9 +8,11 @@ use crate::value::{Item, ItemKey};
 /// validation error found while evaluating (DynamoDB's ValidationException).
 pub type Condition = Arc<dyn Fn(Option<&Item>) -> Result<bool, String> + Send + Sync>;
 
-/// Computes an item's new state from its current one (None when absent).
-/// `Err` is a validation error (for example, adding a number to a string).
-pub type UpdateFn = Arc<dyn Fn(Option<&Item>) -> Result<Item, String> + Send + Sync>;
+/// Computes an item's new state from its current one (None when absent):
+/// `Ok(None)` leaves no item (an update that only removes attributes of an
+/// absent item creates nothing, as in DynamoDB). `Err` is a validation
+/// error (for example, adding a number to a string).
+pub type UpdateFn = Arc<dyn Fn(Option<&Item>) -> Result<Option<Item>, String> + Send + Sync>;
 
 /// The change one operation makes.
 #[derive(Clone)]

@@ -184,7 +184,7 @@ async fn random_write(e: &Engine, rng: &mut rand::rngs::StdRng, w: i64) {
                 Arc::new(move |cur: Option<&Item>| {
                     let mut i = cur.cloned().unwrap_or_default();
                     i.insert("g".into(), Value::S(g.clone()));
-                    Ok(i)
+                    Ok(Some(i))
                 }),
             )
         }

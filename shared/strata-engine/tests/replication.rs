@@ -169,7 +169,7 @@ async fn random_write(e: &Engine, rng: &mut rand::rngs::StdRng, region: &str, i:
                         set.sort();
                     }
                     item.insert("tags".into(), Value::SS(set));
-                    Ok(item)
+                    Ok(Some(item))
                 }),
             )
         }

@@ -235,7 +235,7 @@ async fn the_engine_refuses_what_dynamodb_refuses() {
             .contains("Nesting")
     );
 
-    let rekey: UpdateFn = Arc::new(|_| Ok(item("other", 1, &[])));
+    let rekey: UpdateFn = Arc::new(|_| Ok(Some(item("other", 1, &[]))));
     assert!(msg(write(WriteOp::update(key("p", 1), rekey)).await).contains("part of the key"));
 
     let failing: UpdateFn =

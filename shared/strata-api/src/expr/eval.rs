@@ -237,6 +237,20 @@ fn set_path(item: &mut Item, path: &DocPath, v: Value) -> Result<(), String> {
     }
 }
 
+/// A nested REMOVE needs its parent: a map for a name, a list for an index.
+fn check_remove_path(item: &Item, path: &DocPath) -> Result<(), String> {
+    let Some((last, parent)) = path.split_last() else {
+        return Ok(());
+    };
+    if parent.is_empty() {
+        return Ok(());
+    }
+    match (resolve(item, &parent.to_vec()), last) {
+        (Some(Value::M(_)), PathElem::Key(_)) | (Some(Value::L(_)), PathElem::Index(_)) => Ok(()),
+        _ => Err(BAD_PATH.to_string()),
+    }
+}
+
 fn remove_path(item: &mut Item, path: &DocPath) -> Result<(), String> {
     let Some((last, parent)) = path.split_last() else {
         return Ok(());
@@ -247,14 +261,18 @@ fn remove_path(item: &mut Item, path: &DocPath) -> Result<(), String> {
         }
         return Ok(());
     }
-    match (container_mut(item, parent), last) {
-        (Ok(Value::M(m)), PathElem::Key(k)) => {
+    // A nested path needs its parent: a map for a name, a list for an
+    // index (an index past the list's end removes nothing).
+    match (container_mut(item, parent)?, last) {
+        (Value::M(m), PathElem::Key(k)) => {
             m.remove(k);
         }
-        (Ok(Value::L(l)), PathElem::Index(i)) if *i < l.len() => {
-            l.remove(*i);
+        (Value::L(l), PathElem::Index(i)) => {
+            if *i < l.len() {
+                l.remove(*i);
+            }
         }
-        _ => {}
+        _ => return Err(BAD_PATH.to_string()),
     }
     Ok(())
 }
@@ -268,8 +286,17 @@ fn union<T: PartialEq + Clone>(a: &mut Vec<T>, b: &[T]) {
 }
 
 /// Applies update actions to the current item (None: absent). Every
-/// operand is read from the item as it was before the update.
-pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<Item, String> {
+/// operand is read from the item as it was before the update. Actions
+/// that only remove (REMOVE, DELETE) leave an absent item absent: the
+/// result is None, and nothing is created.
+pub fn apply_update(
+    actions: &[UpdateAction],
+    current: Option<&Item>,
+) -> Result<Option<Item>, String> {
+    let only_removes = !actions.is_empty()
+        && actions
+            .iter()
+            .all(|a| matches!(a, UpdateAction::Remove(_) | UpdateAction::Delete(..)));
     let before = current.cloned().unwrap_or_default();
     let mut item = before.clone();
     let mut removes = Vec::new();
@@ -279,7 +306,11 @@ pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<
                 let v = set_value(&before, v)?;
                 set_path(&mut item, p, v)?;
             }
-            UpdateAction::Remove(p) => removes.push(p.clone()),
+            UpdateAction::Remove(p) => {
+                // Checked in order with the other actions; removed last.
+                check_remove_path(&before, p)?;
+                removes.push(p.clone());
+            }
             UpdateAction::Add(p, v) => {
                 let next = match (resolve(&before, p), v) {
                     (None, v) => v.clone(),
@@ -307,6 +338,12 @@ pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<
             }
             UpdateAction::Delete(p, v) => {
                 let next = match (resolve(&before, p), v) {
+                    (None, _)
+                        if p.len() > 1
+                            && resolve(&before, &p[..p.len() - 1].to_vec()).is_none() =>
+                    {
+                        return Err(BAD_PATH.to_string())
+                    }
                     (None, _) => continue,
                     (Some(Value::SS(x)), Value::SS(y)) => Some(Value::SS(
                         x.iter().filter(|e| !y.contains(e)).cloned().collect(),
@@ -335,7 +372,10 @@ pub fn apply_update(actions: &[UpdateAction], current: Option<&Item>) -> Result<
     for p in removes.iter().rev() {
         remove_path(&mut item, p)?;
     }
-    Ok(item)
+    if current.is_none() && only_removes {
+        return Ok(None);
+    }
+    Ok(Some(item))
 }
 
 /// The paths an update names: UPDATED_OLD and UPDATED_NEW return the item

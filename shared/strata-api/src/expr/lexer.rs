@@ -60,8 +60,13 @@ fn word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
 
-pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
+/// The tokens of an expression, and where each lies in it (char offsets,
+/// end exclusive), so a syntax error can quote the text around it.
+pub type Spans = Vec<(usize, usize)>;
+
+pub fn lex(kind: &str, src: &str) -> ApiResult<(Vec<Tok>, Spans)> {
     let mut out = Vec::new();
+    let mut spans: Spans = Vec::new();
     let chars: Vec<char> = src.chars().collect();
     let mut i = 0;
     let take_word = |i: &mut usize| {
@@ -77,6 +82,7 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
             i += 1;
             continue;
         }
+        let start = i;
         let two = chars.get(i + 1).copied();
         let tok = match c {
             '(' => Tok::LParen,
@@ -106,13 +112,17 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
                 i += 1;
                 let w = take_word(&mut i);
                 if w.is_empty() {
-                    return Err(syntax(kind, &c.to_string(), &c.to_string()));
+                    // Quoted with the token before it, as DynamoDB does.
+                    let from = spans.last().map_or(start, |s| s.0);
+                    let near: String = chars[from..=start].iter().collect();
+                    return Err(syntax(kind, &c.to_string(), &near));
                 }
                 out.push(if c == '#' {
                     Tok::Name(format!("#{w}"))
                 } else {
                     Tok::Val(format!(":{w}"))
                 });
+                spans.push((start, i));
                 continue;
             }
             c if c.is_ascii_digit() => {
@@ -122,10 +132,12 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
                 } else {
                     Tok::Ident(w)
                 });
+                spans.push((start, i));
                 continue;
             }
             c if word_char(c) => {
                 out.push(Tok::Ident(take_word(&mut i)));
+                spans.push((start, i));
                 continue;
             }
             other => {
@@ -136,8 +148,9 @@ pub fn lex(kind: &str, src: &str) -> ApiResult<Vec<Tok>> {
         };
         out.push(tok);
         i += 1;
+        spans.push((start, i));
     }
-    Ok(out)
+    Ok((out, spans))
 }
 
 pub fn syntax(kind: &str, token: &str, near: &str) -> ApiError {

@@ -139,6 +139,36 @@ pub enum UpdateAction {
     Delete(DocPath, Value),
 }
 
+/// Every document path an update names or reads.
+pub fn update_paths(actions: &[UpdateAction]) -> Vec<&DocPath> {
+    fn operand<'a>(o: &'a Operand, out: &mut Vec<&'a DocPath>) {
+        if let Operand::Path(p) | Operand::Size(p) = o {
+            out.push(p);
+        }
+    }
+    fn value<'a>(v: &'a SetValue, out: &mut Vec<&'a DocPath>) {
+        match v {
+            SetValue::Operand(o) => operand(o, out),
+            SetValue::IfNotExists(p, v) => {
+                out.push(p);
+                value(v, out);
+            }
+            SetValue::ListAppend(a, b) | SetValue::Plus(a, b) | SetValue::Minus(a, b) => {
+                value(a, out);
+                value(b, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for a in actions {
+        out.push(a.path());
+        if let UpdateAction::Set(_, v) = a {
+            value(v, &mut out);
+        }
+    }
+    out
+}
+
 impl UpdateAction {
     pub fn path(&self) -> &DocPath {
         match self {
@@ -191,6 +221,11 @@ impl Placeholders {
                 "An expression attribute name used in the document path is not defined; attribute name: {placeholder}"
             ))),
         }
+    }
+
+    /// Whether ExpressionAttributeValues defines the placeholder.
+    fn defines_value(&self, placeholder: &str) -> bool {
+        self.values.contains_key(placeholder)
     }
 
     fn value(&self, placeholder: &str) -> ApiResult<Value> {

@@ -4,7 +4,7 @@
 
 use strata_engine::Value;
 
-use super::lexer::{lex, syntax, Tok};
+use super::lexer::{lex, syntax, Spans, Tok};
 use super::reserved::is_reserved;
 use super::{
     check_overlap, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders, SetValue, UpdateAction,
@@ -21,6 +21,9 @@ const MAX_OPERATORS: usize = 300;
 struct Parser<'a> {
     kind: &'a str,
     toks: Vec<Tok>,
+    /// Where each token lies in `chars`, the expression's text.
+    spans: Spans,
+    chars: Vec<char>,
     pos: usize,
     ph: &'a Placeholders,
     depth: usize,
@@ -30,6 +33,14 @@ struct Parser<'a> {
     /// parenthesized group parsed: a group that is only another group is
     /// refused, as DynamoDB refuses redundant parentheses.
     last_group: Option<(usize, usize)>,
+    /// The first error found in what parsed well (an undefined
+    /// placeholder, an operand of the wrong type…): DynamoDB reports a
+    /// syntax error anywhere in the expression before any of these.
+    deferred: Option<ApiError>,
+    /// ADD and DELETE operands of the wrong type: DynamoDB reports these
+    /// before any other deferred error, a DELETE's before an ADD's.
+    bad_delete: Option<ApiError>,
+    bad_add: Option<ApiError>,
 }
 
 fn check_size(kind: &str, src: &str) -> ApiResult<()> {
@@ -50,15 +61,65 @@ fn check_size(kind: &str, src: &str) -> ApiResult<()> {
 impl<'a> Parser<'a> {
     fn new(kind: &'a str, src: &str, ph: &'a Placeholders) -> ApiResult<Self> {
         check_size(kind, src)?;
+        let (toks, spans) = lex(kind, src)?;
         Ok(Self {
             kind,
-            toks: lex(kind, src)?,
+            toks,
+            spans,
+            chars: src.chars().collect(),
             pos: 0,
             ph,
             depth: 0,
             ops: 0,
             last_group: None,
+            deferred: None,
+            bad_delete: None,
+            bad_add: None,
         })
+    }
+
+    /// Records an error to report once the whole expression has parsed.
+    fn defer(&mut self, e: ApiError) {
+        self.deferred.get_or_insert(e);
+    }
+
+    /// The expression parsed: the first deferred error, if any.
+    fn finish<T>(&mut self, parsed: T) -> ApiResult<T> {
+        match self
+            .bad_delete
+            .take()
+            .or_else(|| self.bad_add.take())
+            .or_else(|| self.deferred.take())
+        {
+            Some(e) => Err(e),
+            None => Ok(parsed),
+        }
+    }
+
+    /// A placeholder's name; an undefined one is deferred.
+    fn name_of(&mut self, placeholder: &str) -> String {
+        match self.ph.name(placeholder) {
+            Ok(n) => n,
+            Err(e) => {
+                self.defer(self.prefixed(e));
+                placeholder.to_string()
+            }
+        }
+    }
+
+    /// A placeholder's value; an undefined one is deferred.
+    fn value_of(&mut self, placeholder: &str) -> Value {
+        match self.ph.value(placeholder) {
+            Ok(v) => v,
+            Err(e) => {
+                self.defer(self.prefixed(e));
+                Value::Null
+            }
+        }
+    }
+
+    fn prefixed(&self, e: ApiError) -> ApiError {
+        ApiError::validation(format!("Invalid {}: {}", self.kind, e.message))
     }
 
     fn peek(&self) -> Option<&Tok> {
@@ -79,16 +140,19 @@ impl<'a> Parser<'a> {
     /// DynamoDB does (`near: "= = :v"`).
     fn err_here(&self) -> ApiError {
         let token = self.peek().map_or("<EOF>".to_string(), Tok::text);
-        let from = self.pos.saturating_sub(1);
-        let take = if self.pos == 0 { 2 } else { 3 };
-        let near: Vec<String> = self
-            .toks
-            .iter()
-            .skip(from)
-            .take(take)
-            .map(Tok::text)
-            .collect();
-        syntax(self.kind, &token, &near.join(" "))
+        // From the token before to the token after (or the expression's
+        // end, trailing blanks included), in the expression's own text.
+        let from = self
+            .pos
+            .saturating_sub(1)
+            .min(self.toks.len().saturating_sub(1));
+        let start = self.spans.get(from).map_or(0, |s| s.0);
+        let end = self
+            .spans
+            .get(self.pos + 1)
+            .map_or(self.chars.len(), |s| s.1);
+        let near: String = self.chars[start.min(end)..end].iter().collect();
+        syntax(self.kind, &token, &near)
     }
 
     fn expect(&mut self, t: Tok) -> ApiResult<()> {
@@ -154,12 +218,16 @@ impl<'a> Parser<'a> {
                 Some(Tok::LBrack) => {
                     self.pos += 1;
                     let idx = match self.next() {
-                        Some(Tok::Int(s)) => s.parse::<usize>().map_err(|_| {
-                            ApiError::validation(format!(
-                                "Invalid {}: List index is too large; index: {s}",
-                                self.kind
-                            ))
-                        })?,
+                        Some(Tok::Int(s)) => match s.parse::<usize>() {
+                            Ok(i) => i,
+                            Err(_) => {
+                                let kind = self.kind;
+                                self.defer(ApiError::validation(format!(
+                                    "Invalid {kind}: List index is too large; index: {s}"
+                                )));
+                                0
+                            }
+                        },
                         _ => {
                             self.pos -= 1;
                             return Err(self.err_here());
@@ -184,7 +252,7 @@ impl<'a> Parser<'a> {
                 }
                 Ok(w)
             }
-            Some(Tok::Name(n)) => self.ph.name(&n),
+            Some(Tok::Name(n)) => Ok(self.name_of(&n)),
             _ => {
                 self.pos -= 1;
                 Err(self.err_here())
@@ -242,13 +310,38 @@ impl<'a> Parser<'a> {
             }
             self.expect(Tok::RParen)?;
             self.last_group = Some((open, self.pos));
+            // `(a = b) = :v`: a condition is not an operand. Read on, so
+            // an error later in the text is the one reported.
+            if matches!(
+                self.peek(),
+                Some(Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge)
+            ) {
+                let at = self.pos;
+                self.pos += 1;
+                self.operand()?;
+                self.pos = at;
+                return Err(self.err_here());
+            }
             return Ok(c);
         }
         // Function names are case-sensitive.
         if let (Some(Tok::Ident(f)), Some(Tok::LParen)) = (self.peek(), self.peek_at(1)) {
             if f != "size" {
                 let f = f.clone();
-                return self.function(&f);
+                let c = self.function(&f)?;
+                // `begins_with(a, :v) = :v` parses; its meaning does not.
+                if matches!(
+                    self.peek(),
+                    Some(Tok::Eq | Tok::Ne | Tok::Lt | Tok::Le | Tok::Gt | Tok::Ge)
+                ) {
+                    self.pos += 1;
+                    self.operand()?;
+                    self.defer(ApiError::validation(format!(
+                        "Invalid {}: The function is not allowed to be used this way in an expression; function: {f}",
+                        self.kind
+                    )));
+                }
+                return Ok(c);
             }
         }
         let left = self.operand()?;
@@ -259,12 +352,20 @@ impl<'a> Parser<'a> {
                 return Err(self.err_here());
             }
             let hi = self.operand()?;
-            self.orderable("BETWEEN", [&left, &lo, &hi])?;
+            self.distinct("BETWEEN", &left, &[&lo, &hi]);
+            self.orderable("BETWEEN", [&left, &lo, &hi]);
             if let (Operand::Value(a), Operand::Value(b)) = (&lo, &hi) {
-                if super::eval::compare(a, b).is_some_and(|o| o.is_gt()) {
-                    return Err(ApiError::validation(format!(
-                        "Invalid {}: The BETWEEN operator requires upper bound to be greater than or equal to lower bound; \
-                         lower bound operand: AttributeValue: {{{}:{}}}, upper bound operand: AttributeValue: {{{}:{}}}",
+                let fault = if a.type_name() != b.type_name() {
+                    Some("requires same data type for lower and upper bounds")
+                } else if super::eval::compare(a, b).is_some_and(|o| o.is_gt()) {
+                    Some("requires upper bound to be greater than or equal to lower bound")
+                } else {
+                    None
+                };
+                if let Some(fault) = fault {
+                    self.defer(ApiError::validation(format!(
+                        "Invalid {}: The BETWEEN operator {fault}; lower bound operand: AttributeValue: {{{}:{}}}, \
+                         upper bound operand: AttributeValue: {{{}:{}}}",
                         self.kind,
                         a.type_name(),
                         scalar_text(a),
@@ -284,8 +385,9 @@ impl<'a> Parser<'a> {
                 list.push(self.operand()?);
             }
             self.expect(Tok::RParen)?;
+            self.distinct("IN", &left, &list.iter().collect::<Vec<_>>());
             if list.len() > 100 {
-                return Err(ApiError::validation(format!(
+                self.defer(ApiError::validation(format!(
                     "Invalid {}: The IN operator is provided with too many operands; number of operands: {}",
                     self.kind,
                     list.len()
@@ -314,23 +416,43 @@ impl<'a> Parser<'a> {
             CmpOp::Ge => Some(">="),
             CmpOp::Eq | CmpOp::Ne => None,
         };
+        let name = match op {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "<>",
+            _ => symbol.unwrap_or_default(),
+        };
+        self.distinct(name, &left, &[&right]);
         if let Some(symbol) = symbol {
-            self.orderable(symbol, [&left, &right])?;
+            self.orderable(symbol, [&left, &right]);
         }
         Ok(Cond::Cmp(left, op, right))
     }
 
     /// Ordering compares numbers, strings and binaries only: a value of any
     /// other type is refused before any item is read.
-    fn orderable<const N: usize>(&self, op: &str, operands: [&Operand; N]) -> ApiResult<()> {
+    /// An operator's first operand, when it is a path, may not be one of
+    /// its other operands (`a = a`, `a BETWEEN :v AND a`).
+    fn distinct(&mut self, op: &str, first: &Operand, rest: &[&Operand]) {
+        let Operand::Path(p) = first else { return };
+        if rest.iter().any(|o| matches!(o, Operand::Path(q) if q == p)) {
+            self.defer(ApiError::validation(format!(
+                "Invalid {}: The first operand must be distinct from the remaining operands for this operator or function; operator: {op}, first operand: {}",
+                self.kind,
+                super::show_path(p)
+            )));
+        }
+    }
+
+    fn orderable<const N: usize>(&mut self, op: &str, operands: [&Operand; N]) {
         for o in operands {
             if let Operand::Value(v) = o {
                 if !matches!(v, Value::N(_) | Value::S(_) | Value::B(_)) {
-                    return Err(self.operand_type(op, v));
+                    let e = self.operand_type(op, v);
+                    self.defer(e);
+                    return;
                 }
             }
         }
-        Ok(())
     }
 
     fn function(&mut self, f: &str) -> ApiResult<Cond> {
@@ -346,19 +468,24 @@ impl<'a> Parser<'a> {
                 self.expect(Tok::Comma)?;
                 let t = match self.operand()? {
                     Operand::Value(Value::S(s)) => s,
-                    Operand::Value(v) => return Err(self.operand_type("attribute_type", &v)),
+                    Operand::Value(v) => {
+                        let e = self.operand_type("attribute_type", &v);
+                        self.defer(e);
+                        "S".to_string()
+                    }
                     Operand::Path(_) | Operand::Size(_) => {
-                        return Err(ApiError::validation(format!(
+                        self.defer(ApiError::validation(format!(
                             "Invalid {}: Incorrect operand type for operator or function; operator or function: attribute_type, operand type: \
                              {{BOOL,HD,DECIMALSET,INTSET,DOUBLE,L,DICT,S,FS,M,N,NS,DECIMAL,SS,DOUBLESET,BS,NULL,FLOAT,B,HDS,INT}}",
                             self.kind
-                        )))
+                        )));
+                        "S".to_string()
                     }
                 };
                 if !["S", "SS", "N", "NS", "B", "BS", "BOOL", "NULL", "L", "M"]
                     .contains(&t.as_str())
                 {
-                    return Err(ApiError::validation(format!(
+                    self.defer(ApiError::validation(format!(
                         "Invalid {}: Invalid attribute type name found; type: {t}, valid types: {{N,BS,L,B,NULL,M,S,SS,NS,BOOL}}",
                         self.kind
                     )));
@@ -369,10 +496,12 @@ impl<'a> Parser<'a> {
                 let a = self.operand()?;
                 self.expect(Tok::Comma)?;
                 let b = self.operand()?;
+                self.distinct("begins_with", &a, &[&b]);
                 for o in [&a, &b] {
                     if let Operand::Value(v) = o {
                         if !matches!(v, Value::S(_) | Value::B(_)) {
-                            return Err(self.operand_type("begins_with", v));
+                            let e = self.operand_type("begins_with", v);
+                            self.defer(e);
                         }
                     }
                 }
@@ -382,15 +511,7 @@ impl<'a> Parser<'a> {
                 let a = self.operand()?;
                 self.expect(Tok::Comma)?;
                 let b = self.operand()?;
-                if let (Operand::Path(p), Operand::Path(q)) = (&a, &b) {
-                    if p == q {
-                        return Err(ApiError::validation(format!(
-                            "Invalid {}: The first operand must be distinct from the remaining operands for this operator or function; operator: contains, first operand: {}",
-                            self.kind,
-                            super::show_path(p)
-                        )));
-                    }
-                }
+                self.distinct("contains", &a, &[&b]);
                 Cond::Contains(a, b)
             }
             other => {
@@ -417,18 +538,22 @@ impl<'a> Parser<'a> {
             Some(Tok::Val(v)) => {
                 let v = v.clone();
                 self.pos += 1;
-                Ok(Operand::Value(self.ph.value(&v)?))
+                Ok(Operand::Value(self.value_of(&v)))
             }
             Some(Tok::Ident(f)) if f == "size" && self.peek_at(1) == Some(&Tok::LParen) => {
                 self.count_op()?;
                 self.pos += 2;
                 // The size of a value is known now.
                 if let Some(Tok::Val(v)) = self.peek() {
-                    let v = self.ph.value(&v.clone())?;
+                    let v = v.clone();
+                    let v = self.value_of(&v);
                     self.pos += 1;
                     self.expect(Tok::RParen)?;
-                    let size =
-                        super::eval::size_of(&v).ok_or_else(|| self.operand_type("size", &v))?;
+                    let size = super::eval::size_of(&v).unwrap_or_else(|| {
+                        let e = self.operand_type("size", &v);
+                        self.defer(e);
+                        Value::Null
+                    });
                     return Ok(Operand::Value(size));
                 }
                 let p = self.path()?;
@@ -546,13 +671,32 @@ impl<'a> Parser<'a> {
                             Operand::Value(v) => v,
                             _ => return Err(self.err_here()),
                         };
-                        let ok = if clause == "ADD" {
-                            matches!(v, Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_))
-                        } else {
-                            matches!(v, Value::SS(_) | Value::NS(_) | Value::BS(_))
+                        // An undefined operand is reported as such, not
+                        // as an operand of the wrong type.
+                        let defined = match self.toks.get(self.pos.wrapping_sub(1)) {
+                            Some(Tok::Val(name)) => self.ph.defines_value(name),
+                            _ => true,
                         };
+                        let ok = !defined
+                            || if clause == "ADD" {
+                                matches!(
+                                    v,
+                                    Value::N(_) | Value::SS(_) | Value::NS(_) | Value::BS(_)
+                                )
+                            } else {
+                                matches!(v, Value::SS(_) | Value::NS(_) | Value::BS(_))
+                            };
                         if !ok {
-                            return Err(self.operand_type(&clause, &v));
+                            let e = ApiError::validation(format!(
+                                "Invalid {}: Incorrect operand type for operator or function; operator: {clause}, operand type: {}, typeSet: ALLOWED_FOR_{clause}_OPERAND",
+                                self.kind,
+                                long_type_name(&v)
+                            ));
+                            if clause == "ADD" {
+                                self.bad_add.get_or_insert(e);
+                            } else {
+                                self.bad_delete.get_or_insert(e);
+                            }
                         }
                         if clause == "ADD" {
                             UpdateAction::Add(path, v)
@@ -578,6 +722,22 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// A value's type as DynamoDB names it in ADD and DELETE errors.
+fn long_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::S(_) => "STRING",
+        Value::N(_) => "NUMBER",
+        Value::B(_) => "BINARY",
+        Value::Bool(_) => "BOOLEAN",
+        Value::Null => "NULL",
+        Value::L(_) => "LIST",
+        Value::M(_) => "MAP",
+        Value::SS(_) => "STRING_SET",
+        Value::NS(_) => "NUMBER_SET",
+        Value::BS(_) => "BINARY_SET",
+    }
+}
+
 fn scalar_text(v: &Value) -> String {
     match v {
         Value::S(s) => s.clone(),
@@ -591,12 +751,13 @@ pub fn parse_condition(kind: &str, src: &str, ph: &Placeholders) -> ApiResult<Co
     let mut p = Parser::new(kind, src, ph)?;
     let c = p.or()?;
     p.done()?;
-    Ok(c)
+    p.finish(c)
 }
 
 pub fn parse_update(src: &str, ph: &Placeholders) -> ApiResult<Vec<UpdateAction>> {
     let mut p = Parser::new("UpdateExpression", src, ph)?;
-    p.update()
+    let actions = p.update()?;
+    p.finish(actions)
 }
 
 pub fn parse_projection(src: &str, ph: &Placeholders) -> ApiResult<Vec<DocPath>> {
@@ -607,6 +768,7 @@ pub fn parse_projection(src: &str, ph: &Placeholders) -> ApiResult<Vec<DocPath>>
         paths.push(p.path()?);
     }
     p.done()?;
+    let paths = p.finish(paths)?;
     check_overlap("ProjectionExpression", &paths.iter().collect::<Vec<_>>())?;
     Ok(paths)
 }

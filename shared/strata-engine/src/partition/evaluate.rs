@@ -120,7 +120,9 @@ impl Partition {
             Change::Delete => return Ok(None),
             Change::Put(item) => item.clone(),
             Change::Update(f) => {
-                let mut item = f(current).map_err(Error::Validation)?;
+                let Some(mut item) = f(current).map_err(Error::Validation)? else {
+                    return Ok(None);
+                };
                 // An update of an absent item creates it, with its key.
                 for (k, v) in schema.key_item(&op.key) {
                     item.entry(k).or_insert(v);

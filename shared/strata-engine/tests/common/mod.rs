@@ -168,7 +168,7 @@ pub fn increment() -> UpdateFn {
             _ => Number::from_i64(1),
         };
         item.insert("n".into(), Value::N(next));
-        Ok(item)
+        Ok(Some(item))
     })
 }
 
