@@ -155,7 +155,9 @@ def tagging(op, body, a, b):
 
 
 EXPRESSION_ERRORS = ("Invalid ", "Value provided in ExpressionAttribute", "ExpressionAttribute",
-                     "An expression attribute", "Key attributes must be scalars")
+                     "An expression attribute", "Key attributes must be scalars",
+                     "One or more parameter values were invalid: ", "The BETWEEN condition was provided",
+                     "ConditionalOperator can only be used")
 
 
 def validation_order(op, body, a, b):
@@ -220,13 +222,23 @@ def limit_page_end(op, body, a, b):
         _without(ba, "LastEvaluatedKey") == _without(bb, "LastEvaluatedKey")
 
 
+def only_removes(op, body):
+    """An UpdateItem whose actions only remove (REMOVE, DELETE)."""
+    if op != "UpdateItem":
+        return False
+    expr = body.get("UpdateExpression")
+    if isinstance(expr, str):
+        return bool(expr) and not any(w in expr.upper().split() for w in ("SET", "ADD"))
+    updates = body.get("AttributeUpdates")
+    return isinstance(updates, dict) and bool(updates) and \
+        all(isinstance(u, dict) and u.get("Action") == "DELETE" for u in updates.values())
+
+
 def remove_only_update(op, body, a, b):
     # An UpdateItem that only removes (REMOVE, DELETE) creates no item, as
     # DynamoDB documents; DynamoDB Local creates one holding just the key.
     # Its ALL_NEW shows that key; Strata's shows nothing.
-    expr = body.get("UpdateExpression", "")
-    only_removes = expr and not any(w in expr.upper().split() for w in ("SET", "ADD"))
-    return op == "UpdateItem" and bool(only_removes) and a.get("status") == 200 and b.get("status") == 200 \
+    return only_removes(op, body) and a.get("status") == 200 and b.get("status") == 200 \
         and _without(_body(a), "Attributes") == _without(_body(b), "Attributes")
 
 
@@ -299,10 +311,7 @@ DEPARTURES = [
 def repair_remove_only(op, body, ddbl, strata):
     """After an update that only removes: DynamoDB Local may have created
     an item holding just the key; delete it there too."""
-    if op != "UpdateItem" or "Key" not in body or "TableName" not in body:
-        return
-    expr = body.get("UpdateExpression", "")
-    if not expr or any(w in expr.upper().split() for w in ("SET", "ADD")):
+    if not only_removes(op, body) or not isinstance(body.get("Key"), dict) or "TableName" not in body:
         return
     req = {"TableName": body["TableName"], "Key": body["Key"], "ConsistentRead": True}
     sa, oa = ddbl("GetItem", req)
@@ -322,3 +331,79 @@ def canonical_message(message):
         return head + "keys: {" + ", ".join(sorted(keys[:-1].split(", "))) + "}"
     return message
 
+
+
+def empty_attributes_to_get(op, body, a, b):
+    # AttributesToGet: [] is refused, as DynamoDB's constraint says (at
+    # least one name); DynamoDB Local reads it as no projection.
+    return body.get("AttributesToGet") == [] and _error(b, "ValidationException") \
+        and "at 'attributesToGet' failed to satisfy constraint" in b["message"]
+
+
+def ddbl_index_type_slip(op, body, a, b):
+    # DynamoDB Local lets an update (ADD :n) give an index key attribute
+    # the wrong type; Strata refuses it, as it refuses a put that would.
+    return op == "UpdateItem" and a.get("status") == 200 and _error(b, "ValidationException") \
+        and "Type mismatch for Index Key" in b["message"]
+
+
+def index_update_words(op, body, a, b):
+    # An item giving an index key the wrong type: DynamoDB's words (which
+    # name the key, both types and the index); DynamoDB Local's are short.
+    return _error(a, "ValidationException") and _error(b, "ValidationException") \
+        and a["message"] in ("Updates on index keys must be of the same data type as the key attribute",
+                             "Invalid attribute value type",
+                             "One or more parameter values were invalid: Type mismatch for Index Key") \
+        and "Type mismatch for Index Key" in b["message"]
+
+
+LEGACY_WORDS = ("One or more parameter values were invalid: ", "The BETWEEN condition was provided",
+                "ConditionalOperator can only be used")
+
+
+def legacy_checks(op, body, a, b):
+    # Two faults in the legacy members of one request: Strata checks a
+    # condition's values' types before their number, and the key, the
+    # AttributeValues and the placeholder members before the legacy
+    # conditions; DynamoDB Local checks in another order, and evaluates a
+    # condition before refusing a legacy action's value type.
+    if not any(isinstance(body.get(k), dict) for k in
+               ("Expected", "QueryFilter", "ScanFilter", "KeyConditions", "AttributeUpdates")):
+        return False
+    if not (_error(a) and _error(b, "ValidationException")):
+        return False
+    am, bm = a.get("message", ""), b["message"]
+    legacy_a, legacy_b = am.startswith(LEGACY_WORDS), bm.startswith(LEGACY_WORDS)
+    key_a = am in DDBL_KEY_WORDS or am.startswith("One or more parameter values are not valid.")
+    return (legacy_a and legacy_b) or (key_a and legacy_b) or (legacy_a and not legacy_b) or \
+        (_error(a, "ConditionalCheckFailedException") and "action" in bm and "not supported for the type" in bm)
+
+
+def partiql_bare_name(op, body, a, b):
+    # A PartiQL statement that is one bare word: DynamoDB Local calls it a
+    # variable reference; Strata calls it malformed.
+    return op == "ExecuteStatement" and a.get("message", "").startswith("Unsupported operation: VariableReference") \
+        and b.get("message", "").startswith("Statement wasn't well formed")
+
+
+def index_units(op, body, a, b):
+    # Write units on a table with indexes, when the old item had only one
+    # of an index's two key attributes (so it was never in that index):
+    # DynamoDB Local charges a delete from the index anyway.
+    if op not in ("PutItem", "UpdateItem", "DeleteItem") or not str(body.get("TableName", "")).endswith("_i"):
+        return False
+    if a.get("status") != 200 or b.get("status") != 200:
+        return False
+    ca, cb = _body(a).get("ConsumedCapacity"), _body(b).get("ConsumedCapacity")
+    return bool(ca and cb) and ca["CapacityUnits"] > cb["CapacityUnits"] and \
+        _without(_body(a), "ConsumedCapacity") == _without(_body(b), "ConsumedCapacity")
+
+
+DEPARTURES += [
+    Departure("AttributesToGet: [] refused", empty_attributes_to_get),
+    Departure("DynamoDB Local lets an update give an index key the wrong type", ddbl_index_type_slip),
+    Departure("index-key type words", index_update_words),
+    Departure("legacy members: which of two faults is reported", legacy_checks),
+    Departure("PartiQL: a bare word", partiql_bare_name),
+    Departure("index write units for an item outside the index", index_units),
+]

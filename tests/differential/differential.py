@@ -13,13 +13,15 @@ Usage: differential.py --ddbl URL --strata URL [--seeds N] [--requests N]
 import argparse
 import copy
 import json
+import os
+import re
 import random
 import sys
 import time
 import urllib.error
 import urllib.request
 
-from departures import DEPARTURES, REPAIRS, canonical_message
+from departures import DEPARTURES, REPAIRS, _numbers, canonical_message
 
 AUTH = ("AWS4-HMAC-SHA256 Credential=AKIDDIFF/20250101/us-east-1/dynamodb/aws4_request, "
         "SignedHeaders=host;x-amz-date, Signature=00")
@@ -390,6 +392,85 @@ class Gen:
             body["Parameters"] = params
         return "ExecuteStatement", body
 
+    # -- the legacy parameters -------------------------------------------
+    OPERATORS = {"EQ": 1, "NE": 1, "LE": 1, "LT": 1, "GE": 1, "GT": 1, "NOT_NULL": 0, "NULL": 0,
+                 "CONTAINS": 1, "NOT_CONTAINS": 1, "BEGINS_WITH": 1, "IN": 2, "BETWEEN": 2}
+
+    def legacy_conditions(self, attrs=None, expected=False):
+        """Expected / QueryFilter / ScanFilter: one to three attributes."""
+        out = {}
+        for name in attrs or self.r.sample(NAMES, self.r.randint(1, 3)):
+            c = self.r.random()
+            if expected and c < 0.25:
+                out[name] = {"Value": self.value(name)} if self.chance(0.7) else {"Exists": True, "Value": self.value(name)}
+                continue
+            if expected and c < 0.4:
+                out[name] = {"Exists": False} if self.chance(0.8) else {"Exists": False, "Value": self.value(name)}
+                continue
+            op = self.pick(list(self.OPERATORS))
+            count = self.OPERATORS[op]
+            if self.chance(0.1):
+                count = self.pick([0, 1, 2, 3])
+            values = [self.value(name) if self.chance(0.6) else self.value() for _ in range(count)]
+            cond = {"ComparisonOperator": op}
+            if values or self.chance(0.5):
+                cond["AttributeValueList"] = values
+            if expected and self.chance(0.05):
+                cond["Exists"] = True
+            out[name] = cond
+        return out
+
+    def legacy_put(self):
+        t = self.table()
+        body = {"TableName": t, "Item": self.item(t), "Expected": self.legacy_conditions(expected=True)}
+        if self.chance(0.3):
+            body["ConditionalOperator"] = self.pick(["AND", "OR"])
+        if self.chance(0.05):
+            body["ConditionExpression"] = "attribute_exists(a)"
+        return "PutItem", body
+
+    def legacy_update(self):
+        t = self.table()
+        updates = {}
+        for name in self.r.sample(NAMES, self.r.randint(1, 3)):
+            action = self.pick(["PUT", "PUT", "ADD", "DELETE"])
+            u = {"Action": action}
+            if action != "DELETE" or self.chance(0.5):
+                u["Value"] = self.pick([self.value(name), {"N": "1"}, {"SS": ["x"]}])
+            updates[name] = u
+        body = {"TableName": t, "Key": self.key(t), "AttributeUpdates": updates}
+        if self.chance(0.4):
+            body["Expected"] = self.legacy_conditions(expected=True)
+        if self.chance(0.4):
+            body["ReturnValues"] = self.pick(["ALL_OLD", "UPDATED_NEW", "ALL_NEW"])
+        return "UpdateItem", body
+
+    def legacy_read(self):
+        t = self.pick([self.range_t, self.hash_t, self.index_t])
+        key = self.key(t)
+        if self.chance(0.5):
+            kc = {"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [key["pk"]]}}
+            if "sk" in key and self.chance(0.6):
+                op = self.pick(["EQ", "LT", "GE", "BETWEEN", "BEGINS_WITH"])
+                vals = [key["sk"]] * (2 if op == "BETWEEN" else 1)
+                kc["sk"] = {"ComparisonOperator": op, "AttributeValueList": vals}
+            body = {"TableName": t, "KeyConditions": kc}
+            if self.chance(0.5):
+                body["QueryFilter"] = self.legacy_conditions()
+            op = "Query"
+        else:
+            body = {"TableName": t}
+            if self.chance(0.7):
+                body["ScanFilter"] = self.legacy_conditions()
+            op = "Scan"
+        if self.chance(0.3) and ("QueryFilter" in body or "ScanFilter" in body):
+            body["ConditionalOperator"] = self.pick(["AND", "OR"])
+        if self.chance(0.3):
+            body["AttributesToGet"] = self.r.sample(NAMES + ["pk"], self.r.randint(0, 3))
+        if self.chance(0.05):
+            body["FilterExpression"] = "attribute_exists(a)"
+        return op, body
+
     def table_read(self):
         c = self.r.random()
         if c < 0.5:
@@ -404,7 +485,8 @@ class Gen:
 
     def request(self):
         makers = [(self.put, 20), (self.get, 12), (self.update_item, 20), (self.delete, 6), (self.query, 12),
-                  (self.scan, 6), (self.batch_write, 5), (self.batch_get, 5), (self.partiql, 10), (self.table_read, 4)]
+                  (self.scan, 6), (self.batch_write, 5), (self.batch_get, 5), (self.partiql, 10), (self.table_read, 4),
+                  (self.legacy_put, 5), (self.legacy_update, 5), (self.legacy_read, 6)]
         maker = self.r.choices([m for m, _ in makers], [w for _, w in makers])[0]
         op, body = maker()
         mutated = None
@@ -569,6 +651,17 @@ def written_keys(op, body):
         src = body.get("Item") if op == "PutItem" else body.get("Key")
         if isinstance(src, dict):
             yield t, {k: src[k] for k in key_names(t) if k in src}
+    if op == "ExecuteStatement" and isinstance(body.get("Statement"), str):
+        # The generator's own statements name their table and key plainly.
+        stmt = body["Statement"]
+        table = re.search(r'"(diff\d+_[a-z])"', stmt)
+        pk = re.search(r"'?pk'?(?::| =) '(p\d)'", stmt)
+        sk = re.search(r"'?sk'?(?::| =) (\d+)", stmt)
+        if table and pk and not stmt.upper().startswith("SELECT"):
+            key = {"pk": {"S": pk.group(1)}}
+            if sk:
+                key["sk"] = {"N": sk.group(1)}
+            yield table.group(1), key
     if op == "BatchWriteItem":
         for t, writes in body.get("RequestItems", {}).items():
             for w in writes:
@@ -624,6 +717,16 @@ def main():
                 repair(op, body, ddbl_call, strata_call)
             if na != nb:
                 resync(op, body, ddbl_call, strata_call)
+            trace = os.environ.get("DIFF_TRACE_TABLE")
+            if trace and trace.startswith(f"diff{seed}_"):
+                scans = [sorted(json.dumps(_numbers(sets_sorted(i)), sort_keys=True) for i in
+                                c("Scan", {"TableName": trace, "ConsistentRead": True})[1].get("Items", []))
+                         for c in (ddbl_call, strata_call)]
+                if scans[0] != scans[1]:
+                    print(f"TRACE {trace} differs after seed {seed} #{n} {op}: {json.dumps(body)[:500]}")
+                    print(f"  ddb local only: {sorted(set(scans[0]) - set(scans[1]))[:3]}")
+                    print(f"  strata only:    {sorted(set(scans[1]) - set(scans[0]))[:3]}")
+                    sys.exit(2)
             row = stats.setdefault(op, [0, 0, 0, 0])
             row[0] += 1
             row[1] += mutated is not None

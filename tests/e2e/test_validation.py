@@ -83,6 +83,43 @@ def cases(table):
          "Invalid FilterExpression: The expression contains too many operators; operator count: 301"),
         ("PutItem", {"TableName": table, "Item": key("b"), "ReturnItemCollectionMetrics": "BOGUS"},
          "1 validation error detected: Value 'BOGUS' at 'returnItemCollectionMetrics' failed to satisfy constraint: Member must satisfy enum value set: [SIZE, NONE]"),
+        # Found by the differential test (tests/differential), in DynamoDB Local's words.
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "a = :nope AND"},
+         'Invalid ConditionExpression: Syntax error; token: "<EOF>", near: "AND"'),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "a = :nope"},
+         "Invalid ConditionExpression: An expression attribute value used in expression is not defined; attribute value: :nope"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "a <= a"},
+         "Invalid ConditionExpression: The first operand must be distinct from the remaining operands for this operator or function; operator: <=, first operand: [a]"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "a BETWEEN :s AND :n",
+                     "ExpressionAttributeValues": {":s": {"S": "x"}, ":n": {"N": "1"}}},
+         "Invalid ConditionExpression: The BETWEEN operator requires same data type for lower and upper bounds; lower bound operand: AttributeValue: {S:x}, upper bound operand: AttributeValue: {N:1}"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ConditionExpression": "begins_with(a, :s) = :s",
+                     "ExpressionAttributeValues": {":s": {"S": "x"}}},
+         "Invalid ConditionExpression: The function is not allowed to be used this way in an expression; function: begins_with"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "UpdateExpression": "ADD a :s DELETE b :n",
+                        "ExpressionAttributeValues": {":s": {"S": "x"}, ":n": {"N": "1"}}},
+         "Invalid UpdateExpression: Incorrect operand type for operator or function; operator: DELETE, operand type: NUMBER, typeSet: ALLOWED_FOR_DELETE_OPERAND"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "UpdateExpression": "SET a = :s", "ConditionExpression": "sk[0] = :s",
+                        "ExpressionAttributeValues": {":s": {"S": "x"}}},
+         "Key attributes must be scalars; list random access '[]' and map lookup '.' are not allowed: Key: sk"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "UpdateExpression": "REMOVE nope.x"},
+         "The document path provided in the update expression is invalid for update"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ExpressionAttributeValues": {":u": {"S": "x"}}},
+         "ExpressionAttributeValues can only be specified when using expressions: ConditionExpression is null"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "ReturnValues": "ALL_NEW"}, "Return values set to invalid value"),
+        # The legacy parameters' operand types.
+        ("PutItem", {"TableName": table, "Item": key("b"), "Expected": {"a": {"ComparisonOperator": "GE", "AttributeValueList": [{"L": []}]}}},
+         "One or more parameter values were invalid: ComparisonOperator GE is not valid for L AttributeValue type"),
+        ("Scan", {"TableName": table, "ScanFilter": {"a": {"ComparisonOperator": "IN", "AttributeValueList": [{"S": "a"}, {"N": "1"}]}}},
+         "One or more parameter values were invalid: AttributeValues inside AttributeValueList must be of same type"),
+        ("Scan", {"TableName": table, "ScanFilter": {"a": {"ComparisonOperator": "NULL"}}, "ConditionalOperator": "OR"},
+         "ConditionalOperator can only be used when Filter or Expected has two or more elements"),
+        ("PutItem", {"TableName": table, "Item": key("b"), "Expected": {"a": {"ComparisonOperator": "NE"}, "b": {"Exists": False}}},
+         "One or more parameter values were invalid: Value or AttributeValueList must be used with ComparisonOperator: NE for Attribute: a"),
+        ("UpdateItem", {"TableName": table, "Key": key(), "AttributeUpdates": {"a": {"Action": "ADD", "Value": {"S": "x"}}}},
+         "One or more parameter values were invalid: ADD action is not supported for the type STRING"),
+        ("Scan", {"TableName": table, "AttributesToGet": []},
+         "1 validation error detected: Value '[]' at 'attributesToGet' failed to satisfy constraint: Member must have length greater than or equal to 1"),
     ]
 
 
@@ -118,6 +155,13 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
     assert got["Count"] == 3
     got = ddb.scan(TableName=table, FilterExpression="NOT NOT attribute_type(x, :t)", ExpressionAttributeValues={":t": {"S": "S"}})
     assert got["Count"] == 1
+    # KeyConditions may come with a FilterExpression and a ProjectionExpression.
+    got = ddb.query(TableName=table, KeyConditions={"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}},
+                    FilterExpression="attribute_exists(x)", ProjectionExpression="x")
+    assert got["Items"] == [{"x": {"S": "y"}}]
+    # An update that only removes creates no item.
+    assert ddb.update_item(TableName=table, Key=key("gone"), UpdateExpression="REMOVE x", ReturnValues="ALL_NEW").get("Attributes") is None
+    assert "Item" not in ddb.get_item(TableName=table, Key=key("gone"), ConsistentRead=True)
 
 
 def test_ttl_tags_and_segments_as_dynamodb_checks_them(endpoint, ddb, table):

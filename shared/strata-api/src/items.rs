@@ -88,7 +88,13 @@ pub(crate) fn key_of_attrs(schema: &KeySchema, attrs: &Item) -> ApiResult<ItemKe
 
 /// The request's condition: ConditionExpression or Expected.
 pub(crate) fn condition(req: &Req, ph: &Placeholders) -> ApiResult<Option<Cond>> {
-    legacy::refuse_mixing(req, &["Expected"], &["ConditionExpression"])?;
+    legacy::refuse_mixing(
+        req,
+        &[(
+            &["Expected", "ConditionalOperator"],
+            &["ConditionExpression"],
+        )],
+    )?;
     legacy::refuse_lone_operator(req, "Expected")?;
     match req.str("ConditionExpression")? {
         Some(src) => Ok(Some(parse_condition("ConditionExpression", src, ph)?)),
@@ -129,7 +135,7 @@ pub(crate) fn placeholders(req: &Req, expression_fields: &[&str]) -> ApiResult<P
 
 /// The projection: ProjectionExpression or AttributesToGet.
 pub(crate) fn projection(req: &Req, ph: &Placeholders) -> ApiResult<Option<Vec<DocPath>>> {
-    legacy::refuse_mixing(req, &["AttributesToGet"], &["ProjectionExpression"])?;
+    legacy::refuse_mixing(req, &[(&["AttributesToGet"], &["ProjectionExpression"])])?;
     match req.str("ProjectionExpression")? {
         Some(src) => Ok(Some(parse_projection(src, ph)?)),
         None => legacy::attributes_to_get(req),
@@ -353,15 +359,28 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let (mode, metrics) = write_capacity_mode(req)?;
     legacy::refuse_mixing(
         req,
-        &["AttributeUpdates", "Expected"],
-        &["UpdateExpression", "ConditionExpression"],
+        &[(
+            &["AttributeUpdates", "Expected", "ConditionalOperator"],
+            &["UpdateExpression", "ConditionExpression"],
+        )],
     )?;
     let ph = placeholders(req, &["UpdateExpression", "ConditionExpression"])?;
+    let legacy_updates = !req.has("UpdateExpression") && req.has("AttributeUpdates");
+    // Legacy members: Expected is checked before AttributeUpdates, as
+    // DynamoDB Local checks them.
+    let early_cond = if legacy_updates {
+        Some(condition(req, &ph)?)
+    } else {
+        None
+    };
     let actions = match req.str("UpdateExpression")? {
         Some(src) => parse_update(src, &ph)?,
         None => legacy::attribute_updates(req)?.unwrap_or_default(),
     };
-    let cond = condition(req, &ph)?;
+    let cond = match early_cond {
+        Some(c) => c,
+        None => condition(req, &ph)?,
+    };
     ph.check_all_used()?;
     let d = descriptor(api, table).await?;
     refuse_key_updates(&d.key_schema, &actions)?;
@@ -384,7 +403,15 @@ pub async fn update(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         change: strata_engine::Change::Update(f),
         condition: engine_condition(cond),
     };
-    let o = write_one(api, table, op, on_failure).await?;
+    let o = write_one(api, table, op, on_failure)
+        .await
+        .map_err(|mut e| {
+            // AttributeUpdates words a type clash its own way.
+            if legacy_updates && e.message == expr::BAD_TYPE {
+                e.message = "Type mismatch for attribute to update".into();
+            }
+            e
+        })?;
     let units = Capacity::of_write(&d, &o);
     let metrics = match metrics {
         true => collection_metrics(api, &d, &hash).await?,

@@ -7,7 +7,9 @@ use strata_engine::Value;
 
 use crate::choices::ConditionalOperator;
 use crate::error::{ApiError, ApiResult};
-use crate::expr::{CmpOp, Cond, DocPath, Operand, PathElem, SetValue, UpdateAction};
+use crate::expr::{
+    long_type_name, CmpOp, Cond, DocPath, Operand, PathElem, SetValue, UpdateAction,
+};
 use crate::json::value_from_json;
 use crate::req::Req;
 
@@ -48,7 +50,8 @@ pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
     };
     let v = |i: usize| Operand::Value(vals[i].clone());
     let cmp = |o: CmpOp| Cond::Cmp(attr(name), o, v(0));
-    Ok(match op {
+    // The number of values first, then their types (DynamoDB Local's order).
+    let cond = match op {
         "EQ" | "NE" | "LE" | "LT" | "GE" | "GT" => {
             want(1)?;
             cmp(match op {
@@ -92,7 +95,7 @@ pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
             want(2)?;
             if crate::expr::compare(&vals[0], &vals[1]).is_some_and(|o| o.is_gt()) {
                 return Err(ApiError::validation(
-                    "One or more parameter values were invalid: The BETWEEN operator requires upper bound to be greater than or equal to lower bound",
+                    "The BETWEEN condition was provided a range where the lower bound is greater than the upper bound",
                 ));
             }
             Cond::Between(attr(name), v(0), v(1))
@@ -102,7 +105,50 @@ pub fn comparison(name: &str, spec: &Map<String, Json>) -> ApiResult<Cond> {
                 "1 validation error detected: Value '{other}' at 'comparisonOperator' failed to satisfy constraint: Member must satisfy enum value set"
             )))
         }
-    })
+    };
+    check_operand_types(op, &vals)?;
+    Ok(cond)
+}
+
+/// The value types each ComparisonOperator takes (DynamoDB Local's
+/// checks, which DynamoDB documents): ordering and BETWEEN, IN and
+/// BEGINS_WITH only scalars, CONTAINS no documents or sets; IN and BETWEEN
+/// values of one type.
+fn check_operand_types(op: &str, vals: &[Value]) -> ApiResult<()> {
+    let scalar = |v: &Value| matches!(v, Value::S(_) | Value::N(_) | Value::B(_));
+    let allowed = |v: &Value| match op {
+        "LE" | "LT" | "GE" | "GT" | "BETWEEN" | "IN" => scalar(v),
+        "BEGINS_WITH" => matches!(v, Value::S(_) | Value::B(_)),
+        "CONTAINS" | "NOT_CONTAINS" => scalar(v) || matches!(v, Value::Bool(_) | Value::Null),
+        _ => true,
+    };
+    if let Some(v) = vals.iter().find(|v| !allowed(v)) {
+        return Err(ApiError::validation(format!(
+            "One or more parameter values were invalid: ComparisonOperator {op} is not valid for {} AttributeValue type",
+            v.type_name()
+        )));
+    }
+    if matches!(op, "IN" | "BETWEEN")
+        && vals
+            .windows(2)
+            .any(|w| w[0].type_name() != w[1].type_name())
+    {
+        return Err(ApiError::validation(
+            "One or more parameter values were invalid: AttributeValues inside AttributeValueList must be of same type",
+        ));
+    }
+    Ok(())
+}
+
+/// ConditionalOperator combines two or more conditions: DynamoDB refuses
+/// it with fewer.
+fn check_operator_use(req: &Req, entries: usize) -> ApiResult<()> {
+    if req.has("ConditionalOperator") && entries < 2 {
+        return Err(ApiError::validation(
+            "ConditionalOperator can only be used when Filter or Expected has two or more elements",
+        ));
+    }
+    Ok(())
 }
 
 fn combine(conds: Vec<Cond>, operator: ConditionalOperator) -> Option<Cond> {
@@ -136,6 +182,19 @@ pub fn expected(req: &Req) -> ApiResult<Option<Cond>> {
                     "One or more parameter values were invalid: Exists and ComparisonOperator cannot be used together for Attribute: {name}"
                 )));
             }
+            let op = spec
+                .get("ComparisonOperator")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let takes_values = !matches!(op, "NULL" | "NOT_NULL");
+            if takes_values
+                && !spec.contains_key("AttributeValueList")
+                && !spec.contains_key("Value")
+            {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Value or AttributeValueList must be used with ComparisonOperator: {op} for Attribute: {name}"
+                )));
+            }
             conds.push(comparison(name, spec)?);
             continue;
         }
@@ -148,18 +207,19 @@ pub fn expected(req: &Req) -> ApiResult<Option<Cond>> {
         conds.push(match (exists, value) {
             (Some(false), None) => Cond::NotExists(path(name)),
             (Some(false), Some(_)) => {
-                return Err(ApiError::validation(
-                    "One or more parameter values were invalid: Value cannot be used when Exists is false",
-                ))
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Value cannot be used when Exists is false for Attribute: {name}"
+                )))
             }
             (_, Some(v)) => Cond::Cmp(attr(name), CmpOp::Eq, Operand::Value(v)),
             (_, None) => {
-                return Err(ApiError::validation(
-                    "One or more parameter values were invalid: Value must be provided when Exists is true",
-                ))
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: Value must be provided when Exists is true for Attribute: {name}"
+                )))
             }
         });
     }
+    check_operator_use(req, conds.len())?;
     Ok(combine(conds, conditional_operator(req)?))
 }
 
@@ -178,6 +238,7 @@ pub fn filter(req: &Req, field: &str) -> ApiResult<Option<Cond>> {
     let op = if field == "KeyConditions" {
         ConditionalOperator::And
     } else {
+        check_operator_use(req, conds.len())?;
         conditional_operator(req)?
     };
     Ok(combine(conds, op))
@@ -188,6 +249,12 @@ pub fn attributes_to_get(req: &Req) -> ApiResult<Option<Vec<DocPath>>> {
     let Some(a) = req.arr("AttributesToGet")? else {
         return Ok(None);
     };
+    // DynamoDB's constraint (DynamoDB Local reads an empty list as none).
+    if a.is_empty() {
+        return Err(ApiError::validation(
+            "1 validation error detected: Value '[]' at 'attributesToGet' failed to satisfy constraint: Member must have length greater than or equal to 1",
+        ));
+    }
     let names: Vec<&str> = a
         .iter()
         .map(|v| {
@@ -238,9 +305,21 @@ pub fn attribute_updates(req: &Req) -> ApiResult<Option<Vec<UpdateAction>>> {
                     "One or more parameter values were invalid: Only DELETE action is allowed when no attribute value is specified",
                 ))
             }
+            ("ADD", Some(v)) => {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: ADD action is not supported for the type {}",
+                    long_type_name(&v)
+                )))
+            }
+            ("DELETE", Some(v)) => {
+                return Err(ApiError::validation(format!(
+                    "One or more parameter values were invalid: DELETE action with value is not supported for the type {}",
+                    long_type_name(&v)
+                )))
+            }
             (a, _) => {
                 return Err(ApiError::validation(format!(
-                    "One or more parameter values were invalid: Action {a} is not supported for the type of this attribute value"
+                    "1 validation error detected: Value '{a}' at 'attributeUpdates.{name}.member.action' failed to satisfy constraint: Member must satisfy enum value set: [ADD, PUT, DELETE]"
                 )))
             }
         });
@@ -259,16 +338,20 @@ pub fn refuse_lone_operator(req: &Req, partner: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// DynamoDB refuses a request that mixes the two styles.
-pub fn refuse_mixing(req: &Req, legacy: &[&str], modern: &[&str]) -> ApiResult<()> {
-    let l: Vec<&str> = legacy.iter().copied().filter(|k| req.has(k)).collect();
-    let m: Vec<&str> = modern.iter().copied().filter(|k| req.has(k)).collect();
-    if !l.is_empty() && !m.is_empty() {
-        return Err(ApiError::validation(format!(
-            "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
-            l.join(", "),
-            m.join(", ")
-        )));
+/// DynamoDB refuses a request that mixes the two styles within one of
+/// `groups` (legacy members, expression members): a Query may take
+/// KeyConditions with a FilterExpression, not a QueryFilter with one.
+pub fn refuse_mixing(req: &Req, groups: &[(&[&str], &[&str])]) -> ApiResult<()> {
+    for (legacy, modern) in groups {
+        let l: Vec<&str> = legacy.iter().copied().filter(|k| req.has(k)).collect();
+        let m: Vec<&str> = modern.iter().copied().filter(|k| req.has(k)).collect();
+        if !l.is_empty() && !m.is_empty() {
+            return Err(ApiError::validation(format!(
+                "Can not use both expression and non-expression parameters in the same request: Non-expression parameters: {{{}}} Expression parameters: {{{}}}",
+                l.join(", "),
+                m.join(", ")
+            )));
+        }
     }
     Ok(())
 }

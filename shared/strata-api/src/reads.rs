@@ -219,6 +219,31 @@ fn limit(req: &Req) -> ApiResult<usize> {
     }
 }
 
+type Groups = &'static [(&'static [&'static str], &'static [&'static str])];
+
+/// The pairs of legacy and expression members a Query or Scan may not mix.
+struct MixingRules {
+    query: Groups,
+    scan: Groups,
+}
+
+const FILTER_AND_PROJECTION: MixingRules = MixingRules {
+    query: &[
+        (
+            &["QueryFilter", "ConditionalOperator"],
+            &["FilterExpression"],
+        ),
+        (&["AttributesToGet"], &["ProjectionExpression"]),
+    ],
+    scan: &[
+        (
+            &["ScanFilter", "ConditionalOperator"],
+            &["FilterExpression"],
+        ),
+        (&["AttributesToGet"], &["ProjectionExpression"]),
+    ],
+};
+
 fn filter(req: &Req, ph: &Placeholders, legacy_field: &str) -> ApiResult<Option<Cond>> {
     legacy::refuse_lone_operator(req, legacy_field)?;
     match req.str("FilterExpression")? {
@@ -354,20 +379,23 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
     // Limit is checked before any expression, as DynamoDB Local does.
     limit(req)?;
-    legacy::refuse_mixing(
-        req,
-        &[
-            "KeyConditions",
-            "QueryFilter",
-            "AttributesToGet",
-            "ConditionalOperator",
-        ],
-        &[
-            "KeyConditionExpression",
-            "FilterExpression",
-            "ProjectionExpression",
-        ],
-    )?;
+    // A KeyConditionExpression takes no legacy member; KeyConditions may
+    // come with a FilterExpression or a ProjectionExpression.
+    let legacy_all: &[&str] = &[
+        "KeyConditions",
+        "QueryFilter",
+        "AttributesToGet",
+        "ConditionalOperator",
+    ];
+    let modern_all: &[&str] = &[
+        "KeyConditionExpression",
+        "FilterExpression",
+        "ProjectionExpression",
+    ];
+    if req.has("KeyConditionExpression") {
+        legacy::refuse_mixing(req, &[(legacy_all, modern_all)])?;
+    }
+    legacy::refuse_mixing(req, FILTER_AND_PROJECTION.query)?;
     let ph = placeholders(
         req,
         &[
@@ -453,11 +481,7 @@ pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
 pub async fn scan(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
     limit(req)?;
-    legacy::refuse_mixing(
-        req,
-        &["ScanFilter", "AttributesToGet", "ConditionalOperator"],
-        &["FilterExpression", "ProjectionExpression"],
-    )?;
+    legacy::refuse_mixing(req, FILTER_AND_PROJECTION.scan)?;
     let ph = placeholders(req, &["FilterExpression", "ProjectionExpression"])?;
     let params = ReadParams::read(req, &ph, "ScanFilter")?;
     ph.check_all_used()?;

@@ -8,7 +8,7 @@ use strata_engine::{Item, Number, Value};
 
 use super::{CmpOp, Cond, DocPath, Operand, PathElem, SetValue, UpdateAction};
 
-const BAD_TYPE: &str = "An operand in the update expression has an incorrect data type";
+pub const BAD_TYPE: &str = "An operand in the update expression has an incorrect data type";
 const MISSING: &str =
     "The provided expression refers to an attribute that does not exist in the item";
 const BAD_PATH: &str = "The document path provided in the update expression is invalid for update";
@@ -338,13 +338,12 @@ pub fn apply_update(
             }
             UpdateAction::Delete(p, v) => {
                 let next = match (resolve(&before, p), v) {
-                    (None, _)
-                        if p.len() > 1
-                            && resolve(&before, &p[..p.len() - 1].to_vec()).is_none() =>
-                    {
-                        return Err(BAD_PATH.to_string())
+                    (None, _) => {
+                        // Nothing to delete from; a nested path still
+                        // needs its parent.
+                        check_remove_path(&before, p)?;
+                        continue;
                     }
-                    (None, _) => continue,
                     (Some(Value::SS(x)), Value::SS(y)) => Some(Value::SS(
                         x.iter().filter(|e| !y.contains(e)).cloned().collect(),
                     ))

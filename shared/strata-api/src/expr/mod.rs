@@ -18,7 +18,7 @@ use strata_engine::Value;
 use crate::error::{ApiError, ApiResult};
 
 pub use eval::{
-    apply_update, compare, eval_condition, project, resolve, updated_paths, values_equal,
+    apply_update, compare, eval_condition, project, resolve, updated_paths, values_equal, BAD_TYPE,
 };
 pub use parser::{parse_condition, parse_projection, parse_update};
 
@@ -34,6 +34,23 @@ pub enum PathElem {
 
 /// A document path: a top-level attribute, then map keys and list indexes.
 pub type DocPath = Vec<PathElem>;
+
+/// A value's type as DynamoDB's longer messages name it (ADD and DELETE
+/// operands, AttributeUpdates actions).
+pub fn long_type_name(v: &Value) -> &'static str {
+    match v {
+        Value::S(_) => "STRING",
+        Value::N(_) => "NUMBER",
+        Value::B(_) => "BINARY",
+        Value::Bool(_) => "BOOLEAN",
+        Value::Null => "NULL",
+        Value::L(_) => "LIST",
+        Value::M(_) => "MAP",
+        Value::SS(_) => "STRING_SET",
+        Value::NS(_) => "NUMBER_SET",
+        Value::BS(_) => "BINARY_SET",
+    }
+}
 
 /// Prints a path as DynamoDB does in messages: `[a, b, [0]]`.
 pub fn show_path(p: &DocPath) -> String {

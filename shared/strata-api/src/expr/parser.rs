@@ -7,8 +7,8 @@ use strata_engine::Value;
 use super::lexer::{lex, syntax, Spans, Tok};
 use super::reserved::is_reserved;
 use super::{
-    check_overlap, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders, SetValue, UpdateAction,
-    MAX_EXPRESSION_BYTES,
+    check_overlap, long_type_name, CmpOp, Cond, DocPath, Operand, PathElem, Placeholders, SetValue,
+    UpdateAction, MAX_EXPRESSION_BYTES,
 };
 use crate::error::{ApiError, ApiResult};
 
@@ -719,22 +719,6 @@ impl<'a> Parser<'a> {
         let paths: Vec<&DocPath> = actions.iter().map(UpdateAction::path).collect();
         check_overlap(self.kind, &paths)?;
         Ok(actions)
-    }
-}
-
-/// A value's type as DynamoDB names it in ADD and DELETE errors.
-fn long_type_name(v: &Value) -> &'static str {
-    match v {
-        Value::S(_) => "STRING",
-        Value::N(_) => "NUMBER",
-        Value::B(_) => "BINARY",
-        Value::Bool(_) => "BOOLEAN",
-        Value::Null => "NULL",
-        Value::L(_) => "LIST",
-        Value::M(_) => "MAP",
-        Value::SS(_) => "STRING_SET",
-        Value::NS(_) => "NUMBER_SET",
-        Value::BS(_) => "BINARY_SET",
     }
 }
 
