@@ -101,6 +101,10 @@ def test_update_expressions(ddb, table):
     r = ddb.update_item(TableName=table, Key=k, UpdateExpression="SET l[100] = :v", ExpressionAttributeValues={":v": S("z")},
                         ReturnValues="UPDATED_NEW")
     assert "Attributes" not in r, "an out-of-range SET appends: nothing is at l[100]"
+    # Several out-of-range SETs append in index order, not action order.
+    r = ddb.update_item(TableName=table, Key=k, UpdateExpression="SET l[10] = :a, l[5] = :b, l[7] = :c",
+                        ExpressionAttributeValues={":a": S("a"), ":b": S("b"), ":c": S("c")}, ReturnValues="ALL_NEW")
+    assert r["Attributes"]["l"]["L"][-3:] == [S("b"), S("c"), S("a")]
     old = ddb.update_item(TableName=table, Key=k, UpdateExpression="SET #n = :v", ExpressionAttributeNames={"#n": "name"},
                           ExpressionAttributeValues={":v": S("x")}, ReturnValues="ALL_OLD")["Attributes"]
     assert "name" not in old and old["n"] == N(0)

@@ -118,6 +118,12 @@ def cases(table):
          "One or more parameter values were invalid: Value or AttributeValueList must be used with ComparisonOperator: NE for Attribute: a"),
         ("UpdateItem", {"TableName": table, "Key": key(), "AttributeUpdates": {"a": {"Action": "ADD", "Value": {"S": "x"}}}},
          "One or more parameter values were invalid: ADD action is not supported for the type STRING"),
+        ("GetItem", {"TableName": table, "Key": key(), "ProjectionExpression": ".".join(["a"] * 33)},
+         "Invalid ProjectionExpression: The document path has too many nesting levels; nesting levels: 33"),
+        ("GetItem", {"TableName": table, "Key": key(), "ProjectionExpression": "l[2147483648]"},
+         "Invalid ProjectionExpression: List index is not within the allowable range; index: [2147483648]"),
+        ("PutItem", {"TableName": table, "Item": dict(key("b"), **{"x" * 65536: {"S": "v"}})},
+         "1 validation error detected: Attribute name is too large, must be less than 65536 bytes"),
         ("Scan", {"TableName": table, "AttributesToGet": []},
          "1 validation error detected: Value '[]' at 'attributesToGet' failed to satisfy constraint: Member must have length greater than or equal to 1"),
     ]
@@ -165,7 +171,8 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
 
 
 def test_ttl_tags_and_segments_as_dynamodb_checks_them(endpoint, ddb, table):
-    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+    # The raw calls are signed for eu-west-3: the ARN names that region.
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"].replace(":us-east-1:", ":eu-west-3:")
     ttl = lambda enabled, name: error(endpoint, "UpdateTimeToLive", {
         "TableName": table, "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": name}})
     assert ttl(True, "exp")[0] == 200
@@ -182,6 +189,11 @@ def test_ttl_tags_and_segments_as_dynamodb_checks_them(endpoint, ddb, table):
     assert tag([{"Key": "é" * 128, "Value": "é" * 256}])[0] == 200
     assert tag([{"Key": "é" * 129, "Value": "v"}])[1] == "ValidationException"
     assert error(endpoint, "UntagResource", {"ResourceArn": arn, "TagKeys": []})[1] == "ValidationException"
+    # A resource of another region is invalid; of another account, denied.
+    assert error(endpoint, "TagResource", {"ResourceArn": arn.replace(":eu-west-3:", ":eu-west-1:"),
+                                  "Tags": [{"Key": "a", "Value": "b"}]})[1] == "ValidationException"
+    assert error(endpoint, "ListTagsOfResource", {"ResourceArn": arn.replace(":000000000000:", ":123456789012:")})[1] \
+        == "AccessDeniedException"
     # A parallel Scan's start key must lie within its segment.
     keys = [{"pk": {"S": f"p{i}"}, "sk": {"S": "s"}} for i in range(40)]
     for k in keys:

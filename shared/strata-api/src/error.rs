@@ -16,6 +16,8 @@ pub enum ErrorCode {
     ResourceNotFound,
     ResourceInUse,
     ConditionalCheckFailed,
+    /// A resource of another account.
+    AccessDenied,
     /// A PartiQL INSERT of an item that exists.
     DuplicateItem,
     LimitExceeded,
@@ -47,6 +49,7 @@ impl ErrorCode {
             ResourceInUse => "ResourceInUseException",
             ConditionalCheckFailed => "ConditionalCheckFailedException",
             DuplicateItem => "DuplicateItemException",
+            AccessDenied => "AccessDeniedException",
             LimitExceeded => "LimitExceededException",
             ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
             TableNotFound => "TableNotFoundException",

@@ -152,8 +152,25 @@ fn check_set<T: PartialEq + Ord + Clone>(
 
 pub fn map_from_json(m: &Map<String, Json>) -> ApiResult<BTreeMap<String, Value>> {
     m.iter()
-        .map(|(k, v)| Ok((k.clone(), value_from_json(v)?)))
+        .map(|(k, v)| {
+            check_name_size(k)?;
+            Ok((k.clone(), value_from_json(v)?))
+        })
         .collect()
+}
+
+/// Longest attribute name (or map key) DynamoDB stores, in bytes.
+pub const MAX_NAME_BYTES: usize = 65_535;
+
+/// Refuses an attribute name or map key over 65,535 bytes, in the
+/// service's words.
+pub fn check_name_size(name: &str) -> ApiResult<()> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(ApiError::validation(
+            "1 validation error detected: Attribute name is too large, must be less than 65536 bytes",
+        ));
+    }
+    Ok(())
 }
 
 /// An item from DynamoDB JSON, with DynamoDB's nesting limit.

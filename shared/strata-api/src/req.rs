@@ -67,13 +67,19 @@ impl<'a> Req<'a> {
         }
     }
 
+    /// A member DynamoDB's model types as Integer: 32 bits.
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k) {
             None => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(k, "an integer")),
+            Some(v) => {
+                let n = v.as_i64().ok_or_else(|| wrong_type(k, "an integer"))?;
+                if i32::try_from(n).is_err() {
+                    return Err(ApiError::serialization(format!(
+                        "Numeric value ({n}) out of range of int"
+                    )));
+                }
+                Ok(Some(n))
+            }
         }
     }
 
@@ -116,6 +122,7 @@ impl<'a> Req<'a> {
                         "ExpressionAttributeNames contains invalid value: Empty attribute name for key {k}"
                     )));
                 }
+                crate::json::check_name_size(v)?;
                 Ok((k.clone(), v.to_string()))
             })
             .collect()

@@ -8,7 +8,7 @@
 use serde_json::{json, Map, Value as Json};
 use strata_engine::{TableDescriptor, TableSpec};
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::indexes::{self, IndexUpdate};
 use crate::req::{missing, Req};
 use crate::{Api, Caller, ACCOUNT};
@@ -618,21 +618,45 @@ async fn update_replicas(api: &Api, name: &str, updates: &[Json]) -> ApiResult<T
     Ok(d)
 }
 
-fn table_from_arn<'a>(req: &Req<'a>) -> ApiResult<&'a str> {
+/// The table a tagging request's ResourceArn names. As DynamoDB checks
+/// it: an ARN of another account is denied, one of another region (or
+/// not a table's) is invalid.
+fn table_from_arn<'a>(req: &Req<'a>, caller: &Caller) -> ApiResult<&'a str> {
     let arn = req.req_str("ResourceArn")?;
-    arn.strip_prefix("arn:")
-        .and_then(|rest| rest.rsplit_once(":table/"))
-        .map(|(_, t)| t.split('/').next().unwrap_or(t))
+    let invalid = || {
+        ApiError::validation(format!(
+            "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
+        ))
+    };
+    // arn:aws:dynamodb:REGION:ACCOUNT:table/NAME
+    let mut parts = arn.splitn(6, ':');
+    let (Some("arn"), Some(_partition), Some(service), Some(region), Some(account), Some(rest)) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return Err(invalid());
+    };
+    if service != "dynamodb" || account != ACCOUNT {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            format!("User is not authorized to perform this operation on resource: {arn}"),
+        ));
+    }
+    if region != caller.region {
+        return Err(invalid());
+    }
+    rest.strip_prefix("table/")
+        .map(|t| t.split('/').next().unwrap_or(t))
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::validation(format!(
-                "Invalid TableArn: Invalid ResourceArn provided as input {arn}"
-            ))
-        })
+        .ok_or_else(invalid)
 }
 
-pub async fn tag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let name = table_from_arn(req)?;
+pub async fn tag(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_from_arn(req, caller)?;
     let tags = req.arr("Tags")?.ok_or_else(|| missing("Tags"))?;
     if tags.is_empty() {
         return Err(ApiError::validation(
@@ -657,8 +681,8 @@ pub async fn tag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     Ok(Json::Null) // an empty body
 }
 
-pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let name = table_from_arn(req)?;
+pub async fn untag(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_from_arn(req, caller)?;
     let keys: Vec<String> = req
         .arr("TagKeys")?
         .ok_or_else(|| missing("TagKeys"))?
@@ -684,8 +708,8 @@ pub async fn untag(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     Ok(Json::Null) // an empty body
 }
 
-pub async fn list_tags(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let name = table_from_arn(req)?;
+pub async fn list_tags(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let name = table_from_arn(req, caller)?;
     let d = descriptor(api, name).await?;
     Ok(json!({ "Tags": d.meta.get("Tags").cloned().unwrap_or(json!([])) }))
 }

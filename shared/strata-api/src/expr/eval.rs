@@ -300,7 +300,15 @@ pub fn apply_update(
     let before = current.cloned().unwrap_or_default();
     let mut item = before.clone();
     let mut removes = Vec::new();
-    for a in actions {
+    // SETs apply in path order, so several past a list's end append in
+    // index order (`SET l[10] = :a, l[5] = :b` appends b, then a), as
+    // DynamoDB does; paths never overlap, so nothing else depends on it.
+    let mut ordered: Vec<&UpdateAction> = actions.iter().collect();
+    ordered.sort_by_key(|a| match a {
+        UpdateAction::Set(p, _) => (0, Some(p)),
+        _ => (1, None),
+    });
+    for a in ordered {
         match a {
             UpdateAction::Set(p, v) => {
                 let v = set_value(&before, v)?;

@@ -15,6 +15,8 @@ use crate::error::{ApiError, ApiResult};
 /// Deepest nesting of parentheses and functions accepted (keeps recursion
 /// bounded; a run of NOTs is parsed without recursion).
 const MAX_DEPTH: usize = 64;
+/// Most levels in one document path (`a.b[0]` has three).
+const MAX_PATH_LEVELS: usize = 32;
 /// Most operators and functions in one expression.
 const MAX_OPERATORS: usize = 300;
 
@@ -218,12 +220,13 @@ impl<'a> Parser<'a> {
                 Some(Tok::LBrack) => {
                     self.pos += 1;
                     let idx = match self.next() {
-                        Some(Tok::Int(s)) => match s.parse::<usize>() {
-                            Ok(i) => i,
+                        // A list index is a 32-bit int.
+                        Some(Tok::Int(s)) => match s.parse::<i32>() {
+                            Ok(i) => i as usize,
                             Err(_) => {
                                 let kind = self.kind;
                                 self.defer(ApiError::validation(format!(
-                                    "Invalid {kind}: List index is too large; index: {s}"
+                                    "Invalid {kind}: List index is not within the allowable range; index: [{s}]"
                                 )));
                                 0
                             }
@@ -236,7 +239,16 @@ impl<'a> Parser<'a> {
                     self.expect(Tok::RBrack)?;
                     path.push(PathElem::Index(idx));
                 }
-                _ => return Ok(path),
+                _ => {
+                    if path.len() > MAX_PATH_LEVELS {
+                        let kind = self.kind;
+                        self.defer(ApiError::validation(format!(
+                            "Invalid {kind}: The document path has too many nesting levels; nesting levels: {}",
+                            path.len()
+                        )));
+                    }
+                    return Ok(path);
+                }
             }
         }
     }
