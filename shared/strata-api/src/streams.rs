@@ -18,6 +18,9 @@
 
 use std::sync::Arc;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+
 use serde_json::{json, Map, Value as Json};
 use strata_engine::segment::{LogSegment, Mutation};
 use strata_engine::value::item_size;
@@ -25,7 +28,7 @@ use strata_engine::{Item, TableDescriptor};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::json::item_to_json;
-use crate::req::Req;
+use crate::req::{missing, Req};
 use crate::tables::{arn as table_arn, iso_time};
 use crate::{Api, Caller};
 
@@ -53,14 +56,22 @@ pub async fn dispatch(api: &Api, op: &str, req: &Req<'_>, caller: &Caller) -> Ap
 
 use strata_engine::clock::now_ms;
 
-/// A table's enabled stream: its view type, when it was enabled (its
-/// label), and the commit time its records start at.
+/// A table's stream: its view type, when it was enabled (its label), the
+/// commit time its records start at, the old-image generation whose log
+/// it is, and when it was disabled (a disabled stream stays readable for
+/// 24 hours, as DynamoDB keeps it).
 struct StreamInfo {
     view_type: String,
     created_ms: u64,
     start_ms: u64,
+    gen: u64,
+    disabled_ms: Option<u64>,
 }
 
+/// How long a disabled stream stays listed and readable.
+const DISABLED_STREAM_MS: u64 = 24 * 3600 * 1000;
+
+/// The table's enabled stream.
 fn stream_info(d: &TableDescriptor) -> Option<StreamInfo> {
     let spec = d.meta.get("StreamSpecification")?;
     if spec.get("StreamEnabled") != Some(&Json::Bool(true)) {
@@ -79,7 +90,35 @@ fn stream_info(d: &TableDescriptor) -> Option<StreamInfo> {
             .get("StreamStartMs")
             .and_then(Json::as_u64)
             .unwrap_or(created_ms),
+        gen: d.images_gen(),
+        disabled_ms: None,
     })
+}
+
+/// The table's streams: the enabled one, and the one disabled in the last
+/// 24 hours.
+fn streams_of(d: &TableDescriptor) -> Vec<StreamInfo> {
+    let mut out: Vec<StreamInfo> = stream_info(d).into_iter().collect();
+    let disabled = d.meta.get("DisabledStream").and_then(|s| {
+        let disabled_ms = s.get("DisabledMs")?.as_u64()?;
+        let created_ms = s.get("StreamCreatedMs")?.as_u64()?;
+        (now_ms().saturating_sub(disabled_ms) < DISABLED_STREAM_MS).then(|| StreamInfo {
+            view_type: s
+                .get("StreamViewType")
+                .and_then(Json::as_str)
+                .unwrap_or("KEYS_ONLY")
+                .to_string(),
+            created_ms,
+            start_ms: s
+                .get("StreamStartMs")
+                .and_then(Json::as_u64)
+                .unwrap_or(created_ms),
+            gen: s.get("Gen").and_then(Json::as_u64).unwrap_or(0),
+            disabled_ms: Some(disabled_ms),
+        })
+    });
+    out.extend(disabled.filter(|s| out.iter().all(|e| e.created_ms != s.created_ms)));
+    out
 }
 
 fn stream_arn(region: &str, d: &TableDescriptor, s: &StreamInfo) -> String {
@@ -111,9 +150,12 @@ async fn resolve(api: &Api, arn: &str) -> ApiResult<(TableDescriptor, StreamInfo
         Err(strata_engine::Error::TableNotFound(_)) => return Err(stream_not_found(arn)),
         Err(e) => return Err(e.into()),
     };
-    match stream_info(&d) {
-        Some(s) if iso_time(s.created_ms) == label => Ok((d, s, region)),
-        _ => Err(stream_not_found(arn)),
+    match streams_of(&d)
+        .into_iter()
+        .find(|s| iso_time(s.created_ms) == label)
+    {
+        Some(s) => Ok((d, s, region)),
+        None => Err(stream_not_found(arn)),
     }
 }
 
@@ -166,6 +208,9 @@ async fn list_streams(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Js
     let limit = limit(req, 100)?;
     let only = req.str("TableName")?;
     let start = req.str("ExclusiveStartStreamArn")?;
+    if let Some(a) = start {
+        check_stream_arn("exclusiveStartStreamArn", a)?;
+    }
     let names = match only {
         Some(t) => vec![t.to_string()],
         None => api.engine.list_tables().await?,
@@ -182,7 +227,7 @@ async fn list_streams(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Js
             Err(strata_engine::Error::TableNotFound(_)) => continue,
             Err(e) => return Err(e.into()),
         };
-        if let Some(s) = stream_info(&d) {
+        for s in streams_of(&d) {
             streams.push(json!({
                 "StreamArn": stream_arn(&caller.region, &d, &s),
                 "TableName": d.name,
@@ -190,12 +235,10 @@ async fn list_streams(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Js
             }));
         }
     }
+    // In ARN order, each page starting after the last one's last ARN.
+    streams.sort_by(|a, b| a["StreamArn"].as_str().cmp(&b["StreamArn"].as_str()));
     if let Some(start) = start {
-        let at = streams
-            .iter()
-            .position(|s| s["StreamArn"] == start)
-            .map_or(0, |i| i + 1);
-        streams.drain(..at);
+        streams.retain(|s| s["StreamArn"].as_str().is_some_and(|a| a > start));
     }
     let mut out = Map::new();
     if streams.len() > limit {
@@ -207,6 +250,29 @@ async fn list_streams(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Js
     }
     out.insert("Streams".into(), Json::Array(streams));
     Ok(Json::Object(out))
+}
+
+/// A stream ARN member: DynamoDB's length bounds, then its shape.
+fn check_stream_arn(member: &str, arn: &str) -> ApiResult<()> {
+    let len = arn.chars().count();
+    if len < 37 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{arn}' at '{member}' failed to satisfy constraint: Member must have length greater than or equal to 37"
+        )));
+    }
+    if len > 1024 {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{arn}' at '{member}' failed to satisfy constraint: Member must have length less than or equal to 1024"
+        )));
+    }
+    let shaped = arn.starts_with("arn:")
+        && arn
+            .split_once(":table/")
+            .is_some_and(|(_, rest)| rest.split_once("/stream/").is_some());
+    if !shaped {
+        return Err(ApiError::validation(format!("Invalid StreamArn: {arn}")));
+    }
+    Ok(())
 }
 
 fn limit(req: &Req<'_>, max: usize) -> ApiResult<usize> {
@@ -222,9 +288,39 @@ fn limit(req: &Req<'_>, max: usize) -> ApiResult<usize> {
 async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let arn = req.req_str("StreamArn")?;
     let limit = limit(req, 100)?;
+    // ShardFilter CHILD_SHARDS: the shards a split made of the one named.
+    let parent_filter = match req.obj("ShardFilter")? {
+        None => None,
+        Some(f) => {
+            let kind = f.get("Type").and_then(Json::as_str).unwrap_or("null");
+            if kind != "CHILD_SHARDS" {
+                return Err(ApiError::validation(format!(
+                    "1 validation error detected: Value '{kind}' at 'shardFilter.type' failed to satisfy constraint: Member must satisfy enum value set: [CHILD_SHARDS]"
+                )));
+            }
+            let id = f
+                .get("ShardId")
+                .and_then(Json::as_str)
+                .ok_or_else(|| missing("ShardFilter.ShardId"))?;
+            Some(id.to_string())
+        }
+    };
     let (d, s, _) = resolve(api, arn).await?;
     let map = d.map();
-    let all = map.all();
+    let all: Vec<u32> = match &parent_filter {
+        None => map.all().to_vec(),
+        Some(id) => {
+            let parent = parse_shard(&s, &d, id);
+            map.all()
+                .iter()
+                .copied()
+                .filter(|&p| {
+                    parent.is_some()
+                        && strata_engine::partition_map::parent(d.partitions, p) == parent
+                })
+                .collect()
+        }
+    };
     let start = match req.str("ExclusiveStartShardId")? {
         Some(id) => parse_shard(&s, &d, id)
             .and_then(|p| all.iter().position(|&q| q == p))
@@ -238,6 +334,10 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let mut range = json!({ "StartingSequenceNumber": sequence_number(part, first, 0) });
         if let Some(split) = map.split_of(part) {
             range["EndingSequenceNumber"] = json!(sequence_number(part, split.seal_seq, 0));
+        } else if s.disabled_ms.is_some() {
+            // A disabled stream's shards are closed.
+            let (_, tail) = api.engine.log_bounds(&d.name, part).await?;
+            range["EndingSequenceNumber"] = json!(sequence_number(part, tail, 0));
         }
         let mut shard = json!({
             "ShardId": shard_id(&s, part),
@@ -251,7 +351,7 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let mut desc = json!({
         "StreamArn": arn,
         "StreamLabel": iso_time(s.created_ms),
-        "StreamStatus": "ENABLED",
+        "StreamStatus": if s.disabled_ms.is_some() { "DISABLED" } else { "ENABLED" },
         "StreamViewType": s.view_type,
         "CreationRequestDateTime": s.created_ms as f64 / 1000.0,
         "TableName": d.name,
@@ -274,8 +374,9 @@ struct Position {
 }
 
 impl Position {
+    /// An opaque token, as DynamoDB's are: base64 of the position.
     fn iterator(&self) -> String {
-        format!(
+        let plain = format!(
             "{}|{}|{}|{}|{}|{}",
             self.arn,
             self.part,
@@ -283,10 +384,12 @@ impl Position {
             self.index,
             now_ms(),
             self.incarnation
-        )
+        );
+        URL_SAFE_NO_PAD.encode(plain)
     }
 
-    fn parse(it: &str) -> Option<(Position, u64)> {
+    fn parse(token: &str) -> Option<(Position, u64)> {
+        let it = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
         let mut fields = it.rsplitn(6, '|');
         let incarnation = fields.next()?.to_string();
         let issued = fields.next()?.parse().ok()?;
@@ -336,6 +439,20 @@ async fn get_shard_iterator(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                 ))
             })
     };
+    let with_number = matches!(kind, "AT_SEQUENCE_NUMBER" | "AFTER_SEQUENCE_NUMBER");
+    match (with_number, req.has("SequenceNumber")) {
+        (false, true) if matches!(kind, "TRIM_HORIZON" | "LATEST") => {
+            return Err(ApiError::validation(
+                "One or more parameter values were invalid: SequenceNumber should not be passed for this iterator type",
+            ))
+        }
+        (true, false) => {
+            return Err(ApiError::validation(
+                "One or more parameter values were invalid: Invalid SequenceNumber",
+            ))
+        }
+        _ => {}
+    }
     let (seq, index) = match kind {
         "TRIM_HORIZON" => (first, 0),
         "LATEST" => (tail + 1, 0),
@@ -413,6 +530,8 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             pos.index = 0;
         }
         if n < SEGMENTS_PER_READ {
+            // A disabled stream ends where its log ends.
+            closed |= s.disabled_ms.is_some();
             break;
         }
     }
@@ -439,7 +558,7 @@ fn record(
     // it started (each carries every old image); segments written before
     // generations existed fall back to the start time.
     let in_stream = match seg.images_gen {
-        Some(g) => g == d.images_gen(),
+        Some(g) => g == s.gen,
         None => seg.commit_ts_micros >= s.start_ms * 1000,
     };
     if !in_stream {

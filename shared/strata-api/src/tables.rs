@@ -112,6 +112,15 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
         t["StreamSpecification"] = s.clone();
         t["LatestStreamLabel"] = json!(label);
         t["LatestStreamArn"] = json!(format!("{table_arn}/stream/{label}"));
+    } else if let Some(created) = meta
+        .get("DisabledStream")
+        .and_then(|s| s.get("StreamCreatedMs"))
+        .and_then(Json::as_u64)
+    {
+        // The latest stream, disabled: still named, as DynamoDB names it.
+        let label = iso_time(created);
+        t["LatestStreamLabel"] = json!(label);
+        t["LatestStreamArn"] = json!(format!("{table_arn}/stream/{label}"));
     }
     if let Some(sse) = meta
         .get("SSESpecification")
@@ -181,7 +190,7 @@ fn billing(req: &Req, meta: &mut Map<String, Json>, creating: bool) -> ApiResult
     Ok(())
 }
 
-fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
+fn stream_spec(req: &Req, meta: &mut Map<String, Json>, updating: bool) -> ApiResult<()> {
     let Some(s) = req.obj("StreamSpecification")? else {
         return Ok(());
     };
@@ -191,6 +200,11 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
         .ok_or_else(|| missing("StreamEnabled"))?;
     if enabled {
         let view = s.get("StreamViewType").and_then(Json::as_str).unwrap_or("");
+        if view.is_empty() {
+            return Err(ApiError::validation(
+                "Invalid StreamViewType: Stream ViewType must not be null or empty when enabling streams.",
+            ));
+        }
         if !["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"].contains(&view) {
             return Err(invalid("StreamViewType must be one of KEYS_ONLY, NEW_IMAGE, OLD_IMAGE, NEW_AND_OLD_IMAGES when streams are enabled"));
         }
@@ -207,8 +221,8 @@ fn stream_spec(req: &Req, meta: &mut Map<String, Json>) -> ApiResult<()> {
         let now = strata_engine::clock::now_ms();
         meta.insert("StreamCreatedMs".into(), json!(now));
         meta.insert("StreamStartMs".into(), json!(now));
-    } else {
-        meta.remove("StreamSpecification");
+    } else if meta.remove("StreamSpecification").is_none() && updating {
+        return Err(ApiError::validation("Table has no stream to disable"));
     }
     Ok(())
 }
@@ -304,7 +318,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         "AttributeDefinitions".into(),
         indexes::definitions_json(&schema.defs),
     );
-    stream_spec(req, &mut meta)?;
+    stream_spec(req, &mut meta, false)?;
     merge_tags(&mut meta, tags_from(req.arr("Tags")?)?);
     if let Some(sse) = req.obj("SSESpecification")? {
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
@@ -413,6 +427,23 @@ where
             if keeps_old_images(&meta) && !keeps_old_images(&old_meta) && d.images_gen() % 2 == 1 {
                 d.images_gen = d.images_gen() + 2;
             }
+            // A disabled stream stays readable for 24 hours: it is its
+            // generation's log, which disabling closes (a table whose
+            // indexes keep old images goes on in a new generation).
+            if keeps_old_images(&old_meta) && !keeps_old_images(&meta) {
+                let spec = &old_meta["StreamSpecification"];
+                meta.insert(
+                    "DisabledStream".into(),
+                    json!({
+                        "StreamViewType": spec.get("StreamViewType").cloned().unwrap_or(Json::Null),
+                        "StreamCreatedMs": old_meta.get("StreamCreatedMs").cloned().unwrap_or(json!(d.created_at_ms)),
+                        "StreamStartMs": old_meta.get("StreamStartMs").cloned().unwrap_or(Json::Null),
+                        "Gen": d.images_gen(),
+                        "DisabledMs": strata_engine::clock::now_ms(),
+                    }),
+                );
+                d.images_gen = d.images_gen() + 1;
+            }
             d.keep_old_images = keeps_old_images(&meta);
             d.meta = Json::Object(meta);
             Ok(())
@@ -491,7 +522,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {
             billing(req, meta, false)?;
         }
-        stream_spec(req, meta)?;
+        stream_spec(req, meta, true)?;
         if let Some(sse) = req.obj("SSESpecification")? {
             meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
         }
