@@ -96,6 +96,8 @@ pub fn parse(src: &str, params: &[Json]) -> ApiResult<Statement> {
         at: 0,
         params,
         next_param: 0,
+        depth: 0,
+        ops: 0,
     };
     let stmt = p.statement()?;
     p.eat_sym(";");
@@ -117,7 +119,16 @@ struct Parser<'a> {
     at: usize,
     params: &'a [Json],
     next_param: usize,
+    /// Nesting so far (parentheses, constructors, calls) and operators so
+    /// far: both bounded, so no statement can exhaust the stack.
+    depth: usize,
+    ops: usize,
 }
+
+/// Deepest nesting a statement may have.
+const MAX_DEPTH: usize = 64;
+/// Most operators (AND, OR, NOT, comparisons, arithmetic) in a statement.
+const MAX_OPERATORS: usize = 300;
 
 impl Parser<'_> {
     fn bad(&self) -> ApiError {
@@ -360,9 +371,21 @@ impl Parser<'_> {
         }
     }
 
+    fn count_op(&mut self) -> ApiResult<()> {
+        self.ops += 1;
+        if self.ops > MAX_OPERATORS {
+            return Err(ApiError::validation(format!(
+                "The statement contains too many operators; operator count: {}",
+                self.ops
+            )));
+        }
+        Ok(())
+    }
+
     fn or(&mut self) -> ApiResult<Expr> {
         let mut e = self.and()?;
         while self.eat_word("OR") {
+            self.count_op()?;
             e = Expr::Or(Box::new(e), Box::new(self.and()?));
         }
         Ok(e)
@@ -371,6 +394,7 @@ impl Parser<'_> {
     fn and(&mut self) -> ApiResult<Expr> {
         let mut e = self.not()?;
         while self.eat_word("AND") {
+            self.count_op()?;
             e = Expr::And(Box::new(e), Box::new(self.not()?));
         }
         Ok(e)
@@ -379,6 +403,7 @@ impl Parser<'_> {
     fn not(&mut self) -> ApiResult<Expr> {
         let mut nots = 0usize;
         while self.eat_word("NOT") {
+            self.count_op()?;
             nots += 1;
         }
         let mut e = self.predicate()?;
@@ -395,6 +420,7 @@ impl Parser<'_> {
             _ => None,
         };
         if let Some(op) = cmp {
+            self.count_op()?;
             self.at += 1;
             let op = if op == "!=" { "<>" } else { op };
             return Ok(Expr::Cmp(Box::new(left), op, Box::new(self.additive()?)));
@@ -456,11 +482,24 @@ impl Parser<'_> {
             } else {
                 return Ok(e);
             };
+            self.count_op()?;
             e = Expr::Arith(Box::new(e), op, Box::new(self.primary()?));
         }
     }
 
     fn primary(&mut self) -> ApiResult<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(ApiError::validation(format!(
+                "The statement has too many nested levels; more than {MAX_DEPTH}"
+            )));
+        }
+        let e = self.primary_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn primary_inner(&mut self) -> ApiResult<Expr> {
         let Some(tok) = self.next() else {
             return Err(self.bad());
         };
@@ -683,5 +722,20 @@ mod tests {
         assert!(msg("DELETE FROM t WHERE k = 1 RETURNING ALL NEW *", &[])
             .starts_with("Invalid returning"));
         assert!(msg("EXISTS(SELECT * FROM t)", &[]).starts_with("EXISTS can only"));
+        // Bounded nesting and operator counts: no statement exhausts the stack.
+        let deep = format!(
+            "SELECT * FROM t WHERE {}a = 1{}",
+            "(".repeat(4000),
+            ")".repeat(4000)
+        );
+        assert!(msg(&deep, &[]).contains("too many nested levels"));
+        let nots = format!("SELECT * FROM t WHERE {}a = 1", "NOT ".repeat(2000));
+        assert!(msg(&nots, &[]).contains("too many operators"));
+        let tuple = format!(
+            "INSERT INTO t VALUE {}1{}",
+            "{'a': ".repeat(2000),
+            "}".repeat(2000)
+        );
+        assert!(msg(&tuple, &[]).contains("too many nested levels"));
     }
 }
