@@ -97,6 +97,8 @@ def test_statement_errors_as_dynamodb_words_them(ddb, ntable):
         (f"DELETE FROM {t} WHERE pk = 'a' AND sk = 1 RETURNING ALL NEW *", [], "Invalid returning clause: RETURNING ALL NEW *. Only RETURNING ALL OLD * is allowed in DELETE statements."),
         (f"EXISTS(SELECT * FROM {t} WHERE pk = 'a' AND sk = 1)", [], "EXISTS can only be used in ExecuteTransaction write requests."),
         ("SELECT * FROM \"x\"", [], "Table name should be within the length [3, 255] and only contain 'a-z', 'A-Z', '0-9', '-', '_', '.'."),
+        (f"SELECT * FROM {t} WHERE pk = 'a' AND sk > 0 AND sk < 9 ORDER BY sk", [],
+         "ORDER BY needs an equality on the partition key, and at most one condition on the sort key, in the WHERE clause"),
     ]:
         code, msg, _ = error_of(run, ddb, statement, *params)
         assert (code, msg) == ("ValidationException", message), statement
@@ -150,6 +152,12 @@ def test_batch_execute_statement(ddb, ntable):
         code, msg, _ = error_of(ddb.batch_execute_statement, Statements=statements)
         assert (code, msg) == ("ValidationException", message)
     assert ddb.get_item(TableName=ntable, Key={"pk": S("y"), "sk": N(1)}).get("Item") is None
+    # ReturnConsumedCapacity: the batch's capacity, summed per table.
+    r = ddb.batch_execute_statement(Statements=[
+        {"Statement": f"SELECT * FROM {t} WHERE pk = 'a' AND sk = 3"},
+        {"Statement": f"SELECT * FROM {t} WHERE pk = 'a' AND sk = 4"},
+    ], ReturnConsumedCapacity="TOTAL")
+    assert [c["TableName"] for c in r["ConsumedCapacity"]] == [ntable] and r["ConsumedCapacity"][0]["CapacityUnits"] > 0
 
 
 def test_select_on_an_index(ddb):

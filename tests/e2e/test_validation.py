@@ -161,6 +161,10 @@ def test_what_dynamodb_accepts_still_works(endpoint, ddb, table):
     assert got["Count"] == 3
     got = ddb.scan(TableName=table, FilterExpression="NOT NOT attribute_type(x, :t)", ExpressionAttributeValues={":t": {"S": "S"}})
     assert got["Count"] == 1
+    # Expected may give a comparison's one value as Value.
+    status, _, _ = call(endpoint, T + "PutItem", {"TableName": table, "Item": dict(key(), x={"S": "y"}),
+                                                    "Expected": {"x": {"ComparisonOperator": "EQ", "Value": {"S": "y"}}}})
+    assert status == 200
     # KeyConditions may come with a FilterExpression and a ProjectionExpression.
     got = ddb.query(TableName=table, KeyConditions={"pk": {"ComparisonOperator": "EQ", "AttributeValueList": [{"S": "a"}]}},
                     FilterExpression="attribute_exists(x)", ProjectionExpression="x")

@@ -23,7 +23,11 @@ fn attr(name: &str) -> Operand {
 
 fn values(spec: &Map<String, Json>) -> ApiResult<Vec<Value>> {
     match spec.get("AttributeValueList") {
-        None | Some(Json::Null) => Ok(Vec::new()),
+        // Expected may give the one value as `Value`.
+        None | Some(Json::Null) => match spec.get("Value").filter(|v| !v.is_null()) {
+            Some(v) => Ok(vec![value_from_json(v)?]),
+            None => Ok(Vec::new()),
+        },
         Some(Json::Array(a)) => a.iter().map(value_from_json).collect(),
         Some(_) => Err(ApiError::serialization("AttributeValueList must be a list")),
     }

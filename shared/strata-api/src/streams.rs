@@ -66,6 +66,19 @@ struct StreamInfo {
     start_ms: u64,
     gen: u64,
     disabled_ms: Option<u64>,
+    /// A disabled stream's end in each partition it had (its last
+    /// sequence number there).
+    ends: Option<Map<String, Json>>,
+}
+
+impl StreamInfo {
+    /// Where a disabled stream ends in `part`; None while it is open.
+    fn end(&self, part: u32) -> Option<u64> {
+        self.ends
+            .as_ref()
+            .and_then(|e| e.get(&part.to_string()))
+            .and_then(Json::as_u64)
+    }
 }
 
 /// How long a disabled stream stays listed and readable.
@@ -92,6 +105,7 @@ fn stream_info(d: &TableDescriptor) -> Option<StreamInfo> {
             .unwrap_or(created_ms),
         gen: d.images_gen(),
         disabled_ms: None,
+        ends: None,
     })
 }
 
@@ -115,6 +129,7 @@ fn streams_of(d: &TableDescriptor) -> Vec<StreamInfo> {
                 .unwrap_or(created_ms),
             gen: s.get("Gen").and_then(Json::as_u64).unwrap_or(0),
             disabled_ms: Some(disabled_ms),
+            ends: s.get("Ends").and_then(Json::as_object).cloned(),
         })
     });
     out.extend(disabled.filter(|s| out.iter().all(|e| e.created_ms != s.created_ms)));
@@ -307,7 +322,7 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     };
     let (d, s, _) = resolve(api, arn).await?;
     let map = d.map();
-    let all: Vec<u32> = match &parent_filter {
+    let mut all: Vec<u32> = match &parent_filter {
         None => map.all().to_vec(),
         Some(id) => {
             let parent = parse_shard(&s, &d, id);
@@ -321,6 +336,10 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                 .collect()
         }
     };
+    // A disabled stream's shards are the partitions it had.
+    if let Some(ends) = &s.ends {
+        all.retain(|p| ends.contains_key(&p.to_string()));
+    }
     let start = match req.str("ExclusiveStartShardId")? {
         Some(id) => parse_shard(&s, &d, id)
             .and_then(|p| all.iter().position(|&q| q == p))
@@ -334,10 +353,9 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         let mut range = json!({ "StartingSequenceNumber": sequence_number(part, first, 0) });
         if let Some(split) = map.split_of(part) {
             range["EndingSequenceNumber"] = json!(sequence_number(part, split.seal_seq, 0));
-        } else if s.disabled_ms.is_some() {
-            // A disabled stream's shards are closed.
-            let (_, tail) = api.engine.log_bounds(&d.name, part).await?;
-            range["EndingSequenceNumber"] = json!(sequence_number(part, tail, 0));
+        } else if let Some(end) = s.end(part) {
+            // A disabled stream's shards are closed where it ended.
+            range["EndingSequenceNumber"] = json!(sequence_number(part, end, 0));
         }
         let mut shard = json!({
             "ShardId": shard_id(&s, part),
@@ -495,11 +513,13 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     if d.incarnation != pos.incarnation || parse_shard(&s, &d, &shard_id(&s, pos.part)).is_none() {
         return Err(stream_not_found(&pos.arn));
     }
-    // A split ends the shard at its seal: past it there is nothing more.
+    // A split ends the shard at its seal, disabling the stream at its
+    // recorded end: past either there is nothing more.
     let mut closed = d
         .map()
         .split_of(pos.part)
-        .is_some_and(|split| pos.seq > split.seal_seq);
+        .is_some_and(|split| pos.seq > split.seal_seq)
+        || s.end(pos.part).is_some_and(|end| pos.seq > end);
     let mut records = Vec::new();
     let mut scanned = 0;
     'read: while records.len() < limit && scanned < MAX_SEGMENTS_PER_CALL {

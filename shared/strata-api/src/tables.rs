@@ -535,9 +535,37 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         Ok(())
     })
     .await?;
+    let d = close_disabled_stream(api, d).await?;
     Ok(
         json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
     )
+}
+
+/// A stream just disabled ends, in each partition it had, where the log
+/// ends now: disabling marked every partition with the next old-image
+/// generation before it returned, so nothing later is the stream's.
+/// Recorded once (`Ends`), so its shards stay closed at one place.
+async fn close_disabled_stream(api: &Api, d: TableDescriptor) -> ApiResult<TableDescriptor> {
+    let open = d
+        .meta
+        .get("DisabledStream")
+        .is_some_and(|s| s.get("Ends").is_none());
+    if !open {
+        return Ok(d);
+    }
+    let mut ends = Map::new();
+    for part in d.map().all() {
+        let (_, tail) = api.engine.log_bounds(&d.name, part).await?;
+        ends.insert(part.to_string(), json!(tail));
+    }
+    let ends = Json::Object(ends);
+    change_meta(api, &d.name, |meta| {
+        if let Some(Json::Object(s)) = meta.get_mut("DisabledStream") {
+            s.entry("Ends").or_insert_with(|| ends.clone());
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Makes one GlobalSecondaryIndexUpdates change.

@@ -305,6 +305,15 @@ fn errors_come_in_dynamodb_order_and_words() {
         parse_update("ADD a :x DELETE b :one", &p).unwrap_err().message,
         "Invalid UpdateExpression: Incorrect operand type for operator or function; operator: DELETE, operand type: NUMBER, typeSet: ALLOWED_FOR_DELETE_OPERAND"
     );
+    // A bad list index, then overlapping paths, then operand types.
+    assert!(parse_update("SET l[0] = :one, l[99999999999] = :two", &p)
+        .unwrap_err()
+        .message
+        .contains("List index is not within the allowable range; index: [99999999999]"));
+    assert!(parse_update("ADD a :x DELETE a :ss", &p)
+        .unwrap_err()
+        .message
+        .contains("Two document paths overlap"));
     assert_eq!(
         parse_update("ADD a :nope", &p).unwrap_err().message,
         "Invalid UpdateExpression: An expression attribute value used in expression is not defined; attribute value: :nope"

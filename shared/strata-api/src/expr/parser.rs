@@ -43,6 +43,9 @@ struct Parser<'a> {
     /// before any other deferred error, a DELETE's before an ADD's.
     bad_delete: Option<ApiError>,
     bad_add: Option<ApiError>,
+    /// A list index past a 32-bit int: reported before anything else the
+    /// parse deferred (before an update's overlapping paths too).
+    bad_index: Option<ApiError>,
 }
 
 fn check_size(kind: &str, src: &str) -> ApiResult<()> {
@@ -77,6 +80,7 @@ impl<'a> Parser<'a> {
             deferred: None,
             bad_delete: None,
             bad_add: None,
+            bad_index: None,
         })
     }
 
@@ -88,8 +92,9 @@ impl<'a> Parser<'a> {
     /// The expression parsed: the first deferred error, if any.
     fn finish<T>(&mut self, parsed: T) -> ApiResult<T> {
         match self
-            .bad_delete
+            .bad_index
             .take()
+            .or_else(|| self.bad_delete.take())
             .or_else(|| self.bad_add.take())
             .or_else(|| self.deferred.take())
         {
@@ -225,7 +230,7 @@ impl<'a> Parser<'a> {
                             Ok(i) => i as usize,
                             Err(_) => {
                                 let kind = self.kind;
-                                self.defer(ApiError::validation(format!(
+                                self.bad_index.get_or_insert(ApiError::validation(format!(
                                     "Invalid {kind}: List index is not within the allowable range; index: [{s}]"
                                 )));
                                 0
@@ -728,8 +733,6 @@ impl<'a> Parser<'a> {
         if actions.is_empty() {
             return Err(self.err_here());
         }
-        let paths: Vec<&DocPath> = actions.iter().map(UpdateAction::path).collect();
-        check_overlap(self.kind, &paths)?;
         Ok(actions)
     }
 }
@@ -753,6 +756,13 @@ pub fn parse_condition(kind: &str, src: &str, ph: &Placeholders) -> ApiResult<Co
 pub fn parse_update(src: &str, ph: &Placeholders) -> ApiResult<Vec<UpdateAction>> {
     let mut p = Parser::new("UpdateExpression", src, ph)?;
     let actions = p.update()?;
+    // Overlapping paths are reported after a bad list index and before
+    // operand types and placeholders (DynamoDB Local's order).
+    if let Some(e) = p.bad_index.take() {
+        return Err(e);
+    }
+    let paths: Vec<&DocPath> = actions.iter().map(UpdateAction::path).collect();
+    check_overlap("UpdateExpression", &paths)?;
     p.finish(actions)
 }
 

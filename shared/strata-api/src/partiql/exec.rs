@@ -281,7 +281,10 @@ async fn select(api: &Api, s: Select, opts: &Options) -> ApiResult<Outcome> {
                 rest.remove(i);
             }
         }
-        s.order.is_some() || !rest.iter().any(|t| mentions(t, &key_names))
+        if s.order.is_some() && rest.iter().any(|t| mentions(t, &key_names)) {
+            return false;
+        }
+        !rest.iter().any(|t| mentions(t, &key_names))
     });
     let op = if query {
         let hash = take_equality(&mut terms, &schema.hash.name).unwrap_or(Json::Null);
@@ -310,7 +313,8 @@ async fn select(api: &Api, s: Select, opts: &Options) -> ApiResult<Outcome> {
     } else {
         if s.order.is_some() {
             return Err(ApiError::validation(
-                "ORDER BY needs an equality on the partition key in the WHERE clause",
+                "ORDER BY needs an equality on the partition key, and at most one condition on \
+                 the sort key, in the WHERE clause",
             ));
         }
         "Scan"

@@ -97,6 +97,9 @@ fn reads(src: &str) -> Option<bool> {
 
 pub async fn batch_execute_statement(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     req.choice::<ReturnCapacity>()?;
+    let return_capacity = req.get("ReturnConsumedCapacity").cloned();
+    // Capacity consumed, summed per table (DynamoDB reports a batch's so).
+    let mut capacity: Vec<(String, f64)> = Vec::new();
     let list = req
         .arr("Statements")?
         .ok_or_else(|| missing("Statements"))?;
@@ -156,7 +159,7 @@ pub async fn batch_execute_statement(api: &Api, req: &Req<'_>) -> ApiResult<Json
     }
     let mut responses = Vec::with_capacity(parsed.len());
     for p in parsed {
-        let (stmt, opts) = match p {
+        let (stmt, mut opts) = match p {
             Ok(p) => p,
             Err(e) => {
                 responses.push(json!({ "Error": batch_error(&e) }));
@@ -164,12 +167,25 @@ pub async fn batch_execute_statement(api: &Api, req: &Req<'_>) -> ApiResult<Json
             }
         };
         let table = table_of(&stmt).to_string();
+        opts.return_capacity = return_capacity.clone();
         let result = match stmt {
             Statement::Select(s) if !single_item(api, &s, &mut schemas).await => {
                 Err(ApiError::validation("Only single item select is supported"))
             }
             stmt => exec::run(api, stmt, &opts).await,
         };
+        if let Some(units) = result
+            .as_ref()
+            .ok()
+            .and_then(|o| o.capacity.as_ref())
+            .and_then(|c| c.get("CapacityUnits"))
+            .and_then(Json::as_f64)
+        {
+            match capacity.iter_mut().find(|(t, _)| *t == table) {
+                Some((_, u)) => *u += units,
+                None => capacity.push((table.clone(), units)),
+            }
+        }
         responses.push(match result {
             Ok(out) => {
                 let mut r = json!({ "TableName": table });
@@ -190,7 +206,14 @@ pub async fn batch_execute_statement(api: &Api, req: &Req<'_>) -> ApiResult<Json
             }
         });
     }
-    Ok(json!({ "Responses": responses }))
+    let mut out = json!({ "Responses": responses });
+    if !capacity.is_empty() {
+        out["ConsumedCapacity"] = capacity
+            .into_iter()
+            .map(|(t, u)| json!({ "TableName": t, "CapacityUnits": u }))
+            .collect();
+    }
+    Ok(out)
 }
 
 fn table_of(s: &Statement) -> &str {
