@@ -156,6 +156,11 @@ struct ServeArgs {
     /// Memory for the read caches in MiB (default: 10% of the machine's memory).
     #[arg(long, env = "STRATA_CACHE_MB")]
     cache_mb: Option<u64>,
+    /// Milliseconds a partition's group commit waits for more writes before its one PUT
+    /// (0: none). Fewer PUTs for busy tables, at up to this much latency per write; at most 1000.
+    #[arg(long, default_value_t = 0, env = "STRATA_COMMIT_WINDOW_MS",
+          value_parser = clap::value_parser!(u64).range(0..=1000))]
+    commit_window_ms: u64,
 }
 
 fn store_url(args: &StoreArgs) -> Result<String, String> {
@@ -183,6 +188,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         region: args.store.region.clone(),
         default_partitions: args.partitions,
         eventual_staleness: Duration::from_millis(args.staleness_ms),
+        commit_window: Duration::from_millis(args.commit_window_ms),
         ..EngineConfig::default()
     };
     if let Some(mb) = args.cache_mb {

@@ -120,7 +120,17 @@ pub struct EngineConfig {
     pub tombstone_retention: Duration,
     /// Wall-clock and elapsed time (tests skew or jump it).
     pub clock: Clock,
+    /// How long a partition's group commit waits for more writes before it
+    /// appends (0: not at all). Each commit is one conditional PUT: waiting
+    /// W ms turns the writes that arrive meanwhile into one PUT, trading
+    /// up to W ms of latency for fewer requests (the cost of a busy table
+    /// on S3). `--commit-window-ms`, `STRATA_COMMIT_WINDOW_MS`.
+    pub commit_window: Duration,
 }
+
+/// Longest commit window accepted: a write waits at most this long for
+/// company.
+pub const MAX_COMMIT_WINDOW_MS: u64 = 1_000;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -157,6 +167,7 @@ impl Default for EngineConfig {
             // Log retention plus a margin (see `set_log_retention`).
             tombstone_retention: Duration::from_secs(25 * 3600),
             clock: Clock::system(),
+            commit_window: Duration::ZERO,
         }
     }
 }
@@ -192,6 +203,9 @@ impl EngineConfig {
         }
         if let Some(h) = num("STRATA_LOG_RETENTION_HOURS") {
             c.set_log_retention(Duration::from_secs(h * 3600));
+        }
+        if let Some(ms) = num("STRATA_COMMIT_WINDOW_MS") {
+            c.commit_window = Duration::from_millis(ms.min(MAX_COMMIT_WINDOW_MS));
         }
         c
     }

@@ -145,6 +145,60 @@ async fn concurrent_writes_in_one_process_are_group_committed() {
     assert_eq!(scan_all(&e, "tbl", 100).await.len(), 33);
 }
 
+/// The commit window: writes arriving a few ms apart, each alone on an
+/// idle partition without it, share one PUT with it (at the window's
+/// latency).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_window_turns_spaced_writes_into_one_put() {
+    async fn puts_for_spaced_writes(window: Duration) -> (u64, Duration) {
+        let (store, counter) = counting(Arc::new(InMemory::new()));
+        let store: Arc<dyn ObjectStore> = store;
+        let config = EngineConfig {
+            default_partitions: 1,
+            commit_window: window,
+            ..test_config()
+        };
+        let e = Arc::new(engine(&store, config).await);
+        e.create_table(spec("tbl")).await.unwrap();
+        put(&e, "tbl", item("warm", 1, &[])).await;
+        let before = counter.snapshot();
+        let started = std::time::Instant::now();
+        let mut writes = Vec::new();
+        for i in 0..20 {
+            let e = Arc::clone(&e);
+            writes.push(tokio::spawn(async move {
+                let t = std::time::Instant::now();
+                put(&e, "tbl", item("k", i, &[])).await;
+                t.elapsed()
+            }));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let slowest = futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap())
+            .max()
+            .unwrap_or_default();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(scan_all(&e, "tbl", 100).await.len(), 21);
+        ((counter.snapshot() - before).put, slowest)
+    }
+    let (without, _) = puts_for_spaced_writes(Duration::ZERO).await;
+    let (with, slowest) = puts_for_spaced_writes(Duration::from_millis(100)).await;
+    assert!(
+        without >= 10,
+        "spaced writes without a window: {without} PUTs"
+    );
+    assert!(
+        with <= 2,
+        "20 writes within one 100 ms window took {with} PUTs"
+    );
+    assert!(
+        slowest >= Duration::from_millis(100),
+        "a write waits out the window"
+    );
+}
+
 /// What a split costs in requests, whatever the partition's size (no data
 /// is copied): the seal, the fold of the log tail into an SST, the
 /// children's manifests and the descriptor, plus the reads that find them.

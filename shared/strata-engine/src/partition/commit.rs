@@ -24,6 +24,12 @@ impl Partition {
         tokio::spawn(async move {
             {
                 let _g = me.sync.lock().await;
+                // The commit window: writes arriving meanwhile join this
+                // group, so they share its one PUT.
+                let window = me.ctx.config.commit_window;
+                if !window.is_zero() {
+                    tokio::time::sleep(window).await;
+                }
                 let group =
                     std::mem::take(&mut *me.pending.lock().unwrap_or_else(|p| p.into_inner()));
                 if group.is_empty() {
