@@ -162,7 +162,7 @@ pub(crate) fn parse_schema(req: &Req, provisioned: bool) -> ApiResult<Schema> {
     let mut used: Vec<&str> = vec![&table.hash.name];
     used.extend(table.range.as_ref().map(|r| r.name.as_str()));
     for ix in &indexes {
-        for a in std::iter::once(&ix.key_schema.hash).chain(&ix.key_schema.range) {
+        for a in ix.key_schema.attributes() {
             if !used.contains(&a.name.as_str()) {
                 used.push(&a.name);
             }
@@ -426,13 +426,13 @@ pub(crate) fn table_definitions(d: &TableDescriptor) -> Vec<(String, KeyType)> {
         .collect();
     // Every key attribute is defined, whatever was recorded.
     let ks = &d.key_schema;
-    for (i, a) in std::iter::once(&ks.hash).chain(&ks.range).enumerate() {
+    for (i, a) in ks.attributes().enumerate() {
         if !out.iter().any(|(n, _)| *n == a.name) {
             out.insert(i, (a.name.clone(), a.key_type));
         }
     }
     for ix in &d.indexes {
-        for a in std::iter::once(&ix.key_schema.hash).chain(&ix.key_schema.range) {
+        for a in ix.key_schema.attributes() {
             if !out.iter().any(|(n, _)| *n == a.name) {
                 out.push((a.name.clone(), a.key_type));
             }

@@ -29,18 +29,17 @@ pub(crate) fn check_key_paths<'a>(
     d: &TableDescriptor,
     paths: impl IntoIterator<Item = &'a DocPath>,
 ) -> ApiResult<()> {
-    let table_keys = || std::iter::once(&d.key_schema.hash).chain(d.key_schema.range.as_ref());
     for p in paths {
         let (Some(PathElem::Key(top)), true) = (p.first(), p.len() > 1) else {
             continue;
         };
-        let label = if table_keys().any(|a| &a.name == top) {
+        let label = if d.key_schema.attributes().any(|a| &a.name == top) {
             "Key"
-        } else if d.indexes.iter().any(|ix| {
-            std::iter::once(&ix.key_schema.hash)
-                .chain(ix.key_schema.range.as_ref())
-                .any(|a| &a.name == top)
-        }) {
+        } else if d
+            .indexes
+            .iter()
+            .any(|ix| ix.key_schema.attributes().any(|a| &a.name == top))
+        {
             "IndexKey"
         } else {
             continue;
@@ -61,7 +60,7 @@ pub(crate) async fn descriptor(api: &Api, table: &str) -> ApiResult<TableDescrip
 
 /// An item's key, with DynamoDB's messages for what is wrong with it.
 pub(crate) fn item_key(schema: &KeySchema, item: &Item) -> ApiResult<ItemKey> {
-    for attr in std::iter::once(&schema.hash).chain(schema.range.as_ref()) {
+    for attr in schema.attributes() {
         if !item.contains_key(&attr.name) {
             return Err(ApiError::validation(format!(
                 "One or more parameter values were invalid: Missing the key {} in the item",

@@ -186,6 +186,11 @@ pub enum KeyError {
 }
 
 impl KeySchema {
+    /// The key attributes: the partition key, then the sort key if any.
+    pub fn attributes(&self) -> impl Iterator<Item = &KeyAttribute> {
+        std::iter::once(&self.hash).chain(self.range.as_ref())
+    }
+
     fn key_value(attr: &KeyAttribute, v: Option<&Value>) -> Result<KeyValue, KeyError> {
         let v = v.ok_or(KeyError::Missing)?;
         let kv = match (attr.key_type, v) {

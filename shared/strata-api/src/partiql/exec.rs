@@ -92,10 +92,6 @@ pub async fn table(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
     }
 }
 
-fn key_attrs(schema: &KeySchema) -> impl Iterator<Item = &KeyAttribute> {
-    std::iter::once(&schema.hash).chain(schema.range.as_ref())
-}
-
 /// Refuses a key value of another type than the schema's.
 fn check_key_type(attr: &KeyAttribute, v: &Json) -> ApiResult<()> {
     let want = match attr.key_type {
@@ -113,7 +109,7 @@ fn check_key_type(attr: &KeyAttribute, v: &Json) -> ApiResult<()> {
 }
 
 /// The top-level AND terms of a condition.
-fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
+pub(super) fn conjuncts(e: Expr, out: &mut Vec<Expr>) {
     match e {
         Expr::And(a, b) => {
             conjuncts(*a, out);
@@ -141,7 +137,7 @@ fn is_attr(e: &Expr, name: &str) -> bool {
 }
 
 /// `attr = value` (either way round): the value.
-fn equality<'e>(e: &'e Expr, attr: &str) -> Option<&'e Json> {
+pub(super) fn equality<'e>(e: &'e Expr, attr: &str) -> Option<&'e Json> {
     match e {
         Expr::Cmp(a, "=", b) => match (a.as_ref(), b.as_ref()) {
             (l, Expr::Value(v)) if is_attr(l, attr) => Some(v),
@@ -202,7 +198,7 @@ fn write_key(
         conjuncts(f, terms);
     }
     let mut key = Map::new();
-    for attr in key_attrs(schema) {
+    for attr in schema.attributes() {
         let v = take_equality(terms, &attr.name).ok_or_else(|| {
             ApiError::validation(
                 "Where clause does not contain a mandatory equality on all key attributes",
@@ -221,6 +217,17 @@ fn base_request(table: &str, opts: &Options) -> Map<String, Json> {
         req.insert("ReturnConsumedCapacity".into(), c.clone());
     }
     req
+}
+
+/// What a write returns: its RETURNING clause, and the item on a failed
+/// condition when the request asks.
+fn returns(req: &mut Map<String, Json>, returning: Option<&'static str>, opts: &Options) {
+    if let Some(rv) = returning {
+        req.insert("ReturnValues".into(), json!(rv));
+    }
+    if let Some(f) = &opts.return_on_failure {
+        req.insert("ReturnValuesOnConditionCheckFailure".into(), f.clone());
+    }
 }
 
 fn write_outcome(resp: Json) -> Outcome {
@@ -244,7 +251,7 @@ async fn select(api: &Api, s: Select, opts: &Options) -> ApiResult<Outcome> {
         },
         None => desc.key_schema.clone(),
     };
-    let key_names: Vec<&str> = key_attrs(&schema).map(|a| a.name.as_str()).collect();
+    let key_names: Vec<&str> = schema.attributes().map(|a| a.name.as_str()).collect();
     if let Some((path, _)) = &s.order {
         let name = match path.as_slice() {
             [PathElem::Key(k)] if key_names.contains(&k.as_str()) => None,
@@ -408,7 +415,7 @@ fn decode_token(token: &str) -> ApiResult<Json> {
 
 async fn insert(api: &Api, name: &str, item: Json, opts: &Options) -> ApiResult<Outcome> {
     let desc = table(api, name).await?;
-    for attr in key_attrs(&desc.key_schema) {
+    for attr in desc.key_schema.attributes() {
         let v = item["M"].get(&attr.name).ok_or_else(|| {
             ApiError::validation(format!(
                 "Key attribute should be present in the item: Key {}",
@@ -505,12 +512,7 @@ async fn update(
     req.insert("Key".into(), Json::Object(key));
     req.insert("UpdateExpression".into(), json!(expr.join(" ")));
     req.insert("ConditionExpression".into(), json!(cond));
-    if let Some(rv) = returning {
-        req.insert("ReturnValues".into(), json!(rv));
-    }
-    if let Some(f) = &opts.return_on_failure {
-        req.insert("ReturnValuesOnConditionCheckFailure".into(), f.clone());
-    }
+    returns(&mut req, returning, opts);
     r.finish(&mut req);
     items::update(api, &Req(&req)).await.map(write_outcome)
 }
@@ -531,12 +533,7 @@ async fn delete(
     if let Some(rest) = and_all(terms) {
         req.insert("ConditionExpression".into(), json!(r.condition(&rest)?));
     }
-    if let Some(rv) = returning {
-        req.insert("ReturnValues".into(), json!(rv));
-    }
-    if let Some(f) = &opts.return_on_failure {
-        req.insert("ReturnValuesOnConditionCheckFailure".into(), f.clone());
-    }
+    returns(&mut req, returning, opts);
     r.finish(&mut req);
     items::delete(api, &Req(&req)).await.map(write_outcome)
 }

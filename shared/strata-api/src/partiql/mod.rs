@@ -22,7 +22,7 @@ use crate::json::value_from_json;
 use crate::req::{missing, Req};
 use crate::Api;
 use exec::{Options, Outcome};
-use parser::{Expr, Statement};
+use parser::Statement;
 
 /// Longest statement DynamoDB takes, in characters.
 const MAX_STATEMENT: usize = 8192;
@@ -259,43 +259,32 @@ async fn schema_of<'s>(
     schemas.get(table).and_then(Option::as_ref)
 }
 
-/// The equalities of a WHERE clause's top-level AND terms.
-fn equalities(e: &Expr, out: &mut Vec<(String, Json)>) {
-    match e {
-        Expr::And(a, b) => {
-            equalities(a, out);
-            equalities(b, out);
-        }
-        Expr::Cmp(a, "=", b) => match (a.as_ref(), b.as_ref()) {
-            (Expr::Path(p), Expr::Value(v)) | (Expr::Value(v), Expr::Path(p)) if p.len() == 1 => {
-                if let crate::expr::PathElem::Key(k) = &p[0] {
-                    out.push((k.clone(), v.clone()));
-                }
-            }
-            _ => {}
-        },
-        _ => {}
-    }
-}
-
 /// The table and key of the one item a statement names, when it names one.
 async fn item_id(api: &Api, s: &Statement, schemas: &mut Schemas) -> Option<String> {
     let schema = schema_of(api, table_of(s), schemas).await?;
-    let mut eqs = Vec::new();
-    match s {
+    let terms = match s {
         Statement::Insert { item, .. } => {
-            for (k, v) in item["M"].as_object()? {
-                eqs.push((k.clone(), v.clone()));
+            let mut id = vec![json!(table_of(s))];
+            for attr in schema.attributes() {
+                id.push(item["M"].get(&attr.name)?.clone());
             }
+            return Some(Json::Array(id).to_string());
         }
         Statement::Update { filter, .. } | Statement::Delete { filter, .. } => {
-            equalities(filter.as_ref()?, &mut eqs)
+            let mut terms = Vec::new();
+            exec::conjuncts(filter.clone()?, &mut terms);
+            terms
         }
         Statement::Select(_) => return None,
-    }
+    };
     let mut id = vec![json!(table_of(s))];
-    for attr in std::iter::once(&schema.hash).chain(schema.range.as_ref()) {
-        id.push(eqs.iter().find(|(k, _)| *k == attr.name)?.1.clone());
+    for attr in schema.attributes() {
+        id.push(
+            terms
+                .iter()
+                .find_map(|t| exec::equality(t, &attr.name))?
+                .clone(),
+        );
     }
     Some(Json::Array(id).to_string())
 }
@@ -313,17 +302,10 @@ async fn single_item(api: &Api, s: &parser::Select, schemas: &mut Schemas) -> bo
     let Some(filter) = &s.filter else {
         return false;
     };
-    let mut eqs = Vec::new();
-    equalities(filter, &mut eqs);
-    fn terms(e: &Expr) -> usize {
-        match e {
-            Expr::And(a, b) => terms(a) + terms(b),
-            _ => 1,
-        }
-    }
-    let keys: Vec<&str> = std::iter::once(&schema.hash)
-        .chain(schema.range.as_ref())
-        .map(|a| a.name.as_str())
-        .collect();
-    terms(filter) == keys.len() && keys.iter().all(|k| eqs.iter().any(|(n, _)| n == k))
+    let mut terms = Vec::new();
+    exec::conjuncts(filter.clone(), &mut terms);
+    terms.len() == schema.attributes().count()
+        && schema
+            .attributes()
+            .all(|a| terms.iter().any(|t| exec::equality(t, &a.name).is_some()))
 }

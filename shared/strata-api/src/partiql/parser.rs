@@ -185,6 +185,15 @@ impl Parser<'_> {
         }
     }
 
+    /// One or more `item`s separated by commas.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> ApiResult<T>) -> ApiResult<Vec<T>> {
+        let mut out = vec![item(self)?];
+        while self.eat_sym(",") {
+            out.push(item(self)?);
+        }
+        Ok(out)
+    }
+
     fn statement(&mut self) -> ApiResult<Statement> {
         if self.eat_word("SELECT") {
             return self.select().map(Statement::Select);
@@ -208,21 +217,13 @@ impl Parser<'_> {
             let mut actions = Vec::new();
             loop {
                 if self.eat_word("SET") {
-                    loop {
-                        let path = self.path()?;
-                        self.sym("=")?;
-                        actions.push(Action::Set(path, self.additive()?));
-                        if !self.eat_sym(",") {
-                            break;
-                        }
-                    }
+                    actions.extend(self.list(|p| {
+                        let path = p.path()?;
+                        p.sym("=")?;
+                        Ok(Action::Set(path, p.additive()?))
+                    })?);
                 } else if self.eat_word("REMOVE") {
-                    loop {
-                        actions.push(Action::Remove(self.path()?));
-                        if !self.eat_sym(",") {
-                            break;
-                        }
-                    }
+                    actions.extend(self.list(|p| p.path().map(Action::Remove))?);
                 } else {
                     break;
                 }
@@ -273,11 +274,7 @@ impl Parser<'_> {
         let projection = if self.eat_sym("*") {
             None
         } else {
-            let mut paths = vec![self.path()?];
-            while self.eat_sym(",") {
-                paths.push(self.path()?);
-            }
-            Some(paths)
+            Some(self.list(Self::path)?)
         };
         self.word("FROM")?;
         let table = self.name()?;
@@ -443,10 +440,7 @@ impl Parser<'_> {
                 self.sym("(")?;
                 ")"
             };
-            let mut list = vec![self.additive()?];
-            while self.eat_sym(",") {
-                list.push(self.additive()?);
-            }
+            let list = self.list(Self::additive)?;
             self.sym(close)?;
             let e = Expr::In(Box::new(left), list);
             return Ok(if negated_in {
@@ -534,12 +528,7 @@ impl Parser<'_> {
                 self.at += 1;
                 let mut args = Vec::new();
                 if !self.eat_sym(")") {
-                    loop {
-                        args.push(self.additive()?);
-                        if !self.eat_sym(",") {
-                            break;
-                        }
-                    }
+                    args = self.list(Self::additive)?;
                     self.sym(")")?;
                 }
                 Expr::Call(w.to_ascii_lowercase(), args)
@@ -564,19 +553,13 @@ impl Parser<'_> {
 
     /// Comma-separated constants up to `close`.
     fn constants(&mut self, close: &str) -> ApiResult<Vec<Json>> {
-        let mut out = Vec::new();
         if self.eat_sym(close) {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        loop {
-            match self.additive()? {
-                Expr::Value(v) => out.push(v),
-                _ => return Err(self.bad()),
-            }
-            if !self.eat_sym(",") {
-                break;
-            }
-        }
+        let out = self.list(|p| match p.additive()? {
+            Expr::Value(v) => Ok(v),
+            _ => Err(p.bad()),
+        })?;
         self.sym(close)?;
         Ok(out)
     }

@@ -119,14 +119,7 @@ impl Render {
                 }
             }
             Expr::Call(f, args) if CONDITION_FUNCTIONS.contains(&f.as_str()) => {
-                if args.len() != 2 {
-                    return Err(wrong_arguments(f));
-                }
-                let args = args
-                    .iter()
-                    .map(|a| self.operand(a))
-                    .collect::<ApiResult<Vec<_>>>()?;
-                format!("{f}({})", args.join(", "))
+                self.two_argument_call(f, args)?
             }
             Expr::Call(f, _) if f == "size" => {
                 return Err(ApiError::validation(
@@ -176,14 +169,7 @@ impl Render {
                 Ok(format!("{} {op} {}", self.operand(a)?, self.operand(b)?))
             }
             Expr::Call(f, args) if f == "list_append" || f == "if_not_exists" => {
-                if args.len() != 2 {
-                    return Err(wrong_arguments(f));
-                }
-                let args = args
-                    .iter()
-                    .map(|a| self.operand(a))
-                    .collect::<ApiResult<Vec<_>>>()?;
-                Ok(format!("{f}({})", args.join(", ")))
+                self.two_argument_call(f, args)
             }
             Expr::Path(_) | Expr::Value(_) => self.operand(e),
             Expr::Call(f, _) => Err(unknown_function(f)),
@@ -191,6 +177,18 @@ impl Render {
                 "Unsupported value in SET: a condition where a value was expected",
             )),
         }
+    }
+
+    /// `f(a, b)`, each argument an operand.
+    fn two_argument_call(&mut self, f: &str, args: &[Expr]) -> ApiResult<String> {
+        if args.len() != 2 {
+            return Err(wrong_arguments(f));
+        }
+        let args = args
+            .iter()
+            .map(|a| self.operand(a))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(format!("{f}({})", args.join(", ")))
     }
 
     /// Adds the placeholders to a request.

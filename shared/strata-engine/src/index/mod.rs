@@ -165,7 +165,7 @@ impl IndexDef {
     pub fn key_attributes<'a>(&'a self, base_schema: &'a KeySchema) -> Vec<&'a str> {
         let mut out = vec![base_schema.hash.name.as_str()];
         out.extend(base_schema.range.as_ref().map(|r| r.name.as_str()));
-        for a in std::iter::once(&self.key_schema.hash).chain(&self.key_schema.range) {
+        for a in self.key_schema.attributes() {
             if !out.contains(&a.name.as_str()) {
                 out.push(&a.name);
             }
@@ -261,7 +261,7 @@ fn entry_sort_key(range: Option<&KeyValue>, base: &ItemKey) -> Vec<u8> {
 /// item without it is simply not in that index). DynamoDB's words.
 pub fn check_index_keys(indexes: &[IndexDef], item: &Item) -> Result<(), String> {
     for ix in indexes {
-        for a in std::iter::once(&ix.key_schema.hash).chain(&ix.key_schema.range) {
+        for a in ix.key_schema.attributes() {
             let Some(v) = item.get(&a.name) else {
                 continue;
             };
