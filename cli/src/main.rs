@@ -456,6 +456,7 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
                 "AttributeDefinitions": source.meta.get("AttributeDefinitions"),
             }),
             indexes: Vec::new(),
+            commit_window_ms: None,
         })
         .await
         .map_err(|e| e.to_string())?;

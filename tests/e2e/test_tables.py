@@ -86,6 +86,33 @@ def test_tags_ttl_limits_endpoints(ddb, table):
     assert ddb.describe_endpoints()["Endpoints"][0]["CachePeriodInMinutes"] == 1440
 
 
+def test_commit_window_tag_sets_a_tables_window(ddb, table):
+    import time
+
+    arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
+
+    def put_secs():
+        t = time.monotonic()
+        ddb.put_item(TableName=table, Item={"pk": {"S": "w"}, "sk": {"S": "1"}})
+        return time.monotonic() - t
+
+    for bad in ["-1", "1001", "soon", "2.5"]:
+        code, msg, _ = error_of(ddb.tag_resource, ResourceArn=arn, Tags=[{"Key": "strata:commit-window-ms", "Value": bad}])
+        assert code == "ValidationException" and "0 to 1000" in msg, (bad, msg)
+    assert ddb.list_tags_of_resource(ResourceArn=arn)["Tags"] == []
+    ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "strata:commit-window-ms", "Value": "300"}])
+    assert put_secs() >= 0.3  # the write waited out its table's window
+    ddb.untag_resource(ResourceArn=arn, TagKeys=["strata:commit-window-ms"])
+    put_secs()  # the first write may still meet the old descriptor
+    assert put_secs() < 0.3
+    name = new_table(ddb, Tags=[{"Key": "strata:commit-window-ms", "Value": "300"}])
+    t = time.monotonic()
+    ddb.put_item(TableName=name, Item={"pk": {"S": "w"}, "sk": {"S": "1"}})
+    assert time.monotonic() - t >= 0.3
+    code, _, _ = error_of(new_table, ddb, Tags=[{"Key": "strata:commit-window-ms", "Value": "x"}])
+    assert code == "ValidationException"
+
+
 def test_streams_and_deletion_protection_settings(ddb):
     name = new_table(ddb, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}, DeletionProtectionEnabled=True)
     t = ddb.describe_table(TableName=name)["Table"]

@@ -49,6 +49,7 @@ async fn notifications_replicate_the_partitions_they_name() {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     })
     .await
     .unwrap();
@@ -143,6 +144,7 @@ async fn notifications_bring_indexes_up_to_date_without_replicas() {
             status: IndexStatus::Active,
             meta: serde_json::Value::Null,
         }],
+        commit_window_ms: None,
     })
     .await
     .unwrap();

@@ -37,6 +37,7 @@ fn spec() -> TableSpec {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     }
 }
 

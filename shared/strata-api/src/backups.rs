@@ -461,6 +461,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
             replicas: Vec::new(),
             meta: Json::Object(meta),
             indexes: Vec::new(),
+            commit_window_ms: None,
         })
         .await
         .map_err(|e| match e {

@@ -4,7 +4,9 @@
 //! [`with_emf`] wraps the router: every request prints one line with its
 //! operation, latency, error code (if any) and the object-store requests it
 //! made by kind; at most once per `cache_interval` a line per cache carries
-//! the hits, misses and evictions since the last one and the bytes held.
+//! the hits, misses and evictions since the last one and the bytes held, and
+//! a commit line the log segments (one PUT each) appended since, the writes
+//! they carried and writes per PUT (what the commit window buys).
 //! Per-request store counts are exact when requests do not overlap (one
 //! request at a time, as in a Lambda instance).
 
@@ -16,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use serde_json::{json, Value as Json};
-use strata_engine::{CacheStats, Engine};
+use strata_engine::{CacheStats, CommitStats, Engine};
 use strata_store::counting::{RequestCounter, RequestCounts};
 
 use crate::http::Outcome;
@@ -32,7 +34,7 @@ pub struct EmfState {
     engine: Arc<Engine>,
     counter: Option<Arc<RequestCounter>>,
     cache_interval: Duration,
-    last_caches: Mutex<(Option<Instant>, Vec<CacheStats>)>,
+    last_caches: Mutex<Periodic>,
     sink: Sink,
 }
 
@@ -49,7 +51,7 @@ impl EmfState {
             engine,
             counter,
             cache_interval: Duration::from_secs(60),
-            last_caches: Mutex::new((None, Vec::new())),
+            last_caches: Mutex::new(Periodic::default()),
             sink,
         }
     }
@@ -62,15 +64,32 @@ impl EmfState {
     /// Prints cache lines if the interval has passed (or `force`).
     pub fn flush_caches(&self, force: bool) {
         let mut last = self.last_caches.lock().unwrap_or_else(|p| p.into_inner());
-        if !force && last.0.is_some_and(|t| t.elapsed() < self.cache_interval) {
+        if !force && last.at.is_some_and(|t| t.elapsed() < self.cache_interval) {
             return;
         }
-        let now = self.engine.cache_stats();
-        for line in cache_lines(&self.service, &now, &last.1, now_ms()) {
+        let caches = self.engine.cache_stats();
+        let commits = self.engine.commit_stats();
+        for line in cache_lines(&self.service, &caches, &last.caches, now_ms()) {
             (self.sink)(&line);
         }
-        *last = (Some(Instant::now()), now);
+        let delta = commits - last.commits;
+        if delta.segments > 0 {
+            (self.sink)(&commit_line(&self.service, delta, now_ms()));
+        }
+        *last = Periodic {
+            at: Some(Instant::now()),
+            caches,
+            commits,
+        };
     }
+}
+
+/// What the periodic lines were computed from last time.
+#[derive(Default)]
+struct Periodic {
+    at: Option<Instant>,
+    caches: Vec<CacheStats>,
+    commits: CommitStats,
 }
 
 /// Stdout, the sink CloudWatch reads in Lambda.
@@ -193,6 +212,30 @@ pub fn cache_lines(
         .collect()
 }
 
+/// Group commit since the last line: segments appended (one PUT each), the
+/// writes they carried, and writes per PUT.
+pub fn commit_line(service: &str, delta: CommitStats, timestamp_ms: u64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Service"]],
+                "Metrics": [
+                    {"Name": "LogSegments", "Unit": "Count"},
+                    {"Name": "LogWrites", "Unit": "Count"},
+                    {"Name": "WritesPerPut", "Unit": "None"},
+                ],
+            }],
+        },
+        "Service": service,
+        "LogSegments": delta.segments,
+        "LogWrites": delta.writes,
+        "WritesPerPut": (delta.writes_per_segment() * 100.0).round() / 100.0,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +298,19 @@ mod tests {
                 v["Cache"].as_str()
             ),
             (Some(10), Some(0), Some("items"))
+        );
+    }
+
+    #[test]
+    fn commit_lines_report_writes_per_put() {
+        let delta = CommitStats {
+            segments: 4,
+            writes: 10,
+        };
+        let v: Json = serde_json::from_str(&commit_line("strata-api", delta, 1)).unwrap();
+        assert_eq!(
+            (v["LogSegments"].as_u64(), v["WritesPerPut"].as_f64()),
+            (Some(4), Some(2.5))
         );
     }
 }

@@ -235,6 +235,24 @@ fn keeps_old_images(meta: &Map<String, Json>) -> bool {
         .is_some_and(|s| s.get("StreamEnabled") == Some(&Json::Bool(true)))
 }
 
+/// The tag that sets a table's commit window: how many ms its group
+/// commits wait for more writes before their one PUT (0 to 1000; without
+/// it, the server's `--commit-window-ms`). A tag, so every client can set
+/// it (docs/cost.md).
+pub const COMMIT_WINDOW_TAG: &str = "strata:commit-window-ms";
+
+/// The commit window a table's tags set (validated when tagged).
+pub(crate) fn commit_window_of(meta: &Map<String, Json>) -> Option<u32> {
+    meta.get("Tags")?
+        .as_array()?
+        .iter()
+        .find(|t| t.get("Key").and_then(Json::as_str) == Some(COMMIT_WINDOW_TAG))?
+        .get("Value")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
 fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
     let mut out = Vec::new();
     for t in v.into_iter().flatten() {
@@ -260,6 +278,11 @@ fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
             return Err(invalid(
                 "Tag keys and values may contain only letters, numbers, white space and + - = . _ : / @",
             ));
+        }
+        if k == COMMIT_WINDOW_TAG && !v.parse::<u32>().is_ok_and(|ms| ms <= 1000) {
+            return Err(invalid(&format!(
+                "The value of tag {COMMIT_WINDOW_TAG} must be a whole number of milliseconds from 0 to 1000"
+            )));
         }
         if k.starts_with("aws:") {
             return Err(invalid(
@@ -335,6 +358,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         partitions: None,
         keep_old_images: keeps_old_images(&meta),
         replicas: Vec::new(),
+        commit_window_ms: commit_window_of(&meta),
         meta: Json::Object(meta),
         indexes: schema.indexes,
     };
@@ -445,6 +469,7 @@ where
                 d.images_gen = d.images_gen() + 1;
             }
             d.keep_old_images = keeps_old_images(&meta);
+            d.commit_window_ms = commit_window_of(&meta);
             d.meta = Json::Object(meta);
             Ok(())
         })

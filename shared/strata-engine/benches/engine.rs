@@ -67,6 +67,7 @@ fn spec() -> TableSpec {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     }
 }
 

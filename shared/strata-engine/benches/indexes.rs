@@ -52,6 +52,7 @@ fn spec(name: &str, gsis: usize) -> TableSpec {
                 meta: serde_json::Value::Null,
             })
             .collect(),
+        commit_window_ms: None,
     }
 }
 

@@ -100,6 +100,7 @@ fn spec(partitions: u32) -> TableSpec {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     }
 }
 

@@ -97,6 +97,7 @@ async fn setup() -> Setup {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     })
     .await
     .expect("create");

@@ -57,6 +57,10 @@ pub struct TableDescriptor {
     /// The table's secondary indexes (see `index`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub indexes: Vec<IndexDef>,
+    /// This table's commit window in ms, overriding the engine's
+    /// `commit_window` (see [`crate::EngineConfig::commit_window`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit_window_ms: Option<u32>,
 }
 
 impl TableDescriptor {
@@ -115,6 +119,8 @@ pub struct TableSpec {
     /// Secondary indexes (see [`TableDescriptor::indexes`]). A table with
     /// indexes keeps old images: maintaining an index needs them.
     pub indexes: Vec<IndexDef>,
+    /// See [`TableDescriptor::commit_window_ms`].
+    pub commit_window_ms: Option<u32>,
 }
 
 /// Most partitions a table may have.

@@ -18,8 +18,8 @@ use crate::keys::{begins_with_prefix, encode_component, encode_key, prefix_end};
 use crate::manifest::SortedRun;
 use crate::ops::{Committed, Consistency, Page, SortKeyCondition, WriteRequest};
 use crate::partition::{
-    above_lo, below_hi, CompactionOutcome, CompactionStats, Ctx, GcReport, LogRead, Partition,
-    ReplicatedChange,
+    above_lo, below_hi, CommitStats, CompactionOutcome, CompactionStats, Ctx, GcReport, LogRead,
+    Partition, ReplicatedChange,
 };
 use crate::paths;
 use crate::run::Version;
@@ -150,6 +150,7 @@ impl Engine {
                 merge_slots,
                 flush_slots,
                 compaction: Default::default(),
+                commits: Default::default(),
             }),
             store_name,
             tables: RwLock::new(HashMap::new()),
@@ -175,6 +176,11 @@ impl Engine {
     /// their seconds, bytes and requests.
     pub fn compaction_stats(&self) -> CompactionStats {
         self.ctx.compaction.snapshot()
+    }
+
+    /// Log segments (PUTs) this engine appended and the writes they carried.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.ctx.commits.snapshot()
     }
 
     /// Where commits to tables with indexes are announced to the index
@@ -236,6 +242,7 @@ impl Engine {
             pitr_window_secs: 0,
             meta: spec.meta,
             indexes: spec.indexes,
+            commit_window_ms: spec.commit_window_ms,
         };
         match catalog::publish(store, &desc).await? {
             Created::Created => {

@@ -43,6 +43,6 @@ pub use ops::{
     Change, Committed, Condition, Consistency, Page, SortKeyCondition, UpdateFn, WriteOp,
     WriteOutcome, WriteRequest,
 };
-pub use partition::{CompactionOutcome, CompactionStats, GcReport, LogRead};
+pub use partition::{CommitStats, CompactionOutcome, CompactionStats, GcReport, LogRead};
 pub use segment::Stamp;
 pub use value::{Item, ItemKey, KeyAttribute, KeySchema, KeyType, KeyValue, Value};

@@ -566,6 +566,7 @@ pub async fn add_replica(
             replicas: members.clone(),
             meta: desc.meta.clone(),
             indexes: desc.indexes.clone(),
+            commit_window_ms: desc.commit_window_ms,
         })
         .await
     {

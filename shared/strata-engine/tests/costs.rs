@@ -147,21 +147,29 @@ async fn concurrent_writes_in_one_process_are_group_committed() {
 
 /// The commit window: writes arriving a few ms apart, each alone on an
 /// idle partition without it, share one PUT with it (at the window's
-/// latency).
+/// latency), whether the engine sets it or the table does; the engine's
+/// commit stats say how many writes each PUT carried.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_commit_window_turns_spaced_writes_into_one_put() {
-    async fn puts_for_spaced_writes(window: Duration) -> (u64, Duration) {
+    /// PUTs, writes per PUT and the slowest write's latency for 20 writes
+    /// 2 ms apart, with the engine's and the table's windows.
+    async fn spaced_writes(engine_ms: u64, table_ms: Option<u32>) -> (u64, f64, Duration) {
         let (store, counter) = counting(Arc::new(InMemory::new()));
         let store: Arc<dyn ObjectStore> = store;
         let config = EngineConfig {
             default_partitions: 1,
-            commit_window: window,
+            commit_window: Duration::from_millis(engine_ms),
             ..test_config()
         };
         let e = Arc::new(engine(&store, config).await);
-        e.create_table(spec("tbl")).await.unwrap();
+        e.create_table(TableSpec {
+            commit_window_ms: table_ms,
+            ..spec("tbl")
+        })
+        .await
+        .unwrap();
         put(&e, "tbl", item("warm", 1, &[])).await;
-        let before = counter.snapshot();
+        let before = (counter.snapshot(), e.commit_stats());
         let started = std::time::Instant::now();
         let mut writes = Vec::new();
         for i in 0..20 {
@@ -181,22 +189,32 @@ async fn a_commit_window_turns_spaced_writes_into_one_put() {
             .unwrap_or_default();
         assert!(started.elapsed() < Duration::from_secs(5));
         assert_eq!(scan_all(&e, "tbl", 100).await.len(), 21);
-        ((counter.snapshot() - before).put, slowest)
+        let puts = (counter.snapshot() - before.0).put;
+        let stats = e.commit_stats() - before.1;
+        assert_eq!(stats.writes, 20, "{stats:?}");
+        assert_eq!(stats.segments, puts, "one PUT per segment");
+        (puts, stats.writes_per_segment(), slowest)
     }
-    let (without, _) = puts_for_spaced_writes(Duration::ZERO).await;
-    let (with, slowest) = puts_for_spaced_writes(Duration::from_millis(100)).await;
+    let (without, per_put, _) = spaced_writes(0, None).await;
     assert!(
-        without >= 10,
-        "spaced writes without a window: {without} PUTs"
+        without >= 10 && per_put <= 2.0,
+        "spaced writes without a window: {without} PUTs, {per_put} writes each"
     );
-    assert!(
-        with <= 2,
-        "20 writes within one 100 ms window took {with} PUTs"
-    );
-    assert!(
-        slowest >= Duration::from_millis(100),
-        "a write waits out the window"
-    );
+    for (engine_ms, table_ms) in [(100, None), (0, Some(100))] {
+        let (with, per_put, slowest) = spaced_writes(engine_ms, table_ms).await;
+        assert!(
+            with <= 2 && per_put >= 10.0,
+            "20 writes within one 100 ms window took {with} PUTs \
+             (engine {engine_ms} ms, table {table_ms:?})"
+        );
+        assert!(
+            slowest >= Duration::from_millis(100),
+            "a write waits out the window"
+        );
+    }
+    // A table's window of 0 turns the engine's off for that table.
+    let (with_zero, _, _) = spaced_writes(100, Some(0)).await;
+    assert!(with_zero >= 10, "table window 0: {with_zero} PUTs");
 }
 
 /// What a split costs in requests, whatever the partition's size (no data

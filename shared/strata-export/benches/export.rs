@@ -172,6 +172,7 @@ async fn main() {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     };
     engine.create_table(spec("orders")).await.expect("create");
     let load = Instant::now();

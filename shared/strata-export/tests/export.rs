@@ -46,6 +46,7 @@ fn spec(name: &str) -> TableSpec {
         replicas: Vec::new(),
         meta: serde_json::Value::Null,
         indexes: Vec::new(),
+        commit_window_ms: None,
     }
 }
 

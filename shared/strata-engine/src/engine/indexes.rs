@@ -81,6 +81,7 @@ impl Engine {
                 replicas: Vec::new(),
                 meta: json!({"base_incarnation": base.incarnation, "index": ix.name, "index_id": ix.id}),
                 indexes: Vec::new(),
+                commit_window_ms: None,
             };
             match Box::pin(self.create_stored_table(spec)).await {
                 Ok(d) => return Ok(d),

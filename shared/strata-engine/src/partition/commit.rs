@@ -26,7 +26,7 @@ impl Partition {
                 let _g = me.sync.lock().await;
                 // The commit window: writes arriving meanwhile join this
                 // group, so they share its one PUT.
-                let window = me.ctx.config.commit_window;
+                let window = me.commit_window();
                 if !window.is_zero() {
                     tokio::time::sleep(window).await;
                 }
@@ -42,6 +42,16 @@ impl Partition {
         rx.await.unwrap_or_else(|_| {
             Err(self.unknown_outcome("its group commit ended without an answer"))
         })
+    }
+
+    /// How long a group commit waits for company: the table's window if it
+    /// sets one, else the engine's.
+    fn commit_window(&self) -> Duration {
+        self.table
+            .commit_window_ms
+            .map_or(self.ctx.config.commit_window, |ms| {
+                Duration::from_millis(u64::from(ms).min(crate::config::MAX_COMMIT_WINDOW_MS))
+            })
     }
 
     pub(super) async fn commit_group(&self, group: Vec<Pending>) {
@@ -83,6 +93,13 @@ impl Partition {
                 })
             })
             .await?;
+        let fresh = results
+            .iter()
+            .filter(|r| matches!(r, Ok((_, true))))
+            .count();
+        if fresh > 0 {
+            self.ctx.commits.appended(fresh as u64);
+        }
         Ok(finish(results, seq))
     }
 

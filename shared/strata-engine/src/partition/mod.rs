@@ -56,7 +56,7 @@ use merge::{is_empty_range, Fetch, Merger, Span};
 pub(crate) use read::key_attributes;
 use read::Fill;
 pub use replicated::ReplicatedChange;
-pub use stats::{CompactionCounters, CompactionStats};
+pub use stats::{CommitCounters, CommitStats, CompactionCounters, CompactionStats};
 use view::{first_after, segment_bytes, View};
 
 use std::collections::{BTreeMap, HashMap};
@@ -109,6 +109,8 @@ pub(crate) struct Ctx {
     pub flush_slots: tokio::sync::Semaphore,
     /// What compaction has cost this process.
     pub compaction: CompactionCounters,
+    /// Log segments this process appended, and the writes in them.
+    pub commits: CommitCounters,
 }
 
 /// A write lock on a partition's view that keeps the engine's total of

@@ -79,3 +79,54 @@ impl CompactionCounters {
         }
     }
 }
+
+/// Group commit's running totals: log segments appended and the writes
+/// they carried (see `Engine::commit_stats`). Each segment is one PUT, so
+/// writes per segment is what the commit window buys.
+#[derive(Debug, Default)]
+pub struct CommitCounters {
+    segments: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A snapshot of [`CommitCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CommitStats {
+    pub segments: u64,
+    pub writes: u64,
+}
+
+impl CommitStats {
+    /// Writes per log segment (per PUT); 0 before the first commit.
+    pub fn writes_per_segment(&self) -> f64 {
+        if self.segments == 0 {
+            0.0
+        } else {
+            self.writes as f64 / self.segments as f64
+        }
+    }
+}
+
+impl std::ops::Sub for CommitStats {
+    type Output = CommitStats;
+    fn sub(self, earlier: CommitStats) -> CommitStats {
+        CommitStats {
+            segments: self.segments.saturating_sub(earlier.segments),
+            writes: self.writes.saturating_sub(earlier.writes),
+        }
+    }
+}
+
+impl CommitCounters {
+    pub(super) fn appended(&self, writes: u64) {
+        self.segments.fetch_add(1, Ordering::Relaxed);
+        self.writes.fetch_add(writes, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> CommitStats {
+        CommitStats {
+            segments: self.segments.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+        }
+    }
+}
