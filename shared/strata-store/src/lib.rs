@@ -9,7 +9,9 @@
 //! - decorators layered over any store, each in its own module, all built on
 //!   [`Intercepted`]: request counting ([`counting`]), latency injection
 //!   ([`latency`]) and seeded fault injection ([`faults`]); and one-at-a-time
-//!   scripted faults for protocol tests ([`script`]).
+//!   scripted faults for protocol tests ([`script`]);
+//! - [`tiered`]: one store made of several, by object kind (the log in S3
+//!   Express One Zone, the rest in S3 Standard).
 
 pub mod counting;
 pub mod faults;
@@ -20,9 +22,10 @@ mod open;
 pub mod paths;
 mod probe;
 pub mod script;
+pub mod tiered;
 
 pub use intercept::{Intercepted, Interceptor, RequestKind};
-pub use open::{open_store, open_unchecked, OpenError, OpenedStore};
+pub use open::{is_directory_bucket, open_store, open_unchecked, OpenError, OpenedStore};
 pub use probe::{probe_atomic_create, ProbeError};
 
 /// The store handle every Strata component uses.

@@ -22,7 +22,7 @@ pub struct OpenedStore {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error(
-        "invalid store URL {url:?}: {reason}. Use file:///abs/dir, memory:// or s3://bucket/prefix"
+        "invalid store URL {url:?}: {reason}. Use file:///abs/dir, memory:// or s3://bucket/prefix, each optionally with ?log=URL&runs=URL"
     )]
     BadUrl { url: String, reason: String },
     #[error("cannot open store {url}: {source}")]
@@ -48,19 +48,94 @@ pub enum OpenError {
 ///   parameters override the environment for this store only, so stores of
 ///   different regions can live on different servers:
 ///   `s3://bucket/prefix?endpoint=http://127.0.0.1:5000&region=eu-west-1`.
+///   A bucket named like an S3 Express One Zone directory bucket
+///   (`name--usw2-az1--x-s3`) is opened as one unless an endpoint is given.
+///
+/// Any of them may move partitions' log segments or SSTs into stores of
+/// their own (see [`crate::tiered`]): `?log=URL` and `?runs=URL`, e.g.
+/// `s3://data/strata?log=s3://logs--usw2-az1--x-s3/strata`. A tier URL
+/// with parameters of its own is percent-encoded.
 pub async fn open_store(url: &str) -> Result<OpenedStore, OpenError> {
-    let opened = open_unchecked(url)?;
-    probe_atomic_create(&opened.store, &opened.url).await?;
+    let (opened, tiers) = open_tiers(url)?;
+    for tier in &tiers {
+        probe_atomic_create(&tier.store, &tier.url).await?;
+    }
     Ok(opened)
 }
 
 /// Opens a store from a URL without the atomicity probe.
 pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
+    Ok(open_tiers(url)?.0)
+}
+
+/// The store a URL names, and each store it is made of (the main one, then
+/// the log's and the runs' if given).
+fn open_tiers(url: &str) -> Result<(OpenedStore, Vec<OpenedStore>), OpenError> {
     let bad = |reason: &str| OpenError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let mut parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    let mut tier_urls: [Option<String>; 2] = [None, None];
+    let mut rest = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        let slot = match k.as_ref() {
+            "log" => &mut tier_urls[0],
+            "runs" => &mut tier_urls[1],
+            _ => {
+                rest.push((k.into_owned(), v.into_owned()));
+                continue;
+            }
+        };
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(bad(&format!("{k} is given twice")));
+        }
+    }
+    if rest.is_empty() {
+        parsed.set_query(None);
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(rest);
+    }
+    let main = open_one(&parsed, url)?;
+    if tier_urls.iter().all(Option::is_none) {
+        return Ok((main.clone(), vec![main]));
+    }
+    let mut parts = vec![main.clone()];
+    let mut tier = |u: &Option<String>| -> Result<Option<crate::DynStore>, OpenError> {
+        let Some(u) = u else { return Ok(None) };
+        let p = Url::parse(u).map_err(|e| bad(&format!("tier URL {u:?}: {e}")))?;
+        if p.query_pairs().any(|(k, _)| k == "log" || k == "runs") {
+            return Err(bad("a tier's URL cannot name tiers of its own"));
+        }
+        let opened = open_one(&p, u)?;
+        parts.push(opened.clone());
+        Ok(Some(opened.store))
+    };
+    let (log, runs) = (tier(&tier_urls[0])?, tier(&tier_urls[1])?);
+    let store = Arc::new(crate::tiered::TieredStore::new(main.store, log, runs));
+    Ok((
+        OpenedStore {
+            store,
+            url: url.to_string(),
+        },
+        parts,
+    ))
+}
+
+/// One store from a URL without tier parameters.
+fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
+    let bad = |reason: &str| OpenError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    if parsed.scheme() != "s3" {
+        if let Some((k, _)) = parsed.query_pairs().next() {
+            return Err(bad(&format!(
+                "unknown parameter {k:?} ({} URLs take only log and runs)",
+                parsed.scheme()
+            )));
+        }
+    }
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "memory" => Arc::new(InMemory::new()),
         "file" => {
@@ -92,14 +167,14 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
             for (k, _) in parsed.query_pairs() {
                 if k != "endpoint" && k != "region" {
                     return Err(bad(&format!(
-                        "unknown parameter {k:?} (s3 URLs take endpoint and region)"
+                        "unknown parameter {k:?} (s3 URLs take endpoint, region, log and runs)"
                     )));
                 }
             }
             let endpoint = query("endpoint").or_else(|| {
                 env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
             });
-            if let Some(endpoint) = endpoint {
+            if let Some(endpoint) = &endpoint {
                 builder = builder
                     .with_allow_http(endpoint.starts_with("http://"))
                     .with_virtual_hosted_style_request(false)
@@ -109,6 +184,9 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
                 query("region").or_else(|| env_first(&["AWS_REGION", "AWS_DEFAULT_REGION"]))
             {
                 builder = builder.with_region(region);
+            }
+            if is_directory_bucket(bucket) && endpoint.is_none() {
+                builder = builder.with_s3_express(true);
             }
             let s3 = builder.build().map_err(|source| OpenError::Store {
                 url: url.to_string(),
@@ -127,6 +205,14 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
         store,
         url: url.to_string(),
     })
+}
+
+/// An S3 Express One Zone directory bucket's name: `base--<az-id>--x-s3`.
+pub fn is_directory_bucket(bucket: &str) -> bool {
+    bucket
+        .strip_suffix("--x-s3")
+        .and_then(|b| b.rsplit_once("--"))
+        .is_some_and(|(base, az)| !base.is_empty() && !az.is_empty())
 }
 
 fn env_first(names: &[&str]) -> Option<String> {
@@ -154,6 +240,43 @@ mod tests {
         for url in ["nope", "ftp://x/y", "s3:///prefix", "file://relative"] {
             let err = open_store(url).await.unwrap_err().to_string();
             assert!(err.contains("invalid store URL"), "{url}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn tier_parameters_split_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        let url = format!("file://{d}/main?log=file://{d}/log&runs=file://{d}/runs");
+        let opened = open_store(&url).await.unwrap();
+        let p = crate::paths::PartitionPaths::new("t", "i", 0);
+        for path in [p.log(1), p.run("r"), p.manifest(1)] {
+            opened.store.put(&path, "x".into()).await.unwrap();
+        }
+        assert!(dir.path().join("log/tables/t/i/p0000/log").is_dir());
+        assert!(dir.path().join("runs/tables/t/i/p0000/runs").is_dir());
+        assert!(dir.path().join("main/tables/t/i/p0000/manifest").is_dir());
+        assert!(!dir.path().join("main/tables/t/i/p0000/log").exists());
+        for bad in [
+            format!("file://{d}/m?log=nope"),
+            format!("file://{d}/m?cache=1"),
+            "memory://?log=memory://%3Flog%3Dmemory://".to_string(),
+        ] {
+            let err = open_store(&bad).await.unwrap_err().to_string();
+            assert!(err.contains("invalid store URL"), "{bad}: {err}");
+        }
+        // Parameters of the main store survive the tier parameters' removal.
+        let err = open_unchecked("s3://b/p?log=memory://&colour=red")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn directory_buckets_are_recognised() {
+        assert!(is_directory_bucket("logs--usw2-az1--x-s3"));
+        for not in ["logs", "logs--x-s3", "--az--x-s3", "logs--usw2-az1"] {
+            assert!(!is_directory_bucket(not), "{not}");
         }
     }
 

@@ -198,6 +198,60 @@ pub fn parse_log_object(key: &str) -> Option<(String, u32)> {
     }
 }
 
+/// The tiers a store may be split into (see `tiered`): a partition's log
+/// segments, its SSTs, and everything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tier {
+    Log,
+    Runs,
+    Main,
+}
+
+/// The tier an object belongs to: `tables/<t>/<inc>/p<part>/log/…` is the
+/// log, `…/runs/…` the runs, the rest main.
+pub fn tier_of(path: &Path) -> Tier {
+    let mut parts = path.parts();
+    let parts: [_; 5] = std::array::from_fn(|_| parts.next());
+    match parts.map(|p| p.map(|p| p.as_ref().to_string())) {
+        [Some(root), Some(_), Some(_), Some(part), Some(dir)]
+            if root == "tables" && is_partition_dir(&part) =>
+        {
+            match dir.as_str() {
+                "log" => Tier::Log,
+                "runs" => Tier::Runs,
+                _ => Tier::Main,
+            }
+        }
+        _ => Tier::Main,
+    }
+}
+
+/// The tiers that can hold objects under `prefix`: one, below a
+/// partition's directories; all three above them (a table's or the whole
+/// store's listing).
+pub fn tiers_under(prefix: Option<&Path>) -> &'static [Tier] {
+    const ALL: &[Tier] = &[Tier::Main, Tier::Log, Tier::Runs];
+    let Some(prefix) = prefix else { return ALL };
+    let parts: Vec<String> = prefix.parts().map(|p| p.as_ref().to_string()).collect();
+    match parts.as_slice() {
+        [] => ALL,
+        [root, ..] if root != "tables" => &[Tier::Main],
+        [_] | [_, _] | [_, _, _] => ALL,
+        [_, _, _, part] if is_partition_dir(part) => ALL,
+        [_, _, _, part, ..] if is_partition_dir(part) => match tier_of(prefix) {
+            Tier::Log => &[Tier::Log],
+            Tier::Runs => &[Tier::Runs],
+            Tier::Main => &[Tier::Main],
+        },
+        _ => &[Tier::Main],
+    }
+}
+
+fn is_partition_dir(name: &str) -> bool {
+    name.strip_prefix('p')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The number in a sequenced object name (`…/00000000000000000042.seg` → 42).
 pub fn parse_seq(path: &Path) -> Option<u64> {
     let name = path.filename()?;
@@ -233,5 +287,37 @@ mod tests {
         assert_eq!(parse_seq(&p.manifest(7)), Some(7));
         assert_eq!(parse_run_id(&p.run("xyz")), Some("xyz".to_string()));
         assert_eq!(parse_seq(&Path::from("tables/t/abc/p0003/log/junk")), None);
+    }
+
+    #[test]
+    fn every_object_has_one_tier_and_listings_find_it() {
+        let p = PartitionPaths::new("t", "abc", 3);
+        assert_eq!(tier_of(&p.log(1)), Tier::Log);
+        assert_eq!(tier_of(&p.run("x")), Tier::Runs);
+        for main in [
+            p.manifest(1),
+            schema("t", 1),
+            replication_cursor("t", "eu-west-1", 3),
+            probe(1, 0),
+            Path::from("tables/t/abc/p0003"),
+            Path::from("tables/t/abc/notapartition/log/1.seg"),
+        ] {
+            assert_eq!(tier_of(&main), Tier::Main, "{main}");
+        }
+        // Each object is listed by every prefix above it.
+        for object in [p.log(1), p.run("x"), p.manifest(1), schema("t", 1)] {
+            let parts: Vec<_> = object.parts().collect();
+            for n in 0..parts.len() {
+                let prefix = Path::from_iter(parts[..n].iter().cloned());
+                let prefix = (n > 0).then_some(&prefix);
+                assert!(
+                    tiers_under(prefix).contains(&tier_of(&object)),
+                    "{object} under {prefix:?}"
+                );
+            }
+        }
+        assert_eq!(tiers_under(Some(&p.log_dir())), &[Tier::Log]);
+        assert_eq!(tiers_under(Some(&p.manifest_dir())), &[Tier::Main]);
+        assert_eq!(tiers_under(Some(&Path::from("exports"))), &[Tier::Main]);
     }
 }

@@ -1,7 +1,9 @@
 //! Shared test harness: the stores every engine test runs against, and
 //! small helpers to build tables, keys and items.
 //!
-//! Backends: `memory`, `file` (a temporary directory) always; plus every S3
+//! Backends: `memory`, `file` (a temporary directory) and `tiered` (the log
+//! and the SSTs in directories of their own, the rest in memory: the shape
+//! of a log in S3 Express One Zone) always; plus every S3
 //! endpoint named in `STRATA_TEST_S3`, a comma-separated list of
 //! `name=http://host:port/bucket` (the test command sets it for LocalStack
 //! and moto; point it at MinIO or AWS to run the same suite there).
@@ -53,6 +55,20 @@ pub fn backends() -> Vec<Backend> {
                 let url = format!("file://{}", dir.display());
                 strata_store::open_unchecked(&url)
                     .expect("file store")
+                    .store
+            }),
+        },
+        Backend {
+            name: "tiered".into(),
+            scale: 4,
+            make: Arc::new(|| {
+                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                    .expect("tempdir")
+                    .keep();
+                let d = dir.display();
+                let url = format!("memory://?log=file://{d}/log&runs=file://{d}/runs");
+                strata_store::open_unchecked(&url)
+                    .expect("tiered store")
                     .store
             }),
         },
