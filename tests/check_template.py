@@ -1,5 +1,7 @@
 """Runs the SAM transform on template.yaml offline, for both ApiAuthorization
-values, and checks the result (sam validate --lint does not run the transform).
+values, both front ends (HTTP API, function URL) and a log in an S3 Express
+directory bucket, and checks the result (sam validate --lint does not run
+the transform).
 Run with the lambda tooling venv: .venv-lambda/bin/python tests/check_template.py"""
 import copy
 import os
@@ -22,14 +24,18 @@ root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 template = yaml_parse(open(os.path.join(root, "template.yaml")).read())
 replicas = {"ReplicaStores": "eu-west-1=s3://strata-eu/strata",
             "ReplicaBucketArns": "arn:aws:s3:::strata-eu"}
-for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas)]:
+function_url = {"Frontend": "FunctionUrl"}
+express_log = {"LogBucket": "strata-log--use1-az4--x-s3"}
+for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas), ("AWS_IAM", function_url),
+                    ("NONE", function_url), ("AWS_IAM", express_log)]:
     t = copy.deepcopy(template)
     for r in t["Resources"].values():
         if r["Type"] == "AWS::Serverless::Function":
             r["Properties"]["CodeUri"] = "s3://bucket/code.zip"  # what sam package puts there
     out = transform(t, {"ApiAuthorization": auth, **extra}, NoManagedPolicies())
     types = sorted(v["Type"] for v in out["Resources"].values())
-    for needed in ["AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::S3::Bucket", "AWS::Scheduler::Schedule", "AWS::Lambda::Permission"]:
+    for needed in ["AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Route", "AWS::S3::Bucket", "AWS::Scheduler::Schedule",
+                   "AWS::Lambda::Permission", "AWS::Lambda::Url"]:
         if needed not in types:
             sys.exit(f"{auth}: transformed template lacks {needed}")
     functions = [v for v in out["Resources"].values() if v["Type"] == "AWS::Lambda::Function"]
@@ -41,5 +47,13 @@ for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas)]:
     # trigger always exist: secondary indexes need them without replicas.
     if "AWS::Lambda::EventSourceMapping" not in types or len(functions) != 4:
         sys.exit("no replicator function with an SQS event source")
-    print(f"template transforms with ApiAuthorization={auth}{' and replicas' if extra else ''}: "
+    # The two front ends are exclusive, each under its condition.
+    conditions = {k: v.get("Condition") for k, v in out["Resources"].items()}
+    if conditions["ApiFunctionUrl"] != "UseFunctionUrl" or conditions["HttpApi"] != "UseHttpApi":
+        sys.exit(f"front ends not conditional: {conditions}")
+    # With a log bucket, every function may open S3 Express sessions on it.
+    roles = [v for v in out["Resources"].values() if v["Type"] == "AWS::IAM::Role"]
+    if sum("s3express:CreateSession" in str(r) for r in roles) != len(functions):
+        sys.exit("not every function may open S3 Express sessions on the log bucket")
+    print(f"template transforms with ApiAuthorization={auth} {extra}: "
           f"{len(out['Resources'])} resources, {len(functions)} functions")

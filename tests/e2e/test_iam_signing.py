@@ -1,5 +1,6 @@
 """clients/strata_iam.py makes boto3 and the aws CLI sign DynamoDB requests
-for `execute-api`, as API Gateway's IAM authorization requires."""
+for `execute-api`, as API Gateway's IAM authorization requires, or for
+`lambda` when the endpoint is a function URL."""
 import os
 import subprocess
 import sys
@@ -20,6 +21,25 @@ def test_boto3_signs_for_execute_api(endpoint):
     ddb.list_tables()
     auth = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
     assert "/eu-west-1/execute-api/aws4_request" in auth, auth
+
+
+def test_function_urls_are_signed_for_lambda():
+    assert strata_iam.signing_name("https://abc123.lambda-url.eu-west-1.on.aws/") == "lambda"
+    assert strata_iam.signing_name("https://a1.execute-api.eu-west-1.amazonaws.com") == "execute-api"
+    # A function URL's signing: boto3 pointed at one (no request reaches it).
+    ddb = strata_iam.client("https://abc123.lambda-url.eu-west-1.on.aws", region_name="eu-west-1",
+                            aws_access_key_id="AKID", aws_secret_access_key="secret")
+    seen = []
+
+    def capture(request, **kw):
+        seen.append(request.headers["Authorization"])
+        raise RuntimeError("stop before sending")
+
+    ddb.meta.events.register("before-send.dynamodb.*", capture)
+    with pytest.raises(RuntimeError):
+        ddb.list_tables()
+    auth = seen[0].decode() if isinstance(seen[0], bytes) else seen[0]
+    assert "/eu-west-1/lambda/aws4_request" in auth, auth
 
 
 def test_aws_cli_plugin_signs_for_execute_api(endpoint):
