@@ -6,6 +6,9 @@
 //!     strata replicate --once --region us-east-1 --replica eu-west-1=…
 //!     strata export --table Music --format parquet --to-dir ./exports
 //!     strata restore --table Music --target MusicYesterday --time 2026-11-23T10:00:00Z
+//!     strata cost --size-gb 100 --writes-per-sec 100 --reads-per-sec 1000
+
+mod cost;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +44,9 @@ enum Command {
     Export(ExportArgs),
     /// Restore a table as it was at a moment into a new table.
     Restore(RestoreArgs),
+    /// The monthly cost of a workload on Strata (per deployment, from
+    /// measured request counts) next to DynamoDB on-demand and provisioned.
+    Cost(cost::CostArgs),
 }
 
 #[derive(clap::Args)]
@@ -539,6 +545,10 @@ async fn main() {
         Command::Replicate(args) => replicate(args).await,
         Command::Export(args) => export_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
+        // Its own runtime, in virtual time, on a thread of its own.
+        Command::Cost(args) => std::thread::spawn(move || cost::run(args))
+            .join()
+            .unwrap_or_else(|_| Err("the cost model failed".into())),
     };
     if let Err(e) = result {
         eprintln!("strata: {e}");

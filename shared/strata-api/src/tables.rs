@@ -280,7 +280,7 @@ fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
             ));
         }
         if k == COMMIT_WINDOW_TAG && !v.parse::<u32>().is_ok_and(|ms| ms <= 1000) {
-            return Err(invalid(&format!(
+            return Err(invalid(format!(
                 "The value of tag {COMMIT_WINDOW_TAG} must be a whole number of milliseconds from 0 to 1000"
             )));
         }
