@@ -360,9 +360,11 @@ async fn measure_writes(a: &CostArgs, d: Deployment) -> PerOp {
     let mut rng = SmallRng::seed_from_u64(7);
     let before = tiers.snapshot();
     let mut tasks = Vec::new();
+    // Arrival times on one clock (the timer ticks in whole ms).
+    let (start, mut due) = (tokio::time::Instant::now(), 0.0);
     for i in 0..n {
-        let gap: f64 = -(1.0 - rng.random::<f64>()).ln() / rate;
-        tokio::time::sleep(Duration::from_secs_f64(gap)).await;
+        due += -(1.0 - rng.random::<f64>()).ln() / rate;
+        tokio::time::sleep_until(start + Duration::from_secs_f64(due)).await;
         let req = put(rng.random_range(0..100_000), bytes);
         let engine = if lambda {
             let got = idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
