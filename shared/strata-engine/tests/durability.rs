@@ -712,3 +712,125 @@ async fn creates_that_keep_failing_are_reported_unknown_and_apply_nothing() {
         assert_eq!(n_of(&fresh, &key("c", 0)).await, Some(2), "[{}]", b.name);
     }
 }
+
+/// A store whose listings leave out one object, as a listing that ran
+/// while the object was created may (readdir on a local directory, a LIST
+/// that passed the name before the create): no snapshot.
+#[derive(Debug)]
+struct ListingMisses {
+    inner: Arc<dyn ObjectStore>,
+    hidden: std::sync::Mutex<Option<object_store::path::Path>>,
+}
+
+impl std::fmt::Display for ListingMisses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ListingMisses({})", self.inner)
+    }
+}
+
+impl ListingMisses {
+    fn filter(
+        &self,
+        s: futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        use futures::StreamExt;
+        let hidden = self.hidden.lock().unwrap().clone();
+        s.filter(move |m| {
+            let keep = !matches!((m, &hidden), (Ok(m), Some(h)) if &m.location == h);
+            futures::future::ready(keep)
+        })
+        .boxed()
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ListingMisses {
+    async fn put_opts(
+        &self,
+        location: &object_store::path::Path,
+        payload: PutPayload,
+        opts: object_store::PutOptions,
+    ) -> object_store::Result<object_store::PutResult> {
+        self.inner.put_opts(location, payload, opts).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        location: &object_store::path::Path,
+        opts: object_store::PutMultipartOptions,
+    ) -> object_store::Result<Box<dyn object_store::MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+    async fn get_opts(
+        &self,
+        location: &object_store::path::Path,
+        options: object_store::GetOptions,
+    ) -> object_store::Result<object_store::GetResult> {
+        self.inner.get_opts(location, options).await
+    }
+    async fn delete(&self, location: &object_store::path::Path) -> object_store::Result<()> {
+        self.inner.delete(location).await
+    }
+    fn list(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.filter(self.inner.list(prefix))
+    }
+    fn list_with_offset(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+        offset: &object_store::path::Path,
+    ) -> futures::stream::BoxStream<'static, object_store::Result<object_store::ObjectMeta>> {
+        self.filter(self.inner.list_with_offset(prefix, offset))
+    }
+    async fn list_with_delimiter(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> object_store::Result<object_store::ListResult> {
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.inner.copy(from, to).await
+    }
+    async fn copy_if_not_exists(
+        &self,
+        from: &object_store::path::Path,
+        to: &object_store::path::Path,
+    ) -> object_store::Result<()> {
+        self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+/// A reader far enough behind to catch up by LIST meets a listing that
+/// left out a segment created while it ran, with later ones listed: that
+/// is no deleted segment (the guarantee "a gap is an error" is for objects
+/// really gone), so it reads on and serves every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_misses_a_new_segment_is_no_gap() {
+    let store = Arc::new(ListingMisses {
+        inner: Arc::new(object_store::memory::InMemory::new()),
+        hidden: std::sync::Mutex::new(None),
+    });
+    let dyn_store: Arc<dyn ObjectStore> = store.clone();
+    let (reader, writer) = (
+        engine(&dyn_store, one_partition(test_config())).await,
+        engine(&dyn_store, one_partition(test_config())).await,
+    );
+    reader.create_table(spec(T)).await.unwrap();
+    put(&reader, T, item("k", 0, &[])).await;
+    let tail = reader.log_tail(T, 0).await.unwrap();
+    for i in 1..=10 {
+        put(&writer, T, item("k", i, &[])).await;
+    }
+    // Probed one by one up to tail + 4, then listed: tail + 7 left out.
+    let d = reader.describe_table(T).await.unwrap();
+    let hidden = paths::PartitionPaths::new(T, &d.incarnation, 0).log(tail + 7);
+    *store.hidden.lock().unwrap() = Some(hidden);
+    for i in 0..=10 {
+        assert!(get(&reader, T, &key("k", i)).await.is_some(), "item {i}");
+    }
+}

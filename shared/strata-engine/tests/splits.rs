@@ -50,6 +50,7 @@ async fn split_loses_no_write() {
         for (w, e) in engines[..8].iter().enumerate() {
             let (e, acked, stop) = (Arc::clone(e), Arc::clone(&acked), Arc::clone(&stop));
             let remote = b.is_remote();
+            let name = b.name.clone();
             writers.push(tokio::spawn(async move {
                 let mut i = w;
                 while !stop.load(Ordering::SeqCst) {
@@ -66,7 +67,7 @@ async fn split_loses_no_write() {
                         // Lost every race for a while (8 writers on one
                         // partition): nothing committed, so try again.
                         Err(Error::Contention { .. }) => {}
-                        Err(e) => panic!("increment across splits: {e}"),
+                        Err(e) => panic!("[{name}] increment across splits: {e}"),
                     }
                     i += 1;
                 }

@@ -48,6 +48,9 @@ pub(super) enum IfUnresolved {
     Reevaluate,
 }
 
+/// How long after a lost append race a partition counts as contended.
+const CONTENDED_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// An attempt kept under [`IfUnresolved::Remember`].
 struct Attempt<T> {
     seq: u64,
@@ -73,12 +76,20 @@ impl Partition {
         let mut lost = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             match refresh {
+                // Another instance appends here too: a failed create costs a
+                // PUT (and then a read of the winner), a look at the tail one
+                // GET, so while contended each round looks first.
+                Refresh::IfStale if self.contended() => {
+                    self.refresh_locked(self.clock().tick()).await?
+                }
                 Refresh::IfStale => self.refresh_if_stale().await?,
                 Refresh::Now => self.refresh_locked(self.clock().tick()).await?,
                 Refresh::CatchUp => {
                     self.refresh_if_stale().await?;
                     if lost {
                         self.catch_up_by_list().await?;
+                        // What landed while the LIST ran, by probes.
+                        self.refresh_locked(self.clock().tick()).await?;
                     }
                 }
             }
@@ -100,7 +111,12 @@ impl Partition {
                         answer,
                     })
                 }
-                Appended::Unresolved | Appended::Lost | Appended::NotSent => lost = true,
+                Appended::Lost => {
+                    lost = true;
+                    *self.lost_race.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(self.clock().tick());
+                }
+                Appended::Unresolved | Appended::NotSent => lost = true,
             }
         }
         if !unresolved.is_empty() {
@@ -110,6 +126,12 @@ impl Partition {
             table: self.table.name.clone(),
             partition: self.part,
         })
+    }
+
+    /// This instance lost an append race here within `CONTENDED_FOR`.
+    fn contended(&self) -> bool {
+        let last = *self.lost_race.lock().unwrap_or_else(|p| p.into_inner());
+        self.clock().fresh(last, CONTENDED_FOR)
     }
 
     /// Settles unresolved attempts against the view: the one whose segment

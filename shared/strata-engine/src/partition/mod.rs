@@ -179,6 +179,10 @@ pub(crate) struct Partition {
     /// The last segments this instance applied, so a stream reader or a
     /// replicator on it does not fetch them a second time.
     recent: std::sync::Mutex<std::collections::VecDeque<Arc<LogSegment>>>,
+    /// When this instance last lost an append race on this partition (see
+    /// `append_loop`: while contended, a round looks at the log's tail
+    /// before it proposes).
+    lost_race: std::sync::Mutex<Option<Tick>>,
 }
 
 impl Partition {
@@ -208,6 +212,7 @@ impl Partition {
             hooked: std::sync::Mutex::new(None),
             first_retained: std::sync::atomic::AtomicU64::new(1),
             recent: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            lost_race: std::sync::Mutex::new(None),
         }
     }
 

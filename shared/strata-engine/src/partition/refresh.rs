@@ -184,12 +184,18 @@ impl Partition {
         }
     }
 
-    /// Segment `missing` is absent while `later` exists. Segments are
-    /// created in order and GC deletes only a prefix folded into a manifest,
-    /// so either a manifest newer than the view's folds the gap (adopted
-    /// here), or the object was deleted by hand: an error naming it, never
-    /// a partition served without its writes.
+    /// Segment `missing` was not listed while `later` was. A listing is no
+    /// snapshot: a segment created while it ran may be left out while a
+    /// later one is not (readdir on a local directory, a LIST passing the
+    /// name before the create), so look for it first. Segments are created
+    /// in order and GC deletes only a prefix folded into a manifest, so if
+    /// it is absent either a manifest newer than the view's folds the gap
+    /// (adopted here), or the object was deleted by hand: an error naming
+    /// it, never a partition served without its writes.
     async fn gap_before(&self, missing: u64, later: u64) -> Result<()> {
+        if self.read_segment(missing).await?.is_some() {
+            return Ok(()); // created while the LIST ran: the probes go on from it
+        }
         self.refresh_manifest(false).await?;
         if self.read_view().tail >= missing {
             return Ok(());
