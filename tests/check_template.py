@@ -52,8 +52,16 @@ for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas), ("AWS_
     if conditions["ApiFunctionUrl"] != "UseFunctionUrl" or conditions["HttpApi"] != "UseHttpApi":
         sys.exit(f"front ends not conditional: {conditions}")
     # With a log bucket, every function may open S3 Express sessions on it.
+    # Every role grants S3 Express sessions, under the HasLogBucket condition (the transform
+    # leaves conditions to CloudFormation).
     roles = [v for v in out["Resources"].values() if v["Type"] == "AWS::IAM::Role"]
-    if sum("s3express:CreateSession" in str(r) for r in roles) != len(functions):
-        sys.exit("not every function may open S3 Express sessions on the log bucket")
+    grants = [p for r in roles for p in r["Properties"].get("Policies", [])
+              if "s3express:CreateSession" in str(p)]
+    if len(grants) != len(functions) or not all("'Fn::If': ['HasLogBucket'" in str(g) for g in grants):
+        sys.exit(f"not every function may open S3 Express sessions on the log bucket: {grants}")
+    public = [k for k, v in out["Resources"].items()
+              if v["Type"] == "AWS::Lambda::Permission" and v.get("Condition") == "PublicFunctionUrl"]
+    if len(public) != 2:
+        sys.exit(f"a public function URL needs InvokeFunctionUrl and InvokeFunction grants: {public}")
     print(f"template transforms with ApiAuthorization={auth} {extra}: "
           f"{len(out['Resources'])} resources, {len(functions)} functions")

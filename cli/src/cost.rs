@@ -597,6 +597,42 @@ pub fn run(a: CostArgs) -> Result<(), String> {
     if a.item_kb > 400.0 {
         return Err("--item-kb: DynamoDB items are at most 400 KB".into());
     }
+    // Beyond these the model has nothing to say (and virtual time overflows).
+    for (v, max, what) in [
+        (a.size_gb, 1e7, "--size-gb"),
+        (a.writes_per_sec, 1e7, "--writes-per-sec"),
+        (a.reads_per_sec, 1e7, "--reads-per-sec"),
+    ] {
+        if v > max {
+            return Err(format!("{what} is at most {max}"));
+        }
+    }
+    if a.writes_per_sec / partitions(a.size_gb) < 1e-3 {
+        return Err("--writes-per-sec: too few writes per partition to simulate".into());
+    }
+    if a.vms == 0 {
+        return Err("--vms must be at least 1".into());
+    }
+    if a.commit_window_ms > strata_engine::config::MAX_COMMIT_WINDOW_MS {
+        return Err(format!(
+            "--commit-window-ms is at most {}",
+            strata_engine::config::MAX_COMMIT_WINDOW_MS
+        ));
+    }
+    if !(a.log_retention_hours.is_finite() && a.log_retention_hours >= 0.0) {
+        return Err("--log-retention-hours must be 0 or more".into());
+    }
+    for (v, what) in [
+        (a.cache_gb, "--cache-gb"),
+        (a.hot_set_gb.unwrap_or(1.0), "--hot-set-gb"),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!("{what} must be a positive number"));
+        }
+    }
+    if a.lambda_memory_mb < 128 {
+        return Err("--lambda-memory-mb is at least 128".into());
+    }
     let deployments = if a.deployments.is_empty() {
         vec![
             Deployment::LambdaHttpApi,
@@ -705,8 +741,18 @@ mod tests {
         for bad in ["s3_put=1", "s3_put_per_million", "s3_put_per_million=cheap"] {
             assert!(p.set(bad).is_err(), "{bad}");
         }
-        assert!(run(args(&["--size-gb", "0"])).is_err());
-        assert!(run(args(&["--item-kb", "401"])).is_err());
+        for bad in [
+            &["--size-gb", "0"][..],
+            &["--item-kb", "401"],
+            &["--size-gb", "1e21"],
+            &["--writes-per-sec", "1e-9"],
+            &["--vms", "0"],
+            &["--commit-window-ms", "5000"],
+            &["--log-retention-hours=-1"],
+            &["--hot-set-gb", "0"],
+        ] {
+            assert!(run(args(bad)).is_err(), "{bad:?}");
+        }
     }
 
     /// Measured, not assumed: one server batches a partition's writes

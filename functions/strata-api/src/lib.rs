@@ -80,8 +80,13 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     }
     // Count store requests for the metrics.
     let opened = strata_store::open_unchecked(&settings.store)?;
-    let (counted, counter) = strata_store::counting::counting(opened.store);
-    let engine = Arc::new(Engine::with_store_unchecked(counted, opened.url, config));
+    let (counted, counter) = strata_store::counting::counting(Arc::clone(&opened.store));
+    let opened = strata_store::OpenedStore {
+        store: counted,
+        ..opened
+    };
+    // The first-request probe checks every part of a split store.
+    let engine = Arc::new(Engine::with_opened_unchecked(opened, config));
     let regions =
         strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
     let mut api = Api::new(Arc::clone(&engine), settings.region.clone()).with_regions(regions);

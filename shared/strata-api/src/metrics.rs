@@ -5,8 +5,9 @@
 //! operation, latency, error code (if any) and the object-store requests it
 //! made by kind; at most once per `cache_interval` a line per cache carries
 //! the hits, misses and evictions since the last one and the bytes held, and
-//! a commit line the log segments (one PUT each) appended since, the writes
-//! they carried and writes per PUT (what the commit window buys).
+//! a commit line the log PUTs sent since (lost races included), the segments
+//! group commits appended, the items they wrote, and items per PUT (what the
+//! commit window buys).
 //! Per-request store counts are exact when requests do not overlap (one
 //! request at a time, as in a Lambda instance).
 
@@ -73,7 +74,7 @@ impl EmfState {
             (self.sink)(&line);
         }
         let delta = commits - last.commits;
-        if delta.segments > 0 {
+        if delta.puts > 0 {
             (self.sink)(&commit_line(&self.service, delta, now_ms()));
         }
         *last = Periodic {
@@ -212,8 +213,8 @@ pub fn cache_lines(
         .collect()
 }
 
-/// Group commit since the last line: segments appended (one PUT each), the
-/// writes they carried, and writes per PUT.
+/// The log since the last line: PUTs sent, segments appended, items
+/// written, and items per PUT.
 pub fn commit_line(service: &str, delta: CommitStats, timestamp_ms: u64) -> String {
     json!({
         "_aws": {
@@ -222,6 +223,7 @@ pub fn commit_line(service: &str, delta: CommitStats, timestamp_ms: u64) -> Stri
                 "Namespace": NAMESPACE,
                 "Dimensions": [["Service"]],
                 "Metrics": [
+                    {"Name": "LogPuts", "Unit": "Count"},
                     {"Name": "LogSegments", "Unit": "Count"},
                     {"Name": "LogWrites", "Unit": "Count"},
                     {"Name": "WritesPerPut", "Unit": "None"},
@@ -229,9 +231,10 @@ pub fn commit_line(service: &str, delta: CommitStats, timestamp_ms: u64) -> Stri
             }],
         },
         "Service": service,
+        "LogPuts": delta.puts,
         "LogSegments": delta.segments,
         "LogWrites": delta.writes,
-        "WritesPerPut": (delta.writes_per_segment() * 100.0).round() / 100.0,
+        "WritesPerPut": (delta.writes_per_put() * 100.0).round() / 100.0,
     })
     .to_string()
 }
@@ -304,13 +307,14 @@ mod tests {
     #[test]
     fn commit_lines_report_writes_per_put() {
         let delta = CommitStats {
+            puts: 5,
             segments: 4,
             writes: 10,
         };
         let v: Json = serde_json::from_str(&commit_line("strata-api", delta, 1)).unwrap();
         assert_eq!(
             (v["LogSegments"].as_u64(), v["WritesPerPut"].as_f64()),
-            (Some(4), Some(2.5))
+            (Some(4), Some(2.0))
         );
     }
 }

@@ -279,9 +279,10 @@ fn tags_from(v: Option<&Vec<Json>>) -> ApiResult<Vec<(String, String)>> {
                 "Tag keys and values may contain only letters, numbers, white space and + - = . _ : / @",
             ));
         }
-        if k == COMMIT_WINDOW_TAG && !v.parse::<u32>().is_ok_and(|ms| ms <= 1000) {
+        let max = strata_engine::config::MAX_COMMIT_WINDOW_MS;
+        if k == COMMIT_WINDOW_TAG && !v.parse::<u64>().is_ok_and(|ms| ms <= max) {
             return Err(invalid(format!(
-                "The value of tag {COMMIT_WINDOW_TAG} must be a whole number of milliseconds from 0 to 1000"
+                "The value of tag {COMMIT_WINDOW_TAG} must be a whole number of milliseconds from 0 to {max}"
             )));
         }
         if k.starts_with("aws:") {

@@ -72,6 +72,9 @@ const MAX_REROUTES: u32 = 2 * crate::partition_map::MAX_SPLIT_DEPTH;
 pub struct Engine {
     ctx: Arc<Ctx>,
     store_name: String,
+    /// The stores the probe checks: the store itself, or each tier of a
+    /// split one (see `strata_store::tiered`).
+    probed: Vec<(Arc<dyn ObjectStore>, String)>,
     tables: RwLock<HashMap<String, Arc<TableHandle>>>,
     /// Set once [`Engine::check_store_once`] has passed.
     checked: tokio::sync::OnceCell<()>,
@@ -85,7 +88,7 @@ impl Engine {
     /// it unless its conditional create is atomic.
     pub async fn open(url: &str, config: EngineConfig) -> Result<Engine> {
         let opened = strata_store::open_store(url).await?;
-        Ok(Self::new_unchecked(opened.store, opened.url, config))
+        Ok(Self::new_unchecked(opened, config))
     }
 
     /// Opens the store at `url` without the atomicity probe (no network I/O):
@@ -93,13 +96,15 @@ impl Engine {
     /// init phase.
     pub fn open_unchecked(url: &str, config: EngineConfig) -> Result<Engine> {
         let opened = strata_store::open_unchecked(url)?;
-        Ok(Self::new_unchecked(opened.store, opened.url, config))
+        Ok(Self::new_unchecked(opened, config))
     }
 
     /// Refuses the store unless its conditional create is atomic (the probe
     /// [`Engine::open`] runs).
     pub async fn check_store(&self) -> Result<()> {
-        strata_store::probe_atomic_create(&self.ctx.store, &self.store_name).await?;
+        for (store, name) in &self.probed {
+            strata_store::probe_atomic_create(store, name).await?;
+        }
         Ok(())
     }
 
@@ -113,6 +118,16 @@ impl Engine {
             .map(|_| ())
     }
 
+    /// An engine over a store opened from a URL (perhaps wrapped since, as
+    /// the API function counts its requests), without the probe: call
+    /// [`Engine::check_store`] before serving; it probes every part.
+    pub fn with_opened_unchecked(
+        opened: strata_store::OpenedStore,
+        config: EngineConfig,
+    ) -> Engine {
+        Self::new_unchecked(opened, config)
+    }
+
     /// An engine over an already-built store, without the probe: call
     /// [`Engine::check_store`] before serving.
     pub fn with_store_unchecked(
@@ -120,7 +135,7 @@ impl Engine {
         name: impl Into<String>,
         config: EngineConfig,
     ) -> Engine {
-        Self::new_unchecked(store, name.into(), config)
+        Self::new_unchecked(Self::whole(store, name.into()), config)
     }
 
     /// An engine over an already-built store; probes it first.
@@ -130,14 +145,27 @@ impl Engine {
         config: EngineConfig,
     ) -> Result<Engine> {
         strata_store::probe_atomic_create(&store, name).await?;
-        Ok(Self::new_unchecked(store, name.to_string(), config))
+        Ok(Self::new_unchecked(
+            Self::whole(store, name.to_string()),
+            config,
+        ))
     }
 
-    fn new_unchecked(
-        store: Arc<dyn ObjectStore>,
-        store_name: String,
-        config: EngineConfig,
-    ) -> Engine {
+    /// A store built by the caller, probed as one.
+    fn whole(store: Arc<dyn ObjectStore>, name: String) -> strata_store::OpenedStore {
+        strata_store::OpenedStore {
+            parts: vec![(Arc::clone(&store), name.clone())],
+            store,
+            url: name,
+        }
+    }
+
+    fn new_unchecked(opened: strata_store::OpenedStore, config: EngineConfig) -> Engine {
+        let strata_store::OpenedStore {
+            store,
+            url: store_name,
+            parts: probed,
+        } = opened;
         let cache = Caches::new(config.cache_bytes);
         let merge_slots = tokio::sync::Semaphore::new(config.max_concurrent_merges.max(1));
         let flush_slots = tokio::sync::Semaphore::new(config.max_concurrent_flushes.max(1));
@@ -153,6 +181,7 @@ impl Engine {
                 commits: Default::default(),
             }),
             store_name,
+            probed,
             tables: RwLock::new(HashMap::new()),
             checked: tokio::sync::OnceCell::new(),
             index_signal: IndexSignal::default(),
@@ -178,7 +207,8 @@ impl Engine {
         self.ctx.compaction.snapshot()
     }
 
-    /// Log segments (PUTs) this engine appended and the writes they carried.
+    /// Log PUTs this engine sent, the segments its group commits appended,
+    /// and the items they wrote.
     pub fn commit_stats(&self) -> CommitStats {
         self.ctx.commits.snapshot()
     }

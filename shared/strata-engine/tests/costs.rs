@@ -192,8 +192,9 @@ async fn a_commit_window_turns_spaced_writes_into_one_put() {
         let puts = (counter.snapshot() - before.0).put;
         let stats = e.commit_stats() - before.1;
         assert_eq!(stats.writes, 20, "{stats:?}");
-        assert_eq!(stats.segments, puts, "one PUT per segment");
-        (puts, stats.writes_per_segment(), slowest)
+        assert_eq!(stats.puts, puts, "every PUT a log segment's: {stats:?}");
+        assert_eq!(stats.segments, puts, "no lost race: {stats:?}");
+        (puts, stats.writes_per_put(), slowest)
     }
     let (without, per_put, _) = spaced_writes(0, None).await;
     assert!(

@@ -17,6 +17,10 @@ pub struct OpenedStore {
     pub store: Arc<dyn ObjectStore>,
     /// The URL it was opened from, credentials never included.
     pub url: String,
+    /// The stores it is made of, each with its URL: itself, or the main
+    /// store and each tier's (see [`crate::tiered`]). Each must pass the
+    /// atomic-create probe: conditional creates happen in every one.
+    pub parts: Vec<(Arc<dyn ObjectStore>, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,26 +60,31 @@ pub enum OpenError {
 /// `s3://data/strata?log=s3://logs--usw2-az1--x-s3/strata`. A tier URL
 /// with parameters of its own is percent-encoded.
 pub async fn open_store(url: &str) -> Result<OpenedStore, OpenError> {
-    let (opened, tiers) = open_tiers(url)?;
-    for tier in &tiers {
-        probe_atomic_create(&tier.store, &tier.url).await?;
+    let opened = open_unchecked(url)?;
+    for (store, url) in &opened.parts {
+        probe_atomic_create(store, url).await?;
     }
     Ok(opened)
 }
 
-/// Opens a store from a URL without the atomicity probe.
+/// Opens a store from a URL without the atomicity probe (of any of its
+/// [`OpenedStore::parts`]).
 pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
-    Ok(open_tiers(url)?.0)
-}
-
-/// The store a URL names, and each store it is made of (the main one, then
-/// the log's and the runs' if given).
-fn open_tiers(url: &str) -> Result<(OpenedStore, Vec<OpenedStore>), OpenError> {
     let bad = |reason: &str| OpenError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),
     };
     let mut parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    // A tier URL's own parameters must be percent-encoded: a raw `?` in
+    // its value would hand the rest of its parameters to the main store.
+    for raw in parsed.query().unwrap_or("").split('&') {
+        let (k, v) = raw.split_once('=').unwrap_or((raw, ""));
+        if (k == "log" || k == "runs") && v.contains('?') {
+            return Err(bad(&format!(
+                "percent-encode the parameters of the {k} store's URL (%3F for ?, %26 for &, %3D for =)"
+            )));
+        }
+    }
     let mut tier_urls: [Option<String>; 2] = [None, None];
     let mut rest = Vec::new();
     for (k, v) in parsed.query_pairs() {
@@ -98,9 +107,34 @@ fn open_tiers(url: &str) -> Result<(OpenedStore, Vec<OpenedStore>), OpenError> {
     }
     let main = open_one(&parsed, url)?;
     if tier_urls.iter().all(Option::is_none) {
-        return Ok((main.clone(), vec![main]));
+        return Ok(main);
     }
-    let mut parts = vec![main.clone()];
+    // Tiers are other stores: one holding another's objects (the same
+    // place, or one inside the other) would list them twice.
+    let places: Vec<String> = std::iter::once(parsed.to_string())
+        .chain(tier_urls.iter().flatten().cloned())
+        .filter(|u| !u.starts_with("memory:")) // each one a store of its own
+        .map(|u| {
+            u.split('?')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_string()
+                + "/"
+        })
+        .collect();
+    for (i, a) in places.iter().enumerate() {
+        for b in &places[i + 1..] {
+            if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                return Err(bad(&format!(
+                    "{} and {} overlap: each tier needs a place of its own",
+                    a.trim_end_matches('/'),
+                    b.trim_end_matches('/')
+                )));
+            }
+        }
+    }
+    let mut parts = main.parts.clone();
     let mut tier = |u: &Option<String>| -> Result<Option<crate::DynStore>, OpenError> {
         let Some(u) = u else { return Ok(None) };
         let p = Url::parse(u).map_err(|e| bad(&format!("tier URL {u:?}: {e}")))?;
@@ -108,18 +142,15 @@ fn open_tiers(url: &str) -> Result<(OpenedStore, Vec<OpenedStore>), OpenError> {
             return Err(bad("a tier's URL cannot name tiers of its own"));
         }
         let opened = open_one(&p, u)?;
-        parts.push(opened.clone());
+        parts.extend(opened.parts);
         Ok(Some(opened.store))
     };
     let (log, runs) = (tier(&tier_urls[0])?, tier(&tier_urls[1])?);
-    let store = Arc::new(crate::tiered::TieredStore::new(main.store, log, runs));
-    Ok((
-        OpenedStore {
-            store,
-            url: url.to_string(),
-        },
+    Ok(OpenedStore {
+        store: Arc::new(crate::tiered::TieredStore::new(main.store, log, runs)),
+        url: url.to_string(),
         parts,
-    ))
+    })
 }
 
 /// One store from a URL without tier parameters.
@@ -202,6 +233,7 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
         other => return Err(bad(&format!("unknown scheme {other:?}"))),
     };
     Ok(OpenedStore {
+        parts: vec![(Arc::clone(&store), url.to_string())],
         store,
         url: url.to_string(),
     })
@@ -257,10 +289,15 @@ mod tests {
         assert!(dir.path().join("runs/tables/t/i/p0000/runs").is_dir());
         assert!(dir.path().join("main/tables/t/i/p0000/manifest").is_dir());
         assert!(!dir.path().join("main/tables/t/i/p0000/log").exists());
+        assert_eq!(opened.parts.len(), 3, "each tier is probed");
         for bad in [
             format!("file://{d}/m?log=nope"),
             format!("file://{d}/m?cache=1"),
             "memory://?log=memory://%3Flog%3Dmemory://".to_string(),
+            format!("file://{d}/m?log=file://{d}/m/"),
+            format!("file://{d}/m?log=file://{d}/m/log"),
+            format!("file://{d}/m?log=file://{d}/l&runs=file://{d}/l"),
+            "s3://b/p?log=s3://l/p?endpoint=http://x&region=eu-west-1".to_string(),
         ] {
             let err = open_store(&bad).await.unwrap_err().to_string();
             assert!(err.contains("invalid store URL"), "{bad}: {err}");

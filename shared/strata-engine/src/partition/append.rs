@@ -185,6 +185,7 @@ impl Partition {
                 return Err(self.outcome_unknown());
             }
             let sent = self.clock().tick();
+            self.ctx.commits.put_sent();
             match io::create(self.store(), &path, bytes.clone()).await {
                 Ok(Created::Created) => {
                     self.confirm_visible(seg.seq, checked).await?;

@@ -93,12 +93,14 @@ impl Partition {
                 })
             })
             .await?;
-        let fresh = results
+        let written: usize = results
             .iter()
-            .filter(|r| matches!(r, Ok((_, true))))
-            .count();
-        if fresh > 0 {
-            self.ctx.commits.appended(fresh as u64);
+            .zip(reqs)
+            .filter(|(r, _)| matches!(r, Ok((_, true))))
+            .map(|(_, req)| req.ops.len())
+            .sum();
+        if written > 0 {
+            self.ctx.commits.appended(written as u64);
         }
         Ok(finish(results, seq))
     }

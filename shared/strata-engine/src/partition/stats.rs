@@ -80,11 +80,13 @@ impl CompactionCounters {
     }
 }
 
-/// Group commit's running totals: log segments appended and the writes
-/// they carried (see `Engine::commit_stats`). Each segment is one PUT, so
-/// writes per segment is what the commit window buys.
+/// The log's running totals (see `Engine::commit_stats`): creates of log
+/// segments sent (each a billed PUT, lost races, seals and replicated
+/// applies included), segments group commits appended, and the items they
+/// wrote. Writes per PUT is what the commit window buys.
 #[derive(Debug, Default)]
 pub struct CommitCounters {
+    puts: AtomicU64,
     segments: AtomicU64,
     writes: AtomicU64,
 }
@@ -92,17 +94,18 @@ pub struct CommitCounters {
 /// A snapshot of [`CommitCounters`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct CommitStats {
+    pub puts: u64,
     pub segments: u64,
     pub writes: u64,
 }
 
 impl CommitStats {
-    /// Writes per log segment (per PUT); 0 before the first commit.
-    pub fn writes_per_segment(&self) -> f64 {
-        if self.segments == 0 {
+    /// Items written per log PUT sent; 0 before the first.
+    pub fn writes_per_put(&self) -> f64 {
+        if self.puts == 0 {
             0.0
         } else {
-            self.writes as f64 / self.segments as f64
+            self.writes as f64 / self.puts as f64
         }
     }
 }
@@ -111,6 +114,7 @@ impl std::ops::Sub for CommitStats {
     type Output = CommitStats;
     fn sub(self, earlier: CommitStats) -> CommitStats {
         CommitStats {
+            puts: self.puts.saturating_sub(earlier.puts),
             segments: self.segments.saturating_sub(earlier.segments),
             writes: self.writes.saturating_sub(earlier.writes),
         }
@@ -118,6 +122,10 @@ impl std::ops::Sub for CommitStats {
 }
 
 impl CommitCounters {
+    pub(super) fn put_sent(&self) {
+        self.puts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(super) fn appended(&self, writes: u64) {
         self.segments.fetch_add(1, Ordering::Relaxed);
         self.writes.fetch_add(writes, Ordering::Relaxed);
@@ -125,6 +133,7 @@ impl CommitCounters {
 
     pub fn snapshot(&self) -> CommitStats {
         CommitStats {
+            puts: self.puts.load(Ordering::Relaxed),
             segments: self.segments.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
         }
