@@ -167,6 +167,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 0, env = "STRATA_COMMIT_WINDOW_MS",
           value_parser = clap::value_parser!(u64).range(0..=1000))]
     commit_window_ms: u64,
+    /// Seconds between background passes over every table: compaction (which also brings
+    /// DescribeTable's ItemCount and TableSizeBytes up to date) and garbage collection.
+    #[arg(long, default_value_t = 60, env = "STRATA_MAINTENANCE_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    maintenance_secs: u64,
 }
 
 fn store_url(args: &StoreArgs) -> Result<String, String> {
@@ -245,7 +250,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    tokio::spawn(maintenance(Arc::clone(&engine)));
+    tokio::spawn(maintenance(
+        Arc::clone(&engine),
+        Duration::from_secs(args.maintenance_secs),
+    ));
     tokio::spawn(strata_engine::index::follower::follow_forever(Arc::clone(
         &engine,
     )));
@@ -484,10 +492,11 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Compacts and garbage-collects every table now and then, so quiet tables
-/// get folded too (busy ones compact by threshold as they are written).
-async fn maintenance(engine: Arc<Engine>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
+/// Compacts and garbage-collects every table every `every`, so quiet tables
+/// get folded too (busy ones compact by threshold as they are written), and
+/// their item counts are current.
+async fn maintenance(engine: Arc<Engine>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
     let mut last = Vec::new();
     loop {
         tick.tick().await;

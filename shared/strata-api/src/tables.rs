@@ -384,7 +384,36 @@ async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
 pub async fn describe(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = table_name(req)?;
     let d = descriptor(api, name).await?;
-    Ok(json!({ "Table": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }))
+    let t = description(&d, &caller.region, "ACTIVE", &api.engine.config().region);
+    Ok(json!({ "Table": with_stats(api, &d, t).await? }))
+}
+
+/// A description's ItemCount and TableSizeBytes, and each index's
+/// ItemCount and IndexSizeBytes, from the engine's estimate
+/// (`Engine::table_stats`: what compaction has folded, updated within a
+/// minute in `strata serve`).
+async fn with_stats(api: &Api, d: &TableDescriptor, mut t: Json) -> ApiResult<Json> {
+    let s = api.engine.table_stats(&d.name).await?;
+    t["ItemCount"] = json!(s.items);
+    t["TableSizeBytes"] = json!(s.bytes);
+    for key in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+        let Some(Json::Array(indexes)) = t.get_mut(key) else {
+            continue;
+        };
+        for ix in indexes {
+            let Some(name) = ix.get("IndexName").and_then(Json::as_str) else {
+                continue;
+            };
+            let stored = strata_engine::index::index_table_name(&d.name, name);
+            // An index still being created may have no table yet: 0, as
+            // DynamoDB reports while it backfills.
+            if let Ok(s) = api.engine.table_stats(&stored).await {
+                ix["ItemCount"] = json!(s.items);
+                ix["IndexSizeBytes"] = json!(s.bytes);
+            }
+        }
+    }
+    Ok(t)
 }
 
 pub async fn list(api: &Api, req: &Req<'_>) -> ApiResult<Json> {

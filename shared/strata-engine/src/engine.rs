@@ -952,6 +952,26 @@ impl Engine {
 
     /// Per live partition: (log tail seq, compacted_through, manifest
     /// version) as this engine's views see them.
+    /// An estimate of a stored table's items and their DynamoDB size (what
+    /// ItemCount and TableSizeBytes report): the live items of the SSTs its
+    /// live partitions' manifests list. Writes still in a log tail count
+    /// once a flush folds them (within a minute in `strata serve`, within
+    /// the compaction schedule in AWS); until compaction merges the runs,
+    /// an item rewritten since its SST was written counts once per run it
+    /// is in, and a delete is taken to hide one item (a delete of a missing
+    /// item too); an SST a split's child inherited counts half in each
+    /// child (see `Partition::live_items`). An estimate, as DynamoDB's
+    /// (refreshed about every six hours) is.
+    pub async fn table_stats(&self, table: &str) -> Result<crate::run::LiveItems> {
+        let t = self.table(table).await?;
+        let mut total = crate::run::LiveItems::default();
+        for p in t.leaves() {
+            p.ensure_fresh(false).await?;
+            total += p.live_items();
+        }
+        Ok(total)
+    }
+
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
         let t = self.table(table).await?;
         Ok(t.leaves().map(|p| p.stats()).collect())

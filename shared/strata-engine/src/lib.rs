@@ -44,5 +44,6 @@ pub use ops::{
     WriteOutcome, WriteRequest,
 };
 pub use partition::{CommitStats, CompactionOutcome, CompactionStats, GcReport, LogRead};
+pub use run::LiveItems;
 pub use segment::Stamp;
 pub use value::{Item, ItemKey, KeyAttribute, KeySchema, KeyType, KeyValue, Value};

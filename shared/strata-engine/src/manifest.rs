@@ -166,6 +166,7 @@ mod tests {
             first_key: Vec::new(),
             last_key: Vec::new(),
             home: None,
+            live: None,
         }
     }
 

@@ -54,6 +54,25 @@ pub struct RunInfo {
     /// (and holding the sibling's keys too). None: the lister's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub home: Option<u32>,
+    /// Its live items (entries that are not tombstones) and their
+    /// DynamoDB size: what ItemCount and TableSizeBytes are estimated from.
+    /// None in manifests written before SSTs counted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveItems>,
+}
+
+/// The live items an SST holds (see [`RunInfo::live`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveItems {
+    pub items: u64,
+    pub bytes: u64,
+}
+
+impl std::ops::AddAssign for LiveItems {
+    fn add_assign(&mut self, o: LiveItems) {
+        self.items += o.items;
+        self.bytes += o.bytes;
+    }
 }
 
 impl RunInfo {
@@ -67,6 +86,15 @@ impl RunInfo {
     /// lists it as inherited at a split; None when it is `part`'s own.
     pub fn inherited_from(&self, part: u32) -> Option<u32> {
         self.home.filter(|h| *h != part)
+    }
+
+    /// Its live items; for an SST from before they were counted, its
+    /// entries, and its size less the meta block.
+    pub fn live_items(&self) -> LiveItems {
+        self.live.unwrap_or(LiveItems {
+            items: self.entries,
+            bytes: self.meta_offset,
+        })
     }
 
     /// Written before SSTs recorded their key ranges.
@@ -139,6 +167,7 @@ pub struct SstWriter {
     first: Vec<u8>,
     key_hashes: Vec<u64>,
     max_seq: u64,
+    live: LiveItems,
     /// The most `out` grows to by doubling (see `with_capacity_limit`).
     capacity_limit: usize,
 }
@@ -157,6 +186,7 @@ impl SstWriter {
             first: Vec::new(),
             key_hashes: Vec::new(),
             max_seq: 0,
+            live: LiveItems::default(),
             capacity_limit: usize::MAX,
         }
     }
@@ -178,6 +208,12 @@ impl SstWriter {
             self.block_first = key.to_vec();
         }
         self.max_seq = self.max_seq.max(v.seq);
+        if !v.deleted {
+            self.live += LiveItems {
+                items: 1,
+                bytes: crate::value::item_size(&v.item) as u64,
+            };
+        }
         self.block.bytes(key);
         self.block.u64(v.seq);
         self.block.u64(v.ts_micros);
@@ -256,6 +292,7 @@ impl SstWriter {
             first_key: self.first,
             last_key: self.last,
             home: None,
+            live: Some(self.live),
         };
         (info, self.out)
     }

@@ -476,3 +476,62 @@ async fn dead_incarnations_are_swept() {
     assert!(left.iter().any(|p| p.contains(&new)));
     assert!(get(&a, "tbl", &key("new", 1)).await.is_some());
 }
+
+/// ItemCount and TableSizeBytes: the live items of the SSTs the manifests
+/// list. Nothing before a flush; every item, at its DynamoDB size, after
+/// one; deletes and rewrites settle once compaction merges them; a split
+/// changes nothing (each child counts half of what it inherited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_stats_follow_compaction_and_splits() {
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let config = EngineConfig {
+        default_partitions: 2,
+        // Every flush merges into one level: the estimate is exact.
+        max_runs: 1,
+        ..test_config()
+    };
+    let e = engine(&store, config).await;
+    e.create_table(spec("stats")).await.unwrap();
+    let mut items: BTreeMap<i64, Item> = BTreeMap::new();
+    for i in 0..30 {
+        let it = item("p", i, &[("v", Value::S("x".repeat(i as usize * 10)))]);
+        put(&e, "stats", it.clone()).await;
+        items.insert(i, it);
+    }
+    let expect = |items: &BTreeMap<i64, Item>| LiveItems {
+        items: items.len() as u64,
+        bytes: items.values().map(|i| value::item_size(i) as u64).sum(),
+    };
+    assert_eq!(
+        e.table_stats("stats").await.unwrap(),
+        LiveItems::default(),
+        "nothing flushed yet"
+    );
+    e.compact("stats").await.unwrap();
+    assert_eq!(e.table_stats("stats").await.unwrap(), expect(&items));
+    for i in 0..10 {
+        e.write("stats", WriteRequest::single(WriteOp::delete(key("p", i))))
+            .await
+            .unwrap();
+        items.remove(&i);
+    }
+    for i in 10..15 {
+        let it = item("p", i, &[("v", Value::S("y".into()))]);
+        put(&e, "stats", it.clone()).await;
+        items.insert(i, it);
+    }
+    e.compact("stats").await.unwrap();
+    assert_eq!(e.table_stats("stats").await.unwrap(), expect(&items));
+    let before = e.table_stats("stats").await.unwrap();
+    for part in e.partitions("stats").await.unwrap() {
+        e.split_partition("stats", part).await.unwrap();
+    }
+    let after = e.table_stats("stats").await.unwrap();
+    assert!(
+        after.items.abs_diff(before.items) <= 4 && after.bytes.abs_diff(before.bytes) <= 4,
+        "a split moves no items: {before:?} -> {after:?}"
+    );
+    // Another instance reads the same from the manifests.
+    let other = engine(&store, test_config()).await;
+    assert_eq!(other.table_stats("stats").await.unwrap(), after);
+}

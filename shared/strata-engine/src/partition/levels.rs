@@ -287,6 +287,7 @@ mod tests {
             first_key: vec![lo],
             last_key: vec![hi],
             home: None,
+            live: None,
         }
     }
 

@@ -299,6 +299,37 @@ impl Partition {
         v.manifest.levels.iter().map(|r| r.bytes()).sum::<u64>() + v.mem_bytes as u64
     }
 
+    /// An estimate of the partition's items from the SSTs the view's
+    /// manifest lists (see `Engine::table_stats`): their live items, less
+    /// one for each tombstone above the bottom run (a delete most likely
+    /// hides an item below it, at the average item size). An SST inherited
+    /// at a split counts half, each child holding about half its keys.
+    pub fn live_items(&self) -> crate::run::LiveItems {
+        let v = self.read_view();
+        let runs = &v.manifest.levels;
+        let (mut items, mut bytes, mut hiding) = (0u64, 0u64, 0u64);
+        for (i, run) in runs.iter().enumerate() {
+            for sst in &run.ssts {
+                let share = if sst.inherited_from(self.part).is_some() {
+                    2
+                } else {
+                    1
+                };
+                let live = sst.live_items();
+                items += live.items / share;
+                bytes += live.bytes / share;
+                if i + 1 < runs.len() {
+                    hiding += sst.entries.saturating_sub(live.items) / share;
+                }
+            }
+        }
+        let average = bytes.checked_div(items).unwrap_or(0);
+        crate::run::LiveItems {
+            items: items.saturating_sub(hiding),
+            bytes: bytes.saturating_sub(hiding * average),
+        }
+    }
+
     /// Memory the view's tail holds (see `entry_bytes`).
     pub fn tail_bytes(&self) -> usize {
         self.read_view().mem_bytes
