@@ -1,3 +1,5 @@
+import time
+
 import botocore.exceptions
 import pytest
 
@@ -16,3 +18,14 @@ def S(v):
 
 def N(v):
     return {"N": str(v)}
+
+
+def until(check, timeout=10.0):
+    """Polls `check` (something eventually consistent: global indexes,
+    table statistics) until it returns a truthy value; returns that value."""
+    deadline = time.time() + timeout
+    while True:
+        got = check()
+        if got or time.time() > deadline:
+            return got
+        time.sleep(0.05)

@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 
-from helpers import N, S, error_of
+from helpers import N, S, error_of, until
 
 
 def AD(*pairs):
@@ -42,17 +42,6 @@ def indexed_table(ddb):
         LocalSecondaryIndexes=[IX("byL", "pk", "l", "KEYS_ONLY")],
     )
     return t
-
-
-def until(check, timeout=10.0):
-    """Polls `check` (global indexes are eventually consistent) until it
-    returns a truthy value; returns that value."""
-    deadline = time.time() + timeout
-    while True:
-        got = check()
-        if got or time.time() > deadline:
-            return got
-        time.sleep(0.05)
 
 
 def query_all(ddb, **kwargs):

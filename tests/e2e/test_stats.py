@@ -2,18 +2,9 @@
 and IndexSizeBytes): an estimate from what compaction has folded, brought up
 to date by `strata serve`'s background pass (--maintenance-secs, default 60)."""
 import tempfile
-import time
 
 from conftest import make_client, start_server
-
-
-def wait_for(check, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got or time.monotonic() > deadline:
-            return got
-        time.sleep(0.2)
+from helpers import until
 
 
 def test_item_count_and_sizes_follow_the_table():
@@ -39,14 +30,14 @@ def test_item_count_and_sizes_follow_the_table():
                 ix = t["GlobalSecondaryIndexes"][0]
                 return (t["ItemCount"], ix["ItemCount"]) == (40, 20) and t
 
-            t = wait_for(counts)
+            t = until(counts, timeout=30)
             assert t, ddb.describe_table(TableName="counted")["Table"]
             # DynamoDB's item size: attribute names plus values (k: 1 + 3, v: 1 + 100, g: 1 + 4).
             assert t["TableSizeBytes"] == 40 * (4 + 101) + 20 * 5
             assert t["GlobalSecondaryIndexes"][0]["IndexSizeBytes"] > 0
             for i in range(10):
                 ddb.delete_item(TableName="counted", Key={"k": {"S": f"k{i:02}"}})
-            assert wait_for(lambda: ddb.describe_table(TableName="counted")["Table"]["ItemCount"] == 30), \
+            assert until(lambda: ddb.describe_table(TableName="counted")["Table"]["ItemCount"] == 30, timeout=30), \
                 ddb.describe_table(TableName="counted")["Table"]["ItemCount"]
         finally:
             proc.terminate()
