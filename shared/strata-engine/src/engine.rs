@@ -28,6 +28,7 @@ use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
 mod indexes;
 mod point_in_time;
+mod stats;
 
 pub use point_in_time::PointInTime;
 
@@ -201,18 +202,6 @@ impl Engine {
         &self.store_name
     }
 
-    /// What compaction has cost this process so far: flushes and merges,
-    /// their seconds, bytes and requests.
-    pub fn compaction_stats(&self) -> CompactionStats {
-        self.ctx.compaction.snapshot()
-    }
-
-    /// Log PUTs this engine sent, the segments its group commits appended,
-    /// and the items they wrote.
-    pub fn commit_stats(&self) -> CommitStats {
-        self.ctx.commits.snapshot()
-    }
-
     /// Where commits to tables with indexes are announced to the index
     /// follower (`strata serve`'s loop waits on it).
     pub fn index_signal(&self) -> &IndexSignal {
@@ -221,11 +210,6 @@ impl Engine {
 
     pub(crate) fn index_cursors(&self) -> &CursorCache {
         &self.index_cursors
-    }
-
-    /// Hits, misses, evictions and bytes of each cache (blocks, items, pages).
-    pub fn cache_stats(&self) -> Vec<CacheStats> {
-        self.ctx.cache.stats()
     }
 
     // ---------------------------------------------------------------- tables
@@ -930,51 +914,6 @@ impl Engine {
             }
         }
         Ok(applied)
-    }
-
-    /// Per partition: its sorted runs (level, SSTs with sizes and key
-    /// ranges), newest first, as the newest manifest lists them.
-    pub async fn partition_levels(&self, table: &str) -> Result<Vec<Vec<SortedRun>>> {
-        let t = self.table(table).await?;
-        let mut out = Vec::new();
-        for p in t.leaves() {
-            out.push(p.levels().await?);
-        }
-        Ok(out)
-    }
-
-    /// Per partition: the memory its log tail holds in this engine (items
-    /// at `value::item_footprint`; what the write stall bounds).
-    pub async fn tail_bytes(&self, table: &str) -> Result<Vec<usize>> {
-        let t = self.table(table).await?;
-        Ok(t.leaves().map(|p| p.tail_bytes()).collect())
-    }
-
-    /// Per live partition: (log tail seq, compacted_through, manifest
-    /// version) as this engine's views see them.
-    /// An estimate of a stored table's items and their DynamoDB size (what
-    /// ItemCount and TableSizeBytes report): the live items of the SSTs its
-    /// live partitions' manifests list. Writes still in a log tail count
-    /// once a flush folds them (within a minute in `strata serve`, within
-    /// the compaction schedule in AWS); until compaction merges the runs,
-    /// an item rewritten since its SST was written counts once per run it
-    /// is in, and a delete is taken to hide one item (a delete of a missing
-    /// item too); an SST a split's child inherited counts half in each
-    /// child (see `Partition::live_items`). An estimate, as DynamoDB's
-    /// (refreshed about every six hours) is.
-    pub async fn table_stats(&self, table: &str) -> Result<crate::run::LiveItems> {
-        let t = self.table(table).await?;
-        let mut total = crate::run::LiveItems::default();
-        for p in t.leaves() {
-            p.ensure_fresh(false).await?;
-            total += p.live_items();
-        }
-        Ok(total)
-    }
-
-    pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
-        let t = self.table(table).await?;
-        Ok(t.leaves().map(|p| p.stats()).collect())
     }
 }
 
