@@ -138,16 +138,9 @@ pub enum Class {
 
 impl Class {
     fn latency(self) -> LatencyProfile {
-        let ms = Duration::from_millis;
         match self {
             Class::Standard => LatencyProfile::s3_like(),
-            Class::Express => LatencyProfile {
-                get: ms(3),
-                put: ms(5),
-                list: ms(5),
-                head: ms(3),
-                delete: ms(5),
-            },
+            Class::Express => LatencyProfile::s3_express_like(),
         }
     }
 

@@ -62,17 +62,6 @@ fn put(name: String) -> WriteRequest {
     WriteRequest::single(WriteOp::put(key, item))
 }
 
-fn express() -> LatencyProfile {
-    let ms = Duration::from_millis;
-    LatencyProfile {
-        get: ms(3),
-        put: ms(5),
-        list: ms(5),
-        head: ms(3),
-        delete: ms(5),
-    }
-}
-
 /// PUTs per write, p50 and p99.
 async fn run(
     profile: LatencyProfile,
@@ -138,7 +127,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|");
     for (name, profile) in [
         ("S3 Standard, 20 ms", LatencyProfile::s3_like()),
-        ("S3 Express, 5 ms", express()),
+        ("S3 Express, 5 ms", LatencyProfile::s3_express_like()),
     ] {
         for rate in [100.0, 1_000.0, 10_000.0] {
             for partitions in [1, 8, 64] {

@@ -34,6 +34,19 @@ impl LatencyProfile {
         }
     }
 
+    /// Round-trip times like S3 Express One Zone's (single-digit ms): PUT,
+    /// LIST and DELETE 5 ms, GET and HEAD 3 ms.
+    pub fn s3_express_like() -> Self {
+        let ms = Duration::from_millis;
+        Self {
+            get: ms(3),
+            put: ms(5),
+            list: ms(5),
+            head: ms(3),
+            delete: ms(5),
+        }
+    }
+
     pub fn for_kind(&self, kind: RequestKind) -> Duration {
         match kind {
             RequestKind::Get => self.get,
