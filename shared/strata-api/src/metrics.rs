@@ -127,6 +127,19 @@ async fn record(State(s): State<Arc<EmfState>>, req: Request, next: Next) -> Res
 
 use strata_engine::clock::now_ms;
 
+/// An EMF line's `_aws` member: which of its members are metrics (name,
+/// unit) and which dimension sets they are kept under.
+fn directive(timestamp_ms: u64, dimensions: Json, metrics: &[(&str, &str)]) -> Json {
+    json!({
+        "Timestamp": timestamp_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": NAMESPACE,
+            "Dimensions": dimensions,
+            "Metrics": metrics.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
+        }],
+    })
+}
+
 /// One request as an EMF line.
 pub fn request_line(
     service: &str,
@@ -151,14 +164,7 @@ pub fn request_line(
         ("StoreDELETE", "Count"),
     ];
     let mut line = json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": dimensions,
-                "Metrics": metrics.iter().map(|(n, u)| json!({"Name": n, "Unit": u})).collect::<Vec<_>>(),
-            }],
-        },
+        "_aws": directive(timestamp_ms, json!(dimensions), &metrics),
         "Service": service,
         "Operation": operation,
         "Requests": 1,
@@ -187,20 +193,14 @@ pub fn cache_lines(
         .map(|c| {
             let p = prev.iter().find(|p| p.name == c.name);
             let delta = |f: fn(&CacheStats) -> u64| f(c).saturating_sub(p.map_or(0, f));
+            let metrics = [
+                ("CacheHits", "Count"),
+                ("CacheMisses", "Count"),
+                ("CacheEvictions", "Count"),
+                ("CacheBytes", "Bytes"),
+            ];
             json!({
-                "_aws": {
-                    "Timestamp": timestamp_ms,
-                    "CloudWatchMetrics": [{
-                        "Namespace": NAMESPACE,
-                        "Dimensions": [["Service", "Cache"]],
-                        "Metrics": [
-                            {"Name": "CacheHits", "Unit": "Count"},
-                            {"Name": "CacheMisses", "Unit": "Count"},
-                            {"Name": "CacheEvictions", "Unit": "Count"},
-                            {"Name": "CacheBytes", "Unit": "Bytes"},
-                        ],
-                    }],
-                },
+                "_aws": directive(timestamp_ms, json!([["Service", "Cache"]]), &metrics),
                 "Service": service,
                 "Cache": c.name,
                 "CacheHits": delta(|s| s.hits),
@@ -216,20 +216,14 @@ pub fn cache_lines(
 /// The log since the last line: PUTs sent, segments appended, items
 /// written, and items per PUT.
 pub fn commit_line(service: &str, delta: CommitStats, timestamp_ms: u64) -> String {
+    let metrics = [
+        ("LogPuts", "Count"),
+        ("LogSegments", "Count"),
+        ("LogWrites", "Count"),
+        ("WritesPerPut", "None"),
+    ];
     json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [["Service"]],
-                "Metrics": [
-                    {"Name": "LogPuts", "Unit": "Count"},
-                    {"Name": "LogSegments", "Unit": "Count"},
-                    {"Name": "LogWrites", "Unit": "Count"},
-                    {"Name": "WritesPerPut", "Unit": "None"},
-                ],
-            }],
-        },
+        "_aws": directive(timestamp_ms, json!([["Service"]]), &metrics),
         "Service": service,
         "LogPuts": delta.puts,
         "LogSegments": delta.segments,
