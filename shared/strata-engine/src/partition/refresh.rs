@@ -193,8 +193,14 @@ impl Partition {
     /// (adopted here), or the object was deleted by hand: an error naming
     /// it, never a partition served without its writes.
     async fn gap_before(&self, missing: u64, later: u64) -> Result<()> {
-        if self.read_segment(missing).await?.is_some() {
-            return Ok(()); // created while the LIST ran: the probes go on from it
+        if let Some(seg) = self.read_segment(missing).await? {
+            // Created while the LIST ran: applied now (it follows the
+            // tail), and the probes go on after it.
+            if seg.seq == self.read_view().tail + 1 {
+                self.write_view().apply(&seg);
+                self.remember(seg);
+            }
+            return Ok(());
         }
         self.refresh_manifest(false).await?;
         if self.read_view().tail >= missing {
