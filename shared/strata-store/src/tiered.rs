@@ -51,6 +51,15 @@ impl TieredStore {
         self.store(tier_of(path))
     }
 
+    /// One listing of every store that can hold objects under `prefix`.
+    fn merged(
+        &self,
+        prefix: Option<&Path>,
+        list: impl Fn(&DynStore) -> BoxStream<'static, Result<ObjectMeta>>,
+    ) -> BoxStream<'static, Result<ObjectMeta>> {
+        stream::select_all(self.stores_under(prefix).into_iter().map(list)).boxed()
+    }
+
     /// The distinct stores that can hold objects under `prefix`.
     fn stores_under(&self, prefix: Option<&Path>) -> Vec<&DynStore> {
         let mut out: Vec<&DynStore> = Vec::new();
@@ -117,12 +126,7 @@ impl ObjectStore for TieredStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        let streams: Vec<_> = self
-            .stores_under(prefix)
-            .into_iter()
-            .map(|s| s.list(prefix))
-            .collect();
-        stream::select_all(streams).boxed()
+        self.merged(prefix, |s| s.list(prefix))
     }
 
     fn list_with_offset(
@@ -130,12 +134,7 @@ impl ObjectStore for TieredStore {
         prefix: Option<&Path>,
         offset: &Path,
     ) -> BoxStream<'static, Result<ObjectMeta>> {
-        let streams: Vec<_> = self
-            .stores_under(prefix)
-            .into_iter()
-            .map(|s| s.list_with_offset(prefix, offset))
-            .collect();
-        stream::select_all(streams).boxed()
+        self.merged(prefix, |s| s.list_with_offset(prefix, offset))
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
