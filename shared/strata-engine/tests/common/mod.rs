@@ -36,6 +36,18 @@ impl Backend {
     }
 }
 
+/// The store `url_of(dir)` names, for a fresh directory in Cargo's
+/// per-target temporary directory (kept: a test may reopen it).
+fn opened_in_temp_dir(url_of: fn(&str) -> String) -> Arc<dyn ObjectStore> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("tempdir")
+        .keep();
+    let url = url_of(&dir.display().to_string());
+    strata_store::open_unchecked(&url)
+        .unwrap_or_else(|e| panic!("{url}: {e}"))
+        .store
+}
+
 pub fn backends() -> Vec<Backend> {
     let mut out = vec![
         Backend {
@@ -46,30 +58,14 @@ pub fn backends() -> Vec<Backend> {
         Backend {
             name: "file".into(),
             scale: 4,
-            make: Arc::new(|| {
-                // The store `file://` URLs open (LocalFileSystem with inline
-                // reads), in Cargo's per-target temporary directory.
-                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-                    .expect("tempdir")
-                    .keep();
-                let url = format!("file://{}", dir.display());
-                strata_store::open_unchecked(&url)
-                    .expect("file store")
-                    .store
-            }),
+            // The store `file://` URLs open (LocalFileSystem with inline reads).
+            make: Arc::new(|| opened_in_temp_dir(|d| format!("file://{d}"))),
         },
         Backend {
             name: "tiered".into(),
             scale: 4,
             make: Arc::new(|| {
-                let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-                    .expect("tempdir")
-                    .keep();
-                let d = dir.display();
-                let url = format!("memory://?log=file://{d}/log&runs=file://{d}/runs");
-                strata_store::open_unchecked(&url)
-                    .expect("tiered store")
-                    .store
+                opened_in_temp_dir(|d| format!("memory://?log=file://{d}/log&runs=file://{d}/runs"))
             }),
         },
     ];
