@@ -104,19 +104,13 @@ impl Prices {
         let value: f64 = value
             .parse()
             .map_err(|_| format!("--price {name}: {value:?} is not a number"))?;
-        let names = || {
-            self.entries
-                .iter()
-                .map(|e| e.0)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let Some(e) = self.entries.iter_mut().find(|e| e.0 == name) else {
+            let known: Vec<&str> = self.entries.iter().map(|e| e.0).collect();
+            return Err(format!(
+                "--price: unknown price {name:?} (known: {})",
+                known.join(", ")
+            ));
         };
-        let known = names();
-        let e = self
-            .entries
-            .iter_mut()
-            .find(|e| e.0 == name)
-            .ok_or_else(|| format!("--price: unknown price {name:?} (known: {known})"))?;
         e.1 = value;
         Ok(())
     }
