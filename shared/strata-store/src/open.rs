@@ -70,10 +70,7 @@ pub async fn open_store(url: &str) -> Result<OpenedStore, OpenError> {
 /// Opens a store from a URL without the atomicity probe (of any of its
 /// [`OpenedStore::parts`]).
 pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
-    let bad = |reason: &str| OpenError::BadUrl {
-        url: url.to_string(),
-        reason: reason.to_string(),
-    };
+    let bad = |reason: &str| bad_url(url, reason);
     let mut parsed = Url::parse(url).map_err(|e| bad(&e.to_string()))?;
     // A tier URL's own parameters must be percent-encoded: a raw `?` in
     // its value would hand the rest of its parameters to the main store.
@@ -109,31 +106,8 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     if tier_urls.iter().all(Option::is_none) {
         return Ok(main);
     }
-    // Tiers are other stores: one holding another's objects (the same
-    // place, or one inside the other) would list them twice.
-    let places: Vec<String> = std::iter::once(parsed.to_string())
-        .chain(tier_urls.iter().flatten().cloned())
-        .filter(|u| !u.starts_with("memory:")) // each one a store of its own
-        .map(|u| {
-            u.split('?')
-                .next()
-                .unwrap_or("")
-                .trim_end_matches('/')
-                .to_string()
-                + "/"
-        })
-        .collect();
-    for (i, a) in places.iter().enumerate() {
-        for b in &places[i + 1..] {
-            if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
-                return Err(bad(&format!(
-                    "{} and {} overlap: each tier needs a place of its own",
-                    a.trim_end_matches('/'),
-                    b.trim_end_matches('/')
-                )));
-            }
-        }
-    }
+    refuse_overlaps(std::iter::once(parsed.to_string()).chain(tier_urls.iter().flatten().cloned()))
+        .map_err(|reason| bad(&reason))?;
     let mut parts = main.parts.clone();
     let mut tier = |u: &Option<String>| -> Result<Option<crate::DynStore>, OpenError> {
         let Some(u) = u else { return Ok(None) };
@@ -153,12 +127,45 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     })
 }
 
-/// One store from a URL without tier parameters.
-fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
-    let bad = |reason: &str| OpenError::BadUrl {
+fn bad_url(url: &str, reason: &str) -> OpenError {
+    OpenError::BadUrl {
         url: url.to_string(),
         reason: reason.to_string(),
-    };
+    }
+}
+
+/// Tiers are other stores: one holding another's objects (the same place,
+/// or one inside the other) would list them twice. (Every `memory://` is
+/// a store of its own.)
+fn refuse_overlaps(urls: impl Iterator<Item = String>) -> Result<(), String> {
+    let places: Vec<String> = urls
+        .filter(|u| !u.starts_with("memory:"))
+        .map(|u| {
+            u.split('?')
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('/')
+                .to_string()
+                + "/"
+        })
+        .collect();
+    for (i, a) in places.iter().enumerate() {
+        for b in &places[i + 1..] {
+            if a.starts_with(b.as_str()) || b.starts_with(a.as_str()) {
+                return Err(format!(
+                    "{} and {} overlap: each tier needs a place of its own",
+                    a.trim_end_matches('/'),
+                    b.trim_end_matches('/')
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One store from a URL without tier parameters.
+fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
+    let bad = |reason: &str| bad_url(url, reason);
     if parsed.scheme() != "s3" {
         if let Some((k, _)) = parsed.query_pairs().next() {
             return Err(bad(&format!(
