@@ -165,7 +165,7 @@ struct ServeArgs {
     /// Milliseconds a partition's group commit waits for more writes before its one PUT
     /// (0: none). Fewer PUTs for busy tables, at up to this much latency per write; at most 1000.
     #[arg(long, default_value_t = 0, env = "STRATA_COMMIT_WINDOW_MS",
-          value_parser = clap::value_parser!(u64).range(0..=1000))]
+          value_parser = clap::value_parser!(u64).range(0..=strata_engine::config::MAX_COMMIT_WINDOW_MS))]
     commit_window_ms: u64,
     /// Seconds between background passes over every table: compaction (which also brings
     /// DescribeTable's ItemCount and TableSizeBytes up to date) and garbage collection.

@@ -109,7 +109,8 @@ pub(crate) struct Ctx {
     pub flush_slots: tokio::sync::Semaphore,
     /// What compaction has cost this process.
     pub compaction: CompactionCounters,
-    /// Log segments this process appended, and the writes in them.
+    /// Log PUTs this process sent, the segments its group commits
+    /// appended, and the items they wrote.
     pub commits: CommitCounters,
 }
 
