@@ -4,7 +4,8 @@
 //! The request counts are measured, not assumed: the workload runs, scaled
 //! down, on engines over counted in-memory stores (one per storage tier)
 //! with S3-like latency, in virtual time (tokio's paused clock, so a
-//! simulated minute takes milliseconds and the answer is deterministic).
+//! simulated minute takes milliseconds; the engine's own clock is the real
+//! one, so runs differ by about a percent).
 //! Writes arrive as a Poisson process at one partition's share of the rate,
 //! through as many engines as the deployment has (`serve` VMs behind a load
 //! balancer, or one Lambda instance per concurrent request); reads go to a
@@ -135,6 +136,13 @@ impl Class {
         match self {
             Class::Standard => LatencyProfile::s3_like(),
             Class::Express => LatencyProfile::s3_express_like(),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Class::Standard => "S3 Standard",
+            Class::Express => "S3 Express",
         }
     }
 
@@ -415,17 +423,19 @@ async fn measure_reads(a: &CostArgs, cache_gb: f64) -> PerOp {
     }
     let n = 2_000u64;
     let before = tiers.snapshot();
-    let t = tokio::time::Instant::now();
+    let gap = Duration::from_secs_f64(1.0 / a.reads_per_sec.max(1.0));
+    let mut busy = Duration::ZERO;
     for _ in 0..n {
-        // One read a millisecond apart: an eventually consistent read may
+        // Reads at the workload's pace: an eventually consistent read may
         // reuse what a read within the staleness bound saw, as in service.
-        tokio::time::sleep(Duration::from_secs_f64(1.0 / a.reads_per_sec.max(1.0))).await;
+        tokio::time::sleep(gap).await;
         let k = key(rng.random_range(0..items));
+        let t = tokio::time::Instant::now();
         reader.get(TABLE, &k, consistency).await.expect("read");
+        busy += t.elapsed();
     }
-    let elapsed = t.elapsed().as_secs_f64() - n as f64 / a.reads_per_sec.max(1.0);
     let mut out = tiers.per_op(&before, n as f64);
-    out.latency_ms = elapsed.max(0.0) * 1e3 / n as f64;
+    out.latency_ms = busy.as_secs_f64() * 1e3 / n as f64;
     out
 }
 
@@ -454,11 +464,7 @@ fn strata_lines(a: &CostArgs, p: &Prices, d: Deployment, w: &PerOp, r: &PerOp) -
             ));
             let name = format!(
                 "{} {kind}: {:.2} per write, {:.3} per read",
-                if class == Class::Standard {
-                    "S3 Standard"
-                } else {
-                    "S3 Express"
-                },
+                class.label(),
                 per(w),
                 per(r)
             );
