@@ -172,6 +172,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 60, env = "STRATA_MAINTENANCE_SECS",
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     maintenance_secs: u64,
+    /// Seconds before a table's time to live may be changed again (DynamoDB: 3600; 0: any time).
+    #[arg(long, default_value_t = 0, env = "STRATA_TTL_CHANGE_INTERVAL_SECS")]
+    ttl_change_interval_secs: u64,
 }
 
 fn store_url(args: &StoreArgs) -> Result<String, String> {
@@ -200,6 +203,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         default_partitions: args.partitions,
         eventual_staleness: Duration::from_millis(args.staleness_ms),
         commit_window: Duration::from_millis(args.commit_window_ms),
+        ttl_change_interval: Duration::from_secs(args.ttl_change_interval_secs),
         ..EngineConfig::default()
     };
     if let Some(mb) = args.cache_mb {
@@ -494,7 +498,7 @@ async fn restore_cmd(args: RestoreArgs) -> Result<(), String> {
 
 /// Compacts and garbage-collects every table every `every`, so quiet tables
 /// get folded too (busy ones compact by threshold as they are written), and
-/// their item counts are current.
+/// their item counts are current; deletes expired items (time to live).
 async fn maintenance(engine: Arc<Engine>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     let mut last = Vec::new();
@@ -520,6 +524,14 @@ async fn maintenance(engine: Arc<Engine>, every: Duration) {
             continue;
         };
         for t in tables {
+            match engine.expire(&t).await {
+                Ok(r) if r.expired > 0 => {
+                    tracing::info!(table = %t, expired = r.expired, deleted = r.deleted,
+                        ssts_read = r.ssts_read, "time to live")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(table = %t, error = %e, "expiring items failed"),
+            }
             if let Err(e) = engine.compact(&t).await {
                 tracing::warn!(table = %t, error = %e, "background compaction failed");
             }

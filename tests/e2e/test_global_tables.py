@@ -30,10 +30,11 @@ def regions():
     a_url, b_url = region_stores(tmp.name)
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
     log = open(os.path.join(tmp.name, "servers.log"), "w")
+    # --maintenance-secs 1: the expiry sweep (time to live) every second.
     pa, ua = start_server(["--region", "us-east-1", "--store", a_url, "--replica", f"eu-west-1={b_url}",
-                           "--replicate-interval-ms", "100"], env, output=log)
+                           "--replicate-interval-ms", "100", "--maintenance-secs", "1"], env, output=log)
     pb, ub = start_server(["--region", "eu-west-1", "--store", b_url, "--replica", f"us-east-1={a_url}",
-                           "--replicate-interval-ms", "100"], env, output=log)
+                           "--replicate-interval-ms", "100", "--maintenance-secs", "1"], env, output=log)
     yield make_client(ua), make_client(ub)
     for p in (pa, pb):
         p.terminate()
@@ -161,3 +162,25 @@ def test_an_index_of_a_global_table_works_in_every_region(regions):
     while "GlobalSecondaryIndexes" in b.describe_table(TableName=t)["Table"]:
         assert time.monotonic() < deadline, "the index is still listed in the other region"
         time.sleep(0.1)
+
+
+def test_ttl_on_a_global_table_converges(regions):
+    """Each region expires its own copies (TTL is enabled in each, as the
+    setting is not replicated); the deletes replicate like any other, and
+    both regions end with exactly the unexpired items."""
+    a, b = regions
+    t = create_global(a, b)
+    for c in (a, b):
+        c.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    now = int(time.time())
+    for i in range(10):
+        for c, region in ((a, "a"), (b, "b")):
+            c.put_item(TableName=t, Item={"pk": {"S": f"{region}{i}"}, "sk": {"S": "gone"}, "exp": {"N": str(now - 5)}})
+            c.put_item(TableName=t, Item={"pk": {"S": f"{region}{i}"}, "sk": {"S": "kept"}, "exp": {"N": str(now + 3600)}})
+    deadline = time.monotonic() + 60
+    while True:
+        x, y = scan(a, t), scan(b, t)
+        if x == y and {i["sk"]["S"] for i in x} == {"kept"} and len(x) == 20:
+            break
+        assert time.monotonic() < deadline, f"not converged: {len(x)} vs {len(y)} items"
+        time.sleep(0.2)

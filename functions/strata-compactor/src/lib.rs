@@ -3,8 +3,9 @@
 //!
 //! - `{"table": "t", "partition": 3}` (from the API function, when that
 //!   partition's log passed its threshold): compact that partition.
-//! - anything else (the schedule): compact every partition of every table,
-//!   collect garbage, and sweep the data of deleted table incarnations.
+//! - anything else (the schedule): delete expired items (time to live),
+//!   compact every partition of every table, collect garbage, and sweep
+//!   the data of deleted table incarnations.
 //!
 //! Any number of compactors may run at once: the manifest's conditional
 //! create lets one win each version, and a loser discards its run.
@@ -19,12 +20,18 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
     }
     let mut tables = Vec::new();
     for table in engine.list_stored_tables().await? {
+        // One table's failure to expire must not stop the others' upkeep.
+        let expiry = engine.expire(&table).await.unwrap_or_else(|e| {
+            tracing::warn!(table = %table, error = %e, "expiring items failed");
+            Default::default()
+        });
         let outcomes = engine.compact(&table).await?;
         let gc = engine.gc(&table).await?;
         tables.push(json!({
             "table": table,
             "compacted": outcomes.iter().filter(|o| matches!(o, CompactionOutcome::Compacted { .. })).count(),
             "gc": { "segments": gc.segments, "manifests": gc.manifests, "runs": gc.runs },
+            "expired": { "found": expiry.expired, "deleted": expiry.deleted, "ssts_read": expiry.ssts_read },
         }));
     }
     let swept = engine.sweep_dead_incarnations().await?;

@@ -611,14 +611,22 @@ fn record(
         body["OldImage"] = item_to_json(o);
     }
     body["SizeBytes"] = json!(size);
-    Some(json!({
+    let mut record = json!({
         "eventID": format!("{part:x}-{:x}-{i:x}", seg.seq),
         "eventName": name,
         "eventVersion": "1.1",
         "eventSource": "aws:dynamodb",
         "awsRegion": region,
         "dynamodb": body,
-    }))
+    });
+    // Time to live's deletes are the service's own, as DynamoDB marks them.
+    if m.expired {
+        record["userIdentity"] = json!({
+            "Type": "Service",
+            "PrincipalId": "dynamodb.amazonaws.com",
+        });
+    }
+    Some(record)
 }
 
 #[cfg(test)]

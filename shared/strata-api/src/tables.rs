@@ -6,6 +6,7 @@
 //! protection, attribute definitions) lives in the descriptor's `meta`.
 
 use serde_json::{json, Map, Value as Json};
+use strata_engine::ttl::TtlSetting;
 use strata_engine::{TableDescriptor, TableSpec};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -831,19 +832,18 @@ pub async fn list_tags(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<J
 pub async fn describe_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let name = table_name(req)?;
     let d = descriptor(api, name).await?;
-    let ttl = d.meta.get("TimeToLive");
-    let desc = match ttl
-        .and_then(|t| t.get("AttributeName"))
-        .and_then(Json::as_str)
-    {
-        Some(attr) if ttl.and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true)) => {
-            json!({"TimeToLiveStatus": "ENABLED", "AttributeName": attr})
-        }
-        _ => json!({"TimeToLiveStatus": "DISABLED"}),
+    let desc = match TtlSetting::of(&d) {
+        // Once disabled and taken up, DynamoDB names no attribute.
+        Some(s) if s.status() == "DISABLED" => json!({"TimeToLiveStatus": "DISABLED"}),
+        Some(s) => json!({"TimeToLiveStatus": s.status(), "AttributeName": s.attribute_name}),
+        None => json!({"TimeToLiveStatus": "DISABLED"}),
     };
     Ok(json!({ "TimeToLiveDescription": desc }))
 }
 
+/// UpdateTimeToLive. The change is taken up by the next expiry sweep
+/// (`Engine::expire`): until then DescribeTimeToLive says ENABLING or
+/// DISABLING, as DynamoDB does while it processes one.
 pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let name = table_name(req)?;
     let spec = req
@@ -863,15 +863,14 @@ pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             "Names of key attributes and attributes projected into an index must be between 1 and 255 characters, inclusive",
         ));
     }
+    let interval_ms = api.engine.config().ttl_change_interval.as_millis() as u64;
+    let now = strata_engine::clock::now_ms();
     change_meta(api, name, |meta| {
-        let ttl = meta.get("TimeToLive");
-        let on = ttl.and_then(|t| t.get("Enabled")) == Some(&Json::Bool(true));
-        let current = ttl
-            .and_then(|t| t.get("AttributeName"))
-            .and_then(Json::as_str);
+        let current = TtlSetting::in_meta(&Json::Object(meta.clone()));
+        let on = current.as_ref().is_some_and(|c| c.enabled);
         // DynamoDB Local's answers: a change naming another attribute than
         // the enabled one is refused, enabling or disabling.
-        if on && current.is_some_and(|c| c != attr) {
+        if on && current.as_ref().is_some_and(|c| c.attribute_name != attr) {
             return Err(ApiError::validation(
                 "TimeToLive is active on a different AttributeName",
             ));
@@ -883,10 +882,21 @@ pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                 "TimeToLive is already disabled"
             }));
         }
-        meta.insert(
-            "TimeToLive".into(),
-            json!({"Enabled": enabled, "AttributeName": attr}),
-        );
+        // DynamoDB's one change an hour, when configured.
+        if let Some(c) = &current {
+            if interval_ms > 0 && c.changed_ms > 0 && now < c.changed_ms + interval_ms {
+                return Err(ApiError::validation(
+                    "Time to live has been modified multiple times within a fixed interval",
+                ));
+            }
+        }
+        TtlSetting {
+            enabled,
+            attribute_name: attr.clone(),
+            changed_ms: now,
+            settled: false,
+        }
+        .store(meta);
         Ok(())
     })
     .await?;

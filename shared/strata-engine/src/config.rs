@@ -126,6 +126,10 @@ pub struct EngineConfig {
     /// up to W ms of latency for fewer requests (the cost of a busy table
     /// on S3). `--commit-window-ms`, `STRATA_COMMIT_WINDOW_MS`.
     pub commit_window: Duration,
+    /// DynamoDB takes one UpdateTimeToLive per table per hour; this is
+    /// that interval (0, the default: no limit). A change sooner is a
+    /// ValidationException. `STRATA_TTL_CHANGE_INTERVAL_SECS`.
+    pub ttl_change_interval: Duration,
 }
 
 /// Longest commit window accepted: a write waits at most this long for
@@ -168,6 +172,7 @@ impl Default for EngineConfig {
             tombstone_retention: Duration::from_secs(25 * 3600),
             clock: Clock::system(),
             commit_window: Duration::ZERO,
+            ttl_change_interval: Duration::ZERO,
         }
     }
 }
@@ -203,6 +208,9 @@ impl EngineConfig {
         }
         if let Some(h) = num("STRATA_LOG_RETENTION_HOURS") {
             c.set_log_retention(Duration::from_secs(h * 3600));
+        }
+        if let Some(secs) = num("STRATA_TTL_CHANGE_INTERVAL_SECS") {
+            c.ttl_change_interval = Duration::from_secs(secs);
         }
         if let Some(ms) = num("STRATA_COMMIT_WINDOW_MS") {
             c.commit_window = Duration::from_millis(ms.min(MAX_COMMIT_WINDOW_MS));

@@ -26,9 +26,12 @@ use crate::run::Version;
 use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
+mod expiry;
 mod indexes;
 mod point_in_time;
 mod stats;
+
+pub use expiry::ExpiryReport;
 
 pub use point_in_time::PointInTime;
 
@@ -82,6 +85,8 @@ pub struct Engine {
     /// Base partitions written since the index follower last looked.
     index_signal: IndexSignal,
     index_cursors: CursorCache,
+    /// What the expiry sweep learnt of each table's SSTs.
+    expiry_memo: Mutex<HashMap<String, expiry::ExpiryMemo>>,
 }
 
 impl Engine {
@@ -187,6 +192,7 @@ impl Engine {
             checked: tokio::sync::OnceCell::new(),
             index_signal: IndexSignal::default(),
             index_cursors: CursorCache::default(),
+            expiry_memo: Mutex::default(),
         }
     }
 

@@ -29,12 +29,13 @@ pub use strata_store::paths;
 pub mod replication;
 pub mod run;
 pub mod segment;
+pub mod ttl;
 pub mod value;
 
 pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
 pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
-pub use engine::{Engine, PointInTime};
+pub use engine::{Engine, ExpiryReport, PointInTime};
 pub use error::{Error, Result};
 pub use index::follower::IndexReport;
 pub use index::{IndexDef, IndexKind, IndexStatus, Projection};

@@ -167,6 +167,7 @@ mod tests {
             last_key: Vec::new(),
             home: None,
             live: None,
+            expiry: None,
         }
     }
 

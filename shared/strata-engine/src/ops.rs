@@ -20,6 +20,9 @@ pub enum Change {
     /// Replace the item with this one (its key must be the operation's key).
     Put(Item),
     Delete,
+    /// Delete the item as the service's own expiry of it (time to live):
+    /// a delete whose stream record names the service as its author.
+    Expire,
     /// Compute the new item from the current one.
     Update(UpdateFn),
 }
@@ -47,6 +50,15 @@ impl WriteOp {
         Self {
             key,
             change: Change::Delete,
+            condition: None,
+        }
+    }
+
+    /// An expiry by time to live: a delete stamped as the service's.
+    pub fn expire(key: ItemKey) -> Self {
+        Self {
+            key,
+            change: Change::Expire,
             condition: None,
         }
     }

@@ -59,6 +59,21 @@ pub struct RunInfo {
     /// None in manifests written before SSTs counted them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub live: Option<LiveItems>,
+    /// When its first live item expires by the table's TTL attribute as it
+    /// was when the SST was written: what lets the expiry sweep skip it.
+    /// None when TTL was off (or before SSTs recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Expiry>,
+}
+
+/// The earliest expiry among an SST's live items (see [`RunInfo::expiry`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expiry {
+    /// The TTL attribute the SST was written under.
+    pub attr: String,
+    /// The earliest expiry (epoch seconds) of a live item; None when no
+    /// live item has one.
+    pub first: Option<u64>,
 }
 
 /// The live items an SST holds (see [`RunInfo::live`]).
@@ -168,6 +183,11 @@ pub struct SstWriter {
     key_hashes: Vec<u64>,
     max_seq: u64,
     live: LiveItems,
+    /// The TTL attribute and the earliest expiry seen (see `with_ttl`).
+    expiry: Option<Expiry>,
+    /// Expiries before this (epoch seconds) are too old ever to fall due
+    /// (see `ttl::MAX_EXPIRED_AGE_SECS`) and are not recorded.
+    expiry_floor: u64,
     /// The most `out` grows to by doubling (see `with_capacity_limit`).
     capacity_limit: usize,
 }
@@ -187,8 +207,20 @@ impl SstWriter {
             key_hashes: Vec::new(),
             max_seq: 0,
             live: LiveItems::default(),
+            expiry: None,
+            expiry_floor: 0,
             capacity_limit: usize::MAX,
         }
+    }
+
+    /// Records the earliest expiry of the SST's live items by TTL
+    /// attribute `attr` (the table's, when TTL is on).
+    pub fn with_ttl(mut self, attr: Option<String>) -> Self {
+        self.expiry = attr.map(|attr| Expiry { attr, first: None });
+        // A day's margin for clocks that disagree.
+        self.expiry_floor = (crate::clock::now_ms() / 1000)
+            .saturating_sub(crate::ttl::MAX_EXPIRED_AGE_SECS + 86_400);
+        self
     }
 
     /// Grows the SST's buffer by doubling only up to `bytes` (an SST cut at
@@ -213,6 +245,12 @@ impl SstWriter {
                 items: 1,
                 bytes: crate::value::item_size(&v.item) as u64,
             };
+            if let Some(e) = self.expiry.as_mut() {
+                let at = crate::ttl::expires_at(&v.item, &e.attr);
+                if let Some(at) = at.filter(|at| *at >= self.expiry_floor) {
+                    e.first = Some(e.first.map_or(at, |f| f.min(at)));
+                }
+            }
         }
         self.block.bytes(key);
         self.block.u64(v.seq);
@@ -293,6 +331,7 @@ impl SstWriter {
             last_key: self.last,
             home: None,
             live: Some(self.live),
+            expiry: self.expiry,
         };
         (info, self.out)
     }

@@ -16,6 +16,15 @@ const VERSION: u8 = 3;
 /// 3 and a flag, so a build that predates splits refuses a seal instead of
 /// reading it as an empty commit and committing after it.
 const VERSION_SEAL: u8 = 4;
+/// The format of a segment holding an expiry by time to live: format 4
+/// whose per-mutation origin byte has a second flag (the service's own
+/// delete), so a build that predates it refuses the segment instead of
+/// misreading the flag as a replicated stamp.
+const VERSION_EXPIRY: u8 = 5;
+
+/// The origin byte of a mutation: replicated (a stamp follows), expired.
+const REPLICATED: u8 = 1;
+const EXPIRED: u8 = 2;
 
 /// Who wrote a version of an item, and when: the order last-writer-wins
 /// replication uses. Compared by time first, then by region name, so two
@@ -52,6 +61,9 @@ pub struct Mutation {
     /// version's original stamp. A local mutation's stamp is its segment's
     /// `lww_ts_micros` and region.
     pub replicated: Option<Stamp>,
+    /// Deleted by the service's time-to-live expiry, not by a client: its
+    /// stream record names the service (`userIdentity`).
+    pub expired: bool,
 }
 
 impl LogSegment {
@@ -154,25 +166,33 @@ impl LogSegment {
                 None => w.u8(0),
             }
             w.str(m.token.as_deref().unwrap_or(""));
-            match &m.replicated {
-                Some(s) => {
-                    w.u8(1);
-                    w.u64(s.ts_micros);
-                    w.str(&s.region);
-                }
-                None => w.u8(0),
+            let flags = if m.replicated.is_some() {
+                REPLICATED
+            } else {
+                0
+            } | if m.expired { EXPIRED } else { 0 };
+            w.u8(flags);
+            if let Some(s) = &m.replicated {
+                w.u64(s.ts_micros);
+                w.str(&s.region);
             }
         }
-        if self.seal {
-            w.u8(1);
-            return seal(MAGIC, VERSION_SEAL, &w.buf);
+        let version = if self.seal {
+            VERSION_SEAL
+        } else if self.mutations.iter().any(|m| m.expired) {
+            VERSION_EXPIRY
+        } else {
+            VERSION
+        };
+        if version >= VERSION_SEAL {
+            w.u8(u8::from(self.seal));
         }
-        seal(MAGIC, VERSION, &w.buf)
+        seal(MAGIC, version, &w.buf)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LogSegment, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if !(1..=VERSION_SEAL).contains(&version) {
+        if !(1..=VERSION_EXPIRY).contains(&version) {
             return Err(DecodeError(format!(
                 "unsupported segment version {version}"
             )));
@@ -206,15 +226,24 @@ impl LogSegment {
                 _ => Some(Arc::new(r.item()?)),
             };
             let token = Some(r.str()?.to_string()).filter(|t| !t.is_empty());
-            let replicated = match version {
-                1 => None,
-                _ => match r.u8()? {
-                    0 => None,
-                    _ => Some(Stamp {
-                        ts_micros: r.u64()?,
-                        region: Arc::from(r.str()?),
-                    }),
+            let flags = match version {
+                1 => 0,
+                // Before format 5 any nonzero byte meant replicated.
+                2..=4 => match r.u8()? {
+                    0 => 0,
+                    _ => REPLICATED,
                 },
+                _ => r.u8()?,
+            };
+            if flags & !(REPLICATED | EXPIRED) != 0 {
+                return Err(DecodeError(format!("unknown mutation flags {flags:#x}")));
+            }
+            let replicated = match flags & REPLICATED {
+                0 => None,
+                _ => Some(Stamp {
+                    ts_micros: r.u64()?,
+                    region: Arc::from(r.str()?),
+                }),
             };
             mutations.push(Mutation {
                 key,
@@ -223,6 +252,7 @@ impl LogSegment {
                 old_image,
                 token,
                 replicated,
+                expired: flags & EXPIRED != 0,
             });
         }
         let seal = version >= VERSION_SEAL && r.u8()? != 0;
@@ -266,6 +296,7 @@ mod tests {
                     ts_micros: 5,
                     region: Arc::from("eu-west-1"),
                 }),
+                expired: false,
             }],
             seal: false,
         };
@@ -283,6 +314,12 @@ mod tests {
             "a seal is format 4; other segments stay 3"
         );
         assert_eq!(bytes[4], 3);
+        let mut expiring = seg.clone();
+        expiring.mutations[0].expired = true;
+        expiring.mutations[0].replicated = None;
+        let e = expiring.encode();
+        assert_eq!(e[4], 5, "an expiry is format 5");
+        assert_eq!(LogSegment::decode(&e).unwrap(), expiring);
         let mut bad = bytes.clone();
         bad[12] ^= 0x40;
         assert!(LogSegment::decode(&bad).is_err());

@@ -155,7 +155,11 @@ impl Engine {
         let limit = self.ctx.config.max_item_collection_bytes;
         let mut seen: Vec<&KeyValue> = Vec::new();
         for op in &req.ops {
-            if matches!(op.change, crate::ops::Change::Delete) || seen.contains(&&op.key.hash) {
+            if matches!(
+                op.change,
+                crate::ops::Change::Delete | crate::ops::Change::Expire
+            ) || seen.contains(&&op.key.hash)
+            {
                 continue;
             }
             seen.push(&op.key.hash);

@@ -63,6 +63,7 @@ impl Partition {
                             old_image: if keep_old { current.clone() } else { None },
                             token: req.token.clone(),
                             replicated: None,
+                            expired: matches!(op.change, Change::Expire),
                         });
                         local.insert(key, new);
                     }
@@ -117,7 +118,7 @@ impl Partition {
         }
         let schema = &self.table.key_schema;
         let new = match &op.change {
-            Change::Delete => return Ok(None),
+            Change::Delete | Change::Expire => return Ok(None),
             Change::Put(item) => item.clone(),
             Change::Update(f) => {
                 let Some(mut item) = f(current).map_err(Error::Validation)? else {

@@ -288,6 +288,7 @@ mod tests {
             last_key: vec![hi],
             home: None,
             live: None,
+            expiry: None,
         }
     }
 

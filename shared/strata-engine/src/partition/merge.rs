@@ -73,7 +73,7 @@ impl Span {
 }
 
 /// Reads one SST in key order (or reverse) within a span, a block at a time.
-struct SstCursor {
+pub(super) struct SstCursor {
     path: Path,
     meta: Arc<RunMeta>,
     block_idx: Option<usize>,
@@ -87,7 +87,12 @@ struct SstCursor {
 }
 
 impl SstCursor {
-    async fn open(part: &Partition, sst: &RunInfo, span: &Span, fetch: Fetch) -> Result<Self> {
+    pub(super) async fn open(
+        part: &Partition,
+        sst: &RunInfo,
+        span: &Span,
+        fetch: Fetch,
+    ) -> Result<Self> {
         let path = part.sst_path(sst);
         let meta = match fetch {
             Fetch::Cached => part.ctx.cache.run_meta(part.store(), &path, sst).await?,
@@ -151,7 +156,7 @@ impl SstCursor {
         Ok(Arc::new(block))
     }
 
-    async fn peek(
+    pub(super) async fn peek(
         &mut self,
         part: &Partition,
         span: &Span,
@@ -200,7 +205,7 @@ impl SstCursor {
         }
     }
 
-    fn advance(&mut self, forward: bool) {
+    pub(super) fn advance(&mut self, forward: bool) {
         if forward {
             self.pos += 1;
         } else {

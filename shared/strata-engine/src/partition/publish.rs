@@ -63,6 +63,7 @@ impl<'a> SstSink<'a> {
         let w = self.writer.get_or_insert_with(|| {
             SstWriter::new(paths::random_id(), c.block_size)
                 .with_capacity_limit(c.sst_buffer_bytes())
+                .with_ttl(crate::ttl::attribute(&self.part.table))
         });
         w.push(key, v);
         if w.size() >= c.sst_bytes {

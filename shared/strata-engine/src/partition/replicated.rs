@@ -74,6 +74,7 @@ impl Partition {
                 old_image: if keep_old { before.clone() } else { None },
                 token: None,
                 replicated: Some(c.stamp.clone()),
+                expired: false,
             });
             seen.insert(c.key.as_slice(), (c.stamp.clone(), before));
         }
