@@ -214,6 +214,14 @@ impl Caches {
         Ok(block)
     }
 
+    /// Caches a block read some other way (a sweep reading ahead), whose
+    /// keys are about to be looked up.
+    pub(crate) fn put_block(&self, path: &Path, handle: &BlockHandle, block: Arc<Block>) {
+        let key = (path.to_string(), handle.offset);
+        self.blocks
+            .insert(key, (Cached::Block(block), weight(handle.len as usize * 2)));
+    }
+
     /// The cached runs-lookup of `key` under manifest `version`: `Some(None)`
     /// means "known absent from the runs".
     pub fn item(&self, partition: &Arc<str>, version: u64, key: &[u8]) -> Option<Option<Version>> {

@@ -60,19 +60,22 @@ impl Partition {
             next: None,
         };
         let schema = &self.table.key_schema;
+        // Whether the version is due (its key is then a candidate).
         let mut see = |v: &Version| {
             if v.deleted {
-                return;
+                return false;
             }
             match crate::ttl::expires_at(&v.item, attr) {
                 Some(at) if crate::ttl::is_due(at, now) => {
                     if let Ok(key) = schema.key_of(&v.item) {
                         found.keys.push(key);
+                        return true;
                     }
                 }
                 Some(at) if at >= now => found.next = Some(found.next.map_or(at, |n| n.min(at))),
                 _ => {}
             }
+            false
         };
         match source {
             Source::Tail => {
@@ -85,8 +88,13 @@ impl Partition {
                 let span = Span::all();
                 let fetch = Fetch::ReadAhead(self.ctx.config.read_ahead_bytes);
                 let mut cursor = merge::SstCursor::open(self, sst, &span, fetch).await?;
+                let mut cached = None;
                 while let Some((_, version)) = cursor.peek(self, &span, fetch).await? {
-                    see(&version);
+                    // The delete's condition reads the key's block again:
+                    // it is read already, so it is cached, once.
+                    if see(&version) && cached != cursor.block_index() {
+                        cached = cursor.cache_block(self);
+                    }
                     cursor.advance(true);
                 }
             }

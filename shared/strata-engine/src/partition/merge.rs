@@ -205,6 +205,21 @@ impl SstCursor {
         }
     }
 
+    /// The index of the block the cursor is in.
+    pub(super) fn block_index(&self) -> Option<usize> {
+        self.block_idx.filter(|_| self.block.is_some())
+    }
+
+    /// Puts the block the cursor is in into the block cache; returns its
+    /// index (see `Caches::put_block`).
+    pub(super) fn cache_block(&self, part: &Partition) -> Option<usize> {
+        let (idx, block) = (self.block_idx?, self.block.as_ref()?);
+        part.ctx
+            .cache
+            .put_block(&self.path, &self.meta.blocks[idx], Arc::clone(block));
+        Some(idx)
+    }
+
     pub(super) fn advance(&mut self, forward: bool) {
         if forward {
             self.pos += 1;
