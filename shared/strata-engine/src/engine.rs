@@ -26,11 +26,13 @@ use crate::run::Version;
 use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
+mod backups;
 mod expiry;
 mod indexes;
 mod point_in_time;
 mod stats;
 
+pub use backups::BackupRecord;
 pub use expiry::ExpiryReport;
 
 pub use point_in_time::PointInTime;
@@ -311,8 +313,15 @@ impl Engine {
                         .remove(name);
                     let store = Arc::clone(&self.ctx.store);
                     let root = paths::incarnation_root(name, &current.desc.incarnation);
+                    let name = name.to_string();
                     tokio::spawn(async move {
-                        if let Err(e) = purge(store.as_ref(), &root).await {
+                        // What backups pin stays (listed after the tombstone:
+                        // see `engine::backups`).
+                        let purged = match backups::pinned(store.as_ref(), &name).await {
+                            Ok(keep) => purge(store.as_ref(), &root, &keep).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = purged {
                             tracing::warn!(prefix = %root, error = %e, "purging a deleted table's data failed; GC retries");
                         }
                     });
@@ -740,6 +749,13 @@ impl Engine {
     pub async fn gc(&self, table: &str) -> Result<GcReport> {
         let t = self.table(table).await?;
         let mut inherited: HashMap<u32, std::collections::HashSet<String>> = HashMap::new();
+        // What backups pin is kept as if a child had inherited it.
+        let pinned = backups::pinned(self.ctx.store.as_ref(), table).await?;
+        for id in t.partitions.keys() {
+            let part = paths::PartitionPaths::new(table, &t.desc.incarnation, *id);
+            let ids = pinned.iter().filter_map(|p| part.own_run_id(p));
+            inherited.entry(*id).or_default().extend(ids);
+        }
         let none = std::collections::HashSet::new();
         let mut total = GcReport::default();
         let map = t.desc.map();
@@ -788,6 +804,7 @@ impl Engine {
                 continue;
             };
             let live = (!latest.deleted).then_some(latest.incarnation.as_str());
+            let keep = backups::pinned(store, &name).await?;
             let root = paths::table_root(&name);
             let listing = store
                 .list_with_delimiter(Some(&root))
@@ -801,6 +818,9 @@ impl Engine {
                     continue;
                 }
                 for meta in io::list(store, &prefix).await? {
+                    if keep.contains(meta.location.as_ref()) {
+                        continue;
+                    }
                     io::delete(store, &meta.location).await?;
                     deleted += 1;
                 }
@@ -970,10 +990,16 @@ pub(crate) fn check_key_types(schema: &crate::value::KeySchema, key: &ItemKey) -
     }
 }
 
-/// Deletes every object under `prefix`.
-async fn purge(store: &dyn ObjectStore, prefix: &object_store::path::Path) -> Result<()> {
+/// Deletes every object under `prefix` but those named in `keep`.
+async fn purge(
+    store: &dyn ObjectStore,
+    prefix: &object_store::path::Path,
+    keep: &std::collections::HashSet<String>,
+) -> Result<()> {
     for meta in io::list(store, prefix).await? {
-        io::delete(store, &meta.location).await?;
+        if !keep.contains(meta.location.as_ref()) {
+            io::delete(store, &meta.location).await?;
+        }
     }
     Ok(())
 }

@@ -3,14 +3,32 @@
 
 use serde_json::{json, Value as Json};
 
-/// Runs a restore job: fills the target, then marks it restored (ACTIVE).
+/// Runs a restore job: fills the target from a table's moment
+/// (`source`, `atMicros`) or from a backup (`backup`), then marks it
+/// restored (ACTIVE).
 pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, String> {
-    let source = job["source"].as_str().ok_or("restore job without source")?;
     let target = job["target"].as_str().ok_or("restore job without target")?;
-    let at = job["atMicros"]
-        .as_u64()
-        .ok_or("restore job without atMicros")?;
-    let items = match engine.restore_into(source, target, at).await {
+    let (source, filled) = match job["backup"].as_str() {
+        Some(id) => {
+            let filled = engine.restore_backup(id, target).await;
+            // The backup may be deleted again once its items are in.
+            if let Err(e) = engine.mark_backup_use(id, target, false).await {
+                tracing::warn!(backup = id, error = %e, "could not unmark a restored backup");
+            }
+            (format!("backup {id}"), filled)
+        }
+        None => {
+            let source = job["source"].as_str().ok_or("restore job without source")?;
+            let at = job["atMicros"]
+                .as_u64()
+                .ok_or("restore job without atMicros")?;
+            (
+                source.to_string(),
+                engine.restore_into(source, target, at).await,
+            )
+        }
+    };
+    let items = match filled {
         Ok(n) => n,
         Err(e) => {
             // A partial table is worse than none: the restore fails whole.

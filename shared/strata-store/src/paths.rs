@@ -9,6 +9,8 @@
 //! tables/<table>/<incarnation>/p<part:04>/manifest/<v:020>    sorted runs + compacted_through (create-next)
 //! replication/<table>/<from-region>/p<part:04>                a replicator's cursor (target store)
 //! exports/<table>/<export-id>.json                            an export's record
+//! backups/<backup-id>.json                                    an on-demand backup (pins SSTs)
+//! backup-uses/<backup-id>/<table>                             a restore reading a backup
 //! _strata/probe/<nonce:016x>-<round>                          the start-up atomicity probe
 //! <prefix>/AWSDynamoDB/<export-id>/…                           an export (see `ExportPaths`)
 //! ```
@@ -68,6 +70,16 @@ impl PartitionPaths {
         Path::from(format!("{}/runs", self.root))
     }
 
+    /// The id of the SST `path` names, if it is one of this partition's.
+    pub fn own_run_id(&self, path: &str) -> Option<String> {
+        let name = path
+            .strip_prefix(self.root.as_str())?
+            .strip_prefix("/runs/")?;
+        name.strip_suffix(".sst")
+            .filter(|id| !id.contains('/'))
+            .map(str::to_string)
+    }
+
     pub fn run(&self, id: &str) -> Path {
         Path::from(format!("{}/runs/{id}.sst", self.root))
     }
@@ -105,6 +117,30 @@ pub fn export_records(table: Option<&str>) -> Path {
         Some(t) => Path::from(format!("exports/{t}")),
         None => Path::from("exports"),
     }
+}
+
+/// An on-demand backup's record: the table's descriptor and each live
+/// partition's manifest when it was taken (what pins their SSTs).
+pub fn backup(backup_id: &str) -> Path {
+    Path::from(format!("backups/{backup_id}.json"))
+}
+
+pub fn backups_dir() -> Path {
+    Path::from("backups")
+}
+
+/// The backup id in a record's name (`backups/<id>.json` → id).
+pub fn parse_backup_id(path: &Path) -> Option<String> {
+    path.filename()?.strip_suffix(".json").map(str::to_string)
+}
+
+/// Marks a restore from a backup in progress (DeleteBackup then refuses).
+pub fn backup_use(backup_id: &str, table: &str) -> Path {
+    Path::from(format!("backup-uses/{backup_id}/{table}"))
+}
+
+pub fn backup_uses(backup_id: &str) -> Path {
+    Path::from(format!("backup-uses/{backup_id}"))
 }
 
 /// One key of the start-up atomicity probe.

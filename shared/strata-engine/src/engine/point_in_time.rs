@@ -110,7 +110,7 @@ impl Engine {
     }
 
     /// Ingests one moment's items into the partitions of `t` they route to.
-    async fn restore_moment(
+    pub(super) async fn restore_moment(
         &self,
         mut moment: PointInTime,
         t: &TableHandle,
@@ -161,6 +161,22 @@ pub struct PointInTime {
 }
 
 impl PointInTime {
+    /// A partition's moment as `plan` holds it, read through `part`.
+    pub(super) fn of_plan(
+        desc: Arc<TableDescriptor>,
+        part: Arc<Partition>,
+        plan: crate::partition::PointInTimePlan,
+    ) -> Self {
+        PointInTime {
+            desc,
+            part,
+            plan,
+            only: None,
+            after: None,
+            done: false,
+        }
+    }
+
     pub fn table(&self) -> &TableDescriptor {
         &self.desc
     }

@@ -146,6 +146,34 @@ impl Partition {
         merged
     }
 
+    /// The newest manifest once it folds every write committed before the
+    /// call (what a backup pins): the log tail is flushed first. A sealed
+    /// partition's keys are its children's: `Error::Sealed`.
+    pub async fn flushed_manifest(&self) -> Result<Arc<Manifest>> {
+        self.ensure_fresh(true).await?;
+        let tail = self.read_view().tail;
+        for _ in 0..100 {
+            let m = self.newest_manifest().await?;
+            if m.sealed.is_some() {
+                return Err(Error::Sealed {
+                    table: self.table.name.clone(),
+                    partition: self.part,
+                });
+            }
+            if m.compacted_through >= tail {
+                return Ok(m);
+            }
+            // Busy: a flush of this process is running; it folds the tail.
+            if self.compact().await? == CompactionOutcome::Busy {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Err(Error::store_msg(
+            &self.paths.manifest_dir(),
+            "the log tail could not be flushed for a backup",
+        ))
+    }
+
     async fn merges(&self, mut outcome: CompactionOutcome) -> Result<CompactionOutcome> {
         for _ in 0..MAX_MERGES_PER_CALL {
             // One merge step at a time per permit (the semaphore is never

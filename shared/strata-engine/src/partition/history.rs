@@ -9,6 +9,19 @@ pub struct PointInTimePlan {
     pub through: u64,
 }
 
+impl PointInTimePlan {
+    /// The moment a manifest holds by itself (a backup's: it folds every
+    /// write acknowledged before the backup was taken).
+    pub(crate) fn of_manifest(manifest: Manifest) -> Self {
+        let through = manifest.compacted_through;
+        Self {
+            manifest: Arc::new(manifest),
+            mem: Arc::default(),
+            through,
+        }
+    }
+}
+
 impl Partition {
     /// Up to `limit` keys' newest versions, tombstones included, in key
     /// order after `after` (from the start with None), read from a view

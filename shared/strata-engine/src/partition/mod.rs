@@ -308,29 +308,7 @@ impl Partition {
     /// hides an item below it, at the average item size). An SST inherited
     /// at a split counts half, each child holding about half its keys.
     pub fn live_items(&self) -> crate::run::LiveItems {
-        let v = self.read_view();
-        let runs = &v.manifest.levels;
-        let (mut items, mut bytes, mut hiding) = (0u64, 0u64, 0u64);
-        for (i, run) in runs.iter().enumerate() {
-            for sst in &run.ssts {
-                let share = if sst.inherited_from(self.part).is_some() {
-                    2
-                } else {
-                    1
-                };
-                let live = sst.live_items();
-                items += live.items / share;
-                bytes += live.bytes / share;
-                if i + 1 < runs.len() {
-                    hiding += sst.entries.saturating_sub(live.items) / share;
-                }
-            }
-        }
-        let average = bytes.checked_div(items).unwrap_or(0);
-        crate::run::LiveItems {
-            items: items.saturating_sub(hiding),
-            bytes: bytes.saturating_sub(hiding * average),
-        }
+        manifest_live_items(&self.read_view().manifest, self.part)
     }
 
     /// Memory the view's tail holds (see `entry_bytes`).
@@ -354,5 +332,32 @@ impl Drop for Partition {
             .get_mut()
             .map_or_else(|p| p.into_inner().mem_bytes, |v| v.mem_bytes);
         self.ctx.tail_bytes.fetch_sub(held, Ordering::Relaxed);
+    }
+}
+
+/// Partition `part`'s live items as manifest `m` lists them (see
+/// `Partition::live_items`).
+pub(crate) fn manifest_live_items(m: &Manifest, part: u32) -> crate::run::LiveItems {
+    let runs = &m.levels;
+    let (mut items, mut bytes, mut hiding) = (0u64, 0u64, 0u64);
+    for (i, run) in runs.iter().enumerate() {
+        for sst in &run.ssts {
+            let share = if sst.inherited_from(part).is_some() {
+                2
+            } else {
+                1
+            };
+            let live = sst.live_items();
+            items += live.items / share;
+            bytes += live.bytes / share;
+            if i + 1 < runs.len() {
+                hiding += sst.entries.saturating_sub(live.items) / share;
+            }
+        }
+    }
+    let average = bytes.checked_div(items).unwrap_or(0);
+    crate::run::LiveItems {
+        items: items.saturating_sub(hiding),
+        bytes: bytes.saturating_sub(hiding * average),
     }
 }
