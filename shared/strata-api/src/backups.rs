@@ -303,7 +303,7 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     Ok(json!({ "ExportDescription": desc }))
 }
 
-fn rand_u32() -> u32 {
+pub(crate) fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(now_ms());

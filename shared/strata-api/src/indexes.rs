@@ -180,6 +180,40 @@ pub(crate) fn parse_schema(req: &Req, provisioned: bool) -> ApiResult<Schema> {
     })
 }
 
+/// The indexes a restore from a backup of `d` makes: the backup's, or
+/// those of GlobalSecondaryIndexOverride and LocalSecondaryIndexOverride
+/// (each replaces its kind), over the backed-up table's attributes.
+pub(crate) fn parse_overrides(req: &Req, d: &TableDescriptor) -> ApiResult<Vec<IndexDef>> {
+    let defs = table_definitions(d);
+    let provisioned = d.meta.get("BillingMode").and_then(Json::as_str) != Some("PAY_PER_REQUEST")
+        && req.str("BillingModeOverride")? != Some("PAY_PER_REQUEST");
+    let mut out: Vec<IndexDef> = Vec::new();
+    for (field, kind) in [
+        ("GlobalSecondaryIndexOverride", IndexKind::Global),
+        ("LocalSecondaryIndexOverride", IndexKind::Local),
+    ] {
+        match req.arr(field)? {
+            None => out.extend(d.indexes.iter().filter(|i| i.kind == kind).cloned()),
+            Some(list) => {
+                for v in list {
+                    let def = index_def(v, kind, &defs, provisioned && kind == IndexKind::Global)?;
+                    if kind == IndexKind::Local
+                        && (def.key_schema.hash != d.key_schema.hash
+                            || def.key_schema.range.is_none())
+                    {
+                        return Err(ApiError::validation(
+                            "Local secondary indices must have the same hash key as the main table and a range key",
+                        ));
+                    }
+                    out.push(def);
+                }
+            }
+        }
+    }
+    check_names(&out)?;
+    Ok(out)
+}
+
 /// Index names: valid, and unique across global and local indexes.
 fn check_names(indexes: &[IndexDef]) -> ApiResult<()> {
     for (i, a) in indexes.iter().enumerate() {

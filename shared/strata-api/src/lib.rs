@@ -15,6 +15,7 @@ mod items;
 pub mod json;
 mod legacy;
 pub mod metrics;
+mod on_demand_backups;
 mod partiql;
 mod reads;
 mod req;
@@ -216,6 +217,11 @@ impl Api {
             "DescribeExport" => backups::describe_export(self, &req).await,
             "ListExports" => backups::list_exports(self, &req).await,
             "RestoreTableToPointInTime" => backups::restore(self, &req, caller).await,
+            "CreateBackup" => on_demand_backups::create(self, &req, caller).await,
+            "DescribeBackup" => on_demand_backups::describe(self, &req, caller).await,
+            "ListBackups" => on_demand_backups::list(self, &req, caller).await,
+            "DeleteBackup" => on_demand_backups::delete(self, &req, caller).await,
+            "RestoreTableFromBackup" => on_demand_backups::restore(self, &req, caller).await,
             "PutItem" => items::put(self, &req).await,
             "GetItem" => items::get(self, &req).await,
             "UpdateItem" => items::update(self, &req).await,

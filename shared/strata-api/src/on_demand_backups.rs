@@ -1,0 +1,382 @@
+//! On-demand backups: CreateBackup, DescribeBackup, ListBackups,
+//! DeleteBackup and RestoreTableFromBackup.
+//!
+//! A backup pins the table's manifests (`Engine::create_backup`): it is
+//! AVAILABLE when CreateBackup answers, whatever the table's size, and
+//! outlives the table. A restore creates the target table (CREATING) and
+//! hands a restore job to the job runner, as RestoreTableToPointInTime
+//! does; the table turns ACTIVE when its items are in.
+
+use serde_json::{json, Value as Json};
+use strata_engine::{BackupRecord, TableSpec};
+
+use crate::backups::{rand_u32, run_restore};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::req::Req;
+use crate::tables::{arn, description, key_schema_json};
+use crate::{Api, Caller};
+
+/// Epoch seconds, as DynamoDB sends times.
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn backup_arn(region: &str, r: &BackupRecord) -> String {
+    format!("{}/backup/{}", arn(region, &r.table.name), r.id)
+}
+
+fn not_found(arn: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::BackupNotFound,
+        format!("Backup not found: {arn}"),
+    )
+}
+
+/// The backup id in a backup ARN
+/// (`arn:aws:dynamodb:<region>:<account>:table/<t>/backup/<14 digits>-<8 hex>`).
+fn backup_id(arn_text: &str) -> ApiResult<&str> {
+    let invalid = || ApiError::validation(format!("Invalid BackupArn: {arn_text}"));
+    let (table_part, id) = arn_text.rsplit_once("/backup/").ok_or_else(invalid)?;
+    if !table_part.starts_with("arn:aws:dynamodb:") || !table_part.contains(":table/") {
+        return Err(invalid());
+    }
+    let well_formed = id.len() == 23
+        && id.as_bytes()[14] == b'-'
+        && id[..14].bytes().all(|b| b.is_ascii_digit())
+        && id[15..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !well_formed {
+        return Err(invalid());
+    }
+    Ok(id)
+}
+
+async fn record(api: &Api, arn_text: &str) -> ApiResult<BackupRecord> {
+    let id = backup_id(arn_text)?;
+    api.engine
+        .backup(id)
+        .await?
+        .ok_or_else(|| not_found(arn_text))
+}
+
+fn details(r: &BackupRecord, region: &str, status: &str) -> Json {
+    json!({
+        "BackupArn": backup_arn(region, r),
+        "BackupName": r.name,
+        "BackupSizeBytes": r.bytes,
+        "BackupStatus": status,
+        "BackupType": "USER",
+        "BackupCreationDateTime": secs(r.created_ms),
+    })
+}
+
+fn summary(r: &BackupRecord, region: &str) -> Json {
+    json!({
+        "TableName": r.table.name,
+        "TableId": r.table.incarnation,
+        "TableArn": arn(region, &r.table.name),
+        "BackupArn": backup_arn(region, r),
+        "BackupName": r.name,
+        "BackupCreationDateTime": secs(r.created_ms),
+        "BackupStatus": "AVAILABLE",
+        "BackupType": "USER",
+        "BackupSizeBytes": r.bytes,
+    })
+}
+
+fn backup_description(r: &BackupRecord, region: &str, status: &str) -> Json {
+    let d = &r.table;
+    let meta = d.meta.as_object().cloned().unwrap_or_default();
+    let billing = meta
+        .get("BillingMode")
+        .and_then(Json::as_str)
+        .unwrap_or("PROVISIONED");
+    let pt = meta
+        .get("ProvisionedThroughput")
+        .cloned()
+        .unwrap_or(json!({}));
+    let units = |k: &str| pt.get(k).and_then(Json::as_i64).unwrap_or(0);
+    let table_arn = arn(region, &d.name);
+    // The indexes as DescribeTable lists them.
+    let mut features = json!({});
+    crate::indexes::describe(d, &table_arn, &mut features);
+    let mut feature_details = json!({});
+    for k in ["GlobalSecondaryIndexes", "LocalSecondaryIndexes"] {
+        if let Some(list) = features.get(k) {
+            feature_details[k] = list.clone();
+        }
+    }
+    if let Some(s) = meta.get("StreamSpecification") {
+        feature_details["StreamDescription"] = s.clone();
+    }
+    if let Some(t) = strata_engine::ttl::TtlSetting::of(d) {
+        feature_details["TimeToLiveDescription"] =
+            json!({"TimeToLiveStatus": t.status(), "AttributeName": t.attribute_name});
+    }
+    json!({
+        "BackupDetails": details(r, region, status),
+        "SourceTableDetails": {
+            "TableName": d.name,
+            "TableId": d.incarnation,
+            "TableArn": table_arn,
+            "TableSizeBytes": r.bytes,
+            "KeySchema": key_schema_json(d),
+            "TableCreationDateTime": secs(d.created_at_ms),
+            "ProvisionedThroughput": {
+                "ReadCapacityUnits": units("ReadCapacityUnits"),
+                "WriteCapacityUnits": units("WriteCapacityUnits"),
+            },
+            "ItemCount": r.items,
+            "BillingMode": billing,
+        },
+        "SourceTableFeatureDetails": feature_details,
+    })
+}
+
+pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let table = crate::tables::table_name(req)?;
+    let name = req.req_str("BackupName")?;
+    if strata_engine::catalog::validate_table_name(name).is_err() {
+        return Err(ApiError::validation(format!(
+            "1 validation error detected: Value '{name}' at 'backupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
+        )));
+    }
+    let d = match api.engine.describe_table(table).await {
+        Ok(d) => d,
+        Err(strata_engine::Error::TableNotFound(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::TableNotFound,
+                format!("Table not found: {table}"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if d.meta.get("RestoreInProgress") == Some(&Json::Bool(true)) {
+        return Err(ApiError::new(
+            ErrorCode::TableInUse,
+            format!("Table is being restored: {table}"),
+        ));
+    }
+    let id = format!("{:014}-{:08x}", strata_engine::clock::now_ms(), rand_u32());
+    let r = api
+        .engine
+        .create_backup(table, &id, name)
+        .await
+        .map_err(|e| match e {
+            strata_engine::Error::TableNotFound(_) => ApiError::new(
+                ErrorCode::TableNotFound,
+                format!("Table not found: {table}"),
+            ),
+            e => e.into(),
+        })?;
+    Ok(json!({ "BackupDetails": details(&r, &caller.region, "AVAILABLE") }))
+}
+
+pub async fn describe(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let r = record(api, req.req_str("BackupArn")?).await?;
+    Ok(json!({ "BackupDescription": backup_description(&r, &caller.region, "AVAILABLE") }))
+}
+
+pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let arn_text = req.req_str("BackupArn")?;
+    let id = backup_id(arn_text)?;
+    let r = match api.engine.delete_backup(id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Err(not_found(arn_text)),
+        Err(strata_engine::Error::Validation(m)) => {
+            return Err(ApiError::new(ErrorCode::BackupInUse, m))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(json!({ "BackupDescription": backup_description(&r, &caller.region, "DELETED") }))
+}
+
+/// Largest page ListBackups returns (DynamoDB's).
+const MAX_LIST: usize = 100;
+
+pub async fn list(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let table = req.str("TableName")?;
+    let limit = match req.int("Limit")? {
+        None => MAX_LIST,
+        Some(n) if (1..=MAX_LIST as i64).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{n}' at 'limit' failed to satisfy constraint: Member must have value between 1 and 100"
+            )))
+        }
+    };
+    let lower = time_bound(req, "TimeRangeLowerBound")?;
+    let upper = time_bound(req, "TimeRangeUpperBound")?;
+    if let (Some(l), Some(u)) = (lower, upper) {
+        if l > u {
+            return Err(ApiError::validation(
+                "TimeRangeLowerBound must be less than or equal to TimeRangeUpperBound",
+            ));
+        }
+    }
+    match req.str("BackupType")? {
+        None | Some("USER" | "ALL") => {}
+        // Strata takes no system or AWS Backup backups.
+        Some("SYSTEM" | "AWS_BACKUP") => return Ok(json!({ "BackupSummaries": [] })),
+        Some(other) => {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{other}' at 'backupType' failed to satisfy constraint: Member must satisfy enum value set: [USER, SYSTEM, AWS_BACKUP, ALL]"
+            )))
+        }
+    }
+    let after = req
+        .str("ExclusiveStartBackupArn")?
+        .map(backup_id)
+        .transpose()?;
+    let mut matching = api
+        .engine
+        .list_backups()
+        .await?
+        .into_iter()
+        .filter(|r| table.is_none_or(|t| r.table.name == t))
+        .filter(|r| lower.is_none_or(|l| r.created_ms >= l))
+        .filter(|r| upper.is_none_or(|u| r.created_ms <= u))
+        .filter(|r| after.is_none_or(|a| r.id.as_str() > a))
+        .peekable();
+    let mut page = Vec::new();
+    while page.len() < limit {
+        match matching.next() {
+            Some(r) => page.push(r),
+            None => break,
+        }
+    }
+    let mut out = json!({
+        "BackupSummaries": page.iter().map(|r| summary(r, &caller.region)).collect::<Vec<_>>(),
+    });
+    if matching.peek().is_some() {
+        if let Some(last) = page.last() {
+            out["LastEvaluatedBackupArn"] = json!(backup_arn(&caller.region, last));
+        }
+    }
+    Ok(out)
+}
+
+/// A time bound in epoch seconds (a number), as ms.
+fn time_bound(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
+    match req.0.get(field) {
+        None => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|s| *s >= 0.0)
+            .map(|s| Some((s * 1000.0) as u64))
+            .ok_or_else(|| {
+                ApiError::validation(format!("{field} must be a time in epoch seconds"))
+            }),
+    }
+}
+
+pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let target = req.req_str("TargetTableName")?;
+    let arn_text = req.req_str("BackupArn")?;
+    let r = record(api, arn_text).await?;
+    let d = &r.table;
+    let indexes = crate::indexes::parse_overrides(req, d)?;
+    // What a restored table keeps, as DynamoDB: its key schema, indexes,
+    // billing mode and throughput, encryption settings. Not its tags,
+    // stream, time to live, point-in-time recovery or deletion protection.
+    let mut meta = d.meta.as_object().cloned().unwrap_or_default();
+    for k in [
+        "StreamSpecification",
+        "StreamCreatedMs",
+        "StreamStartMs",
+        "StreamDisabledMs",
+        "PitrEnabledMs",
+        "Tags",
+        "DeletionProtectionEnabled",
+        "TimeToLive",
+        "RestoreSummary",
+        "RestoreInProgress",
+    ] {
+        meta.remove(k);
+    }
+    if let Some(mode) = req.str("BillingModeOverride")? {
+        if !matches!(mode, "PROVISIONED" | "PAY_PER_REQUEST") {
+            return Err(ApiError::validation(format!(
+                "1 validation error detected: Value '{mode}' at 'billingModeOverride' failed to satisfy constraint: Member must satisfy enum value set: [PROVISIONED, PAY_PER_REQUEST]"
+            )));
+        }
+        meta.insert("BillingMode".into(), json!(mode));
+    }
+    if let Some(pt) = req.obj("ProvisionedThroughputOverride")? {
+        meta.insert("ProvisionedThroughput".into(), Json::Object(pt.clone()));
+    }
+    if let Some(sse) = req.obj("SSESpecificationOverride")? {
+        meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
+    }
+    meta.insert(
+        "RestoreSummary".into(),
+        json!({
+            "SourceBackupArn": backup_arn(&caller.region, &r),
+            "SourceTableArn": arn(&caller.region, &d.name),
+            "RestoreDateTime": secs(r.created_ms),
+            "RestoreInProgress": true,
+        }),
+    );
+    meta.insert("RestoreInProgress".into(), json!(true));
+    // Marked before the table exists, so DeleteBackup cannot slip between.
+    api.engine.mark_backup_use(&r.id, target, true).await?;
+    let created = api
+        .engine
+        .create_table(TableSpec {
+            name: target.to_string(),
+            key_schema: d.key_schema.clone(),
+            partitions: Some(d.partitions),
+            keep_old_images: false,
+            replicas: Vec::new(),
+            meta: Json::Object(meta),
+            indexes: Vec::new(),
+            commit_window_ms: None,
+        })
+        .await;
+    let created = match created {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = api.engine.mark_backup_use(&r.id, target, false).await;
+            return Err(match e {
+                strata_engine::Error::TableExists(t) => ApiError::new(
+                    ErrorCode::TableAlreadyExists,
+                    format!("Table already exists: {t}"),
+                ),
+                e => e.into(),
+            });
+        }
+    };
+    let job = json!({
+        "kind": "restore",
+        "backup": r.id,
+        "target": target,
+        "indexes": serde_json::to_value(&indexes).unwrap_or_default(),
+    });
+    match api.jobs() {
+        Some(runner) => {
+            if let Err(e) = runner(job).await {
+                let _ = api.engine.delete_table(target).await;
+                let _ = api.engine.mark_backup_use(&r.id, target, false).await;
+                return Err(ApiError::unavailable(format!(
+                    "could not start the restore: {e}"
+                )));
+            }
+        }
+        None => {
+            let engine = std::sync::Arc::clone(&api.engine);
+            tokio::spawn(async move {
+                if let Err(e) = run_restore(&engine, &job).await {
+                    tracing::error!(error = %e, "restore from a backup failed");
+                }
+            });
+        }
+    }
+    let home = &api.engine.config().region;
+    let mut t = description(&created, &caller.region, "CREATING", home);
+    if !indexes.is_empty() {
+        // The indexes come with the data (see `Engine::restore_indexes`).
+        let mut with = created.clone();
+        with.indexes = indexes;
+        crate::indexes::describe(&with, &arn(&caller.region, target), &mut t);
+    }
+    Ok(json!({ "TableDescription": t }))
+}
