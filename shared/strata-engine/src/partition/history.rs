@@ -41,6 +41,9 @@ impl Partition {
 
     /// Up to `limit` of the newest versions after `after`, merging `mem`
     /// (the log's versions, newer than any run) with `manifest`'s runs.
+    /// A bulk read (backfills, exports, restores): the runs are read ahead
+    /// past the block cache, a GET per `read_ahead_bytes` rather than per
+    /// block, and without evicting what point reads keep warm.
     pub(super) async fn merged_after(
         &self,
         mem: Vec<(Vec<u8>, Version)>,
@@ -54,7 +57,8 @@ impl Partition {
             hi: Bound::Unbounded,
             forward: true,
         };
-        let mut merge = Merger::new(self, mem, &manifest.levels, span, Fetch::Cached);
+        let fetch = Fetch::ReadAhead(self.ctx.config.read_ahead_bytes);
+        let mut merge = Merger::new(self, mem, &manifest.levels, span, fetch);
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
             match merge.next().await? {
