@@ -9,6 +9,7 @@
 //!     strata cost --size-gb 100 --writes-per-sec 100 --reads-per-sec 1000
 
 mod cost;
+mod import;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ enum Command {
     Export(ExportArgs),
     /// Restore a table as it was at a moment into a new table.
     Restore(RestoreArgs),
+    /// Import CSV, DynamoDB JSON or ION files (plain, gzip or zstd) into a new
+    /// table, ingested as SSTs, with a progress bar (ImportTable from the shell).
+    Import(import::ImportArgs),
     /// The monthly cost of a workload on Strata (per deployment, from
     /// measured request counts) next to DynamoDB on-demand and provisioned.
     Cost(cost::CostArgs),
@@ -92,7 +96,7 @@ struct RestoreArgs {
 }
 
 #[derive(clap::Args)]
-struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Directory for the local filesystem store (ignored with --store).
     #[arg(long, default_value = "./strata-data", env = "STRATA_DATA")]
     data: PathBuf,
@@ -349,7 +353,7 @@ fn moment(text: Option<&str>) -> Result<u64, String> {
     Ok(micros)
 }
 
-async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String> {
+pub(crate) async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String> {
     let url = store_url(store)?;
     let config = EngineConfig {
         region: store.region.clone(),
@@ -364,7 +368,7 @@ async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String> {
 }
 
 /// An indicatif bar fed by the exporter.
-struct Bar(indicatif::ProgressBar);
+pub(crate) struct Bar(pub(crate) indicatif::ProgressBar);
 
 impl strata_export::Progress for Bar {
     fn total(&self, rows: u64) {
@@ -566,6 +570,7 @@ async fn main() {
         Command::Replicate(args) => replicate(args).await,
         Command::Export(args) => export_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
+        Command::Import(args) => import::import_cmd(args).await,
         // Its own runtime, in virtual time, on a thread of its own.
         Command::Cost(args) => std::thread::spawn(move || cost::run(args))
             .join()

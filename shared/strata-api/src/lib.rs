@@ -9,6 +9,7 @@ mod choices;
 pub mod error;
 pub mod expr;
 pub mod http;
+mod imports;
 mod index_reads;
 mod indexes;
 mod items;
@@ -217,6 +218,9 @@ impl Api {
             "DescribeExport" => backups::describe_export(self, &req).await,
             "ListExports" => backups::list_exports(self, &req).await,
             "RestoreTableToPointInTime" => backups::restore(self, &req, caller).await,
+            "ImportTable" => imports::import_table(self, &req, caller).await,
+            "DescribeImport" => imports::describe_import(self, &req).await,
+            "ListImports" => imports::list_imports(self, &req).await,
             "CreateBackup" => on_demand_backups::create(self, &req, caller).await,
             "DescribeBackup" => on_demand_backups::describe(self, &req, caller).await,
             "ListBackups" => on_demand_backups::list(self, &req, caller).await,

@@ -334,6 +334,21 @@ fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
 }
 
 pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
+    let spec = table_spec(req)?;
+    let d = api.engine.create_table(spec).await.map_err(|e| match e {
+        strata_engine::Error::TableExists(t) => {
+            ApiError::in_use(format!("Table already exists: {t}"))
+        }
+        e => e.into(),
+    })?;
+    Ok(
+        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
+    )
+}
+
+/// The table a CreateTable request (or ImportTable's
+/// TableCreationParameters) describes, validated.
+pub(crate) fn table_spec(req: &Req<'_>) -> ApiResult<TableSpec> {
     let name = req.req_str("TableName")?;
     let mut meta = Map::new();
     let provisioned = req.str("BillingMode")? != Some("PAY_PER_REQUEST");
@@ -354,7 +369,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     if let Some(p) = req.bool("DeletionProtectionEnabled")? {
         meta.insert("DeletionProtectionEnabled".into(), json!(p));
     }
-    let spec = TableSpec {
+    Ok(TableSpec {
         name: name.to_string(),
         key_schema: schema.key_schema,
         partitions: None,
@@ -363,16 +378,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         commit_window_ms: commit_window_of(&meta),
         meta: Json::Object(meta),
         indexes: schema.indexes,
-    };
-    let d = api.engine.create_table(spec).await.map_err(|e| match e {
-        strata_engine::Error::TableExists(t) => {
-            ApiError::in_use(format!("Table already exists: {t}"))
-        }
-        e => e.into(),
-    })?;
-    Ok(
-        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
-    )
+    })
 }
 
 async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {

@@ -80,7 +80,10 @@ async fn run(mb: u64) -> Vec<String> {
 
     let before = counter.snapshot();
     let t = Instant::now();
-    let record = e.create_backup("src", "00000000000001-bench", "bench").await.unwrap();
+    let record = e
+        .create_backup("src", "00000000000001-bench", "bench")
+        .await
+        .unwrap();
     let backup_secs = t.elapsed().as_secs_f64();
     let backup_req = counter.snapshot() - before;
     assert_eq!(record.items, items + 1_000);
@@ -88,7 +91,10 @@ async fn run(mb: u64) -> Vec<String> {
     e.create_table(spec("dst")).await.unwrap();
     let before = counter.snapshot();
     let t = Instant::now();
-    let restored = e.restore_backup("00000000000001-bench", "dst").await.unwrap();
+    let restored = e
+        .restore_backup("00000000000001-bench", "dst")
+        .await
+        .unwrap();
     let restore_secs = t.elapsed().as_secs_f64();
     let restore_req = counter.snapshot() - before;
     assert_eq!(restored, items + 1_000);

@@ -29,11 +29,13 @@ use crate::value::{Item, ItemKey, KeyType, KeyValue};
 mod backups;
 mod expiry;
 mod indexes;
+mod ingest;
 mod point_in_time;
 mod stats;
 
 pub use backups::BackupRecord;
 pub use expiry::ExpiryReport;
+pub use ingest::Ingested;
 
 pub use point_in_time::PointInTime;
 

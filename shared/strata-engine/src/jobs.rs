@@ -1,4 +1,5 @@
-//! Jobs the API hands to a runner that need only the engine: restores.
+//! Jobs the API hands to a runner that need only the engine: restores
+//! (and the end every job that fills a table shares, `finish_fill`).
 //! (Exports, which need arrow and parquet, run in `strata-export`.)
 
 use serde_json::{json, Value as Json};
@@ -36,8 +37,20 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
             return Err(format!("restoring {source} into {target} failed: {e}"));
         }
     };
+    finish_fill(engine, target, &job["indexes"]).await?;
+    Ok(items)
+}
+
+/// Ends the filling of a table a job made (a restore, an import): it turns
+/// ACTIVE, then its indexes (`indexes`: IndexDefs as JSON, or null) are
+/// built from its items (see `Engine::restore_indexes`).
+pub async fn finish_fill(
+    engine: &crate::Engine,
+    table: &str,
+    indexes: &Json,
+) -> Result<(), String> {
     engine
-        .update_table(target, |d| {
+        .update_table(table, |d| {
             if let Some(meta) = d.meta.as_object_mut() {
                 meta.remove("RestoreInProgress");
                 if let Some(s) = meta.get_mut("RestoreSummary") {
@@ -48,16 +61,13 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
         })
         .await
         .map_err(|e| e.to_string())?;
-    // Indexes come last, built from the restored items (see
-    // `Engine::restore_indexes`).
-    let indexes: Vec<crate::IndexDef> = match &job["indexes"] {
+    let indexes: Vec<crate::IndexDef> = match indexes {
         Json::Null => Vec::new(),
         v => serde_json::from_value(v.clone())
-            .map_err(|e| format!("restore job with unreadable indexes: {e}"))?,
+            .map_err(|e| format!("a job with unreadable indexes: {e}"))?,
     };
     engine
-        .restore_indexes(target, &indexes)
+        .restore_indexes(table, &indexes)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(items)
+        .map_err(|e| e.to_string())
 }

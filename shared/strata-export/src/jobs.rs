@@ -1,6 +1,5 @@
-//! Runs the jobs the API hands on (see `strata_api::backups`; the crate does
-//! not depend on it): exports, and
-//! restores. Used by `strata serve` (in-process) and by the
+//! Runs the jobs the API hands on (see `strata_api::backups` and
+//! `strata_api::imports`): exports, imports and restores. Used by `strata serve` (in-process) and by the
 //! `strata-exporter` Lambda function.
 
 use std::sync::Arc;
@@ -88,6 +87,7 @@ pub async fn run(
                 .map_err(|e| format!("recording the export's end: {e}"))?;
             result.map(|_| desc)
         }
+        Some("import") => run_import(engine, job, buckets, progress).await,
         other => Err(format!("unknown job kind {other:?}")),
     }
 }
@@ -145,4 +145,96 @@ async fn run_export(
         .await
         .map_err(|e| e.to_string())?;
     Ok((outcome, ExportPaths::at(&dir).manifest_summary()))
+}
+
+/// Runs an import job: fills its table, records the outcome in the
+/// import's description, and turns the table ACTIVE (or, failed, deletes
+/// it, as a failed restore does).
+async fn run_import(
+    engine: &Engine,
+    job: &Json,
+    buckets: &Buckets,
+    progress: Arc<dyn Progress>,
+) -> Result<Json, String> {
+    let record = Path::from(job["record"].as_str().ok_or("import job without record")?);
+    let table = job["table"].as_str().ok_or("import job without table")?;
+    let mut desc = job["description"].clone();
+    let result = import_from(engine, table, &desc, buckets, progress).await;
+    let result = match result {
+        Ok(o) => strata_engine::jobs::finish_fill(engine, table, &job["indexes"])
+            .await
+            .map(|_| o),
+        Err(e) => Err(e),
+    };
+    desc["EndTime"] = json!(strata_engine::clock::now_micros() as f64 / 1e6);
+    match &result {
+        Ok(o) => {
+            desc["ImportStatus"] = json!("COMPLETED");
+            desc["ProcessedSizeBytes"] = json!(o.processed_bytes);
+            desc["ProcessedItemCount"] = json!(o.processed_items);
+            desc["ImportedItemCount"] = json!(o.imported_items);
+            desc["ErrorCount"] = json!(o.errors);
+        }
+        Err(e) => {
+            let _ = engine.delete_table(table).await;
+            desc["ImportStatus"] = json!("FAILED");
+            desc["FailureCode"] = json!("ImportFailed");
+            desc["FailureMessage"] = json!(e);
+        }
+    }
+    engine
+        .store()
+        .put(&record, PutPayload::from(desc.to_string().into_bytes()))
+        .await
+        .map_err(|e| format!("recording the import's end: {e}"))?;
+    result.map(|_| desc)
+}
+
+async fn import_from(
+    engine: &Engine,
+    table: &str,
+    desc: &Json,
+    buckets: &Buckets,
+    progress: Arc<dyn Progress>,
+) -> Result<crate::import::ImportOutcome, String> {
+    use crate::import::{Compression, CsvOptions, ImportSpec, InputFormat};
+    let source = &desc["S3BucketSource"];
+    let bucket = source["S3Bucket"]
+        .as_str()
+        .ok_or("import without S3Bucket")?;
+    let url = buckets
+        .url(bucket)
+        .ok_or_else(|| format!("invalid bucket name {bucket:?}"))?;
+    let opened = strata_store::open_unchecked(&url).map_err(|e| e.to_string())?;
+    let format = desc["InputFormat"]
+        .as_str()
+        .and_then(InputFormat::parse)
+        .ok_or("import without a known InputFormat")?;
+    let compression = desc["InputCompressionType"]
+        .as_str()
+        .map_or(Some(Compression::None), Compression::parse)
+        .ok_or("import with an unknown InputCompressionType")?;
+    let csv_spec = &desc["InputFormatOptions"]["Csv"];
+    let csv = CsvOptions {
+        delimiter: csv_spec["Delimiter"]
+            .as_str()
+            .and_then(|d| d.bytes().next())
+            .unwrap_or(b','),
+        header: csv_spec["HeaderList"].as_array().map(|h| {
+            h.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        }),
+    };
+    let spec = ImportSpec {
+        table: table.to_string(),
+        source: opened.store,
+        bucket: bucket.to_string(),
+        prefix: source["S3KeyPrefix"].as_str().unwrap_or("").to_string(),
+        format,
+        compression,
+        csv,
+        import_arn: desc["ImportArn"].as_str().unwrap_or_default().to_string(),
+    };
+    crate::import::import(engine, &spec, progress).await
 }

@@ -19,6 +19,7 @@
 //! two full exports, by construction (a merge of the two moments in key order).
 
 mod columns;
+pub mod import;
 pub mod jobs;
 pub mod json;
 

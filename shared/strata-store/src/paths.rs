@@ -10,6 +10,7 @@
 //! replication/<table>/<from-region>/p<part:04>                a replicator's cursor (target store)
 //! exports/<table>/<export-id>.json                            an export's record
 //! backups/<backup-id>.json                                    an on-demand backup (pins SSTs)
+//! imports/<import-id>.json                                    an import's record (ImportTable)
 //! backup-uses/<backup-id>/<table>                             a restore reading a backup
 //! _strata/probe/<nonce:016x>-<round>                          the start-up atomicity probe
 //! <prefix>/AWSDynamoDB/<export-id>/…                           an export (see `ExportPaths`)
@@ -117,6 +118,15 @@ pub fn export_records(table: Option<&str>) -> Path {
         Some(t) => Path::from(format!("exports/{t}")),
         None => Path::from("exports"),
     }
+}
+
+/// An import's record: its ImportTableDescription, rewritten when it ends.
+pub fn import_record(import_id: &str) -> Path {
+    Path::from(format!("imports/{import_id}.json"))
+}
+
+pub fn import_records() -> Path {
+    Path::from("imports")
 }
 
 /// An on-demand backup's record: the table's descriptor and each live

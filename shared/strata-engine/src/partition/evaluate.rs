@@ -149,17 +149,23 @@ impl Partition {
         if matches!(op.change, Change::Update(_)) {
             crate::index::check_index_keys(&self.table.indexes, &new).map_err(Error::Validation)?;
         }
-        if nesting_depth(&new) > MAX_NESTING {
-            return Err(Error::Validation(
-                "Nesting Levels have exceeded supported limits: Nesting levels of document attributes cannot exceed 32"
-                    .into(),
-            ));
-        }
-        if item_size(&new) > MAX_ITEM_SIZE {
-            return Err(Error::Validation(
-                "Item size has exceeded the maximum allowed size".into(),
-            ));
-        }
+        check_limits(&new)?;
         Ok(Some(new))
     }
+}
+
+/// DynamoDB's limits on a stored item: nesting and size.
+pub(crate) fn check_limits(item: &Item) -> Result<()> {
+    if nesting_depth(item) > MAX_NESTING {
+        return Err(Error::Validation(
+            "Nesting Levels have exceeded supported limits: Nesting levels of document attributes cannot exceed 32"
+                .into(),
+        ));
+    }
+    if item_size(item) > MAX_ITEM_SIZE {
+        return Err(Error::Validation(
+            "Item size has exceeded the maximum allowed size".into(),
+        ));
+    }
+    Ok(())
 }

@@ -49,6 +49,7 @@ mod view;
 use append::{IfUnresolved, Proposal, Refresh};
 use commit::{Evaluated, Pending};
 pub use compaction::CompactionOutcome;
+pub(crate) use evaluate::check_limits;
 pub(crate) use expiry::{Expired, Source};
 pub use gc::GcReport;
 pub use history::PointInTimePlan;
