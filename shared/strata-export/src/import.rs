@@ -135,18 +135,28 @@ pub async fn import(
                 .map(|a| (a.name.clone(), a.key_type)),
         );
     }
-    let prefix = (!spec.prefix.is_empty()).then(|| Path::from(spec.prefix.as_str()));
+    // S3KeyPrefix is a prefix of the key, not a directory: list the
+    // directory it is in, keep the keys it starts.
+    let dir = match spec.prefix.rsplit_once('/') {
+        Some((dir, _)) if !dir.is_empty() => Some(Path::from(dir)),
+        _ => None,
+    };
     let mut objects = Vec::new();
-    let mut listing = spec.source.list(prefix.as_ref());
+    let mut listing = spec.source.list(dir.as_ref());
     while let Some(meta) = futures::StreamExt::next(&mut listing).await {
-        objects.push(meta.map_err(|e| format!("listing the import's objects: {e}"))?);
+        let meta = meta.map_err(|e| format!("listing the import's objects: {e}"))?;
+        if meta.location.as_ref().starts_with(spec.prefix.as_str()) {
+            objects.push(meta);
+        }
     }
     objects.sort_by(|a, b| a.location.cmp(&b.location));
     progress.total(objects.iter().map(|o| o.size).sum());
     let mut outcome = ImportOutcome::default();
-    let mut buffer = Vec::new();
+    // Items and where they came from (for the error log), across objects.
+    let mut buffer: Vec<(Arc<str>, u64, Item)> = Vec::new();
     let mut buffered = 0usize;
     for object in objects {
+        let key: Arc<str> = Arc::from(object.location.as_ref());
         let (chunk_tx, chunk_rx) = mpsc::channel::<Bytes>(2);
         let (item_tx, mut item_rx) = mpsc::channel::<Vec<Parsed>>(4);
         let (format, compression, csv, types) = (
@@ -187,7 +197,7 @@ pub async fn import(
                     match parsed {
                         Ok(item) => {
                             buffered += strata_engine::value::item_size(&item);
-                            buffer.push((line, item));
+                            buffer.push((Arc::clone(&key), line, item));
                         }
                         Err(e) => {
                             outcome.errors += 1;
@@ -196,14 +206,7 @@ pub async fn import(
                     }
                 }
                 if buffered >= BUFFER_BYTES {
-                    ingest(
-                        engine,
-                        spec,
-                        object.location.as_ref(),
-                        &mut buffer,
-                        &mut outcome,
-                    )
-                    .await?;
+                    ingest(engine, spec, &mut buffer, &mut outcome).await?;
                     buffered = 0;
                 }
             }
@@ -221,32 +224,29 @@ pub async fn import(
             outcome.errors += 1;
             log_error(spec, object.location.as_ref(), outcome.processed_items, &e);
         }
-        ingest(
-            engine,
-            spec,
-            object.location.as_ref(),
-            &mut buffer,
-            &mut outcome,
-        )
-        .await?;
-        buffered = 0;
         outcome.processed_bytes += object.size;
         progress.advance(object.size);
     }
+    ingest(engine, spec, &mut buffer, &mut outcome).await?;
     Ok(outcome)
 }
 
+/// Ingests the buffered items (one sorted run per partition).
 async fn ingest(
     engine: &Engine,
     spec: &ImportSpec,
-    key: &str,
-    buffer: &mut Vec<(u64, Item)>,
+    buffer: &mut Vec<(Arc<str>, u64, Item)>,
     outcome: &mut ImportOutcome,
 ) -> Result<(), String> {
     if buffer.is_empty() {
         return Ok(());
     }
-    let (lines, items): (Vec<u64>, Vec<Item>) = std::mem::take(buffer).into_iter().unzip();
+    let mut from = Vec::with_capacity(buffer.len());
+    let mut items = Vec::with_capacity(buffer.len());
+    for (key, line, item) in std::mem::take(buffer) {
+        from.push((key, line));
+        items.push(item);
+    }
     let done = engine
         .ingest_items(&spec.table, items)
         .await
@@ -254,7 +254,9 @@ async fn ingest(
     outcome.imported_items += done.items;
     for (i, why) in done.refused {
         outcome.errors += 1;
-        log_error(spec, key, lines.get(i).copied().unwrap_or_default(), &why);
+        if let Some((key, line)) = from.get(i) {
+            log_error(spec, key, *line, &why);
+        }
     }
     Ok(())
 }
@@ -526,6 +528,64 @@ mod tests {
         assert!(
             matches!(&item["m"], Value::M(m) if m["l"] == Value::L(vec![Value::Bool(true), Value::Null]))
         );
+    }
+
+    /// Parses `bytes` as an object would be: handed over in chunks.
+    fn parse_all(bytes: Vec<u8>, format: InputFormat, compression: Compression) -> Vec<Parsed> {
+        let (chunk_tx, chunk_rx) = mpsc::channel(64);
+        for c in bytes.chunks(7) {
+            chunk_tx.try_send(Bytes::copy_from_slice(c)).ok();
+        }
+        drop(chunk_tx);
+        let (tx, mut rx) = mpsc::channel(64);
+        let input = ChunkReader {
+            rx: chunk_rx,
+            current: Bytes::new(),
+        };
+        let types = vec![("pk".to_string(), KeyType::S)];
+        std::thread::spawn(move || {
+            parse(
+                input,
+                format,
+                compression,
+                &CsvOptions::default(),
+                &types,
+                &tx,
+            )
+        })
+        .join()
+        .unwrap()
+        .unwrap();
+        let mut out = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            out.extend(batch);
+        }
+        out
+    }
+
+    #[test]
+    fn zstd_and_gzip_streams_decode_in_chunks() {
+        let text = "pk,v\na,1\nb,2\n".repeat(3);
+        let mut zstd = Vec::new();
+        ruzstd::encoding::compress(
+            text.as_bytes(),
+            &mut zstd,
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        // The first line is the header; its two repeats are rows: 8 in all.
+        let rows = parse_all(zstd, InputFormat::Csv, Compression::Zstd);
+        assert_eq!(rows.len(), 8);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, b"{\"Item\":{\"pk\":{\"S\":\"a\"}}}\nnot json\n")
+            .unwrap();
+        let rows = parse_all(
+            gz.finish().unwrap(),
+            InputFormat::DynamoDbJson,
+            Compression::Gzip,
+        );
+        assert_eq!(rows.len(), 2);
+        assert!(rows[0].1.is_ok() && rows[1].1.is_err());
+        assert_eq!(rows[1].0, 2, "errors name their line");
     }
 
     #[test]
