@@ -2,22 +2,30 @@
 background (--maintenance-secs), as the service's own deletes in the stream;
 DescribeTimeToLive's statuses follow the sweep; DynamoDB's one change an hour
 when --ttl-change-interval-secs asks for it."""
+import os
 import tempfile
 import time
+import uuid
 
 import pytest
 
-from conftest import make_client, start_server
+from conftest import STORES, make_client, start_server
 from helpers import N, S, error_of, until
 from test_streams import read_all
 
 SERVICE = {"Type": "Service", "PrincipalId": "dynamodb.amazonaws.com"}
 
 
-@pytest.fixture(scope="module")
-def server():
+@pytest.fixture(scope="module", params=STORES)
+def server(request):
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory() as data:
-        proc, url = start_server(["--data", data, "--maintenance-secs", "1", "--ttl-change-interval-secs", "3600"])
+        store = ["--data", data]
+        if request.param == "localstack":
+            env.update(AWS_ENDPOINT_URL=os.environ["STRATA_E2E_S3_ENDPOINT"], AWS_ACCESS_KEY_ID="test",
+                       AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+            store = ["--store", f"s3://{os.environ['STRATA_E2E_BUCKET']}/ttl-{uuid.uuid4().hex}"]
+        proc, url = start_server([*store, "--maintenance-secs", "1", "--ttl-change-interval-secs", "3600"], env)
         try:
             yield make_client(url), make_client(url, "dynamodbstreams")
         finally:

@@ -295,8 +295,36 @@ impl ObjectStore for LocalStore {
         self.fs.list_with_delimiter(prefix).await
     }
 
+    /// A hard link, durable before it answers: staged, renamed into place,
+    /// its directory synced (`LocalFileSystem` syncs nothing).
     async fn copy(&self, from: &Path, to: &Path) -> Result<()> {
-        self.fs.copy(from, to).await
+        let src = self.fs.path_to_filesystem(from)?;
+        let dst = self.fs.path_to_filesystem(to)?;
+        let (syncs, dirs) = (Arc::clone(&self.syncs), Arc::clone(&self.durable_dirs));
+        let location = from.to_string();
+        tokio::task::spawn_blocking(move || {
+            let dir = dst
+                .parent()
+                .ok_or_else(|| std::io::Error::other("object path has no directory"))?;
+            ensure_dir(dir, &syncs, &dirs)?;
+            let mut staging = dst.as_os_str().to_owned();
+            staging.push(format!("#{}", rand::random::<u64>()));
+            std::fs::hard_link(&src, &staging)?;
+            if let Err(e) = std::fs::rename(&staging, &dst) {
+                let _ = std::fs::remove_file(&staging);
+                return Err(e);
+            }
+            sync_dir(dir, &syncs)
+        })
+        .await
+        .map_err(|e| generic(std::io::Error::other(e)))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+                path: location,
+                source: Box::new(e),
+            },
+            _ => generic(e),
+        })
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {

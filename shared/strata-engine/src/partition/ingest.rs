@@ -1,5 +1,6 @@
 //! Ingest: a partition filled from a stream of versions in key order (a
-//! restore) without a commit per item, SST by SST, in bounded memory.
+//! restore, an import) without a commit per item, SST by SST, in bounded
+//! memory; or given SSTs copied into it whole (`adopt`: a restore by copy).
 
 use super::levels::bottom_level_for;
 use super::publish::{Derived, PublishOutcome, SstSink};
@@ -23,6 +24,33 @@ impl Partition {
             part: self,
             sink: SstSink::new(self),
             last: None,
+        }
+    }
+}
+
+impl Partition {
+    /// Publishes `levels`, whose SSTs were just put under this partition's
+    /// `runs/` (copied from a backup at `since`), as all the partition
+    /// holds: only over an empty manifest (a table being restored into);
+    /// anything else is an error.
+    pub(crate) async fn adopt(&self, levels: Vec<SortedRun>, since: Tick) -> Result<()> {
+        let outputs: Vec<RunInfo> = levels.iter().flat_map(|r| r.ssts.clone()).collect();
+        if outputs.is_empty() {
+            return Ok(());
+        }
+        let now_ms = self.clock().now_ms();
+        let derive = |current: &Manifest| {
+            if current.has_data() {
+                return Derived::Stale;
+            }
+            Derived::Next(current.next_with(levels.clone(), now_ms))
+        };
+        match self.publish(&outputs, Some(since), derive).await? {
+            PublishOutcome::Published(_) | PublishOutcome::AlreadyIn(_) => Ok(()),
+            PublishOutcome::Stale => Err(Error::store_msg(
+                &self.paths.manifest_dir(),
+                "the partition took data while it was being restored into",
+            )),
         }
     }
 }
