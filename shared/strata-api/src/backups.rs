@@ -478,17 +478,22 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "atMicros": at,
         "indexes": serde_json::to_value(&d.indexes).unwrap_or_default(),
     });
+    if let Err(e) = start_restore(api, job).await {
+        // Nothing was restored: take the empty table away again.
+        let _ = api.engine.delete_table(target).await;
+        return Err(e);
+    }
+    let home = &api.engine.config().region;
+    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
+}
+
+/// Hands a restore job to the job runner; with none, a restore needs only
+/// the engine, so it runs here, in a task.
+pub(crate) async fn start_restore(api: &Api, job: Json) -> ApiResult<()> {
     match api.jobs() {
-        Some(runner) => {
-            if let Err(e) = runner(job).await {
-                // Nothing was restored: take the empty table away again.
-                let _ = api.engine.delete_table(target).await;
-                return Err(ApiError::unavailable(format!(
-                    "could not start the restore: {e}"
-                )));
-            }
-        }
-        // No runner: a restore needs only the engine, so run it here.
+        Some(runner) => runner(job)
+            .await
+            .map_err(|e| ApiError::unavailable(format!("could not start the restore: {e}"))),
         None => {
             let engine = std::sync::Arc::clone(&api.engine);
             tokio::spawn(async move {
@@ -496,10 +501,9 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
                     tracing::error!(error = %e, "restore failed");
                 }
             });
+            Ok(())
         }
     }
-    let home = &api.engine.config().region;
-    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
 }
 
 pub use strata_engine::jobs::run_restore;

@@ -10,10 +10,10 @@
 use serde_json::{json, Value as Json};
 use strata_engine::{BackupRecord, TableSpec};
 
-use crate::backups::{rand_u32, run_restore};
+use crate::backups::{rand_u32, start_restore};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::req::Req;
-use crate::tables::{arn, description, key_schema_json};
+use crate::tables::{arn, billing_of, description, key_schema_json};
 use crate::{Api, Caller};
 
 /// Epoch seconds, as DynamoDB sends times.
@@ -86,15 +86,7 @@ fn summary(r: &BackupRecord, region: &str) -> Json {
 fn backup_description(r: &BackupRecord, region: &str, status: &str) -> Json {
     let d = &r.table;
     let meta = d.meta.as_object().cloned().unwrap_or_default();
-    let billing = meta
-        .get("BillingMode")
-        .and_then(Json::as_str)
-        .unwrap_or("PROVISIONED");
-    let pt = meta
-        .get("ProvisionedThroughput")
-        .cloned()
-        .unwrap_or(json!({}));
-    let units = |k: &str| pt.get(k).and_then(Json::as_i64).unwrap_or(0);
+    let (billing, units) = billing_of(&meta);
     let table_arn = arn(region, &d.name);
     // The indexes as DescribeTable lists them.
     let mut features = json!({});
@@ -122,8 +114,8 @@ fn backup_description(r: &BackupRecord, region: &str, status: &str) -> Json {
             "KeySchema": key_schema_json(d),
             "TableCreationDateTime": secs(d.created_at_ms),
             "ProvisionedThroughput": {
-                "ReadCapacityUnits": units("ReadCapacityUnits"),
-                "WriteCapacityUnits": units("WriteCapacityUnits"),
+                "ReadCapacityUnits": units.0,
+                "WriteCapacityUnits": units.1,
             },
             "ItemCount": r.items,
             "BillingMode": billing,
@@ -351,24 +343,10 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "target": target,
         "indexes": serde_json::to_value(&indexes).unwrap_or_default(),
     });
-    match api.jobs() {
-        Some(runner) => {
-            if let Err(e) = runner(job).await {
-                let _ = api.engine.delete_table(target).await;
-                let _ = api.engine.mark_backup_use(&r.id, target, false).await;
-                return Err(ApiError::unavailable(format!(
-                    "could not start the restore: {e}"
-                )));
-            }
-        }
-        None => {
-            let engine = std::sync::Arc::clone(&api.engine);
-            tokio::spawn(async move {
-                if let Err(e) = run_restore(&engine, &job).await {
-                    tracing::error!(error = %e, "restore from a backup failed");
-                }
-            });
-        }
+    if let Err(e) = start_restore(api, job).await {
+        let _ = api.engine.delete_table(target).await;
+        let _ = api.engine.mark_backup_use(&r.id, target, false).await;
+        return Err(e);
     }
     let home = &api.engine.config().region;
     let mut t = description(&created, &caller.region, "CREATING", home);

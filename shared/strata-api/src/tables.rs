@@ -54,6 +54,24 @@ pub(crate) fn key_schema_json(d: &TableDescriptor) -> Json {
     Json::Array(key_schema)
 }
 
+/// A table's billing mode and provisioned (read, write) units, from its meta.
+pub(crate) fn billing_of(meta: &Map<String, Json>) -> (&str, (i64, i64)) {
+    let mode = meta
+        .get("BillingMode")
+        .and_then(Json::as_str)
+        .unwrap_or("PROVISIONED");
+    let pt = meta.get("ProvisionedThroughput");
+    let units = |k: &str| {
+        pt.and_then(|p| p.get(k))
+            .and_then(Json::as_i64)
+            .unwrap_or(0)
+    };
+    (
+        mode,
+        (units("ReadCapacityUnits"), units("WriteCapacityUnits")),
+    )
+}
+
 /// DynamoDB's TableDescription for a descriptor.
 /// `region` names the caller's region in ARNs; `home` is this server's
 /// region, left out of the Replicas list.
@@ -66,15 +84,7 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
     } else {
         status
     };
-    let billing = meta
-        .get("BillingMode")
-        .and_then(Json::as_str)
-        .unwrap_or("PROVISIONED");
-    let pt = meta
-        .get("ProvisionedThroughput")
-        .cloned()
-        .unwrap_or(json!({}));
-    let units = |k: &str| pt.get(k).and_then(Json::as_i64).unwrap_or(0);
+    let (billing, (read_units, write_units)) = billing_of(&meta);
     let created = d.created_at_ms as f64 / 1000.0;
     let table_arn = arn(region, &d.name);
     let mut t = json!({
@@ -85,8 +95,8 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
         "CreationDateTime": created,
         "ProvisionedThroughput": {
             "NumberOfDecreasesToday": 0,
-            "ReadCapacityUnits": units("ReadCapacityUnits"),
-            "WriteCapacityUnits": units("WriteCapacityUnits"),
+            "ReadCapacityUnits": read_units,
+            "WriteCapacityUnits": write_units,
         },
         "TableSizeBytes": 0,
         "ItemCount": 0,
