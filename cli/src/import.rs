@@ -82,20 +82,24 @@ pub async fn import_cmd(args: ImportArgs) -> Result<(), String> {
         [d] => *d,
         _ => return Err("--delimiter must be one character".into()),
     };
-    let (url, prefix) = match (&args.from, &args.source) {
+    let (url, prefix, exact) = match (&args.from, &args.source) {
         (Some(path), _) => {
             let abs =
                 std::fs::canonicalize(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            // A file: its directory, and its name as the prefix.
+            // A file: its directory, and that one name in it.
             if abs.is_file() {
                 let dir = abs.parent().ok_or("a file without a directory")?;
                 let name = abs.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                (format!("file://{}", dir.display()), name.to_string())
+                (format!("file://{}", dir.display()), name.to_string(), true)
             } else {
-                (format!("file://{}", abs.display()), args.prefix.clone())
+                (
+                    format!("file://{}", abs.display()),
+                    args.prefix.clone(),
+                    false,
+                )
             }
         }
-        (None, Some(url)) => (url.clone(), args.prefix.clone()),
+        (None, Some(url)) => (url.clone(), args.prefix.clone(), false),
         (None, None) => return Err("say what to import: --from PATH or --source URL".into()),
     };
     let mut keys = args.keys.iter().map(|k| key_attribute(k));
@@ -131,6 +135,8 @@ pub async fn import_cmd(args: ImportArgs) -> Result<(), String> {
                 .map(|h| h.split(',').map(str::to_string).collect()),
         },
         import_arn: format!("strata:import/{}", args.table),
+        indexes: Vec::new(),
+        exact,
     };
     let bar = indicatif::ProgressBar::new(0).with_style(
         indicatif::ProgressStyle::with_template(

@@ -475,6 +475,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "kind": "restore",
         "source": source,
         "target": target,
+        "targetIncarnation": created.incarnation,
         "atMicros": at,
         "indexes": serde_json::to_value(&d.indexes).unwrap_or_default(),
     });

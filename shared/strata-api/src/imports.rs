@@ -138,6 +138,7 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
         "kind": "import",
         "record": record.to_string(),
         "table": table,
+        "targetIncarnation": created.incarnation,
         "description": desc,
         "indexes": serde_json::to_value(&indexes).unwrap_or_default(),
     });
@@ -148,6 +149,8 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
     };
     if let Err(e) = started {
         let _ = api.engine.delete_table(&table).await;
+        // Left IN_PROGRESS, the record would say so for ever.
+        let _ = api.engine.store().delete(&record).await;
         return Err(ApiError::unavailable(format!(
             "could not start the import: {e}"
         )));

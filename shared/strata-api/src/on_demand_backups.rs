@@ -264,7 +264,29 @@ fn time_bound(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
 pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let target = req.req_str("TargetTableName")?;
     let arn_text = req.req_str("BackupArn")?;
-    let r = record(api, arn_text).await?;
+    let id = backup_id(arn_text)?;
+    // Marked in use first, so DeleteBackup cannot slip between reading the
+    // backup and the job's end (see `Engine::begin_backup_use`).
+    let Some((r, mark)) = api.engine.begin_backup_use(id, target).await? else {
+        return Err(not_found(arn_text));
+    };
+    let restored = restore_from(api, req, caller, target, &r, &mark).await;
+    if restored.is_err() {
+        let _ = api.engine.end_backup_use(&mark).await;
+    }
+    restored
+}
+
+/// RestoreTableFromBackup once the backup is marked in use (`mark`): the
+/// job, once handed over, removes the mark.
+async fn restore_from(
+    api: &Api,
+    req: &Req<'_>,
+    caller: &Caller,
+    target: &str,
+    r: &BackupRecord,
+    mark: &str,
+) -> ApiResult<Json> {
     let d = &r.table;
     let indexes = crate::indexes::parse_overrides(req, d)?;
     // What a restored table keeps, as DynamoDB: its key schema, indexes,
@@ -302,15 +324,13 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
     meta.insert(
         "RestoreSummary".into(),
         json!({
-            "SourceBackupArn": backup_arn(&caller.region, &r),
+            "SourceBackupArn": backup_arn(&caller.region, r),
             "SourceTableArn": arn(&caller.region, &d.name),
             "RestoreDateTime": secs(r.created_ms),
             "RestoreInProgress": true,
         }),
     );
     meta.insert("RestoreInProgress".into(), json!(true));
-    // Marked before the table exists, so DeleteBackup cannot slip between.
-    api.engine.mark_backup_use(&r.id, target, true).await?;
     let created = api
         .engine
         .create_table(TableSpec {
@@ -324,28 +344,23 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
             commit_window_ms: None,
         })
         .await;
-    let created = match created {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = api.engine.mark_backup_use(&r.id, target, false).await;
-            return Err(match e {
-                strata_engine::Error::TableExists(t) => ApiError::new(
-                    ErrorCode::TableAlreadyExists,
-                    format!("Table already exists: {t}"),
-                ),
-                e => e.into(),
-            });
-        }
-    };
+    let created = created.map_err(|e| match e {
+        strata_engine::Error::TableExists(t) => ApiError::new(
+            ErrorCode::TableAlreadyExists,
+            format!("Table already exists: {t}"),
+        ),
+        e => e.into(),
+    })?;
     let job = json!({
         "kind": "restore",
         "backup": r.id,
+        "useMark": mark,
         "target": target,
+        "targetIncarnation": created.incarnation,
         "indexes": serde_json::to_value(&indexes).unwrap_or_default(),
     });
     if let Err(e) = start_restore(api, job).await {
         let _ = api.engine.delete_table(target).await;
-        let _ = api.engine.mark_backup_use(&r.id, target, false).await;
         return Err(e);
     }
     let home = &api.engine.config().region;

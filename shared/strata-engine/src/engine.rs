@@ -92,6 +92,8 @@ pub struct Engine {
     index_cursors: CursorCache,
     /// What the expiry sweep learnt of each table's SSTs.
     expiry_memo: Mutex<HashMap<String, expiry::ExpiryMemo>>,
+    /// What each backup pins (see `Engine::pinned`).
+    backup_pins: backups::PinCache,
 }
 
 impl Engine {
@@ -198,6 +200,7 @@ impl Engine {
             index_signal: IndexSignal::default(),
             index_cursors: CursorCache::default(),
             expiry_memo: Mutex::default(),
+            backup_pins: Mutex::default(),
         }
     }
 

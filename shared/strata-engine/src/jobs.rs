@@ -13,8 +13,10 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
         Some(id) => {
             let filled = engine.restore_backup(id, target).await;
             // The backup may be deleted again once its items are in.
-            if let Err(e) = engine.mark_backup_use(id, target, false).await {
-                tracing::warn!(backup = id, error = %e, "could not unmark a restored backup");
+            if let Some(mark) = job["useMark"].as_str() {
+                if let Err(e) = engine.end_backup_use(mark).await {
+                    tracing::warn!(backup = id, error = %e, "could not unmark a restored backup");
+                }
             }
             (format!("backup {id}"), filled)
         }
@@ -33,12 +35,29 @@ pub async fn run_restore(engine: &crate::Engine, job: &Json) -> Result<u64, Stri
         Ok(n) => n,
         Err(e) => {
             // A partial table is worse than none: the restore fails whole.
-            let _ = engine.delete_table(target).await;
+            drop_filled(engine, target, job).await;
             return Err(format!("restoring {source} into {target} failed: {e}"));
         }
     };
     finish_fill(engine, target, &job["indexes"]).await?;
     Ok(items)
+}
+
+/// Deletes the table a failed job was filling: only the incarnation the
+/// job made (`targetIncarnation`), never one made since (a job retried
+/// after its table was re-created).
+pub async fn drop_filled(engine: &crate::Engine, table: &str, job: &Json) {
+    let ours = match (
+        engine.describe_table(table).await,
+        job["targetIncarnation"].as_str(),
+    ) {
+        (Ok(d), Some(inc)) => d.incarnation == inc,
+        (Ok(_), None) => true,
+        (Err(_), _) => false,
+    };
+    if ours {
+        let _ = engine.delete_table(table).await;
+    }
 }
 
 /// Ends the filling of a table a job made (a restore, an import): it turns

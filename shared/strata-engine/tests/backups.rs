@@ -198,3 +198,49 @@ async fn a_restore_by_copy_reads_no_data() {
     assert!(cost.get < 10, "no SST is read: {cost:?}");
     assert_eq!(scan_all(&e, "big_copy", 1000).await.len(), 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_being_restored_from_is_not_deleted() {
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let e = engine(&store, config()).await;
+    e.create_table(spec("src")).await.unwrap();
+    put(&e, "src", item("a", 1, &[])).await;
+    e.create_backup("src", "0005-b", "inuse").await.unwrap();
+    // A restore marks the backup in use: DeleteBackup is refused until it ends.
+    let (_, mark) = e.begin_backup_use("0005-b", "dst").await.unwrap().unwrap();
+    assert!(matches!(
+        e.delete_backup("0005-b").await,
+        Err(Error::Validation(_))
+    ));
+    // Two restores into one target each have their own mark.
+    let (_, second) = e.begin_backup_use("0005-b", "dst").await.unwrap().unwrap();
+    e.end_backup_use(&second).await.unwrap();
+    assert!(
+        e.delete_backup("0005-b").await.is_err(),
+        "the first mark still holds"
+    );
+    e.end_backup_use(&mark).await.unwrap();
+    assert!(e.delete_backup("0005-b").await.unwrap().is_some());
+    assert!(e.begin_backup_use("0005-b", "dst").await.unwrap().is_none());
+
+    // A mark left by a restore that died (its table gone, the mark old)
+    // does not hold a backup for ever.
+    e.create_backup("src", "0006-b", "orphan").await.unwrap();
+    e.begin_backup_use("0006-b", "never_made")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        e.delete_backup("0006-b").await.is_err(),
+        "a fresh mark holds"
+    );
+    let later = engine(
+        &store,
+        EngineConfig {
+            clock: strata_engine::clock::Clock::skewed(3_600_000_000),
+            ..config()
+        },
+    )
+    .await;
+    assert!(later.delete_backup("0006-b").await.unwrap().is_some());
+}

@@ -83,6 +83,8 @@ async fn run(format: InputFormat, dir: &std::path::Path, items: u64) -> Vec<Stri
         compression,
         csv: CsvOptions::default(),
         import_arn: "bench".into(),
+        indexes: Vec::new(),
+        exact: false,
     };
     let t = Instant::now();
     let out = import(&engine, &spec, Arc::new(())).await.unwrap();

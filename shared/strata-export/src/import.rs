@@ -97,6 +97,12 @@ pub struct ImportSpec {
     pub csv: CsvOptions,
     /// Names the error log lines.
     pub import_arn: String,
+    /// The indexes the table will have: their key attributes are typed in
+    /// CSV, and an item whose index key has the wrong type is refused, as
+    /// DynamoDB refuses it.
+    pub indexes: Vec<strata_engine::IndexDef>,
+    /// Only the object named exactly `prefix` (`strata import` of one file).
+    pub exact: bool,
 }
 
 /// ImportSummary's counts.
@@ -128,7 +134,7 @@ pub async fn import(
         .attributes()
         .map(|a| (a.name.clone(), a.key_type))
         .collect();
-    for ix in &desc.indexes {
+    for ix in desc.indexes.iter().chain(&spec.indexes) {
         key_types.extend(
             ix.key_schema
                 .attributes()
@@ -145,7 +151,8 @@ pub async fn import(
     let mut listing = spec.source.list(dir.as_ref());
     while let Some(meta) = futures::StreamExt::next(&mut listing).await {
         let meta = meta.map_err(|e| format!("listing the import's objects: {e}"))?;
-        if meta.location.as_ref().starts_with(spec.prefix.as_str()) {
+        let key = meta.location.as_ref();
+        if key == spec.prefix || (!spec.exact && key.starts_with(spec.prefix.as_str())) {
             objects.push(meta);
         }
     }
@@ -194,6 +201,9 @@ pub async fn import(
             while let Some(batch) = item_rx.recv().await {
                 for (line, parsed) in batch {
                     outcome.processed_items += 1;
+                    let parsed = parsed.and_then(|item| {
+                        strata_engine::index::check_index_keys(&spec.indexes, &item).map(|_| item)
+                    });
                     match parsed {
                         Ok(item) => {
                             buffered += strata_engine::value::item_size(&item);
@@ -206,7 +216,12 @@ pub async fn import(
                     }
                 }
                 if buffered >= BUFFER_BYTES {
-                    ingest(engine, spec, &mut buffer, &mut outcome).await?;
+                    if let Err(e) = ingest(engine, spec, &mut buffer, &mut outcome).await {
+                        // The parser and the fetcher wait on this end:
+                        // closing it stops them (their sends fail).
+                        item_rx.close();
+                        return Err(e);
+                    }
                     buffered = 0;
                 }
             }
@@ -228,6 +243,11 @@ pub async fn import(
         progress.advance(object.size);
     }
     ingest(engine, spec, &mut buffer, &mut outcome).await?;
+    // Each buffer became a level-0 run per partition: merge them now, as
+    // flushes are merged, rather than leave reads to look through them all.
+    if let Err(e) = engine.compact(&spec.table).await {
+        tracing::warn!(table = %spec.table, error = %e, "compacting an import failed; the background compaction will");
+    }
     Ok(outcome)
 }
 
@@ -302,13 +322,18 @@ fn parse(
     key_types: &[(String, KeyType)],
     out: &mpsc::Sender<Vec<Parsed>>,
 ) -> Result<(), String> {
-    let reader: Box<dyn Read> = match compression {
+    let decoded: Box<dyn Read> = match compression {
         Compression::None => Box::new(input),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
         Compression::Zstd => Box::new(
             ruzstd::decoding::StreamingDecoder::new(input)
                 .map_err(|e| format!("not a zstd stream: {e}"))?,
         ),
+    };
+    let reader = Guard {
+        inner: decoded,
+        line: 0,
+        ion: (format == InputFormat::Ion).then(IonScan::default),
     };
     let mut batch = Vec::with_capacity(BATCH);
     let send = |parsed: Parsed, batch: &mut Vec<Parsed>| -> Result<(), String> {
@@ -367,6 +392,84 @@ fn parse(
             .map_err(|_| "the import stopped".to_string())?;
     }
     Ok(())
+}
+
+/// The longest line an import reads (a line is held whole while it is
+/// parsed): far above a 400 KB item in any of the formats.
+const MAX_LINE: usize = 8 << 20;
+/// The deepest Ion nesting an import reads (the Ion reader recurses):
+/// above DynamoDB's 32 levels, with the `{Item: ...}` wrapper and blobs.
+const MAX_ION_DEPTH: usize = 64;
+
+/// Refuses input that would make a parser hold or recurse without bound:
+/// a line longer than [`MAX_LINE`], and for Ion nesting deeper than
+/// [`MAX_ION_DEPTH`] or binary Ion (DynamoDB imports text Ion). The object
+/// ends there with one error; the lines before it stay.
+struct Guard<R> {
+    inner: R,
+    line: usize,
+    ion: Option<IonScan>,
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                self.line = 0;
+            } else {
+                self.line += 1;
+                if self.line > MAX_LINE {
+                    return Err(std::io::Error::other(format!(
+                        "a line longer than {MAX_LINE} bytes"
+                    )));
+                }
+            }
+            if let Some(scan) = self.ion.as_mut() {
+                scan.feed(b).map_err(std::io::Error::other)?;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Text Ion's nesting depth, outside strings and quoted symbols.
+#[derive(Default)]
+struct IonScan {
+    started: bool,
+    depth: usize,
+    quote: Option<u8>,
+    escaped: bool,
+}
+
+impl IonScan {
+    fn feed(&mut self, b: u8) -> Result<(), String> {
+        if !self.started {
+            self.started = true;
+            if b == 0xE0 {
+                return Err("binary Ion: DynamoDB imports text Ion".into());
+            }
+        }
+        if self.escaped {
+            self.escaped = false;
+            return Ok(());
+        }
+        match (self.quote, b) {
+            (Some(_), b'\\') => self.escaped = true,
+            (Some(q), _) if b == q => self.quote = None,
+            (Some(_), _) => {}
+            (None, b'"' | b'\'') => self.quote = Some(b),
+            (None, b'[' | b'{' | b'(') => {
+                self.depth += 1;
+                if self.depth > MAX_ION_DEPTH {
+                    return Err(format!("Ion nested deeper than {MAX_ION_DEPTH} levels"));
+                }
+            }
+            (None, b']' | b'}' | b')') => self.depth = self.depth.saturating_sub(1),
+            (None, _) => {}
+        }
+        Ok(())
+    }
 }
 
 /// A line of DynamoDB JSON: `{"Item": {...}}`, as exports write them.
@@ -586,6 +689,36 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert!(rows[0].1.is_ok() && rows[1].1.is_err());
         assert_eq!(rows[1].0, 2, "errors name their line");
+    }
+
+    #[test]
+    fn deep_ion_long_lines_and_binary_ion_are_refused() {
+        let read = |bytes: Vec<u8>, ion: bool| {
+            let mut g = Guard {
+                inner: std::io::Cursor::new(bytes),
+                line: 0,
+                ion: ion.then(IonScan::default),
+            };
+            std::io::copy(&mut g, &mut std::io::sink()).map(|_| ())
+        };
+        let deep = format!(
+            "{{Item:{{pk:\"a\",l:{}{}}}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(read(deep.into_bytes(), true).is_err());
+        let quoted = format!("{{Item:{{pk:\"{}\",s:'''[[''' }}}}", "[".repeat(100));
+        assert!(
+            read(quoted.into_bytes(), true).is_ok(),
+            "brackets in strings do not nest"
+        );
+        assert!(read(vec![0xE0, 0x01, 0x00, 0xEA], true).is_err());
+        assert!(read(vec![b'x'; MAX_LINE + 1], false).is_err());
+        assert!(read(
+            [vec![b'x'; MAX_LINE], vec![b'\n'], vec![b'x'; 10]].concat(),
+            false
+        )
+        .is_ok());
     }
 
     #[test]

@@ -159,7 +159,7 @@ async fn run_import(
     let record = Path::from(job["record"].as_str().ok_or("import job without record")?);
     let table = job["table"].as_str().ok_or("import job without table")?;
     let mut desc = job["description"].clone();
-    let result = import_from(engine, table, &desc, buckets, progress).await;
+    let result = import_from(engine, table, job, &desc, buckets, progress).await;
     let result = match result {
         Ok(o) => strata_engine::jobs::finish_fill(engine, table, &job["indexes"])
             .await
@@ -176,7 +176,7 @@ async fn run_import(
             desc["ErrorCount"] = json!(o.errors);
         }
         Err(e) => {
-            let _ = engine.delete_table(table).await;
+            strata_engine::jobs::drop_filled(engine, table, job).await;
             desc["ImportStatus"] = json!("FAILED");
             desc["FailureCode"] = json!("ImportFailed");
             desc["FailureMessage"] = json!(e);
@@ -187,12 +187,17 @@ async fn run_import(
         .put(&record, PutPayload::from(desc.to_string().into_bytes()))
         .await
         .map_err(|e| format!("recording the import's end: {e}"))?;
-    result.map(|_| desc)
+    // A failure is recorded (FAILED): the job is done, not to be retried.
+    if let Err(e) = &result {
+        tracing::warn!(table, error = %e, "import failed");
+    }
+    Ok(desc)
 }
 
 async fn import_from(
     engine: &Engine,
     table: &str,
+    job: &Json,
     desc: &Json,
     buckets: &Buckets,
     progress: Arc<dyn Progress>,
@@ -235,6 +240,12 @@ async fn import_from(
         compression,
         csv,
         import_arn: desc["ImportArn"].as_str().unwrap_or_default().to_string(),
+        indexes: match &job["indexes"] {
+            Json::Null => Vec::new(),
+            v => serde_json::from_value(v.clone())
+                .map_err(|e| format!("an import job with unreadable indexes: {e}"))?,
+        },
+        exact: false,
     };
     crate::import::import(engine, &spec, progress).await
 }

@@ -11,7 +11,7 @@
 //! exports/<table>/<export-id>.json                            an export's record
 //! backups/<backup-id>.json                                    an on-demand backup (pins SSTs)
 //! imports/<import-id>.json                                    an import's record (ImportTable)
-//! backup-uses/<backup-id>/<table>                             a restore reading a backup
+//! backup-uses/<backup-id>/<table>!<nonce> | !deleting          a restore reading a backup, or its deletion
 //! _strata/probe/<nonce:016x>-<round>                          the start-up atomicity probe
 //! <prefix>/AWSDynamoDB/<export-id>/…                           an export (see `ExportPaths`)
 //! ```
@@ -144,9 +144,25 @@ pub fn parse_backup_id(path: &Path) -> Option<String> {
     path.filename()?.strip_suffix(".json").map(str::to_string)
 }
 
-/// Marks a restore from a backup in progress (DeleteBackup then refuses).
-pub fn backup_use(backup_id: &str, table: &str) -> Path {
-    Path::from(format!("backup-uses/{backup_id}/{table}"))
+/// Marks a restore from a backup into `table` in progress (DeleteBackup
+/// then refuses), one mark per restore (`nonce`); or, with `table` None, a
+/// DeleteBackup in progress (restores then refuse). A table name never
+/// holds `!` (nor does object_store encode it).
+pub fn backup_use(backup_id: &str, table: Option<&str>, nonce: &str) -> Path {
+    match table {
+        Some(t) => Path::from(format!("backup-uses/{backup_id}/{t}!{nonce}")),
+        None => Path::from(format!("backup-uses/{backup_id}/!deleting")),
+    }
+}
+
+/// What a mark under `backup_uses` is: Some(table) for a restore's, None
+/// for a DeleteBackup's.
+pub fn parse_backup_use(path: &Path) -> Option<Option<String>> {
+    let name = path.filename()?;
+    if name == "!deleting" {
+        return Some(None);
+    }
+    name.split_once('!').map(|(t, _)| Some(t.to_string()))
 }
 
 pub fn backup_uses(backup_id: &str) -> Path {
@@ -365,5 +381,18 @@ mod tests {
         assert_eq!(tiers_under(Some(&p.log_dir())), &[Tier::Log]);
         assert_eq!(tiers_under(Some(&p.manifest_dir())), &[Tier::Main]);
         assert_eq!(tiers_under(Some(&Path::from("exports"))), &[Tier::Main]);
+    }
+}
+#[cfg(test)]
+mod mark_tests {
+    /// Names object_store would percent-encode (`~`) do not parse back.
+    #[test]
+    fn marks_parse_back() {
+        let p = super::backup_use("b", Some("dst"), "n1");
+        assert_eq!(p.as_ref(), "backup-uses/b/dst!n1");
+        assert_eq!(super::parse_backup_use(&p), Some(Some("dst".to_string())));
+        let d = super::backup_use("b", None, "");
+        assert_eq!(d.as_ref(), "backup-uses/b/!deleting");
+        assert_eq!(super::parse_backup_use(&d), Some(None));
     }
 }

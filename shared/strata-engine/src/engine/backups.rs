@@ -66,6 +66,10 @@ impl BackupRecord {
     }
 }
 
+/// A mark older than this whose restore is not running any more (or a
+/// deletion mark this old) was left by a process that died.
+const STALE_MARK: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Attempts at a consistent set of partitions (a split moves them).
 const BACKUP_ATTEMPTS: u32 = 4;
 
@@ -81,13 +85,20 @@ impl Engine {
             let started = self.ctx.config.clock.tick();
             let mut partitions = Vec::new();
             let mut moved = None;
-            for p in t.leaves() {
-                match p.flushed_manifest().await {
-                    Ok(m) => partitions.push((p.part, (*m).clone())),
-                    Err(e @ Error::Sealed { .. }) => {
-                        moved = Some(e);
-                        break;
-                    }
+            // The partitions flush side by side (a few at a time).
+            // (Owned partitions: futures over borrowed ones would not be
+            // Send for every lifetime, which a spawned task needs.)
+            let leaves: Vec<Arc<Partition>> = t.leaves().cloned().collect();
+            let flushes = futures::stream::iter(leaves.into_iter().map(|p| async move {
+                p.flushed_manifest().await.map(|m| (p.part, (*m).clone()))
+            }))
+            .buffered(FLUSHES_IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+            for flushed in flushes {
+                match flushed {
+                    Ok(pm) => partitions.push(pm),
+                    Err(e @ Error::Sealed { .. }) => moved = Some(e),
                     Err(e) => return Err(e),
                 }
             }
@@ -156,35 +167,115 @@ impl Engine {
     }
 
     /// Deletes a backup: what it pinned is collected by the next GC (or
-    /// sweep, for a deleted table). Refused while a restore reads it.
+    /// sweep, for a deleted table). Refused (`Error::Validation`) while a
+    /// restore reads it. With [`Engine::begin_backup_use`], a Dekker-style
+    /// pair of marks: each side marks, then looks for the other's mark, so
+    /// at most one of a racing restore and deletion goes on.
     pub async fn delete_backup(&self, id: &str) -> Result<Option<BackupRecord>> {
         let store = self.ctx.store.as_ref();
         let Some(record) = read_record(store, id).await? else {
             return Ok(None);
         };
-        if !io::list(store, &paths::backup_uses(id)).await?.is_empty() {
+        let deleting = paths::backup_use(id, None, "");
+        self.put_mark(&deleting).await?;
+        let mut in_use = None;
+        for (path, target, age) in self.backup_marks(id).await? {
+            let Some(target) = target else { continue };
+            // A mark its restore left behind (the process died): its table
+            // is gone or no longer being filled, and the mark is old.
+            let restoring = match self.describe_stored_table(&target).await {
+                Ok(d) => d.meta.get("RestoreInProgress") == Some(&serde_json::Value::Bool(true)),
+                Err(Error::TableNotFound(_)) => false,
+                Err(e) => return Err(e),
+            };
+            if !restoring && age > STALE_MARK {
+                io::delete(store, &path).await?;
+            } else {
+                in_use = Some(target);
+            }
+        }
+        if let Some(target) = in_use {
+            io::delete(store, &deleting).await?;
             return Err(Error::Validation(format!(
-                "backup {id} is being restored from"
+                "backup {id} is being restored into {target}"
             )));
         }
         io::delete(store, &paths::backup(id)).await?;
+        io::delete(store, &deleting).await?;
         Ok(Some(record))
     }
 
-    /// Marks (or unmarks) a restore from backup `id` into `target` in
-    /// progress.
-    pub async fn mark_backup_use(&self, id: &str, target: &str, on: bool) -> Result<()> {
-        let path = paths::backup_use(id, target);
-        if on {
-            self.ctx
-                .store
-                .put(&path, PutPayload::default())
-                .await
-                .map_err(|e| Error::store(&path, e))?;
-        } else {
-            io::delete(self.ctx.store.as_ref(), &path).await?;
+    /// Starts a restore from backup `id` into `target`: marks it, then
+    /// reads the backup unless a deletion of it is under way. Returns the
+    /// backup and the mark (for [`Engine::end_backup_use`]); None when the
+    /// backup is gone or going.
+    pub async fn begin_backup_use(
+        &self,
+        id: &str,
+        target: &str,
+    ) -> Result<Option<(BackupRecord, String)>> {
+        let nonce = paths::random_id();
+        let mark = paths::backup_use(id, Some(target), &nonce);
+        self.put_mark(&mark).await?;
+        let deleting = self
+            .backup_marks(id)
+            .await?
+            .into_iter()
+            .any(|(_, target, age)| target.is_none() && age <= STALE_MARK);
+        let record = match deleting {
+            true => None,
+            false => read_record(self.ctx.store.as_ref(), id).await?,
+        };
+        match record {
+            Some(r) => Ok(Some((r, mark.to_string()))),
+            None => {
+                io::delete(self.ctx.store.as_ref(), &mark).await?;
+                Ok(None)
+            }
         }
-        Ok(())
+    }
+
+    /// Ends a restore's use of a backup (its mark from `begin_backup_use`).
+    pub async fn end_backup_use(&self, mark: &str) -> Result<()> {
+        io::delete(
+            self.ctx.store.as_ref(),
+            &object_store::path::Path::from(mark),
+        )
+        .await
+    }
+
+    async fn put_mark(&self, path: &object_store::path::Path) -> Result<()> {
+        self.ctx
+            .store
+            .put(path, PutPayload::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::store(path, e))
+    }
+
+    /// The marks on backup `id`: (path, the restore's target or None for a
+    /// deletion, age).
+    async fn backup_marks(
+        &self,
+        id: &str,
+    ) -> Result<
+        Vec<(
+            object_store::path::Path,
+            Option<String>,
+            std::time::Duration,
+        )>,
+    > {
+        let now = self.ctx.config.clock.now_ms();
+        Ok(io::list(self.ctx.store.as_ref(), &paths::backup_uses(id))
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let target = paths::parse_backup_use(&m.location)?;
+                let at = m.last_modified.timestamp_millis().max(0) as u64;
+                let age = std::time::Duration::from_millis(now.saturating_sub(at));
+                Some((m.location, target, age))
+            })
+            .collect())
     }
 
     /// Fills `target` (created with the backup's key schema) with the
@@ -235,9 +326,11 @@ impl Engine {
     /// size. Returns the number of items (the manifests' estimate).
     async fn restore_by_copy(&self, record: &BackupRecord, t: &TableHandle) -> Result<u64> {
         let store = &self.ctx.store;
-        let since = self.ctx.config.clock.tick();
         let mut items = 0;
         for (part, manifest) in &record.partitions {
+            // Per partition: its copies must be named by a manifest within
+            // GC's grace of the first (`publish`), however long the others took.
+            let since = self.ctx.config.clock.tick();
             let from =
                 paths::PartitionPaths::new(&record.table.name, &record.table.incarnation, *part);
             let to = paths::PartitionPaths::new(&t.desc.name, &t.desc.incarnation, *part);
@@ -265,6 +358,9 @@ impl Engine {
         Ok(items)
     }
 }
+
+/// Partitions a backup flushes at once.
+const FLUSHES_IN_FLIGHT: usize = 8;
 
 /// Copies a restore has in flight.
 const COPIES_IN_FLIGHT: usize = 16;
@@ -296,6 +392,7 @@ async fn records(store: &dyn ObjectStore) -> Result<Vec<BackupRecord>> {
 
 /// The SSTs (object names) the backups of table `name` keep, whichever
 /// incarnation they are of: what GC, purges and sweeps must not delete.
+/// (Uncached: for a purge, which runs once; GC uses `Engine::pinned`.)
 pub(crate) async fn pinned(store: &dyn ObjectStore, name: &str) -> Result<HashSet<String>> {
     Ok(records(store)
         .await?
@@ -303,4 +400,55 @@ pub(crate) async fn pinned(store: &dyn ObjectStore, name: &str) -> Result<HashSe
         .filter(|r| r.table.name == name)
         .flat_map(|r| r.pinned().collect::<Vec<_>>())
         .collect())
+}
+
+/// What a backup pins, by backup id: its table's name and the SSTs' object
+/// names (records never change, so this is read once per id).
+pub(crate) type PinCache = Mutex<HashMap<String, (String, Arc<Vec<String>>)>>;
+
+impl Engine {
+    /// [`pinned`], reading each backup's record once: one LIST a call.
+    pub(crate) async fn pinned(&self, name: &str) -> Result<HashSet<String>> {
+        let store = self.ctx.store.as_ref();
+        let mut listed = HashSet::new();
+        let mut out = HashSet::new();
+        for meta in io::list(store, &paths::backups_dir()).await? {
+            let Some(id) = paths::parse_backup_id(&meta.location) else {
+                continue;
+            };
+            let cached = self
+                .backup_pins
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&id)
+                .cloned();
+            let (table, ssts) = match cached {
+                Some(c) => c,
+                None => {
+                    let Some(r) = read_record(store, &id).await? else {
+                        continue; // deleted since the listing
+                    };
+                    let c = (
+                        r.table.name.clone(),
+                        Arc::new(r.pinned().collect::<Vec<_>>()),
+                    );
+                    self.backup_pins
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(id.clone(), c.clone());
+                    c
+                }
+            };
+            if table == name {
+                out.extend(ssts.iter().cloned());
+            }
+            listed.insert(id);
+        }
+        // Deleted backups leave the cache.
+        self.backup_pins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|id, _| listed.contains(id));
+        Ok(out)
+    }
 }

@@ -12,21 +12,35 @@ impl Engine {
     pub async fn gc(&self, table: &str) -> Result<GcReport> {
         let t = self.table(table).await?;
         let mut inherited: HashMap<u32, std::collections::HashSet<String>> = HashMap::new();
-        // What backups pin is kept as if a child had inherited it.
-        let pinned = backups::pinned(self.ctx.store.as_ref(), table).await?;
-        for id in t.partitions.keys() {
-            let part = paths::PartitionPaths::new(table, &t.desc.incarnation, *id);
-            let ids = pinned.iter().filter_map(|p| part.own_run_id(p));
-            inherited.entry(*id).or_default().extend(ids);
-        }
-        let none = std::collections::HashSet::new();
         let mut total = GcReport::default();
         let map = t.desc.map();
+        // What backups pin is kept as if a child had inherited it. The pins
+        // are listed again once they are a quarter of the grace period old:
+        // a backup written after the listing pins a manifest that was the
+        // newest at most half the grace period before, and GC deletes only
+        // what manifests superseded a whole grace period ago named (see
+        // `engine::backups`). Index tables are never backed up.
+        let clock = &self.ctx.config.clock;
+        let mut pins: Option<(crate::clock::Tick, std::collections::HashSet<String>)> = None;
         // Highest number first: a child is numbered after every ancestor,
         // so each partition is collected after all that inherit from it.
         for (id, p) in t.partitions.iter().rev() {
+            if !is_index_table(table) {
+                let stale = pins
+                    .as_ref()
+                    .is_none_or(|(at, _)| !clock.fresh(Some(*at), self.ctx.config.gc_grace / 4));
+                if stale {
+                    let at = clock.tick();
+                    pins = Some((at, self.pinned(table).await?));
+                }
+            }
+            let mut keep = inherited.remove(id).unwrap_or_default();
+            if let Some((_, pinned)) = &pins {
+                let part = paths::PartitionPaths::new(table, &t.desc.incarnation, *id);
+                keep.extend(pinned.iter().filter_map(|p| part.own_run_id(p)));
+            }
             let split = map.split_of(*id);
-            let (r, kept) = p.gc(inherited.get(id).unwrap_or(&none), split).await?;
+            let (r, kept) = p.gc(&keep, split).await?;
             for (home, sst) in kept {
                 inherited.entry(home).or_default().insert(sst);
             }
@@ -67,7 +81,7 @@ impl Engine {
                 continue;
             };
             let live = (!latest.deleted).then_some(latest.incarnation.as_str());
-            let keep = backups::pinned(store, &name).await?;
+            let keep = self.pinned(&name).await?;
             let root = paths::table_root(&name);
             let listing = store
                 .list_with_delimiter(Some(&root))

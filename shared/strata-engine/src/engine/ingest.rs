@@ -7,7 +7,7 @@ use super::*;
 /// What one [`Engine::ingest_items`] call did.
 #[derive(Debug, Default)]
 pub struct Ingested {
-    /// Items written (a key given twice counts once: the first is kept).
+    /// Items written (a key given twice counts once: the last is kept).
     pub items: u64,
     /// Items refused, by their index in the call, and why (DynamoDB's
     /// words: missing or mistyped key, too large, too deeply nested, a bad
@@ -16,10 +16,11 @@ pub struct Ingested {
 }
 
 impl Engine {
-    /// Adds `items` to `table` as SSTs below everything it holds: each
-    /// partition's items, sorted by key, become one sorted run (memory:
-    /// the items given, and one SST being written). For a table being
-    /// filled (an import): a key the table already holds keeps its version.
+    /// Adds `items` to `table` as SSTs: each partition's items, sorted by
+    /// key, become its newest level-0 run (memory: the items given, and
+    /// one SST being written), replacing what it held for those keys, as
+    /// puts would (and as later puts replace them). For a table being
+    /// filled (an import), which takes no writes meanwhile.
     pub async fn ingest_items(&self, table: &str, items: Vec<Item>) -> Result<Ingested> {
         let t = self.table(table).await?;
         let map = t.desc.map();
@@ -42,9 +43,12 @@ impl Engine {
                 Err(e) => out.refused.push((i, e.to_string())),
             }
         }
-        // Stable: of two items with one key, the first given stays first.
+        // Stable, then reversed: of two items with one key the last given
+        // comes first, and is the one kept.
         keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        keyed.dedup_by(|later, first| later.0 == first.0 && later.1 == first.1);
+        keyed.reverse();
+        keyed.dedup_by(|earlier, last| earlier.0 == last.0 && earlier.1 == last.1);
+        keyed.reverse();
         let ts_micros = self.ctx.config.clock.now_micros();
         let origin: Arc<str> = Arc::from(self.ctx.config.region.as_str());
         let mut keyed = keyed.into_iter().peekable();
@@ -62,7 +66,7 @@ impl Engine {
                 ingest.push(&key, &v).await?;
                 out.items += 1;
             }
-            ingest.finish().await?;
+            ingest.finish_on_top().await?;
         }
         Ok(out)
     }

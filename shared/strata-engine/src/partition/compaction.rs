@@ -152,7 +152,7 @@ impl Partition {
     pub async fn flushed_manifest(&self) -> Result<Arc<Manifest>> {
         self.ensure_fresh(true).await?;
         let tail = self.read_view().tail;
-        for _ in 0..100 {
+        for _ in 0..MAX_COMMIT_ATTEMPTS {
             let m = self.newest_manifest().await?;
             if m.sealed.is_some() {
                 return Err(Error::Sealed {
@@ -163,9 +163,16 @@ impl Partition {
             if m.compacted_through >= tail {
                 return Ok(m);
             }
-            // Busy: a flush of this process is running; it folds the tail.
-            if self.compact().await? == CompactionOutcome::Busy {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+            // A flush only (merges can wait). If one of this process is
+            // running, it folds the tail: wait for it (bounded, and looked
+            // at again).
+            if !self.flushing.swap(true, Ordering::SeqCst) {
+                let flushed = self.flush().await;
+                self.flushing.store(false, Ordering::SeqCst);
+                self.flushed.notify_waiters();
+                flushed?;
+            } else {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.flushed.notified()).await;
             }
         }
         Err(Error::store_msg(

@@ -66,7 +66,20 @@ impl Ingest<'_> {
         self.sink.push(key, v).await
     }
 
+    /// Publishes the run below everything the partition holds (a restore:
+    /// writes made meanwhile stay newer).
     pub(crate) async fn finish(self) -> Result<()> {
+        self.publish(false).await
+    }
+
+    /// Publishes the run as the partition's newest level-0 run (an import
+    /// batch: a later batch's item for a key replaces an earlier one's, and
+    /// compaction merges the batches as it merges flushes).
+    pub(crate) async fn finish_on_top(self) -> Result<()> {
+        self.publish(true).await
+    }
+
+    async fn publish(self, on_top: bool) -> Result<()> {
         let part = self.part;
         let (outputs, first_sent) = self.sink.finish().await?;
         if outputs.is_empty() {
@@ -78,10 +91,20 @@ impl Ingest<'_> {
         let derive = |current: &Manifest| {
             let deepest = current.levels.iter().map(|r| r.level).max().unwrap_or(0);
             let mut levels = current.levels.clone();
-            levels.push(SortedRun {
-                level: bottom_level_for(config, bytes, deepest),
-                ssts: outputs.clone(),
-            });
+            if on_top {
+                levels.insert(
+                    0,
+                    SortedRun {
+                        level: 0,
+                        ssts: outputs.clone(),
+                    },
+                );
+            } else {
+                levels.push(SortedRun {
+                    level: bottom_level_for(config, bytes, deepest),
+                    ssts: outputs.clone(),
+                });
+            }
             Derived::Next(current.next_with(levels, now_ms))
         };
         match part.publish(&outputs, first_sent, derive).await? {
