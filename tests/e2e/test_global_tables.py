@@ -11,6 +11,7 @@ import botocore.exceptions
 import pytest
 
 from conftest import make_client, start_server
+from helpers import until
 
 
 def region_stores(tmp):
@@ -165,13 +166,15 @@ def test_an_index_of_a_global_table_works_in_every_region(regions):
 
 
 def test_ttl_on_a_global_table_converges(regions):
-    """Each region expires its own copies (TTL is enabled in each, as the
-    setting is not replicated); the deletes replicate like any other, and
-    both regions end with exactly the unexpired items."""
+    """The TTL setting is one for the global table (enabled in one region,
+    the other takes it, as DynamoDB synchronizes it); each region expires its
+    own copies, the deletes replicate like any other, and both regions end
+    with exactly the unexpired items."""
     a, b = regions
     t = create_global(a, b)
-    for c in (a, b):
-        c.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    a.update_time_to_live(TableName=t, TimeToLiveSpecification={"Enabled": True, "AttributeName": "exp"})
+    assert until(lambda: b.describe_time_to_live(TableName=t)["TimeToLiveDescription"].get("AttributeName") == "exp",
+                 timeout=30)
     now = int(time.time())
     for i in range(10):
         for c, region in ((a, "a"), (b, "b")):

@@ -22,6 +22,7 @@ mod reads;
 mod req;
 mod streams;
 mod tables;
+mod ttl;
 
 use std::sync::Arc;
 
@@ -208,8 +209,8 @@ impl Api {
             "TagResource" => tables::tag(self, &req, caller).await,
             "UntagResource" => tables::untag(self, &req, caller).await,
             "ListTagsOfResource" => tables::list_tags(self, &req, caller).await,
-            "DescribeTimeToLive" => tables::describe_ttl(self, &req).await,
-            "UpdateTimeToLive" => tables::update_ttl(self, &req).await,
+            "DescribeTimeToLive" => ttl::describe_ttl(self, &req).await,
+            "UpdateTimeToLive" => ttl::update_ttl(self, &req).await,
             "DescribeEndpoints" => Ok(tables::describe_endpoints(caller)),
             "DescribeLimits" => Ok(tables::describe_limits()),
             "UpdateContinuousBackups" => backups::update_continuous_backups(self, &req).await,

@@ -6,7 +6,6 @@
 //! protection, attribute definitions) lives in the descriptor's `meta`.
 
 use serde_json::{json, Map, Value as Json};
-use strata_engine::ttl::TtlSetting;
 use strata_engine::{TableDescriptor, TableSpec};
 
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -391,7 +390,7 @@ pub(crate) fn table_spec(req: &Req<'_>) -> ApiResult<TableSpec> {
     })
 }
 
-async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
+pub(crate) async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
     api.engine.describe_table(name).await.map_err(|e| match e {
         strata_engine::Error::TableNotFound(_) => not_found(name),
         e => e.into(),
@@ -476,7 +475,7 @@ pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     )
 }
 
-async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
+pub(crate) async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
 where
     F: Fn(&mut Map<String, Json>) -> ApiResult<()>,
 {
@@ -843,80 +842,6 @@ pub async fn list_tags(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<J
     let name = table_from_arn(req, caller)?;
     let d = descriptor(api, name).await?;
     Ok(json!({ "Tags": d.meta.get("Tags").cloned().unwrap_or(json!([])) }))
-}
-
-pub async fn describe_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let name = table_name(req)?;
-    let d = descriptor(api, name).await?;
-    let desc = match TtlSetting::of(&d) {
-        // Once disabled and taken up, DynamoDB names no attribute.
-        Some(s) if s.status() == "DISABLED" => json!({"TimeToLiveStatus": "DISABLED"}),
-        Some(s) => json!({"TimeToLiveStatus": s.status(), "AttributeName": s.attribute_name}),
-        None => json!({"TimeToLiveStatus": "DISABLED"}),
-    };
-    Ok(json!({ "TimeToLiveDescription": desc }))
-}
-
-/// UpdateTimeToLive. The change is taken up by the next expiry sweep
-/// (`Engine::expire`): until then DescribeTimeToLive says ENABLING or
-/// DISABLING, as DynamoDB does while it processes one.
-pub async fn update_ttl(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
-    let name = table_name(req)?;
-    let spec = req
-        .obj("TimeToLiveSpecification")?
-        .ok_or_else(|| missing("TimeToLiveSpecification"))?;
-    let enabled = spec
-        .get("Enabled")
-        .and_then(Json::as_bool)
-        .ok_or_else(|| missing("Enabled"))?;
-    let attr = spec
-        .get("AttributeName")
-        .and_then(Json::as_str)
-        .ok_or_else(|| missing("AttributeName"))?
-        .to_string();
-    if attr.is_empty() || attr.len() > 255 {
-        return Err(ApiError::validation(
-            "Names of key attributes and attributes projected into an index must be between 1 and 255 characters, inclusive",
-        ));
-    }
-    let interval_ms = api.engine.config().ttl_change_interval.as_millis() as u64;
-    let now = strata_engine::clock::now_ms();
-    change_meta(api, name, |meta| {
-        let current = TtlSetting::in_meta(&Json::Object(meta.clone()));
-        let on = current.as_ref().is_some_and(|c| c.enabled);
-        // DynamoDB Local's answers: a change naming another attribute than
-        // the enabled one is refused, enabling or disabling.
-        if on && current.as_ref().is_some_and(|c| c.attribute_name != attr) {
-            return Err(ApiError::validation(
-                "TimeToLive is active on a different AttributeName",
-            ));
-        }
-        if on == enabled {
-            return Err(ApiError::validation(if enabled {
-                "TimeToLive is already enabled"
-            } else {
-                "TimeToLive is already disabled"
-            }));
-        }
-        // DynamoDB's one change an hour, when configured.
-        if let Some(c) = &current {
-            if interval_ms > 0 && c.changed_ms > 0 && now < c.changed_ms + interval_ms {
-                return Err(ApiError::validation(
-                    "Time to live has been modified multiple times within a fixed interval",
-                ));
-            }
-        }
-        TtlSetting {
-            enabled,
-            attribute_name: attr.clone(),
-            changed_ms: now,
-            settled: false,
-        }
-        .store(meta);
-        Ok(())
-    })
-    .await?;
-    Ok(json!({ "TimeToLiveSpecification": {"Enabled": enabled, "AttributeName": attr} }))
 }
 
 /// The endpoint the caller reached (an SDK doing endpoint discovery must
