@@ -124,16 +124,40 @@ fn generic(e: std::io::Error) -> object_store::Error {
 }
 
 /// Writes `payload` to `path` so that it survives a power failure once this
-/// returns: staging file written and synced, linked (`create`: fails with
-/// `AlreadyExists` if the name is taken) or renamed into place, directory
-/// synced. The staging name ends in `#<digits>`, which `LocalFileSystem`'s
-/// listings skip.
+/// returns: staging file written and synced, then placed (`place_durably`).
 fn write_durably(
     path: &std::path::Path,
     payload: &PutPayload,
     create: bool,
     syncs: &AtomicU64,
     durable_dirs: &Mutex<HashSet<PathBuf>>,
+) -> std::io::Result<()> {
+    place_durably(path, create, syncs, durable_dirs, |staging| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(staging)?;
+        for chunk in payload.iter() {
+            f.write_all(chunk)?;
+        }
+        f.sync_all()?;
+        syncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })
+}
+
+/// Puts an object at `path` so that it survives a power failure once this
+/// returns: `stage` makes a staging file whose content is durable (written
+/// and synced, or a hard link to a durable file), which is then linked
+/// (`create`: fails with `AlreadyExists` if the name is taken) or renamed
+/// into place, and the directory synced. The staging name ends in
+/// `#<digits>`, which `LocalFileSystem`'s listings skip.
+fn place_durably(
+    path: &std::path::Path,
+    create: bool,
+    syncs: &AtomicU64,
+    durable_dirs: &Mutex<HashSet<PathBuf>>,
+    stage: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -142,27 +166,41 @@ fn write_durably(
     let mut staging = path.as_os_str().to_owned();
     staging.push(format!("#{}", rand::random::<u64>()));
     let staging = std::path::PathBuf::from(staging);
-    let written = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&staging)?;
-        for chunk in payload.iter() {
-            f.write_all(chunk)?;
-        }
-        f.sync_all()?;
-        syncs.fetch_add(1, Ordering::Relaxed);
+    let placed = stage(&staging).and_then(|()| {
         if create {
             std::fs::hard_link(&staging, path)
         } else {
             std::fs::rename(&staging, path)
         }
-    })();
-    if create || written.is_err() {
+    });
+    if create || placed.is_err() {
         let _ = std::fs::remove_file(&staging);
     }
-    written?;
+    placed?;
     sync_dir(dir, syncs)
+}
+
+/// Runs a blocking file operation on object `location` off the runtime,
+/// its errors as object_store's.
+async fn blocking(
+    location: &Path,
+    op: impl FnOnce() -> std::io::Result<()> + Send + 'static,
+) -> Result<()> {
+    let location = location.to_string();
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| generic(std::io::Error::other(e)))?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => object_store::Error::AlreadyExists {
+                path: location,
+                source: Box::new(e),
+            },
+            std::io::ErrorKind::NotFound => object_store::Error::NotFound {
+                path: location,
+                source: Box::new(e),
+            },
+            _ => generic(e),
+        })
 }
 
 fn sync_dir(dir: &std::path::Path, syncs: &AtomicU64) -> std::io::Result<()> {
@@ -231,19 +269,11 @@ impl ObjectStore for LocalStore {
             PutMode::Update(_) => return self.fs.put_opts(location, payload, opts).await,
         };
         let path = self.fs.path_to_filesystem(location)?;
-        let syncs = Arc::clone(&self.syncs);
-        let dirs = Arc::clone(&self.durable_dirs);
-        let loc = location.to_string();
-        tokio::task::spawn_blocking(move || write_durably(&path, &payload, create, &syncs, &dirs))
-            .await
-            .map_err(|e| generic(std::io::Error::other(e)))?
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => object_store::Error::AlreadyExists {
-                    path: loc,
-                    source: Box::new(e),
-                },
-                _ => generic(e),
-            })?;
+        let (syncs, dirs) = (Arc::clone(&self.syncs), Arc::clone(&self.durable_dirs));
+        blocking(location, move || {
+            write_durably(&path, &payload, create, &syncs, &dirs)
+        })
+        .await?;
         Ok(PutResult {
             e_tag: None,
             version: None,
@@ -301,30 +331,12 @@ impl ObjectStore for LocalStore {
         let src = self.fs.path_to_filesystem(from)?;
         let dst = self.fs.path_to_filesystem(to)?;
         let (syncs, dirs) = (Arc::clone(&self.syncs), Arc::clone(&self.durable_dirs));
-        let location = from.to_string();
-        tokio::task::spawn_blocking(move || {
-            let dir = dst
-                .parent()
-                .ok_or_else(|| std::io::Error::other("object path has no directory"))?;
-            ensure_dir(dir, &syncs, &dirs)?;
-            let mut staging = dst.as_os_str().to_owned();
-            staging.push(format!("#{}", rand::random::<u64>()));
-            std::fs::hard_link(&src, &staging)?;
-            if let Err(e) = std::fs::rename(&staging, &dst) {
-                let _ = std::fs::remove_file(&staging);
-                return Err(e);
-            }
-            sync_dir(dir, &syncs)
+        blocking(from, move || {
+            place_durably(&dst, false, &syncs, &dirs, |staging| {
+                std::fs::hard_link(&src, staging)
+            })
         })
         .await
-        .map_err(|e| generic(std::io::Error::other(e)))?
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => object_store::Error::NotFound {
-                path: location,
-                source: Box::new(e),
-            },
-            _ => generic(e),
-        })
     }
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
@@ -376,6 +388,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn copies_are_synced_before_they_are_acknowledged() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+        let (from, to) = (Path::from("a/runs/x.sst"), Path::from("b/runs/x.sst"));
+        store.put(&from, PutPayload::from("sst")).await.unwrap();
+        let before = store.syncs();
+        store.copy(&from, &to).await.unwrap();
+        // The new directories into their parents, then the copy's directory.
+        assert_eq!(store.syncs() - before, 3);
+        assert_eq!(store.get(&to).await.unwrap().bytes().await.unwrap(), "sst");
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("b/runs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no staging file is left: {names:?}");
+        let err = store.copy(&Path::from("nope"), &to).await.unwrap_err();
+        assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
     }
 
     #[tokio::test]
