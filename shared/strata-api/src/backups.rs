@@ -131,7 +131,7 @@ pub async fn describe_continuous_backups(api: &Api, req: &Req<'_>) -> ApiResult<
 }
 
 /// A timestamp member (epoch seconds, as the JSON protocol sends them) in ms.
-fn time_ms(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
+pub(crate) fn time_ms(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
     match req.get(field) {
         None => Ok(None),
         Some(v) => v
@@ -303,6 +303,12 @@ pub async fn export(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     Ok(json!({ "ExportDescription": desc }))
 }
 
+/// A fresh id for a backup or an import: its time (ms, 14 digits, so ids
+/// sort by time) and 8 random hex digits, as DynamoDB's look.
+pub(crate) fn record_id() -> String {
+    format!("{:014}-{:08x}", now_ms(), rand_u32())
+}
+
 pub(crate) fn rand_u32() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -322,7 +328,16 @@ fn parse_export_arn(text: &str) -> ApiResult<(&str, &str)> {
 }
 
 async fn read_record(api: &Api, table: &str, id: &str) -> ApiResult<Option<Json>> {
-    match api.engine.store().get(&export_record(table, id)).await {
+    read_json(api, &export_record(table, id)).await
+}
+
+/// A JSON record the API keeps in the table store (an export's, an
+/// import's), if it exists.
+pub(crate) async fn read_json(
+    api: &Api,
+    path: &object_store::path::Path,
+) -> ApiResult<Option<Json>> {
+    match api.engine.store().get(path).await {
         Ok(r) => {
             let bytes = r
                 .bytes()
@@ -449,10 +464,37 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         "RestoreDateTime": secs(at),
         "RestoreInProgress": true,
     });
+    let created = create_restore_target(api, &d, target, meta, summary).await?;
+    let job = json!({
+        "kind": "restore",
+        "source": source,
+        "target": target,
+        "targetIncarnation": created.incarnation,
+        "atMicros": at,
+        "indexes": serde_json::to_value(&d.indexes).unwrap_or_default(),
+    });
+    if let Err(e) = start_restore(api, job).await {
+        // Nothing was restored: take the empty table away again.
+        let _ = api.engine.delete_table(target).await;
+        return Err(e);
+    }
+    let home = &api.engine.config().region;
+    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
+}
+
+/// Creates the table a restore fills: `d`'s key schema and partitions,
+/// `meta` (what the restore keeps, with its overrides) with its
+/// RestoreSummary `summary`, CREATING until the restore job ends.
+pub(crate) async fn create_restore_target(
+    api: &Api,
+    d: &TableDescriptor,
+    target: &str,
+    mut meta: serde_json::Map<String, Json>,
+    summary: Json,
+) -> ApiResult<TableDescriptor> {
     meta.insert("RestoreSummary".into(), summary);
     meta.insert("RestoreInProgress".into(), json!(true));
-    let created = api
-        .engine
+    api.engine
         .create_table(TableSpec {
             name: target.to_string(),
             key_schema: d.key_schema.clone(),
@@ -470,22 +512,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
                 format!("Table already exists: {t}"),
             ),
             e => e.into(),
-        })?;
-    let job = json!({
-        "kind": "restore",
-        "source": source,
-        "target": target,
-        "targetIncarnation": created.incarnation,
-        "atMicros": at,
-        "indexes": serde_json::to_value(&d.indexes).unwrap_or_default(),
-    });
-    if let Err(e) = start_restore(api, job).await {
-        // Nothing was restored: take the empty table away again.
-        let _ = api.engine.delete_table(target).await;
-        return Err(e);
-    }
-    let home = &api.engine.config().region;
-    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
+        })
 }
 
 /// Hands a restore job to the job runner; with none, a restore needs only

@@ -10,7 +10,7 @@
 use object_store::PutPayload;
 use serde_json::{json, Value as Json};
 
-use crate::backups::rand_u32;
+use crate::backups::{read_json, record_id};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::req::{missing, Req};
 use crate::tables::arn;
@@ -98,7 +98,7 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
         meta.insert("RestoreInProgress".into(), json!(true));
     }
     let now = strata_engine::clock::now_micros();
-    let id = format!("{:014}-{:08x}", now / 1000, rand_u32());
+    let id = record_id();
     let arn_text = import_arn(&caller.region, &table, &id);
     let created = api.engine.create_table(spec).await.map_err(|e| match e {
         strata_engine::Error::TableExists(t) => {
@@ -159,20 +159,7 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
 }
 
 async fn read(api: &Api, id: &str) -> ApiResult<Option<Json>> {
-    let path = strata_engine::paths::import_record(id);
-    match api.engine.store().get(&path).await {
-        Ok(r) => {
-            let bytes = r
-                .bytes()
-                .await
-                .map_err(|e| ApiError::unavailable(format!("reading the import record: {e}")))?;
-            Ok(serde_json::from_slice(&bytes).ok())
-        }
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(ApiError::unavailable(format!(
-            "reading the import record: {e}"
-        ))),
-    }
+    read_json(api, &strata_engine::paths::import_record(id)).await
 }
 
 pub async fn describe_import(api: &Api, req: &Req<'_>) -> ApiResult<Json> {

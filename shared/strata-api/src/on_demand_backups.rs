@@ -8,9 +8,9 @@
 //! does; the table turns ACTIVE when its items are in.
 
 use serde_json::{json, Value as Json};
-use strata_engine::{BackupRecord, TableSpec};
+use strata_engine::BackupRecord;
 
-use crate::backups::{rand_u32, start_restore};
+use crate::backups::{create_restore_target, record_id, start_restore, time_ms};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::req::Req;
 use crate::tables::{arn, billing_of, description, key_schema_json};
@@ -148,7 +148,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
             format!("Table is being restored: {table}"),
         ));
     }
-    let id = format!("{:014}-{:08x}", strata_engine::clock::now_ms(), rand_u32());
+    let id = record_id();
     let r = api
         .engine
         .create_backup(table, &id, name)
@@ -196,8 +196,8 @@ pub async fn list(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> 
             )))
         }
     };
-    let lower = time_bound(req, "TimeRangeLowerBound")?;
-    let upper = time_bound(req, "TimeRangeUpperBound")?;
+    let lower = time_ms(req, "TimeRangeLowerBound")?;
+    let upper = time_ms(req, "TimeRangeUpperBound")?;
     if let (Some(l), Some(u)) = (lower, upper) {
         if l > u {
             return Err(ApiError::validation(
@@ -247,20 +247,6 @@ pub async fn list(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> 
     Ok(out)
 }
 
-/// A time bound in epoch seconds (a number), as ms.
-fn time_bound(req: &Req<'_>, field: &str) -> ApiResult<Option<u64>> {
-    match req.0.get(field) {
-        None => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| *s >= 0.0)
-            .map(|s| Some((s * 1000.0) as u64))
-            .ok_or_else(|| {
-                ApiError::validation(format!("{field} must be a time in epoch seconds"))
-            }),
-    }
-}
-
 pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let target = req.req_str("TargetTableName")?;
     let arn_text = req.req_str("BackupArn")?;
@@ -302,8 +288,6 @@ async fn restore_from(
         "Tags",
         "DeletionProtectionEnabled",
         "TimeToLive",
-        "RestoreSummary",
-        "RestoreInProgress",
     ] {
         meta.remove(k);
     }
@@ -321,36 +305,13 @@ async fn restore_from(
     if let Some(sse) = req.obj("SSESpecificationOverride")? {
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
     }
-    meta.insert(
-        "RestoreSummary".into(),
-        json!({
-            "SourceBackupArn": backup_arn(&caller.region, r),
-            "SourceTableArn": arn(&caller.region, &d.name),
-            "RestoreDateTime": secs(r.created_ms),
-            "RestoreInProgress": true,
-        }),
-    );
-    meta.insert("RestoreInProgress".into(), json!(true));
-    let created = api
-        .engine
-        .create_table(TableSpec {
-            name: target.to_string(),
-            key_schema: d.key_schema.clone(),
-            partitions: Some(d.partitions),
-            keep_old_images: false,
-            replicas: Vec::new(),
-            meta: Json::Object(meta),
-            indexes: Vec::new(),
-            commit_window_ms: None,
-        })
-        .await;
-    let created = created.map_err(|e| match e {
-        strata_engine::Error::TableExists(t) => ApiError::new(
-            ErrorCode::TableAlreadyExists,
-            format!("Table already exists: {t}"),
-        ),
-        e => e.into(),
-    })?;
+    let summary = json!({
+        "SourceBackupArn": backup_arn(&caller.region, r),
+        "SourceTableArn": arn(&caller.region, &d.name),
+        "RestoreDateTime": secs(r.created_ms),
+        "RestoreInProgress": true,
+    });
+    let created = create_restore_target(api, d, target, meta, summary).await?;
     let job = json!({
         "kind": "restore",
         "backup": r.id,
