@@ -14,6 +14,8 @@
 //! bench measured that path, see docs/benchmarks.md.) Requests are counted
 //! on the store.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,36 +23,12 @@ use object_store::ObjectStore;
 use strata_engine::*;
 use strata_store::counting::counting;
 
-fn spec(name: &str) -> TableSpec {
-    TableSpec {
-        name: name.into(),
-        key_schema: KeySchema {
-            hash: KeyAttribute {
-                name: "pk".into(),
-                key_type: KeyType::S,
-            },
-            range: None,
-        },
-        partitions: Some(8),
-        keep_old_images: false,
-        replicas: Vec::new(),
-        meta: serde_json::json!({}),
-        indexes: Vec::new(),
-        commit_window_ms: None,
-    }
-}
-
+/// A put of one 1 KB item.
 fn put(i: u64) -> WriteRequest {
-    let name = format!("item{i:010}");
-    let item = Item::from([
-        ("pk".to_string(), Value::S(name.clone())),
-        ("v".to_string(), Value::S("x".repeat(1000))),
-    ]);
-    let key = ItemKey {
-        hash: KeyValue::S(name),
-        range: None,
-    };
-    WriteRequest::single(WriteOp::put(key, item))
+    common::put(
+        format!("item{i:010}"),
+        vec![("v", Value::S("x".repeat(1000)))],
+    )
 }
 
 async fn run(mb: u64) -> Vec<String> {
@@ -63,7 +41,7 @@ async fn run(mb: u64) -> Vec<String> {
         "bench",
         EngineConfig::default(),
     ));
-    e.create_table(spec("src")).await.unwrap();
+    e.create_table(common::spec("src", 8)).await.unwrap();
     let items = mb * 1000;
     let t = Instant::now();
     let ids: Vec<u64> = (0..items).collect();
@@ -91,7 +69,7 @@ async fn run(mb: u64) -> Vec<String> {
     let backup_req = counter.snapshot() - before;
     assert_eq!(record.items, items + 1_000);
 
-    e.create_table(spec("dst")).await.unwrap();
+    e.create_table(common::spec("dst", 8)).await.unwrap();
     let before = counter.snapshot();
     let t = Instant::now();
     let restored = e

@@ -16,6 +16,8 @@
 //! on-demand charges $0.625 per million writes of up to 1 KB (public price
 //! lists, us-east-1).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,36 +32,9 @@ use strata_store::latency::{with_latency, LatencyProfile};
 const WRITES: usize = 2_000;
 const WINDOWS_MS: [u64; 4] = [0, 5, 20, 50];
 
-fn spec(partitions: u32) -> TableSpec {
-    TableSpec {
-        name: "tbl".into(),
-        key_schema: KeySchema {
-            hash: KeyAttribute {
-                name: "pk".into(),
-                key_type: KeyType::S,
-            },
-            range: None,
-        },
-        partitions: Some(partitions),
-        keep_old_images: false,
-        replicas: Vec::new(),
-        meta: serde_json::Value::Null,
-        indexes: Vec::new(),
-        commit_window_ms: None,
-    }
-}
-
 /// A put of one 1 KB item.
 fn put(name: String) -> WriteRequest {
-    let item = Item::from([
-        ("pk".to_string(), Value::S(name.clone())),
-        ("v".to_string(), Value::S("x".repeat(1000))),
-    ]);
-    let key = ItemKey {
-        hash: KeyValue::S(name),
-        range: None,
-    };
-    WriteRequest::single(WriteOp::put(key, item))
+    common::put(name, vec![("v", Value::S("x".repeat(1000)))])
 }
 
 /// PUTs per write, p50 and p99.
@@ -78,7 +53,9 @@ async fn run(
         ..EngineConfig::default()
     };
     let e = Arc::new(Engine::with_store_unchecked(store, "bench", config));
-    e.create_table(spec(partitions)).await.unwrap();
+    e.create_table(common::spec("tbl", partitions))
+        .await
+        .unwrap();
     // Every partition loaded (its first write reads its manifest and log).
     let warm = (0..8 * partitions).map(|i| {
         let e = Arc::clone(&e);

@@ -14,6 +14,8 @@
 //! deletes of a partition are sent together, so group commit packs them
 //! into few log segments (one PUT each).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,41 +28,15 @@ use strata_store::counting::counting;
 const ITEMS: u64 = 100_000;
 const NOW: u64 = 1_900_000_000;
 
-fn spec() -> TableSpec {
-    TableSpec {
-        name: "tbl".into(),
-        key_schema: KeySchema {
-            hash: KeyAttribute {
-                name: "pk".into(),
-                key_type: KeyType::S,
-            },
-            range: None,
-        },
-        partitions: Some(4),
-        keep_old_images: false,
-        replicas: Vec::new(),
-        meta: serde_json::json!({}),
-        indexes: Vec::new(),
-        commit_window_ms: None,
-    }
-}
-
 fn put(i: u64, expired: bool) -> WriteRequest {
     let exp = if expired { NOW - 10 } else { NOW + 86_400 };
-    let name = format!("item{i:08}");
-    let item = Item::from([
-        ("pk".to_string(), Value::S(name.clone())),
-        ("v".to_string(), Value::S("x".repeat(80))),
-        (
-            "exp".to_string(),
-            Value::N(number::Number::from_i64(exp as i64)),
-        ),
-    ]);
-    let key = ItemKey {
-        hash: KeyValue::S(name),
-        range: None,
-    };
-    WriteRequest::single(WriteOp::put(key, item))
+    common::put(
+        format!("item{i:08}"),
+        vec![
+            ("v", Value::S("x".repeat(80))),
+            ("exp", Value::N(number::Number::from_i64(exp as i64))),
+        ],
+    )
 }
 
 async fn run(expired_every: u64) -> Vec<String> {
@@ -75,7 +51,7 @@ async fn run(expired_every: u64) -> Vec<String> {
         "bench",
         config.clone(),
     ));
-    e.create_table(spec()).await.unwrap();
+    e.create_table(common::spec("tbl", 4)).await.unwrap();
     e.update_table("tbl", |d| {
         if let Some(meta) = d.meta.as_object_mut() {
             TtlSetting {
