@@ -319,18 +319,21 @@ impl Engine {
                         .remove(name);
                     let store = Arc::clone(&self.ctx.store);
                     let root = paths::incarnation_root(name, &current.desc.incarnation);
-                    let name = name.to_string();
-                    tokio::spawn(async move {
-                        // What backups pin stays (listed after the tombstone:
-                        // see `engine::backups`).
-                        let purged = match backups::pinned(store.as_ref(), &name).await {
-                            Ok(keep) => collect::purge(store.as_ref(), &root, &keep).await,
-                            Err(e) => Err(e),
-                        };
-                        if let Err(e) = purged {
-                            tracing::warn!(prefix = %root, error = %e, "purging a deleted table's data failed; GC retries");
+                    // What backups pin stays: listed after the tombstone
+                    // (see `engine::backups`). Failing that, the sweep of
+                    // dead incarnations purges later.
+                    match self.pinned(name).await {
+                        Ok(keep) => {
+                            tokio::spawn(async move {
+                                if let Err(e) = collect::purge(store.as_ref(), &root, &keep).await {
+                                    tracing::warn!(prefix = %root, error = %e, "purging a deleted table's data failed; GC retries");
+                                }
+                            });
                         }
-                    });
+                        Err(e) => {
+                            tracing::warn!(prefix = %root, error = %e, "listing backups failed; the sweep purges the deleted table's data")
+                        }
+                    }
                     Box::pin(self.drop_index_tables(&current.desc)).await;
                     return Ok((*current.desc).clone());
                 }

@@ -390,25 +390,19 @@ async fn records(store: &dyn ObjectStore) -> Result<Vec<BackupRecord>> {
     Ok(out)
 }
 
-/// The SSTs (object names) the backups of table `name` keep, whichever
-/// incarnation they are of: what GC, purges and sweeps must not delete.
-/// (Uncached: for a purge, which runs once; GC uses `Engine::pinned`.)
-pub(crate) async fn pinned(store: &dyn ObjectStore, name: &str) -> Result<HashSet<String>> {
-    Ok(records(store)
-        .await?
-        .iter()
-        .filter(|r| r.table.name == name)
-        .flat_map(|r| r.pinned().collect::<Vec<_>>())
-        .collect())
-}
-
 /// What a backup pins, by backup id: its table's name and the SSTs' object
 /// names (records never change, so this is read once per id).
 pub(crate) type PinCache = Mutex<HashMap<String, (String, Arc<Vec<String>>)>>;
 
 impl Engine {
-    /// [`pinned`], reading each backup's record once: one LIST a call.
+    /// The SSTs (object names) the backups of table `name` keep, whichever
+    /// incarnation they are of: what GC, purges and sweeps must not delete.
+    /// One LIST a call; each backup's record is read once (records never
+    /// change). Index tables are never backed up.
     pub(crate) async fn pinned(&self, name: &str) -> Result<HashSet<String>> {
+        if is_index_table(name) {
+            return Ok(HashSet::new());
+        }
         let store = self.ctx.store.as_ref();
         let mut listed = HashSet::new();
         let mut out = HashSet::new();

@@ -19,20 +19,17 @@ impl Engine {
         // a backup written after the listing pins a manifest that was the
         // newest at most half the grace period before, and GC deletes only
         // what manifests superseded a whole grace period ago named (see
-        // `engine::backups`). Index tables are never backed up.
+        // `engine::backups`).
         let clock = &self.ctx.config.clock;
         let mut pins: Option<(crate::clock::Tick, std::collections::HashSet<String>)> = None;
         // Highest number first: a child is numbered after every ancestor,
         // so each partition is collected after all that inherit from it.
         for (id, p) in t.partitions.iter().rev() {
-            if !is_index_table(table) {
-                let stale = pins
-                    .as_ref()
-                    .is_none_or(|(at, _)| !clock.fresh(Some(*at), self.ctx.config.gc_grace / 4));
-                if stale {
-                    let at = clock.tick();
-                    pins = Some((at, self.pinned(table).await?));
-                }
+            let stale = pins
+                .as_ref()
+                .is_none_or(|(at, _)| !clock.fresh(Some(*at), self.ctx.config.gc_grace / 4));
+            if stale {
+                pins = Some((clock.tick(), self.pinned(table).await?));
             }
             let mut keep = inherited.remove(id).unwrap_or_default();
             if let Some((_, pinned)) = &pins {

@@ -31,7 +31,7 @@ pub struct ExpiryReport {
 
 /// Per table: for each SST read (by partition and id), when its next item
 /// falls due (None: never, by the attribute it was read under).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ExpiryMemo {
     attr: String,
     next_due: HashMap<(u32, String), Option<u64>>,
@@ -44,7 +44,7 @@ impl Engine {
     /// Deletes `table`'s items expired by now, when its TTL is on; takes a
     /// TTL change up (DescribeTimeToLive's ENABLING/DISABLING end here).
     pub async fn expire(&self, table: &str) -> Result<ExpiryReport> {
-        let now = crate::clock::now_ms() / 1000;
+        let now = self.ctx.config.clock.now_ms() / 1000;
         self.expire_at(table, now).await
     }
 
@@ -54,13 +54,14 @@ impl Engine {
         let setting = TtlSetting::of(&t.desc);
         let mut report = ExpiryReport::default();
         if let Some(attr) = ttl::attribute(&t.desc) {
+            // Taken out, and put back renewed when the sweep ends (a sweep
+            // that fails forgets it: the next reads what it must again).
             let memo = self
                 .expiry_memo
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get(table)
+                .remove(table)
                 .filter(|m| m.attr == attr)
-                .cloned()
                 .unwrap_or_default();
             let mut next = ExpiryMemo {
                 attr: attr.clone(),
