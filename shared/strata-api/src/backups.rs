@@ -362,8 +362,26 @@ pub async fn describe_export(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     }
 }
 
-pub async fn list_exports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
+/// The objects under `prefix` in the table store, in name order (records
+/// named by time list oldest first).
+pub(crate) async fn list_sorted(
+    api: &Api,
+    prefix: &object_store::path::Path,
+) -> ApiResult<Vec<object_store::path::Path>> {
     use futures::TryStreamExt;
+    let mut out: Vec<_> = api
+        .engine
+        .store()
+        .list(Some(prefix))
+        .map_ok(|m| m.location)
+        .try_collect()
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    out.sort();
+    Ok(out)
+}
+
+pub async fn list_exports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let only = match req.str("TableArn")? {
         Some(a) => Some(table_of_arn(a)?.to_string()),
         None => None,
@@ -378,15 +396,11 @@ pub async fn list_exports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         }
     };
     let prefix = strata_engine::paths::export_records(only.as_deref());
-    let mut keys: Vec<String> = api
-        .engine
-        .store()
-        .list(Some(&prefix))
-        .map_ok(|m| m.location.to_string())
-        .try_collect()
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
-    keys.sort();
+    let keys: Vec<String> = list_sorted(api, &prefix)
+        .await?
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     let start = req.str("NextToken")?.unwrap_or("");
     let mut summaries = Vec::new();
     let mut next = None;

@@ -10,7 +10,7 @@
 use object_store::PutPayload;
 use serde_json::{json, Value as Json};
 
-use crate::backups::{read_json, record_id};
+use crate::backups::{list_sorted, read_json, record_id};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::req::{missing, Req};
 use crate::tables::arn;
@@ -186,20 +186,11 @@ pub async fn list_imports(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         )));
     }
     let after = req.str("NextToken")?;
-    let mut ids: Vec<String> = Vec::new();
-    let listing = strata_engine::paths::import_records();
-    let mut stream = api.engine.store().list(Some(&listing));
-    while let Some(meta) = futures::StreamExt::next(&mut stream).await {
-        let meta = meta.map_err(|e| ApiError::unavailable(format!("listing imports: {e}")))?;
-        if let Some(id) = meta
-            .location
-            .filename()
-            .and_then(|f| f.strip_suffix(".json"))
-        {
-            ids.push(id.to_string());
-        }
-    }
-    ids.sort();
+    let ids: Vec<String> = list_sorted(api, &strata_engine::paths::import_records())
+        .await?
+        .iter()
+        .filter_map(strata_engine::paths::parse_record_id)
+        .collect();
     let mut out = Vec::new();
     let mut next = None;
     for id in ids

@@ -139,8 +139,9 @@ pub fn backups_dir() -> Path {
     Path::from("backups")
 }
 
-/// The backup id in a record's name (`backups/<id>.json` → id).
-pub fn parse_backup_id(path: &Path) -> Option<String> {
+/// The id in a backup's or an import's record name (`backups/<id>.json`,
+/// `imports/<id>.json` → id).
+pub fn parse_record_id(path: &Path) -> Option<String> {
     path.filename()?.strip_suffix(".json").map(str::to_string)
 }
 

@@ -378,7 +378,7 @@ async fn read_record(store: &dyn ObjectStore, id: &str) -> Result<Option<BackupR
 async fn records(store: &dyn ObjectStore) -> Result<Vec<BackupRecord>> {
     let mut out = Vec::new();
     for meta in io::list(store, &paths::backups_dir()).await? {
-        let Some(id) = paths::parse_backup_id(&meta.location) else {
+        let Some(id) = paths::parse_record_id(&meta.location) else {
             continue;
         };
         // Deleted since the listing: gone.
@@ -407,7 +407,7 @@ impl Engine {
         let mut listed = HashSet::new();
         let mut out = HashSet::new();
         for meta in io::list(store, &paths::backups_dir()).await? {
-            let Some(id) = paths::parse_backup_id(&meta.location) else {
+            let Some(id) = paths::parse_record_id(&meta.location) else {
                 continue;
             };
             let cached = self
