@@ -138,17 +138,13 @@ pub async fn import_cmd(args: ImportArgs) -> Result<(), String> {
         indexes: Vec::new(),
         exact,
     };
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("importing into {}", args.table));
+    let bar = Bar::new(
+        "{bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        format!("importing into {}", args.table),
+    )?;
     let start = std::time::Instant::now();
-    let out = import(&engine, &spec, Arc::new(Bar(bar.clone()))).await?;
-    bar.finish_and_clear();
+    let out = import(&engine, &spec, Arc::new(bar.clone())).await?;
+    bar.0.finish_and_clear();
     println!(
         "strata: imported {} of {} items ({:.1} MB read, {} errors) into {} in {:.2} s",
         out.imported_items,

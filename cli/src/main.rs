@@ -367,8 +367,24 @@ pub(crate) async fn open_engine(store: &StoreArgs) -> Result<Arc<Engine>, String
     ))
 }
 
-/// An indicatif bar fed by the exporter.
+/// An indicatif bar fed by the exporter or the importer.
+#[derive(Clone)]
 pub(crate) struct Bar(pub(crate) indicatif::ProgressBar);
+
+impl Bar {
+    /// A bar showing `msg`, then the bar, then `counts` (an indicatif
+    /// template: items or bytes, rate, time left).
+    pub(crate) fn new(counts: &str, msg: String) -> Result<Bar, String> {
+        let style = indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {{msg}} [{{bar:40}}] {counts}"
+        ))
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> ");
+        let bar = indicatif::ProgressBar::new(0).with_style(style);
+        bar.set_message(msg);
+        Ok(Bar(bar))
+    }
+}
 
 impl strata_export::Progress for Bar {
     fn total(&self, rows: u64) {
@@ -429,15 +445,11 @@ async fn export_cmd(args: ExportArgs) -> Result<(), String> {
         table_arn: format!("strata:table/{}", args.table),
         export_id: id,
     };
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:40}] {pos}/{len} items ({per_sec}, {eta} left)",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> "),
-    );
-    bar.set_message(format!("exporting {}", args.table));
-    let progress = Arc::new(Bar(bar.clone()));
+    let bar = Bar::new(
+        "{pos}/{len} items ({per_sec}, {eta} left)",
+        format!("exporting {}", args.table),
+    )?;
+    let progress = Arc::new(bar.clone());
     let start = std::time::Instant::now();
     let job = ExportJob {
         table: args.table.clone(),
@@ -447,7 +459,7 @@ async fn export_cmd(args: ExportArgs) -> Result<(), String> {
     let out = export(&engine, &job, &dest, progress)
         .await
         .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
+    bar.0.finish_and_clear();
     println!(
         "strata: exported {} items ({} files, {:.1} MB) in {:.2} s to {dest_url}/{}",
         out.items,

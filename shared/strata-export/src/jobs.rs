@@ -80,11 +80,7 @@ pub async fn run(
                     desc["FailureMessage"] = json!(e);
                 }
             }
-            engine
-                .store()
-                .put(&record, PutPayload::from(desc.to_string().into_bytes()))
-                .await
-                .map_err(|e| format!("recording the export's end: {e}"))?;
+            write_record(engine, &record, &desc, "export").await?;
             result.map(|_| desc)
         }
         Some("import") => run_import(engine, job, buckets, progress).await,
@@ -147,6 +143,21 @@ async fn run_export(
     Ok((outcome, ExportPaths::at(&dir).manifest_summary()))
 }
 
+/// Rewrites a job's record (its description) when the job ends.
+async fn write_record(
+    engine: &Engine,
+    record: &Path,
+    desc: &Json,
+    what: &str,
+) -> Result<(), String> {
+    engine
+        .store()
+        .put(record, PutPayload::from(desc.to_string().into_bytes()))
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("recording the {what}'s end: {e}"))
+}
+
 /// Runs an import job: fills its table, records the outcome in the
 /// import's description, and turns the table ACTIVE (or, failed, deletes
 /// it, as a failed restore does).
@@ -182,11 +193,7 @@ async fn run_import(
             desc["FailureMessage"] = json!(e);
         }
     }
-    engine
-        .store()
-        .put(&record, PutPayload::from(desc.to_string().into_bytes()))
-        .await
-        .map_err(|e| format!("recording the import's end: {e}"))?;
+    write_record(engine, &record, &desc, "import").await?;
     // A failure is recorded (FAILED): the job is done, not to be retried.
     if let Err(e) = &result {
         tracing::warn!(table, error = %e, "import failed");
