@@ -31,11 +31,11 @@ fn secs(micros: u64) -> f64 {
 
 pub use strata_engine::paths::{export_record, valid_bucket_name};
 
-fn table_not_found(name: &str) -> ApiError {
+pub(crate) fn table_not_found(name: &str) -> ApiError {
     ApiError::new(ErrorCode::TableNotFound, format!("Table not found: {name}"))
 }
 
-async fn table(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
+pub(crate) async fn table(api: &Api, name: &str) -> ApiResult<TableDescriptor> {
     match api.engine.describe_table(name).await {
         Ok(d) => Ok(d),
         Err(strata_engine::Error::TableNotFound(_)) => Err(table_not_found(name)),

@@ -132,16 +132,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
             "1 validation error detected: Value '{name}' at 'backupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 3 and 255"
         )));
     }
-    let d = match api.engine.describe_table(table).await {
-        Ok(d) => d,
-        Err(strata_engine::Error::TableNotFound(_)) => {
-            return Err(ApiError::new(
-                ErrorCode::TableNotFound,
-                format!("Table not found: {table}"),
-            ))
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let d = crate::backups::table(api, table).await?;
     if d.meta.get("RestoreInProgress") == Some(&Json::Bool(true)) {
         return Err(ApiError::new(
             ErrorCode::TableInUse,
@@ -154,10 +145,7 @@ pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         .create_backup(table, &id, name)
         .await
         .map_err(|e| match e {
-            strata_engine::Error::TableNotFound(_) => ApiError::new(
-                ErrorCode::TableNotFound,
-                format!("Table not found: {table}"),
-            ),
+            strata_engine::Error::TableNotFound(_) => crate::backups::table_not_found(table),
             e => e.into(),
         })?;
     Ok(json!({ "BackupDetails": details(&r, &caller.region, "AVAILABLE") }))
