@@ -4,7 +4,8 @@
 # Installs what it needs (pinned Python venvs for LocalStack and moto; Rust
 # crates through cargo), starts LocalStack and moto's S3 servers on 127.0.0.1,
 # runs lint and every test against memory, local-filesystem, LocalStack and
-# moto stores, then the differential test against DynamoDB Local 3.3.0 (Java
+# moto stores (the console's tests in Debian's headless Chromium, installed
+# with apt-get when missing), then the differential test against DynamoDB Local 3.3.0 (Java
 # 17 and npm needed; tests/differential/run.sh), and stops the servers
 # whatever happens.
 #
@@ -72,6 +73,13 @@ if ! cmp -s "$root/tests/e2e/requirements.txt" "$root/.venv-e2e/requirements.ins
   "$root/.venv-e2e/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/requirements.txt"
   cp "$root/tests/e2e/requirements.txt" "$root/.venv-e2e/requirements.installed"
 fi
+# The console's browser tests drive Debian's Chromium through its ChromeDriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "== installing Debian's chromium and chromium-driver (the console's browser tests)"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
 if [ ! -x "$root/.venv-awscli/bin/aws" ]; then
   python3 -m venv "$root/.venv-awscli"
   "$root/.venv-awscli/bin/pip" install -q --disable-pip-version-check -r "$root/tests/e2e/awscli-requirements.txt"
@@ -82,7 +90,7 @@ set +e
   STRATA_AWS_CLI="$root/.venv-awscli/bin/aws" STRATA_CARGO_LAMBDA="$root/.venv-lambda/bin/cargo-lambda" \
   PATH="$root/.venv-lambda/bin:$PATH" \
   STRATA_E2E_S3_ENDPOINT="http://127.0.0.1:$ls_port" STRATA_E2E_MOTO_ENDPOINT="http://127.0.0.1:$moto_port" \
-  STRATA_E2E_BUCKET="$bucket" \
+  STRATA_E2E_BUCKET="$bucket" STRATA_E2E_REQUIRE_BROWSER=1 \
   "$root/.venv-e2e/bin/python" -m pytest -q -p no:cacheprovider 2>&1 | tee "$root/.tmp/e2e.log")
 e2e_status=${PIPESTATUS[0]}
 set -e

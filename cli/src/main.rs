@@ -179,6 +179,10 @@ struct ServeArgs {
     /// Seconds before a table's time to live may be changed again (DynamoDB: 3600; 0: any time).
     #[arg(long, default_value_t = 0, env = "STRATA_TTL_CHANGE_INTERVAL_SECS")]
     ttl_change_interval_secs: u64,
+    /// A price the console's cost per million requests uses: NAME=VALUE ($; repeat;
+    /// `strata cost --prices` lists them).
+    #[arg(long = "price", value_name = "NAME=VALUE")]
+    prices: Vec<String>,
 }
 
 fn store_url(args: &StoreArgs) -> Result<String, String> {
@@ -215,11 +219,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     }
     config.set_log_retention(Duration::from_secs(args.stream_retention_hours * 3600));
     let cache_mb = config.cache_bytes >> 20;
-    let engine = Arc::new(
-        Engine::open(&url, config)
-            .await
-            .map_err(|e| e.to_string())?,
-    );
+    let mut prices = strata_console::Prices::default();
+    for spec in &args.prices {
+        prices.set(spec)?;
+    }
+    // Store requests are counted per operation for the console and /metrics.
+    let opened = strata_store::open_store(&url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (counted, counter) = strata_store::counting::counting(Arc::clone(&opened.store));
+    let opened = strata_store::OpenedStore {
+        store: counted,
+        ..opened
+    };
+    // (open_store has just run the atomic-create probe.)
+    let engine = Arc::new(Engine::with_opened_unchecked(opened, config));
+    let mut console = strata_console::Console::new(Arc::clone(&engine), counter, prices);
     let regions = regions(&args.store, engine.config()).await?;
     if !regions.is_empty() {
         let names: Vec<&str> = regions.keys().map(String::as_str).collect();
@@ -229,7 +244,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             names.join(", "),
             args.replicate_interval_ms
         );
-        let replicator = Replicator::new(Arc::clone(&engine), regions.clone());
+        let replicator = Arc::new(Replicator::new(Arc::clone(&engine), regions.clone()));
+        console = console.with_replicator(Arc::clone(&replicator));
         tokio::spawn(replicate_loop(
             replicator,
             Duration::from_millis(args.replicate_interval_ms),
@@ -267,17 +283,22 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     )));
     println!("strata: DynamoDB API on http://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
     println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
-    axum::serve(listener, strata_api::http::router(api))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            println!("strata: shutting down (every acknowledged write is already durable)");
-        })
-        .await
-        .map_err(|e| e.to_string())
+    println!("strata: console on http://{addr}/console (loopback connections only), metrics on http://{addr}/metrics");
+    let app = strata_console::router(strata_api::http::router(api), Arc::new(console));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+        println!("strata: shutting down (every acknowledged write is already durable)");
+    })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Replicates every `interval` until the process ends.
-async fn replicate_loop(replicator: Replicator, interval: Duration) {
+async fn replicate_loop(replicator: Arc<Replicator>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -323,7 +344,7 @@ async fn replicate(args: ReplicateArgs) -> Result<(), String> {
         args.store.region, args.interval_ms
     );
     tokio::select! {
-        _ = replicate_loop(replicator, Duration::from_millis(args.interval_ms)) => Ok(()),
+        _ = replicate_loop(Arc::new(replicator), Duration::from_millis(args.interval_ms)) => Ok(()),
         _ = tokio::signal::ctrl_c() => Ok(()),
     }
 }

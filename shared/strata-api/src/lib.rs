@@ -244,6 +244,60 @@ impl Api {
 
 pub(crate) use capacity::{consumed, read_units};
 
+/// Every operation Strata answers (DynamoDB's, then DynamoDB Streams'), as
+/// metrics name them.
+pub const OPERATIONS: &[&str] = &[
+    "CreateTable",
+    "DescribeTable",
+    "ListTables",
+    "DeleteTable",
+    "UpdateTable",
+    "TagResource",
+    "UntagResource",
+    "ListTagsOfResource",
+    "DescribeTimeToLive",
+    "UpdateTimeToLive",
+    "DescribeEndpoints",
+    "DescribeLimits",
+    "UpdateContinuousBackups",
+    "DescribeContinuousBackups",
+    "ExportTableToPointInTime",
+    "DescribeExport",
+    "ListExports",
+    "RestoreTableToPointInTime",
+    "ImportTable",
+    "DescribeImport",
+    "ListImports",
+    "CreateBackup",
+    "DescribeBackup",
+    "ListBackups",
+    "DeleteBackup",
+    "RestoreTableFromBackup",
+    "PutItem",
+    "GetItem",
+    "UpdateItem",
+    "DeleteItem",
+    "BatchWriteItem",
+    "BatchGetItem",
+    "Query",
+    "Scan",
+    "ExecuteStatement",
+    "BatchExecuteStatement",
+    "ListStreams",
+    "DescribeStream",
+    "GetShardIterator",
+    "GetRecords",
+];
+
+/// The operation an `X-Amz-Target` names, as a name from [`OPERATIONS`]
+/// ("Unknown" for anything else, so that what a client sends never becomes
+/// a new metric label).
+pub fn operation_name(target: Option<&str>) -> &'static str {
+    let op = target.and_then(|t| t.rsplit_once('.')).map(|(_, op)| op);
+    op.and_then(|op| OPERATIONS.iter().find(|o| **o == op).copied())
+        .unwrap_or("Unknown")
+}
+
 /// A fresh request id for the `x-amzn-RequestId` header.
 pub fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -254,4 +308,36 @@ pub fn request_id() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("{:020}{:012}", t % 10u128.pow(20), n % 1_000_000_000_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The metrics' list of operations and the dispatch agree: every name
+    /// listed is answered (maybe with a validation error), none is unknown.
+    #[tokio::test]
+    async fn every_listed_operation_is_dispatched() {
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::memory::InMemory::new());
+        let engine = Engine::with_store(store, "memory", Default::default())
+            .await
+            .unwrap();
+        let api = Api::new(Arc::new(engine), "us-east-1");
+        let caller = api.caller(None);
+        for op in OPERATIONS {
+            let streams = ["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];
+            let service = if streams.contains(op) {
+                "DynamoDBStreams_20120810"
+            } else {
+                "DynamoDB_20120810"
+            };
+            let target = format!("{service}.{op}");
+            let r = api.handle(Some(&target), &caller, b"{}").await;
+            assert_ne!(r.error_code, Some(ErrorCode::UnknownOperation), "{op}");
+            assert_eq!(operation_name(Some(&target)), *op);
+        }
+        assert_eq!(operation_name(Some("DynamoDB_20120810.Nope")), "Unknown");
+        assert_eq!(operation_name(None), "Unknown");
+    }
 }

@@ -39,6 +39,7 @@ pub use expiry::ExpiryReport;
 pub use ingest::Ingested;
 
 pub use point_in_time::PointInTime;
+pub use stats::{PartitionStorage, RunStorage, TableStorage};
 
 /// Starts the descriptor's old-image generation in every partition's log
 /// (see `Partition::mark_images_gen`). A partition that fails is logged: its

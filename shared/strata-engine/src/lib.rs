@@ -35,7 +35,10 @@ pub mod value;
 pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
 pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
-pub use engine::{BackupRecord, Engine, ExpiryReport, Ingested, PointInTime};
+pub use engine::{
+    BackupRecord, Engine, ExpiryReport, Ingested, PartitionStorage, PointInTime, RunStorage,
+    TableStorage,
+};
 pub use error::{Error, Result};
 pub use index::follower::IndexReport;
 pub use index::{IndexDef, IndexKind, IndexStatus, Projection};

@@ -105,6 +105,8 @@ pub struct ReplicationReport {
     pub applied: usize,
     /// Partitions that had to be backfilled from a snapshot.
     pub backfills: usize,
+    /// Commit time (µs) of the oldest segment the pass found unsent.
+    pub oldest_unsent_micros: Option<u64>,
 }
 
 impl ReplicationReport {
@@ -114,7 +116,23 @@ impl ReplicationReport {
         self.sent += o.sent;
         self.applied += o.applied;
         self.backfills += o.backfills;
+        self.oldest_unsent_micros = match (self.oldest_unsent_micros, o.oldest_unsent_micros) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
+}
+
+/// How far behind one region's replica of a table was when the last pass
+/// over it started (what the console and `/metrics` show).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Lag {
+    /// Log segments the pass found unsent, over the table's partitions.
+    pub backlog_segments: u64,
+    /// Age of the oldest write the pass found unsent (0: it was caught up).
+    pub behind_ms: u64,
+    /// When the last pass over the table ended (ms since the epoch).
+    pub checked_ms: u64,
 }
 
 /// Engines for the other regions, by region name.
@@ -127,6 +145,8 @@ pub struct Replicator {
     /// Cursors this process wrote or read, so a pass over a quiet
     /// partition costs one probe of the source log and nothing else.
     cursors: Mutex<HashMap<(String, String, u32), Cursor>>,
+    /// What the last pass over each (table, region, partition) found.
+    lags: Mutex<BTreeMap<(String, String, u32), Lag>>,
 }
 
 impl Replicator {
@@ -135,6 +155,7 @@ impl Replicator {
             source,
             targets,
             cursors: Mutex::new(HashMap::new()),
+            lags: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -142,9 +163,43 @@ impl Replicator {
         &self.source.config().region
     }
 
+    /// The regions replicated to.
+    pub fn regions(&self) -> Vec<String> {
+        self.targets.keys().cloned().collect()
+    }
+
     /// The engine of the region replicated from.
     pub fn source(&self) -> &Arc<Engine> {
         &self.source
+    }
+
+    /// Per (table, target region): how far behind the replica was when the
+    /// last pass over it started, over the partitions this replicator has
+    /// passed over.
+    pub fn lag(&self) -> BTreeMap<(String, String), Lag> {
+        let mut out: BTreeMap<(String, String), Lag> = BTreeMap::new();
+        for ((table, region, _), l) in self.lags.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let e = out.entry((table.clone(), region.clone())).or_default();
+            e.backlog_segments += l.backlog_segments;
+            e.behind_ms = e.behind_ms.max(l.behind_ms);
+            e.checked_ms = e.checked_ms.max(l.checked_ms);
+        }
+        out
+    }
+
+    fn note_lag(&self, table: &str, region: &str, part: u32, r: &ReplicationReport) {
+        let now = self.source.config().clock.now_micros();
+        let lag = Lag {
+            backlog_segments: r.segments as u64,
+            behind_ms: r
+                .oldest_unsent_micros
+                .map_or(0, |ts| now.saturating_sub(ts) / 1000),
+            checked_ms: now / 1000,
+        };
+        self.lags
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((table.to_string(), region.to_string(), part), lag);
     }
 
     /// One pass over every global table of the source region.
@@ -199,11 +254,11 @@ impl Replicator {
             .map(|((region, _), (target, family))| async move {
                 let mut report = ReplicationReport::default();
                 for part in family {
-                    report.add(
-                        &self
-                            .replicate_partition(desc, &region, &target, part)
-                            .await?,
-                    );
+                    let r = self
+                        .replicate_partition(desc, &region, &target, part)
+                        .await?;
+                    self.note_lag(table, &region, part, &r);
+                    report.add(&r);
                 }
                 Ok(report)
             })
@@ -381,6 +436,11 @@ impl Replicator {
             let Some(last) = read.segments.last().map(|s| s.seq) else {
                 return Ok(report);
             };
+            if let Some(first) = read.segments.iter().find(|s| !s.is_void()) {
+                report
+                    .oldest_unsent_micros
+                    .get_or_insert(first.commit_ts_micros);
+            }
             let mut changes = Vec::new();
             let here = self.region();
             for seg in &read.segments {

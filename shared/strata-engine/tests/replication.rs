@@ -771,3 +771,37 @@ async fn replication_follows_splits() {
         );
     }
 }
+
+/// What the console and `/metrics` show: per (table, region) the unsent
+/// backlog and the age of its oldest write when the last pass started.
+#[tokio::test]
+async fn lag_reports_what_the_last_pass_found_unsent() {
+    let stores: Vec<_> = (0..2).map(|_| memory_backend()).collect();
+    let regions = open_regions(&stores).await;
+    global_table(&regions).await;
+    let a = &regions[0].engine;
+    let reps = [replicator(&regions, 0), replicator(&regions, 1)];
+    settle(&reps).await;
+    let lag = |r: &Replicator| r.lag()[&(TABLE.to_string(), region_name(1))];
+    assert_eq!(lag(&reps[0]).backlog_segments, 0);
+    assert_eq!(lag(&reps[0]).behind_ms, 0);
+    for i in 0..3 {
+        a.write(
+            TABLE,
+            WriteRequest {
+                ops: vec![WriteOp::put(key("lag", i), item("lag", i, &[("v", n(1))]))],
+                token: None,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    reps[0].run_once().await.unwrap();
+    let found = lag(&reps[0]);
+    assert_eq!(found.backlog_segments, 3, "{found:?}");
+    assert!(found.behind_ms >= 30, "{found:?}");
+    reps[0].run_once().await.unwrap();
+    assert_eq!(lag(&reps[0]).backlog_segments, 0);
+    assert_eq!(lag(&reps[0]).behind_ms, 0);
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use object_store::path::Path;
@@ -17,6 +17,8 @@ use crate::intercept::{Intercepted, Interceptor, RequestKind};
 pub struct RequestCounter {
     counts: [AtomicU64; 5],
     put_bytes: AtomicU64,
+    /// The same counts per operation ([`crate::attribution`]).
+    by_operation: Mutex<BTreeMap<&'static str, RequestCounts>>,
 }
 
 /// A point-in-time copy of a [`RequestCounter`]; subtract two to get the cost
@@ -54,9 +56,39 @@ impl RequestCounter {
             delete: n(RequestKind::Delete),
         }
     }
+
+    /// The counts per operation the requests were made for
+    /// ([`crate::attribution::BACKGROUND`] for those made outside any).
+    pub fn by_operation(&self) -> BTreeMap<&'static str, RequestCounts> {
+        self.by_operation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 impl RequestCounts {
+    fn add(&mut self, kind: RequestKind) {
+        *match kind {
+            RequestKind::Get => &mut self.get,
+            RequestKind::Put => &mut self.put,
+            RequestKind::List => &mut self.list,
+            RequestKind::Head => &mut self.head,
+            RequestKind::Delete => &mut self.delete,
+        } += 1;
+    }
+
+    /// The count of one kind.
+    pub fn of(&self, kind: RequestKind) -> u64 {
+        match kind {
+            RequestKind::Get => self.get,
+            RequestKind::Put => self.put,
+            RequestKind::List => self.list,
+            RequestKind::Head => self.head,
+            RequestKind::Delete => self.delete,
+        }
+    }
+
     pub fn total(&self) -> u64 {
         self.get + self.put + self.list + self.head + self.delete
     }
@@ -100,6 +132,13 @@ impl std::fmt::Display for RequestCounts {
 impl Interceptor for RequestCounter {
     async fn before(&self, kind: RequestKind, _path: &Path) -> Result<()> {
         self.counts[Self::slot(kind)].fetch_add(1, Ordering::Relaxed);
+        let op = crate::attribution::current().unwrap_or(crate::attribution::BACKGROUND);
+        self.by_operation
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(op)
+            .or_default()
+            .add(kind);
         Ok(())
     }
 

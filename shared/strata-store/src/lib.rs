@@ -10,9 +10,11 @@
 //!   [`Intercepted`]: request counting ([`counting`]), latency injection
 //!   ([`latency`]) and seeded fault injection ([`faults`]); and one-at-a-time
 //!   scripted faults for protocol tests ([`script`]);
+//! - [`attribution`]: which operation a store request counts for;
 //! - [`tiered`]: one store made of several, by object kind (the log in S3
 //!   Express One Zone, the rest in S3 Standard).
 
+pub mod attribution;
 pub mod counting;
 pub mod faults;
 pub mod intercept;

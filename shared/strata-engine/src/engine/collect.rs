@@ -45,6 +45,9 @@ impl Engine {
             total.manifests += r.manifests;
             total.runs += r.runs;
         }
+        self.ctx
+            .compaction
+            .collected((total.segments + total.manifests + total.runs) as u64);
         Ok(total)
     }
 

@@ -62,10 +62,63 @@ impl Engine {
         Ok(total)
     }
 
+    /// What a table's storage looks like to this engine: per live
+    /// partition its log, levels and last compaction (as the newest
+    /// manifest it knows says), and the splits the table has had. For the
+    /// console's storage page; no request beyond a refresh of each view.
+    pub async fn storage(&self, table: &str) -> Result<TableStorage> {
+        let t = self.table(table).await?;
+        let mut partitions = Vec::new();
+        for id in t.desc.map().leaves() {
+            if let Some(p) = t.partitions.get(&id) {
+                p.ensure_fresh(false).await?;
+                partitions.push(p.storage(id));
+            }
+        }
+        Ok(TableStorage {
+            partitions,
+            splits: t.desc.splits.clone(),
+        })
+    }
+
     /// Per live partition: (log tail seq, compacted_through, manifest
     /// version) as this engine's views see them.
     pub async fn partition_stats(&self, table: &str) -> Result<Vec<(u64, u64, u64)>> {
         let t = self.table(table).await?;
         Ok(t.leaves().map(|p| p.stats()).collect())
     }
+}
+
+/// A table's storage as one engine sees it ([`Engine::storage`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableStorage {
+    pub partitions: Vec<PartitionStorage>,
+    /// Every split the table has had, oldest first.
+    pub splits: Vec<crate::partition_map::SplitRecord>,
+}
+
+/// One live partition's log and sorted runs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PartitionStorage {
+    pub partition: u32,
+    /// The newest log segment this engine has applied, and the newest one
+    /// folded into SSTs: the log holds the segments between.
+    pub log_tail: u64,
+    pub compacted_through: u64,
+    /// Memory the log tail holds in this engine.
+    pub tail_bytes: usize,
+    pub manifest_version: u64,
+    /// When the newest manifest (the last flush or merge) was written, ms
+    /// since the epoch.
+    pub last_compaction_ms: u64,
+    /// Sorted runs, newest first.
+    pub runs: Vec<RunStorage>,
+}
+
+/// One sorted run: its level, SSTs and bytes.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunStorage {
+    pub level: u32,
+    pub ssts: usize,
+    pub bytes: u64,
 }

@@ -20,8 +20,9 @@ impl Partition {
             .push(Pending { req, tx });
         // The group commit runs in its own task: a caller that goes away (a
         // client disconnecting) must not cancel a commit others are part of.
+        // Its store requests count for the operation that started it.
         let me = Arc::clone(self);
-        tokio::spawn(async move {
+        tokio::spawn(strata_store::attribution::inherit(async move {
             {
                 let _g = me.sync.lock().await;
                 // The commit window: writes arriving meanwhile join this
@@ -38,7 +39,7 @@ impl Partition {
                 me.commit_group(group).await;
             }
             me.maybe_compact();
-        });
+        }));
         rx.await.unwrap_or_else(|_| {
             Err(self.unknown_outcome("its group commit ended without an answer"))
         })

@@ -296,6 +296,29 @@ impl Partition {
         (v.tail, v.manifest.compacted_through, v.manifest.version)
     }
 
+    /// The partition as the console's storage page shows it.
+    pub fn storage(&self, id: u32) -> crate::engine::PartitionStorage {
+        let v = self.read_view();
+        crate::engine::PartitionStorage {
+            partition: id,
+            log_tail: v.tail,
+            compacted_through: v.manifest.compacted_through,
+            tail_bytes: v.mem_bytes,
+            manifest_version: v.manifest.version,
+            last_compaction_ms: v.manifest.created_at_ms,
+            runs: v
+                .manifest
+                .levels
+                .iter()
+                .map(|r| crate::engine::RunStorage {
+                    level: r.level,
+                    ssts: r.ssts.len(),
+                    bytes: r.bytes(),
+                })
+                .collect(),
+        }
+    }
+
     /// Bytes the partition's newest known runs and tail hold (runs
     /// inherited from a parent count whole: an upper bound).
     pub fn size_bound(&self) -> u64 {

@@ -17,6 +17,8 @@ pub struct CompactionCounters {
     merged_out_bytes: AtomicU64,
     merge_gets: AtomicU64,
     sst_puts: AtomicU64,
+    gc_passes: AtomicU64,
+    gc_deleted: AtomicU64,
 }
 
 /// A snapshot of [`CompactionCounters`].
@@ -37,6 +39,9 @@ pub struct CompactionStats {
     pub merge_gets: u64,
     /// SSTs uploaded, by flushes and merges (one PUT each).
     pub sst_puts: u64,
+    /// Table GC passes, and the objects they deleted (segments, manifests, SSTs).
+    pub gc_passes: u64,
+    pub gc_deleted: u64,
 }
 
 impl CompactionCounters {
@@ -64,6 +69,11 @@ impl CompactionCounters {
         self.sst_puts.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub(crate) fn collected(&self, deleted: u64) {
+        self.gc_passes.fetch_add(1, Ordering::Relaxed);
+        self.gc_deleted.fetch_add(deleted, Ordering::Relaxed);
+    }
+
     pub fn snapshot(&self) -> CompactionStats {
         let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
         CompactionStats {
@@ -76,6 +86,8 @@ impl CompactionCounters {
             merged_out_bytes: n(&self.merged_out_bytes),
             merge_gets: n(&self.merge_gets),
             sst_puts: n(&self.sst_puts),
+            gc_passes: n(&self.gc_passes),
+            gc_deleted: n(&self.gc_deleted),
         }
     }
 }
