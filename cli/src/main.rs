@@ -179,6 +179,11 @@ struct ServeArgs {
     /// Seconds before a table's time to live may be changed again (DynamoDB: 3600; 0: any time).
     #[arg(long, default_value_t = 0, env = "STRATA_TTL_CHANGE_INTERVAL_SECS")]
     ttl_change_interval_secs: u64,
+    /// Require SigV4-signed requests from the users in this JSON file, each allowed
+    /// what its IAM-style policy allows (see docs/security.md). Without it every
+    /// request is served, as DynamoDB Local serves them.
+    #[arg(long, env = "STRATA_AUTH", value_name = "FILE")]
+    auth: Option<PathBuf>,
     /// A price the console's cost per million requests uses: NAME=VALUE ($; repeat;
     /// `strata cost --prices` lists them).
     #[arg(long = "price", value_name = "NAME=VALUE")]
@@ -263,11 +268,20 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         });
         Box::pin(async { Ok(()) })
     });
-    let api = Arc::new(
-        Api::new(Arc::clone(&engine), args.store.region.clone())
-            .with_regions(regions)
-            .with_jobs(runner),
-    );
+    let mut api = Api::new(Arc::clone(&engine), args.store.region.clone())
+        .with_regions(regions)
+        .with_jobs(runner);
+    if let Some(path) = &args.auth {
+        let users = strata_api::auth::Users::load(&path.to_string_lossy())
+            .map_err(|e| format!("--auth: {e}"))?;
+        println!(
+            "strata: requests must be SigV4-signed by one of the {} users of {}",
+            users.len(),
+            path.display()
+        );
+        api = api.with_auth(Arc::new(users));
+    }
+    let api = Arc::new(api);
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
@@ -283,6 +297,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     )));
     println!("strata: DynamoDB API on http://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
     println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
+    if args.auth.is_none() && !addr.ip().is_loopback() {
+        println!("strata: WARNING: no --auth, and listening on {addr}: anyone who can reach it can read, write and delete every table");
+    }
     println!("strata: console on http://{addr}/console (loopback connections only), metrics on http://{addr}/metrics");
     let app = strata_console::router(strata_api::http::router(api), Arc::new(console));
     axum::serve(

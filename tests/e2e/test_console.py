@@ -329,3 +329,40 @@ def test_the_console_answers_loopback_only_and_metrics_anyone():
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_with_auth_the_console_signs_in_the_browser(browser):
+    """With --auth the console asks for an access key and signs every call
+    with it (WebCrypto); a wrong secret is refused with DynamoDB's error."""
+    d = browser
+    with tempfile.TemporaryDirectory() as tmp:
+        users = os.path.join(tmp, "users.json")
+        with open(users, "w") as f:
+            json.dump({"users": [{"name": "ops", "access_key_id": "AKIACONSOLE00000001", "secret_access_key": "s3cret",
+                                  "policy": {"Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}}]}, f)
+        proc, url = start_server(["--data", os.path.join(tmp, "data"), "--auth", users])
+        try:
+            d.get(url + "/console")
+            d.execute_script("sessionStorage.clear();")
+            go(d, url + "/console#/tables")
+            fill(d, "#signin-key", "AKIACONSOLE00000001")
+            fill(d, "#signin-secret", "wrong")
+            click(d, "#signin-submit")
+            assert "InvalidSignatureException" in wait_for(d, "#signin-error").text
+            fill(d, "#signin-key", "AKIACONSOLE00000001")
+            fill(d, "#signin-secret", "s3cret")
+            click(d, "#signin-submit")
+            fill(d, "#ct-name", "signed_table")
+            click(d, "#ct-submit")
+            wait_for(d, "#new-item")
+            shot(d, "signed-in")
+            signed = {"AWS_ACCESS_KEY_ID": "AKIACONSOLE00000001", "AWS_SECRET_ACCESS_KEY": "s3cret"}
+            import boto3
+            c = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                             aws_access_key_id=signed["AWS_ACCESS_KEY_ID"],
+                             aws_secret_access_key=signed["AWS_SECRET_ACCESS_KEY"])
+            assert "signed_table" in c.list_tables()["TableNames"]
+            d.execute_script("sessionStorage.clear();")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

@@ -26,6 +26,10 @@ pub struct Settings {
     pub exporter: Option<String>,
     /// Other regions' stores for global tables (`STRATA_REGIONS`).
     pub regions: Vec<(String, String)>,
+    /// The users requests must be signed by (`STRATA_AUTH`: the users file's
+    /// JSON, or a path to it); none: API Gateway's IAM authorization (or
+    /// nothing) decides who may call.
+    pub auth: Option<String>,
     pub config: EngineConfig,
 }
 
@@ -47,6 +51,9 @@ impl Settings {
                 &std::env::var("STRATA_REGIONS").unwrap_or_default(),
             )
             .map_err(|e| format!("STRATA_REGIONS: {e}"))?,
+            auth: std::env::var("STRATA_AUTH")
+                .ok()
+                .filter(|v| !v.trim().is_empty()),
             config,
         })
     }
@@ -90,6 +97,11 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     let regions =
         strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
     let mut api = Api::new(Arc::clone(&engine), settings.region.clone()).with_regions(regions);
+    if let Some(auth) = &settings.auth {
+        let users = strata_api::auth::Users::load(auth)
+            .map_err(|e| strata_engine::Error::Validation(format!("STRATA_AUTH: {e}")))?;
+        api = api.with_auth(Arc::new(users));
+    }
     if let Some(exporter) = settings.exporter.clone() {
         // Exports need arrow and parquet, which this function does not link:
         // the exporter function runs them (and restores), invoked

@@ -40,6 +40,7 @@ async fn exercise(store: String, label: &str) {
         compactor: None,
         exporter: None,
         regions: Vec::new(),
+        auth: None,
         config: EngineConfig::default(),
     };
     let app = build(settings, sink).expect("builds without network I/O");

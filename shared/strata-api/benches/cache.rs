@@ -107,6 +107,7 @@ async fn main() {
         region: "us-east-1".into(),
         access_key: None,
         host: None,
+        user: None,
     };
     let mut rows: Vec<[String; 6]> = Vec::new();
 

@@ -16,8 +16,16 @@ pub enum ErrorCode {
     ResourceNotFound,
     ResourceInUse,
     ConditionalCheckFailed,
-    /// A resource of another account.
+    /// A resource of another account, or a request a user's policy does
+    /// not allow.
     AccessDenied,
+    /// SigV4 authentication (`strata serve --auth`): an unknown access key,
+    /// a signature that does not match (or a date outside the window), no
+    /// authentication at all, a malformed Authorization header.
+    UnrecognizedClient,
+    InvalidSignature,
+    MissingAuthenticationToken,
+    IncompleteSignature,
     /// A PartiQL INSERT of an item that exists.
     DuplicateItem,
     LimitExceeded,
@@ -54,6 +62,10 @@ impl ErrorCode {
             ConditionalCheckFailed => "ConditionalCheckFailedException",
             DuplicateItem => "DuplicateItemException",
             AccessDenied => "AccessDeniedException",
+            UnrecognizedClient => "UnrecognizedClientException",
+            InvalidSignature => "InvalidSignatureException",
+            MissingAuthenticationToken => "MissingAuthenticationTokenException",
+            IncompleteSignature => "IncompleteSignatureException",
             LimitExceeded => "LimitExceededException",
             ItemCollectionSizeLimitExceeded => "ItemCollectionSizeLimitExceededException",
             TableNotFound => "TableNotFoundException",
@@ -89,9 +101,24 @@ impl ErrorCode {
     pub fn namespace(self) -> &'static str {
         match self {
             ErrorCode::Validation => "com.amazon.coral.validate",
-            ErrorCode::Serialization | ErrorCode::UnknownOperation => "com.amazon.coral.service",
+            ErrorCode::Serialization
+            | ErrorCode::UnknownOperation
+            | ErrorCode::UnrecognizedClient
+            | ErrorCode::InvalidSignature
+            | ErrorCode::MissingAuthenticationToken
+            | ErrorCode::IncompleteSignature => "com.amazon.coral.service",
             _ => "com.amazonaws.dynamodb.v20120810",
         }
+    }
+}
+
+/// `s` for an error message: at most 256 characters of it, so that an error
+/// never echoes a large input back.
+pub fn bounded(s: &str) -> String {
+    const MAX: usize = 256;
+    match s.char_indices().nth(MAX) {
+        None => s.to_string(),
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
     }
 }
 

@@ -82,18 +82,21 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
     };
     let res = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Err(_) => crate::Response::error(&encoding::too_large(MAX_BODY_BYTES)),
-        Ok(raw) => {
-            match encoding::decode_body(text(header::CONTENT_ENCODING), &raw, MAX_BODY_BYTES) {
-                Err(e) => crate::Response::error(&e),
-                Ok(body) => {
-                    let caller = crate::Caller {
-                        host: text(header::HOST).map(str::to_string),
-                        ..api.caller(text(header::AUTHORIZATION))
-                    };
-                    api.handle(target, &caller, &body).await
+        Ok(raw) => match authenticate(&api, &parts, &raw) {
+            Err(e) => crate::Response::error(&e),
+            Ok(caller) => {
+                match encoding::decode_body(text(header::CONTENT_ENCODING), &raw, MAX_BODY_BYTES) {
+                    Err(e) => crate::Response::error(&e),
+                    Ok(body) => {
+                        let caller = crate::Caller {
+                            host: text(header::HOST).map(str::to_string),
+                            ..caller
+                        };
+                        api.handle(target, &caller, &body).await
+                    }
                 }
             }
-        }
+        },
     };
     let outcome = Outcome {
         operation: target
@@ -114,6 +117,43 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
     let mut response = (status, h, body).into_response();
     response.extensions_mut().insert(outcome);
     response
+}
+
+/// The caller of a request: with `--auth`, the user whose signature it
+/// carries (checked over the body as sent), or DynamoDB's error; without,
+/// whoever the Authorization header names.
+fn authenticate(
+    api: &Api,
+    parts: &axum::http::request::Parts,
+    raw: &[u8],
+) -> Result<crate::Caller, crate::ApiError> {
+    let header = |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let Some(users) = api.auth() else {
+        return Ok(api.caller(header(header::AUTHORIZATION)));
+    };
+    let signed = crate::auth::sigv4::Signed {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: raw,
+    };
+    let (user, region) = users.authenticate(&signed, std::time::SystemTime::now())?;
+    Ok(crate::Caller {
+        region,
+        access_key: Some(user.access_key_id.clone()),
+        host: None,
+        user: Some(user),
+    })
 }
 
 /// What a request was and how it ended, attached to each response for

@@ -3,6 +3,7 @@
 //! batch and table operation, and the HTTP router that both the local server
 //! and the Lambda function serve. Storage is `strata_engine`'s business.
 
+pub mod auth;
 pub mod backups;
 mod capacity;
 mod choices;
@@ -46,6 +47,9 @@ pub struct Api {
     regions: Regions,
     /// Runs export and restore jobs (see [`backups`]).
     jobs: Option<JobRunner>,
+    /// The users requests must be signed by (`--auth`); none: every
+    /// request is served.
+    auth: Option<Arc<auth::Users>>,
 }
 
 /// Takes an export or restore job (JSON) and starts it somewhere: a task in
@@ -62,6 +66,8 @@ pub struct Caller {
     pub region: String,
     pub access_key: Option<String>,
     pub host: Option<String>,
+    /// The authenticated user, when requests must be signed.
+    pub user: Option<Arc<auth::User>>,
 }
 
 /// A response: HTTP status and JSON body.
@@ -94,7 +100,19 @@ impl Api {
             default_region: default_region.into(),
             regions: Regions::new(),
             jobs: None,
+            auth: None,
         }
+    }
+
+    /// Requires every request to be signed by one of `users` and allowed
+    /// by their policy.
+    pub fn with_auth(mut self, users: Arc<auth::Users>) -> Self {
+        self.auth = Some(users);
+        self
+    }
+
+    pub fn auth(&self) -> Option<&Arc<auth::Users>> {
+        self.auth.as_ref()
     }
 
     /// Sets who runs export and restore jobs.
@@ -140,11 +158,13 @@ impl Api {
                 region: parts[2].to_string(),
                 access_key: Some(parts[0].to_string()),
                 host: None,
+                user: None,
             },
             _ => Caller {
                 region: self.default_region.clone(),
                 access_key: None,
                 host: None,
+                user: None,
             },
         }
     }
@@ -197,6 +217,17 @@ impl Api {
             ApiError::serialization("Start of structure or map found where not expected")
         })?;
         let req = Req(obj);
+        if self.auth.is_some() {
+            // The HTTP layer authenticated the caller (a request reaching
+            // here unsigned is refused all the same).
+            let user = caller.user.as_ref().ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::MissingAuthenticationToken,
+                    "Request is missing Authentication Token",
+                )
+            })?;
+            auth::authz::authorize(self, user, caller, op, &req, streams).await?;
+        }
         if streams {
             return streams::dispatch(self, op, &req, caller).await;
         }
@@ -326,7 +357,12 @@ mod tests {
         let api = Api::new(Arc::new(engine), "us-east-1");
         let caller = api.caller(None);
         for op in OPERATIONS {
-            let streams = ["ListStreams", "DescribeStream", "GetShardIterator", "GetRecords"];
+            let streams = [
+                "ListStreams",
+                "DescribeStream",
+                "GetShardIterator",
+                "GetRecords",
+            ];
             let service = if streams.contains(op) {
                 "DynamoDBStreams_20120810"
             } else {

@@ -375,6 +375,32 @@ impl ReadParams {
     }
 }
 
+/// The partition-key value a Query asks for, as its own parsing finds it
+/// (what `dynamodb:LeadingKeys` is checked against); `None` when the
+/// request does not parse, which the Query itself then refuses.
+pub(crate) async fn query_partition_key(api: &Api, req: &Req<'_>) -> Option<KeyValue> {
+    let table = table_name(req).ok()?;
+    let ph = placeholders(
+        req,
+        &[
+            "KeyConditionExpression",
+            "FilterExpression",
+            "ProjectionExpression",
+        ],
+    )
+    .ok()?;
+    let cond = match req.str("KeyConditionExpression").ok()? {
+        Some(src) => parse_condition("KeyConditionExpression", src, &ph).ok()?,
+        None => legacy::filter(req, "KeyConditions").ok()??,
+    };
+    let d = descriptor(api, table).await.ok()?;
+    let schema = match req.str("IndexName").ok()? {
+        Some(name) => &d.indexes.iter().find(|i| i.name == name)?.key_schema,
+        None => &d.key_schema,
+    };
+    key_condition(schema, cond).ok().map(|(hash, _)| hash)
+}
+
 pub async fn query(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let table = table_name(req)?;
     // Limit is checked before any expression, as DynamoDB Local does.

@@ -382,6 +382,12 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     Ok(json!({ "StreamDescription": desc }))
 }
 
+/// The stream a shard iterator reads (what authorization checks GetRecords
+/// against); `None` for a token that is not an iterator.
+pub(crate) fn iterator_stream_arn(token: &str) -> Option<String> {
+    Position::parse(token).map(|(p, _)| p.arn)
+}
+
 /// Where a reader is: the next record is mutation `index` of segment `seq`.
 struct Position {
     arn: String,

@@ -24,6 +24,7 @@ async fn call(api: &Api, op: &str, body: Json) -> (u16, Json) {
         region: "us-east-1".into(),
         access_key: None,
         host: None,
+        user: None,
     };
     let r = api
         .handle(Some(&target), &caller, body.to_string().as_bytes())

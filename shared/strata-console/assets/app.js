@@ -53,22 +53,82 @@ class ApiError extends Error {
   }
 }
 
+// ------------------------------------------------------------------ signing
+// With `strata serve --auth`, every API call is SigV4-signed here, in the
+// browser (WebCrypto), with the access key the user signed in with; the key
+// stays in this tab's sessionStorage.
+
+const CREDS = "strata-console-credentials";
+let region = "us-east-1";
+const utf8 = new TextEncoder();
+
+function credentials() {
+  try { return JSON.parse(sessionStorage.getItem(CREDS) || "null"); } catch (_) { return null; }
+}
+
+function hex(buf) {
+  return [...new Uint8Array(buf)].map(b => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(text) {
+  return hex(await crypto.subtle.digest("SHA-256", utf8.encode(text)));
+}
+
+async function hmac(key, text) {
+  const k = await crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return crypto.subtle.sign("HMAC", k, utf8.encode(text));
+}
+
+async function signRequest(headers, body, c) {
+  const amz = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const date = amz.slice(0, 8);
+  const signed = { "content-type": headers["Content-Type"], host: location.host, "x-amz-date": amz, "x-amz-target": headers["X-Amz-Target"] };
+  const names = Object.keys(signed).sort();
+  const canonical = ["POST", "/", "", names.map(n => `${n}:${signed[n]}\n`).join(""), names.join(";"), await sha256(body)].join("\n");
+  const scope = `${date}/${region}/dynamodb/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", amz, scope, await sha256(canonical)].join("\n");
+  let key = utf8.encode("AWS4" + c.secret);
+  for (const part of [date, region, "dynamodb", "aws4_request"]) key = await hmac(key, part);
+  headers["X-Amz-Date"] = amz;
+  headers.Authorization = `AWS4-HMAC-SHA256 Credential=${c.key}/${scope}, SignedHeaders=${names.join(";")}, Signature=${hex(await hmac(key, toSign))}`;
+}
+
+const AUTH_ERRORS = new Set(["MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException"]);
+
 // One DynamoDB (or DynamoDB Streams) API call; errors as DynamoDB returns them.
 async function api(op, body = {}, streams = false) {
   const target = (streams ? "DynamoDBStreams_20120810." : "DynamoDB_20120810.") + op;
-  const r = await fetch("/", {
-    method: "POST",
-    headers: { "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target },
-    body: JSON.stringify(body),
-  });
-  const text = await r.text();
+  const text = JSON.stringify(body);
+  const headers = { "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": target };
+  const c = credentials();
+  if (c) await signRequest(headers, text, c);
+  const r = await fetch("/", { method: "POST", headers, body: text });
+  const answer = await r.text();
   let j = {};
-  try { j = text ? JSON.parse(text) : {}; } catch (_) { j = { message: text }; }
+  try { j = answer ? JSON.parse(answer) : {}; } catch (_) { j = { message: answer }; }
   if (!r.ok) {
     const type = String(j.__type || "Error").split("#").pop();
-    throw new ApiError(type, j.message || j.Message || `HTTP ${r.status}`, r.status);
+    const e = new ApiError(type, j.message || j.Message || `HTTP ${r.status}`, r.status);
+    if (AUTH_ERRORS.has(type)) e.signIn = true;
+    throw e;
   }
   return j;
+}
+
+function signInPage(main, why) {
+  const key = el("input", { id: "signin-key", placeholder: "access key id", size: 28 });
+  const secret = el("input", { id: "signin-secret", type: "password", placeholder: "secret access key", size: 40 });
+  main.replaceChildren(
+    el("h1", {}, "Sign in"),
+    el("p", { class: "muted" }, "This server requires SigV4-signed requests (strata serve --auth). The console signs each request in this browser tab with the key you give; it is kept in this tab only."),
+    why ? el("p", { class: "error", id: "signin-error" }, why) : null,
+    el("div", { class: "card row" }, el("label", {}, "Access key id", key), el("label", {}, "Secret access key", secret),
+      el("button", {
+        id: "signin-submit", onclick: () => {
+          sessionStorage.setItem(CREDS, JSON.stringify({ key: key.value.trim(), secret: secret.value }));
+          route();
+        },
+      }, "Sign in")));
 }
 
 async function status() {
@@ -171,7 +231,8 @@ async function route() {
       default: await tablesPage(main);
     }
   } catch (e) {
-    main.replaceChildren(el("p", { class: "error", id: "page-error" }, e.message));
+    if (e.signIn) signInPage(main, credentials() ? e.message : null);
+    else main.replaceChildren(el("p", { class: "error", id: "page-error" }, e.message));
   }
 }
 
@@ -664,5 +725,4 @@ async function replicationPage(main) {
 // ------------------------------------------------------------------ start
 
 window.addEventListener("hashchange", route);
-status().then(st => { $("#region").textContent = `region ${st.region}`; }).catch(() => {});
-route();
+status().then(st => { region = st.region; $("#region").textContent = `region ${st.region}`; }).catch(() => {}).then(route);

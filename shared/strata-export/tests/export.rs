@@ -366,6 +366,7 @@ async fn api_jobs_run_through_the_exporter_code() {
         region: "us-east-1".into(),
         access_key: None,
         host: None,
+        user: None,
     };
     let call = |op: &'static str, body: serde_json::Value| {
         let api = &api;

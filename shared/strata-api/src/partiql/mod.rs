@@ -9,7 +9,7 @@
 
 mod exec;
 mod lexer;
-mod parser;
+pub(crate) mod parser;
 mod render;
 
 use std::collections::{HashMap, HashSet};
