@@ -10,6 +10,7 @@
 
 mod cost;
 mod import;
+mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -184,6 +185,36 @@ struct ServeArgs {
     /// request is served, as DynamoDB Local serves them.
     #[arg(long, env = "STRATA_AUTH", value_name = "FILE")]
     auth: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(
+        long,
+        env = "STRATA_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "STRATA_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    tls_key: Option<PathBuf>,
+    /// Open connections at most; past it a new connection is answered
+    /// 503 ThrottlingException and closed.
+    #[arg(long, default_value_t = 4096, env = "STRATA_MAX_CONNECTIONS",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Requests in flight at most; past it, 503 ThrottlingException (retryable).
+    #[arg(long, default_value_t = 1024, env = "STRATA_MAX_IN_FLIGHT",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_in_flight: u64,
+    /// Seconds a client has to send a request's head (and to finish a TLS
+    /// handshake); an idle keep-alive connection is closed after as long.
+    #[arg(long, default_value_t = 10, env = "STRATA_HEADER_TIMEOUT_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_timeout_secs: u64,
     /// A price the console's cost per million requests uses: NAME=VALUE ($; repeat;
     /// `strata cost --prices` lists them).
     #[arg(long = "price", value_name = "NAME=VALUE")]
@@ -279,9 +310,16 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             users.len(),
             path.display()
         );
-        api = api.with_auth(Arc::new(users));
+        let users = Arc::new(users);
+        api = api.with_auth(Arc::clone(&users));
+        console = console.with_auth(users);
     }
     let api = Arc::new(api);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(server::Tls::load(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let addr: SocketAddr = format!("{}:{}", args.host, args.port)
         .parse()
         .map_err(|e| format!("bad address {}:{}: {e}", args.host, args.port))?;
@@ -295,23 +333,27 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     tokio::spawn(strata_engine::index::follower::follow_forever(Arc::clone(
         &engine,
     )));
-    println!("strata: DynamoDB API on http://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
-    println!("strata: try  aws dynamodb list-tables --endpoint-url http://{addr}");
+    println!("strata: DynamoDB API on {scheme}://{addr} (store: {url}, cache {cache_mb} MiB, eventual reads at most {} ms stale)", args.staleness_ms);
+    println!("strata: try  aws dynamodb list-tables --endpoint-url {scheme}://{addr}");
+    println!("strata: console on {scheme}://{addr}/console (loopback connections only), metrics on {scheme}://{addr}/metrics");
     if args.auth.is_none() && !addr.ip().is_loopback() {
         println!("strata: WARNING: no --auth, and listening on {addr}: anyone who can reach it can read, write and delete every table");
     }
-    println!("strata: console on http://{addr}/console (loopback connections only), metrics on http://{addr}/metrics");
-    let app = strata_console::router(strata_api::http::router(api), Arc::new(console));
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
+    let api = strata_api::http::limit_in_flight(
+        strata_api::http::router(api),
+        args.max_in_flight as usize,
+    );
+    let app = strata_console::router(api, Arc::new(console));
+    let limits = server::Limits {
+        max_connections: args.max_connections as usize,
+        header_timeout: Duration::from_secs(args.header_timeout_secs),
+    };
+    server::serve(listener, app, limits, tls, async {
         let _ = tokio::signal::ctrl_c().await;
         println!("strata: shutting down (every acknowledged write is already durable)");
     })
-    .await
-    .map_err(|e| e.to_string())
+    .await;
+    Ok(())
 }
 
 /// Replicates every `interval` until the process ends.

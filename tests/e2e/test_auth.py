@@ -31,7 +31,7 @@ USERS = {
                                "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"],
                                "Resource": "arn:aws:dynamodb:*:*:table/books"}]}),
     "alice": ("AKIAALICE0000000001", "alice-secret",
-              {"Statement": [{"Effect": "Allow",
+              {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
                               "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query",
                                          "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
                               "Resource": "arn:aws:dynamodb:*:*:table/docs",
@@ -194,6 +194,11 @@ def test_bad_credentials_get_dynamodbs_errors_and_write_nothing(server):
                            put_body("w8"), "IncompleteSignatureException"),
         "wrong service": (*sign(server, PUT_TARGET, put_body("w9"), key, secret, service="s3"), put_body("w9"),
                           "InvalidSignatureException"),
+        "another region": (*sign(server, PUT_TARGET, put_body("w11"), key, secret, region="eu-west-1"),
+                           put_body("w11"), "InvalidSignatureException"),
+        "a payload hash header that lies": (*sign(server, PUT_TARGET, put_body("w12"), key, secret,
+                                                  headers={"x-amz-content-sha256": hashlib.sha256(put_body("w12")).hexdigest()}),
+                                            put_body("w13"), "InvalidSignatureException"),
     }
     for name, (url, headers, body, expected) in cases.items():
         status, resp = post(url, headers, body)
@@ -202,7 +207,7 @@ def test_bad_credentials_get_dynamodbs_errors_and_write_nothing(server):
     malformed = {"content-type": "application/x-amz-json-1.0", "x-amz-target": PUT_TARGET,
                  "x-amz-date": now.strftime("%Y%m%dT%H%M%SZ"), "authorization": "AWS4-HMAC-SHA256 Signature=abc"}
     assert kind(post(f"{server}/", malformed, put_body("w10"))) == "IncompleteSignatureException"
-    for i in range(1, 11):
+    for i in range(1, 14):
         assert not doc_exists(server, "mallory", f"w{i}"), i
 
 
@@ -267,6 +272,21 @@ def test_policies_decide_per_action_table_index_and_leading_key(server):
         ("nodelete", "DeleteTable", lambda c: c.delete_table(TableName="docs"), False),
         ("nodelete", "PartiQL DELETE", lambda c: c.execute_statement(Statement="DELETE FROM docs WHERE \"owner\" = 'bob' AND id = 'b1'"), False),
         ("nodelete", "PartiQL SELECT", lambda c: c.execute_statement(Statement="SELECT * FROM docs WHERE \"owner\" = 'bob'"), True),
+        # A statement whose item is a parameter is authorized as it runs (parsed with its parameters).
+        ("reader", "PartiQL INSERT with a parameter", lambda c: c.execute_statement(
+            Statement='INSERT INTO "books" VALUE ?', Parameters=[{"M": {"isbn": {"S": "p1"}}}]), False),
+        ("alice", "PartiQL INSERT of her own item (keys not known: refused)", lambda c: c.execute_statement(
+            Statement='INSERT INTO "docs" VALUE ?', Parameters=[{"M": {"owner": {"S": "alice"}, "id": {"S": "p2"}}}]), False),
+        # A table named by its ARN is the table, for the policy as for the operation.
+        ("alice", "PutItem as bob, the table named by ARN", lambda c: c.put_item(
+            TableName="arn:aws:dynamodb:us-east-1:000000000000:table/docs",
+            Item={"owner": {"S": "bob"}, "id": {"S": "a5"}}), False),
+        ("alice", "PutItem of her own, the table named by ARN", lambda c: c.put_item(
+            TableName="arn:aws:dynamodb:us-east-1:000000000000:table/docs",
+            Item={"owner": {"S": "alice"}, "id": {"S": "a6"}}), True),
+        ("reader", "GetItem on docs named by a tricky ARN", lambda c: c.get_item(
+            TableName="arn:aws:dynamodb:us-east-1:000000000000:table/books/index/x:table/docs",
+            Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}), False),
     ]
     failures = []
     for user, what, call, allowed in cases:
@@ -285,5 +305,7 @@ def test_policies_decide_per_action_table_index_and_leading_key(server):
     # What was refused wrote nothing, and deleted nothing.
     assert not doc_exists(server, "bob", "a2") and not doc_exists(server, "alice", "a3")
     assert not doc_exists(server, "bob", "a4") and doc_exists(server, "bob", "b1")
+    assert not doc_exists(server, "bob", "a5") and not doc_exists(server, "alice", "p2")
+    assert "Item" not in client(server, "admin").get_item(TableName="books", Key={"isbn": {"S": "p1"}})
     assert "docs" in client(server, "admin").list_tables()["TableNames"]
     assert "Item" not in client(server, "admin").get_item(TableName="books", Key={"isbn": {"S": "r1"}})

@@ -170,7 +170,7 @@ fn in_window(d: &TableDescriptor, t_ms: u64, code: ErrorCode, what: &str) -> Api
 }
 
 /// A table name from a `…:table/<name>` ARN.
-fn table_of_arn(arn_text: &str) -> ApiResult<&str> {
+pub(crate) fn table_of_arn(arn_text: &str) -> ApiResult<&str> {
     arn_text
         .split_once(":table/")
         .map(|(_, rest)| rest.split('/').next().unwrap_or(rest))
@@ -317,7 +317,7 @@ pub(crate) fn rand_u32() -> u32 {
 }
 
 /// An export ARN's table and export id.
-fn parse_export_arn(text: &str) -> ApiResult<(&str, &str)> {
+pub(crate) fn parse_export_arn(text: &str) -> ApiResult<(&str, &str)> {
     let table = table_of_arn(text)?;
     let id = text
         .rsplit_once("/export/")

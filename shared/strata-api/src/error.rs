@@ -44,6 +44,10 @@ pub enum ErrorCode {
     ExpiredIterator,
     /// A body over the size DynamoDB takes (HTTP 413).
     RequestEntityTooLarge,
+    /// A body that did not arrive in time (HTTP 408).
+    RequestTimeout,
+    /// More requests in flight than the server takes (HTTP 503; retryable).
+    Throttling,
     InternalServerError,
     /// Retryable trouble with the object store behind the table.
     ServiceUnavailable,
@@ -81,6 +85,8 @@ impl ErrorCode {
             TrimmedDataAccess => "TrimmedDataAccessException",
             ExpiredIterator => "ExpiredIteratorException",
             RequestEntityTooLarge => "RequestEntityTooLarge",
+            RequestTimeout => "RequestTimeoutException",
+            Throttling => "ThrottlingException",
             InternalServerError => "InternalServerError",
             ServiceUnavailable => "ServiceUnavailable",
         }
@@ -90,6 +96,8 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::RequestEntityTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::Throttling => 503,
             ErrorCode::InternalServerError => 500,
             ErrorCode::ServiceUnavailable => 503,
             _ => 400,
@@ -106,7 +114,9 @@ impl ErrorCode {
             | ErrorCode::UnrecognizedClient
             | ErrorCode::InvalidSignature
             | ErrorCode::MissingAuthenticationToken
-            | ErrorCode::IncompleteSignature => "com.amazon.coral.service",
+            | ErrorCode::IncompleteSignature
+            | ErrorCode::RequestTimeout => "com.amazon.coral.service",
+            ErrorCode::Throttling => "com.amazon.coral.availability",
             _ => "com.amazonaws.dynamodb.v20120810",
         }
     }

@@ -80,8 +80,8 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
         Some(ct) if ct.starts_with("application/x-amz-json-1.1") => "application/x-amz-json-1.1",
         _ => "application/x-amz-json-1.0",
     };
-    let res = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Err(_) => crate::Response::error(&encoding::too_large(MAX_BODY_BYTES)),
+    let res = match read_body(&parts.headers, body).await {
+        Err(e) => crate::Response::error(&e),
         Ok(raw) => match authenticate(&api, &parts, &raw) {
             Err(e) => crate::Response::error(&e),
             Ok(caller) => {
@@ -119,6 +119,72 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
     response
 }
 
+/// How long a request body may take to arrive once its head has.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The request body: refused up front when its Content-Length is over the
+/// limit, and when it does not arrive within [`BODY_READ_TIMEOUT`] (a client
+/// that sends less than it announced), each with a DynamoDB-shaped error.
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, crate::ApiError> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(encoding::too_large(MAX_BODY_BYTES));
+    }
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, http_body_util::BodyExt::collect(limited)).await {
+        Err(_) => Err(crate::ApiError::new(
+            crate::ErrorCode::RequestTimeout,
+            format!(
+                "The request body did not arrive within {} seconds",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(encoding::too_large(MAX_BODY_BYTES))
+        }
+        Ok(Err(e)) => Err(crate::ApiError::serialization(format!(
+            "The request body could not be read: {}",
+            crate::error::bounded(&e.to_string())
+        ))),
+    }
+}
+
+/// Answers with a retryable 503 ThrottlingException past `max` requests in
+/// flight (in this router), instead of queueing without bound.
+pub fn limit_in_flight(router: Router, max: usize) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max));
+    router.layer(axum::middleware::from_fn(
+        move |req: Request, next: axum::middleware::Next| {
+            let slots = Arc::clone(&slots);
+            async move {
+                match slots.try_acquire_owned() {
+                    Ok(_slot) => next.run(req).await,
+                    Err(_) => {
+                        let e = crate::ApiError::new(
+                            crate::ErrorCode::Throttling,
+                            "Too many requests in flight: try again in a moment.",
+                        );
+                        let r = crate::Response::error(&e);
+                        let status = StatusCode::from_u16(r.status)
+                            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                        let mut h = HeaderMap::new();
+                        h.insert(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/x-amz-json-1.0"),
+                        );
+                        stamp(&mut h, &r.body);
+                        (status, h, r.body).into_response()
+                    }
+                }
+            }
+        },
+    ))
+}
+
 /// The caller of a request: with `--auth`, the user whose signature it
 /// carries (checked over the body as sent), or DynamoDB's error; without,
 /// whoever the Authorization header names.
@@ -147,7 +213,7 @@ fn authenticate(
             .collect(),
         body: raw,
     };
-    let (user, region) = users.authenticate(&signed, std::time::SystemTime::now())?;
+    let (user, region) = users.authenticate(&signed, api.region(), std::time::SystemTime::now())?;
     Ok(crate::Caller {
         region,
         access_key: Some(user.access_key_id.clone()),
@@ -162,4 +228,49 @@ fn authenticate(
 pub struct Outcome {
     pub operation: String,
     pub error_code: Option<crate::error::ErrorCode>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn requests_past_the_in_flight_limit_are_throttled_not_queued() {
+        let gate = Arc::new(tokio::sync::Notify::new());
+        let held = Arc::clone(&gate);
+        let slow = Router::new().fallback(move || {
+            let held = Arc::clone(&held);
+            async move {
+                held.notified().await;
+                "done"
+            }
+        });
+        let app = limit_in_flight(slow, 1);
+        let first = tokio::spawn(app.clone().oneshot(Request::new(Body::empty())));
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let second = app
+            .clone()
+            .oneshot(Request::new(Body::empty()))
+            .await
+            .unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(second.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            j["__type"],
+            "com.amazon.coral.availability#ThrottlingException"
+        );
+        gate.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        // The slot is free again.
+        let gate2 = Arc::clone(&gate);
+        let third = tokio::spawn(app.oneshot(Request::new(Body::empty())));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        gate2.notify_one();
+        assert_eq!(third.await.unwrap().unwrap().status(), StatusCode::OK);
+    }
 }

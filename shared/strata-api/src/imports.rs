@@ -165,7 +165,8 @@ async fn read(api: &Api, id: &str) -> ApiResult<Option<Json>> {
 pub async fn describe_import(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let arn_text = req.req_str("ImportArn")?;
     let id = import_id(arn_text)?;
-    match read(api, id).await? {
+    // Only under the table its ARN names (the record holds the real ARN).
+    match read(api, id).await?.filter(|d| d["ImportArn"] == arn_text) {
         Some(d) => Ok(json!({ "ImportTableDescription": d })),
         None => Err(ApiError::new(
             ErrorCode::ImportNotFound,

@@ -111,6 +111,12 @@ impl Api {
         self
     }
 
+    /// This server's region (ARNs when a request names none; the region a
+    /// signature must be scoped to with `--auth`).
+    pub fn region(&self) -> &str {
+        &self.default_region
+    }
+
     pub fn auth(&self) -> Option<&Arc<auth::Users>> {
         self.auth.as_ref()
     }

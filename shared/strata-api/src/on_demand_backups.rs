@@ -34,7 +34,7 @@ fn not_found(arn: &str) -> ApiError {
 
 /// The backup id in a backup ARN
 /// (`arn:aws:dynamodb:<region>:<account>:table/<t>/backup/<14 digits>-<8 hex>`).
-fn backup_id(arn_text: &str) -> ApiResult<&str> {
+pub(crate) fn backup_id(arn_text: &str) -> ApiResult<&str> {
     let invalid = || ApiError::validation(format!("Invalid BackupArn: {arn_text}"));
     let (table_part, id) = arn_text.rsplit_once("/backup/").ok_or_else(invalid)?;
     if !table_part.starts_with("arn:aws:dynamodb:") || !table_part.contains(":table/") {
@@ -50,12 +50,21 @@ fn backup_id(arn_text: &str) -> ApiResult<&str> {
     Ok(id)
 }
 
+/// The backup an ARN names: its id, under the table and account it names
+/// (an ARN naming another table than the backup's finds nothing, so that a
+/// policy on the ARN's table governs the backup it reaches).
 async fn record(api: &Api, arn_text: &str) -> ApiResult<BackupRecord> {
     let id = backup_id(arn_text)?;
-    api.engine
+    let r = api
+        .engine
         .backup(id)
         .await?
-        .ok_or_else(|| not_found(arn_text))
+        .ok_or_else(|| not_found(arn_text))?;
+    let tail = format!(":{}:table/{}/backup/{}", crate::ACCOUNT, r.table.name, r.id);
+    if !arn_text.ends_with(&tail) || crate::backups::table_of_arn(arn_text)? != r.table.name {
+        return Err(not_found(arn_text));
+    }
+    Ok(r)
 }
 
 fn details(r: &BackupRecord, region: &str, status: &str) -> Json {

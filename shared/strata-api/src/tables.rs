@@ -751,7 +751,7 @@ async fn update_replicas(api: &Api, name: &str, updates: &[Json]) -> ApiResult<T
 /// The table a tagging request's ResourceArn names. As DynamoDB checks
 /// it: an ARN of another account is denied, one of another region (or
 /// not a table's) is invalid.
-fn table_from_arn<'a>(req: &Req<'a>, caller: &Caller) -> ApiResult<&'a str> {
+pub(crate) fn table_from_arn<'a>(req: &Req<'a>, caller: &Caller) -> ApiResult<&'a str> {
     let arn = req.req_str("ResourceArn")?;
     let invalid = || {
         ApiError::validation(format!(

@@ -79,18 +79,29 @@ async function hmac(key, text) {
   return crypto.subtle.sign("HMAC", k, utf8.encode(text));
 }
 
-async function signRequest(headers, body, c) {
+// SigV4 for `method path?query` with `body`: signs content-type (if any),
+// host, x-amz-date and x-amz-target, and sets X-Amz-Date and Authorization.
+async function signRequest(headers, body, c, method = "POST", path = "/", query = "") {
   const amz = new Date().toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
   const date = amz.slice(0, 8);
-  const signed = { "content-type": headers["Content-Type"], host: location.host, "x-amz-date": amz, "x-amz-target": headers["X-Amz-Target"] };
+  const signed = { host: location.host, "x-amz-date": amz, "x-amz-target": headers["X-Amz-Target"] };
+  if (headers["Content-Type"]) signed["content-type"] = headers["Content-Type"];
   const names = Object.keys(signed).sort();
-  const canonical = ["POST", "/", "", names.map(n => `${n}:${signed[n]}\n`).join(""), names.join(";"), await sha256(body)].join("\n");
+  const canonical = [method, path, query, names.map(n => `${n}:${signed[n]}\n`).join(""), names.join(";"), await sha256(body)].join("\n");
   const scope = `${date}/${region}/dynamodb/aws4_request`;
   const toSign = ["AWS4-HMAC-SHA256", amz, scope, await sha256(canonical)].join("\n");
   let key = utf8.encode("AWS4" + c.secret);
   for (const part of [date, region, "dynamodb", "aws4_request"]) key = await hmac(key, part);
   headers["X-Amz-Date"] = amz;
   headers.Authorization = `AWS4-HMAC-SHA256 Credential=${c.key}/${scope}, SignedHeaders=${names.join(";")}, Signature=${hex(await hmac(key, toSign))}`;
+}
+
+// A GET of the console's own status endpoints, signed when signed in.
+async function consoleGet(path, query = "") {
+  const headers = { "X-Amz-Target": "StrataConsole.Get" };
+  const c = credentials();
+  if (c) await signRequest(headers, "", c, "GET", path, query);
+  return fetch(query ? `${path}?${query}` : path, { headers });
 }
 
 const AUTH_ERRORS = new Set(["MissingAuthenticationTokenException", "UnrecognizedClientException", "InvalidSignatureException", "IncompleteSignatureException"]);
@@ -132,8 +143,16 @@ function signInPage(main, why) {
 }
 
 async function status() {
-  const r = await fetch("/console/api/status");
-  if (!r.ok) throw new Error(`status: HTTP ${r.status}`);
+  const r = await consoleGet("/console/api/status");
+  if (!r.ok) {
+    const text = await r.text();
+    let j = {};
+    try { j = JSON.parse(text); } catch (_) { j = { message: text }; }
+    const type = String(j.__type || "Error").split("#").pop();
+    const e = new ApiError(type, j.message || `status: HTTP ${r.status}`, r.status);
+    if (AUTH_ERRORS.has(type)) e.signIn = true;
+    throw e;
+  }
   return r.json();
 }
 
@@ -600,7 +619,7 @@ function streamTab(body, t) {
 // ------------------------------------------------------------------ storage
 
 async function storageOf(body, name) {
-  const [r, st] = await Promise.all([fetch(`/console/api/storage?table=${encodeURIComponent(name)}`), status()]);
+  const [r, st] = await Promise.all([consoleGet("/console/api/storage", `table=${encodeURIComponent(name)}`), status()]);
   if (!r.ok) throw new Error(await r.text());
   const s = await r.json();
   const rows = s.partitions.map(p => el("tr", { class: "partition" },
@@ -725,4 +744,8 @@ async function replicationPage(main) {
 // ------------------------------------------------------------------ start
 
 window.addEventListener("hashchange", route);
-status().then(st => { region = st.region; $("#region").textContent = `region ${st.region}`; }).catch(() => {}).then(route);
+// The region signatures are scoped to (not a secret: answered unsigned).
+fetch("/console/api/region").then(r => r.json()).then(j => {
+  region = j.region;
+  $("#region").textContent = `region ${region}`;
+}).catch(() => {}).then(route);

@@ -8,10 +8,12 @@
 //! what that API cannot tell (requests per operation, store requests and
 //! their cost, caches, storage, replication) from the status endpoints.
 //!
-//! Who may look: `strata serve` has no authentication yet, so the console
-//! and its status endpoints answer only connections from a loopback
-//! address (403 otherwise); `/metrics` answers anyone, as Prometheus
-//! scrapes from elsewhere, and tells counts, never data.
+//! Who may look: the console and its status endpoints answer only
+//! connections from a loopback address to a loopback name (403 otherwise);
+//! with `--auth` the status endpoints also want a signed request (the
+//! console signs in the browser) and `/metrics` is loopback-only too;
+//! without, `/metrics` answers anyone (Prometheus scrapes from elsewhere)
+//! and tells counts, never data.
 
 mod assets;
 pub mod metrics;
@@ -47,6 +49,9 @@ pub struct Console {
     /// Cumulative requests and errors per operation since start.
     totals: std::sync::Mutex<std::collections::BTreeMap<&'static str, (u64, u64)>>,
     started_ms: u64,
+    /// With `--auth`: the status endpoints want a signed request too, and
+    /// `/metrics` answers loopback peers only.
+    auth: Option<Arc<strata_api::auth::Users>>,
 }
 
 impl Console {
@@ -60,7 +65,15 @@ impl Console {
             series: series::Series::default(),
             totals: Default::default(),
             started_ms: strata_engine::clock::now_ms(),
+            auth: None,
         }
+    }
+
+    /// Requests to the status endpoints must be SigV4-signed by one of
+    /// `users` (the console signs them in the browser).
+    pub fn with_auth(mut self, users: Arc<strata_api::auth::Users>) -> Self {
+        self.auth = Some(users);
+        self
     }
 
     /// The replicator whose lag the console and `/metrics` show.
@@ -98,16 +111,29 @@ pub fn router(api: Router, console: Arc<Console>) -> Router {
         Arc::clone(&console),
         record,
     ));
-    let local = Router::new()
+    let metrics = Router::new().route("/metrics", get(scrape));
+    let metrics = if console.auth.is_some() {
+        metrics.layer(axum::middleware::from_fn(loopback_only))
+    } else {
+        metrics
+    };
+    let status = Router::new()
+        .route("/console/api/status", get(status::status))
+        .route("/console/api/storage", get(status::storage))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&console),
+            signed_if_auth,
+        ));
+    Router::new()
         .route("/console", get(assets::index))
         .route("/console/", get(assets::index))
         .route("/console/assets/{file}", get(assets::file))
-        .route("/console/api/status", get(status::status))
-        .route("/console/api/storage", get(status::storage))
+        .route("/console/api/region", get(region))
+        .merge(status)
         .layer(axum::middleware::from_fn(loopback_only))
-        .route("/metrics", get(scrape))
-        .with_state(console);
-    local.merge(recorded)
+        .merge(metrics)
+        .with_state(console)
+        .merge(recorded)
 }
 
 /// Times each API request, attributes the store requests it makes to its
@@ -132,19 +158,82 @@ async fn record(State(c): State<Arc<Console>>, req: Request, next: Next) -> Resp
     response
 }
 
+/// Loopback peers only, addressing the server by a loopback name (a page
+/// elsewhere that resolves its own name to 127.0.0.1, DNS rebinding, is
+/// refused too).
 async fn loopback_only(req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    if peer.is_some_and(|ip| ip.is_loopback()) {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host_name);
+    let local_name = host.is_none_or(|h| {
+        h == "localhost"
+            || h.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    });
+    if peer.is_some_and(|ip| ip.is_loopback()) && local_name {
         return next.run(req).await;
     }
     (
         StatusCode::FORBIDDEN,
-        "The console answers loopback connections only (strata serve has no authentication yet): open it on the machine that runs strata serve, or through an SSH tunnel.\n",
+        "The console answers loopback connections only (to 127.0.0.1, ::1 or localhost): open it on the machine that runs strata serve, or through an SSH tunnel.\n",
     )
         .into_response()
+}
+
+/// `Host`'s name without its port (`[::1]:8000` → `::1`).
+fn host_name(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+/// With `--auth`, the status endpoints want a request signed by a user
+/// (the console signs them as it signs its API calls).
+async fn signed_if_auth(State(c): State<Arc<Console>>, req: Request, next: Next) -> Response {
+    let Some(users) = &c.auth else {
+        return next.run(req).await;
+    };
+    let signed = strata_api::auth::sigv4::Signed {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_ascii_lowercase(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: b"",
+    };
+    let region = c.engine.config().region.clone();
+    match users.authenticate(&signed, &region, std::time::SystemTime::now()) {
+        Ok(_) => next.run(req).await,
+        Err(e) => {
+            let r = strata_api::Response::error(&e);
+            (
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
+                [(header::CONTENT_TYPE, "application/json")],
+                r.body,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// The region requests are signed for (the console needs it to sign).
+async fn region(State(c): State<Arc<Console>>) -> Response {
+    axum::Json(serde_json::json!({"region": c.engine.config().region})).into_response()
 }
 
 async fn scrape(State(c): State<Arc<Console>>) -> Response {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::Value as Json;
-use strata_engine::KeyValue;
+use strata_engine::{KeyType, KeyValue, Value};
 
 use super::policy::{Decision, Request};
 use super::User;
@@ -24,6 +24,10 @@ pub(crate) struct Access {
     pub action: String,
     pub resource: String,
     pub keys: BTreeMap<String, Vec<String>>,
+    /// Condition keys the request has but Strata cannot tell (a PartiQL
+    /// statement's partition keys): a condition on them counts as met by
+    /// a Deny statement and unmet by an Allow, so not knowing never allows.
+    pub unknown: Vec<&'static str>,
 }
 
 const LEADING_KEYS: &str = "dynamodb:leadingkeys";
@@ -40,24 +44,32 @@ fn key_string(v: &KeyValue) -> String {
     }
 }
 
-/// A key attribute's value in a request (`{"S": "x"}` → `x`).
-fn json_key_string(v: &Json) -> Option<String> {
-    let (_, v) = v.as_object()?.iter().next()?;
-    v.as_str().map(str::to_string)
-}
-
-/// The partition-key values of `items` (Keys or Items) of `table`.
+/// The partition-key values of `items` (Keys or Items) of `table`, as the
+/// operation will read them (numbers canonical, binaries re-encoded). A key
+/// that is missing or malformed, or a table that cannot be described, gives
+/// a value no policy names, so a LeadingKeys condition is not met.
 async fn leading_keys<'a>(
     api: &Api,
     table: &str,
     items: impl Iterator<Item = &'a Json>,
 ) -> Vec<String> {
+    const UNREADABLE: &str = "\u{0}unreadable key";
     let Ok(d) = api.engine().describe_table(table).await else {
-        return Vec::new(); // the operation answers ResourceNotFound itself
+        return vec![UNREADABLE.to_string()];
     };
-    let hash = &d.key_schema.hash.name;
+    let hash = &d.key_schema.hash;
     let mut out: Vec<String> = items
-        .filter_map(|i| i.get(hash.as_str()).and_then(json_key_string))
+        .map(|i| {
+            i.get(hash.name.as_str())
+                .and_then(|v| crate::json::value_from_json(v).ok())
+                .and_then(|v| match (hash.key_type, v) {
+                    (KeyType::S, Value::S(s)) => Some(KeyValue::S(s)),
+                    (KeyType::N, Value::N(n)) => Some(KeyValue::N(n)),
+                    (KeyType::B, Value::B(b)) => Some(KeyValue::B(b)),
+                    _ => None,
+                })
+                .map_or_else(|| UNREADABLE.to_string(), |k| key_string(&k))
+        })
         .collect();
     out.sort();
     out.dedup();
@@ -69,6 +81,7 @@ fn access(action: impl Into<String>, resource: impl Into<String>) -> Access {
         action: action.into(),
         resource: resource.into(),
         keys: BTreeMap::new(),
+        unknown: Vec::new(),
     }
 }
 
@@ -77,17 +90,32 @@ fn with_leading(mut a: Access, keys: Vec<String>) -> Access {
     a
 }
 
-/// Everything `op` (with request `req`) needs to be allowed.
+/// The stream ARN a request names, rebuilt from its table and label in
+/// this region and account (the Streams handlers read only those two).
+fn stream_resource(caller: &Caller, arn: &str) -> String {
+    match arn
+        .split_once(":table/")
+        .and_then(|(_, r)| r.split_once("/stream/"))
+    {
+        Some((table, label)) => format!("{}/stream/{label}", table_arn(caller, table)),
+        None => "*".into(),
+    }
+}
+
+/// Everything `op` (with request `req`) needs to be allowed. Names and ARNs
+/// are read with the functions the operation itself reads them with, and
+/// resources rebuilt from what those return, so that what is authorized is
+/// what the operation acts on; a request they refuse is refused here with
+/// the same error.
 pub(crate) async fn accesses(
     api: &Api,
     caller: &Caller,
     op: &str,
     req: &Req<'_>,
     streams: bool,
-) -> Vec<Access> {
+) -> ApiResult<Vec<Access>> {
     let s = |name: &str| req.0.get(name).and_then(Json::as_str);
     let action = format!("dynamodb:{op}");
-    let table = s("TableName");
     let on_table = |t: &str| access(action.clone(), table_arn(caller, t));
     if streams {
         let arn = match op {
@@ -95,21 +123,18 @@ pub(crate) async fn accesses(
             "ListStreams" => None,
             _ => s("StreamArn").map(str::to_string),
         };
-        return vec![access(action, arn.unwrap_or_else(|| "*".into()))];
+        let resource = arn.map_or_else(|| "*".into(), |a| stream_resource(caller, &a));
+        return Ok(vec![access(action, resource)]);
     }
-    match op {
+    Ok(match op {
         "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" => {
-            let Some(t) = table else {
-                return vec![access(action, "*")];
-            };
+            let t = crate::tables::table_name(req)?;
             let member = if op == "PutItem" { "Item" } else { "Key" };
             let keys = leading_keys(api, t, req.0.get(member).into_iter()).await;
             vec![with_leading(on_table(t), keys)]
         }
         "Query" | "Scan" => {
-            let Some(t) = table else {
-                return vec![access(action, "*")];
-            };
+            let t = crate::tables::table_name(req)?;
             let resource = match s("IndexName") {
                 Some(ix) => format!("{}/index/{ix}", table_arn(caller, t)),
                 None => table_arn(caller, t),
@@ -118,8 +143,10 @@ pub(crate) async fn accesses(
             if op == "Query" {
                 let keys = crate::reads::query_partition_key(api, req)
                     .await
-                    .map(|k| vec![key_string(&k)])
-                    .unwrap_or_default();
+                    .map_or_else(
+                        || vec!["\u{0}unreadable key".to_string()],
+                        |k| vec![key_string(&k)],
+                    );
                 vec![with_leading(a, keys)]
             } else {
                 vec![a]
@@ -127,9 +154,11 @@ pub(crate) async fn accesses(
         }
         "BatchGetItem" | "BatchWriteItem" => {
             let mut out = Vec::new();
-            let Some(tables) = req.0.get("RequestItems").and_then(Json::as_object) else {
-                return vec![access(action, "*")];
-            };
+            let tables = req
+                .0
+                .get("RequestItems")
+                .and_then(Json::as_object)
+                .ok_or_else(|| crate::req::missing("RequestItems"))?;
             for (t, v) in tables {
                 let items: Vec<&Json> = if op == "BatchGetItem" {
                     v.get("Keys")
@@ -153,60 +182,133 @@ pub(crate) async fn accesses(
             }
             out
         }
-        "ExecuteStatement" => partiql(caller, s("Statement")).into_iter().collect(),
-        "BatchExecuteStatement" => req
-            .0
-            .get("Statements")
-            .and_then(Json::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|st| partiql(caller, st.get("Statement").and_then(Json::as_str)))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        "ExecuteStatement" => vec![partiql(caller, req)?],
+        "BatchExecuteStatement" => {
+            let list = req
+                .0
+                .get("Statements")
+                .and_then(Json::as_array)
+                .ok_or_else(|| crate::req::missing("Statements"))?;
+            let mut out = Vec::new();
+            for st in list {
+                let obj = st
+                    .as_object()
+                    .ok_or_else(|| ApiError::serialization("Unexpected value in Statements"))?;
+                out.push(partiql(caller, &Req(obj))?);
+            }
+            out
+        }
         "TagResource" | "UntagResource" | "ListTagsOfResource" => {
-            vec![access(action, s("ResourceArn").unwrap_or("*"))]
+            vec![on_table(crate::tables::table_from_arn(req, caller)?)]
         }
-        "DescribeBackup" | "DeleteBackup" => vec![access(action, s("BackupArn").unwrap_or("*"))],
-        "DescribeExport" => vec![access(action, s("ExportArn").unwrap_or("*"))],
+        "DescribeBackup" | "DeleteBackup" => {
+            vec![access(
+                action,
+                backup_resource(caller, req.req_str("BackupArn")?)?,
+            )]
+        }
+        "DescribeExport" => {
+            let (t, id) = crate::backups::parse_export_arn(req.req_str("ExportArn")?)?;
+            vec![access(
+                action,
+                format!("{}/export/{id}", table_arn(caller, t)),
+            )]
+        }
         "DescribeImport" => vec![access(action, s("ImportArn").unwrap_or("*"))],
-        "ExportTableToPointInTime" => vec![access(action, s("TableArn").unwrap_or("*"))],
-        "RestoreTableFromBackup" => {
-            let mut out = vec![access(action.clone(), s("BackupArn").unwrap_or("*"))];
-            if let Some(t) = s("TargetTableName") {
-                out.push(on_table(t));
+        "ExportTableToPointInTime" => {
+            let t = crate::backups::table_of_arn(req.req_str("TableArn")?)?;
+            let mut out = vec![on_table(t)];
+            if let Some(bucket) = s("S3Bucket") {
+                let prefix = s("S3Prefix").unwrap_or_default();
+                out.push(access(
+                    "s3:PutObject",
+                    format!("arn:aws:s3:::{bucket}/{prefix}*"),
+                ));
             }
             out
         }
+        "RestoreTableFromBackup" => vec![
+            access(
+                action.clone(),
+                backup_resource(caller, req.req_str("BackupArn")?)?,
+            ),
+            on_table(req.req_str("TargetTableName")?),
+        ],
         "RestoreTableToPointInTime" => {
-            let source = s("SourceTableArn")
-                .map(str::to_string)
-                .or_else(|| s("SourceTableName").map(|t| table_arn(caller, t)));
-            let mut out = vec![access(action.clone(), source.unwrap_or_else(|| "*".into()))];
-            if let Some(t) = s("TargetTableName") {
-                out.push(on_table(t));
-            }
-            out
+            let source = match s("SourceTableArn") {
+                Some(arn) => crate::backups::table_of_arn(arn)?,
+                None => req.req_str("SourceTableName")?,
+            };
+            vec![on_table(source), on_table(req.req_str("TargetTableName")?)]
         }
         "ImportTable" => {
             let t = req
                 .0
                 .get("TableCreationParameters")
                 .and_then(|p| p.get("TableName"))
-                .and_then(Json::as_str);
-            vec![t.map_or_else(|| access(action.clone(), "*"), on_table)]
+                .and_then(Json::as_str)
+                .ok_or_else(|| crate::req::missing("TableCreationParameters.TableName"))?;
+            let mut out = vec![on_table(t)];
+            if let Some(src) = req.0.get("S3BucketSource") {
+                let bucket = src.get("S3Bucket").and_then(Json::as_str).unwrap_or("*");
+                let prefix = src
+                    .get("S3KeyPrefix")
+                    .and_then(Json::as_str)
+                    .unwrap_or_default();
+                out.push(access(
+                    "s3:GetObject",
+                    format!("arn:aws:s3:::{bucket}/{prefix}*"),
+                ));
+                out.push(access("s3:ListBucket", format!("arn:aws:s3:::{bucket}")));
+            }
+            out
         }
-        _ => vec![table.map_or_else(|| access(action.clone(), "*"), on_table)],
-    }
+        "UpdateTable" => {
+            let t = crate::tables::table_name(req)?;
+            let mut out = vec![on_table(t)];
+            for u in req
+                .0
+                .get("ReplicaUpdates")
+                .and_then(Json::as_array)
+                .into_iter()
+                .flatten()
+            {
+                for (kind, replica_action) in [
+                    ("Create", "CreateTableReplica"),
+                    ("Delete", "DeleteTableReplica"),
+                ] {
+                    if let Some(region) = u
+                        .pointer(&format!("/{kind}/RegionName"))
+                        .and_then(Json::as_str)
+                    {
+                        out.push(access(
+                            format!("dynamodb:{replica_action}"),
+                            crate::tables::arn(region, t),
+                        ));
+                    }
+                }
+            }
+            out
+        }
+        _ if req.0.contains_key("TableName") => vec![on_table(crate::tables::table_name(req)?)],
+        _ => vec![access(action.clone(), "*")],
+    })
 }
 
-/// PartiQL's action and table for one statement (unparsable: nothing to
-/// check; the statement is refused when it runs).
-fn partiql(caller: &Caller, statement: Option<&str>) -> Option<Access> {
-    use crate::partiql::parser::{parse, Statement};
-    let src = statement?;
-    let params = vec![Json::Null; crate::partiql::parser::count_params(src)];
-    let (action, table, index) = match parse(src, &params).ok()? {
+/// A backup ARN as the backup operations read it: its id, under the table
+/// it names (the handlers refuse an ARN whose table is not the backup's).
+fn backup_resource(caller: &Caller, arn: &str) -> ApiResult<String> {
+    let id = crate::on_demand_backups::backup_id(arn)?;
+    let table = crate::backups::table_of_arn(arn)?;
+    Ok(format!("{}/backup/{id}", table_arn(caller, table)))
+}
+
+/// PartiQL's action and table for one statement, parsed with its own
+/// parameters as the statement will run; one that does not parse is
+/// refused here with the error it would get.
+fn partiql(caller: &Caller, req: &Req<'_>) -> ApiResult<Access> {
+    use crate::partiql::parser::Statement;
+    let (action, table, index) = match crate::partiql::statement(req)? {
         Statement::Select(s) => ("PartiQLSelect", s.table, s.index),
         Statement::Insert { table, .. } => ("PartiQLInsert", table, None),
         Statement::Update { table, .. } => ("PartiQLUpdate", table, None),
@@ -216,7 +318,9 @@ fn partiql(caller: &Caller, statement: Option<&str>) -> Option<Access> {
     if let Some(ix) = index {
         resource = format!("{resource}/index/{ix}");
     }
-    Some(access(format!("dynamodb:{action}"), resource))
+    let mut a = access(format!("dynamodb:{action}"), resource);
+    a.unknown.push(LEADING_KEYS);
+    Ok(a)
 }
 
 /// Refuses the request unless `user`'s policy allows every access it needs.
@@ -228,11 +332,22 @@ pub(crate) async fn authorize(
     req: &Req<'_>,
     streams: bool,
 ) -> ApiResult<()> {
-    for a in accesses(api, caller, op, req, streams).await {
+    let needed = accesses(api, caller, op, req, streams).await?;
+    if needed.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::AccessDenied,
+            format!(
+                "User: arn:aws:iam::{ACCOUNT}:user/{} is not authorized to perform: dynamodb:{op}",
+                user.name
+            ),
+        ));
+    }
+    for a in needed {
         let decision = user.policy.evaluate(&Request {
             action: &a.action,
             resource: &a.resource,
             keys: &a.keys,
+            unknown: &a.unknown,
             username: &user.name,
         });
         let why = match decision {

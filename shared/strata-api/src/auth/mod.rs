@@ -27,12 +27,21 @@ use crate::error::{ApiError, ErrorCode};
 pub use policy::Policy;
 
 /// One user of the users file.
-#[derive(Debug)]
 pub struct User {
     pub name: String,
     pub access_key_id: String,
     secret_access_key: String,
     pub policy: Policy,
+}
+
+impl std::fmt::Debug for User {
+    /// Never the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("access_key_id", &self.access_key_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The users file, by access key.
@@ -97,11 +106,12 @@ impl Users {
         self.by_key.is_empty()
     }
 
-    /// The signed request's user and the region it was signed for, or the
-    /// error DynamoDB answers.
+    /// The signed request's user, or the error DynamoDB answers. `region`
+    /// is this server's: a signature for another is refused, as AWS does.
     pub fn authenticate(
         &self,
         req: &sigv4::Signed<'_>,
+        region: &str,
         now: SystemTime,
     ) -> Result<(Arc<User>, String), ApiError> {
         let claimed = sigv4::claimed(req)?;
@@ -111,7 +121,7 @@ impl Users {
                 "The security token included in the request is invalid.",
             )
         })?;
-        sigv4::verify(req, &claimed, &user.secret_access_key, now)?;
+        sigv4::verify(req, &claimed, &user.secret_access_key, region, now)?;
         Ok((Arc::clone(user), claimed.region))
     }
 }

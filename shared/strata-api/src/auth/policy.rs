@@ -83,6 +83,9 @@ struct Statement {
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
     statements: Vec<Statement>,
+    /// Policy variables (`${aws:username}`) are substituted only in a
+    /// policy of version 2012-10-17, as IAM does; elsewhere they are text.
+    variables: bool,
 }
 
 /// What a request asks to do, as a policy sees it.
@@ -94,6 +97,10 @@ pub struct Request<'a> {
     /// Condition keys present in the request (lower-case names), each with
     /// its values (`dynamodb:leadingkeys` → the partition keys touched).
     pub keys: &'a BTreeMap<String, Vec<String>>,
+    /// Condition keys the request has but whose values are not known
+    /// (lower-case): a condition on one is met in a Deny statement and not
+    /// in an Allow, so not knowing can only refuse.
+    pub unknown: &'a [&'a str],
     /// For `${aws:username}`.
     pub username: &'a str,
 }
@@ -111,6 +118,7 @@ pub enum Decision {
 fn strings(v: &Json, what: &str) -> Result<Vec<String>, String> {
     match v {
         Json::String(s) => Ok(vec![s.clone()]),
+        Json::Array(a) if a.is_empty() => Err(format!("{what} must not be an empty list")),
         Json::Array(a) => a
             .iter()
             .map(|x| {
@@ -161,6 +169,13 @@ fn condition(op_name: &str, key: &str, values: &Json) -> Result<Condition, Strin
         other => return Err(format!("unsupported condition operator {other:?}")),
     };
     let lower = key.to_ascii_lowercase();
+    if lower == "dynamodb:leadingkeys" && set == Set::Single && op != Op::Null {
+        // A request can carry several; a single-valued operator over them
+        // is ambiguous (IAM's docs say to use a set qualifier).
+        return Err(format!(
+            "{op_name} on {key}: use ForAllValues:{op_name} (or ForAnyValue:), as the key can have several values"
+        ));
+    }
     if !SUPPORTED_KEYS.contains(&lower.as_str()) {
         // Evaluating it as absent could allow what the policy means to refuse.
         return Err(format!(
@@ -233,7 +248,11 @@ impl Policy {
                 conditions,
             });
         }
-        Ok(Policy { statements })
+        let variables = doc.get("Version").and_then(Json::as_str) == Some("2012-10-17");
+        Ok(Policy {
+            statements,
+            variables,
+        })
     }
 
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {
@@ -241,7 +260,13 @@ impl Policy {
         for s in &self.statements {
             let applies = s.actions.applies(req.action, true)
                 && s.resources.applies(req.resource, false)
-                && s.conditions.iter().all(|c| c.holds(req));
+                && s.conditions.iter().all(|c| {
+                    if req.unknown.contains(&c.key.as_str()) {
+                        s.effect == Effect::Deny
+                    } else {
+                        c.holds(req, self.variables)
+                    }
+                });
             match (applies, s.effect) {
                 (true, Effect::Deny) => return Decision::ExplicitDeny,
                 (true, Effect::Allow) => allowed = true,
@@ -257,7 +282,7 @@ impl Policy {
 }
 
 impl Condition {
-    fn holds(&self, req: &Request<'_>) -> bool {
+    fn holds(&self, req: &Request<'_>, variables: bool) -> bool {
         let present: Option<Vec<String>> = match self.key.as_str() {
             "aws:username" => Some(vec![req.username.to_string()]),
             k => req.keys.get(k).cloned(),
@@ -270,7 +295,13 @@ impl Condition {
         let values: Vec<String> = self
             .values
             .iter()
-            .map(|v| v.replace("${aws:username}", req.username))
+            .map(|v| {
+                if variables {
+                    v.replace("${aws:username}", req.username)
+                } else {
+                    v.clone()
+                }
+            })
             .collect();
         let matches_one = |x: &str| {
             let hit = values.iter().any(|p| match self.op {
@@ -355,6 +386,7 @@ mod tests {
             action,
             resource,
             keys: &keys,
+            unknown: &[],
             username: "u",
         };
         assert_eq!(
@@ -380,7 +412,7 @@ mod tests {
 
     #[test]
     fn leading_keys_limit_a_user_to_their_own_items() {
-        let p = Policy::parse(&json!({"Statement": [{
+        let p = Policy::parse(&json!({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow", "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"],
             "Resource": "*",
             "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["${aws:username}"]}}
@@ -398,10 +430,31 @@ mod tests {
             action: "dynamodb:GetItem",
             resource: "t",
             keys,
+            unknown: &[],
             username: "alice",
         };
         assert_eq!(p.evaluate(&r(&own)), Decision::Allowed);
         assert_eq!(p.evaluate(&r(&other)), Decision::ImplicitDeny);
+        // Keys not known (a PartiQL statement's) never satisfy an Allow...
+        let none = BTreeMap::new();
+        let unknown = Request {
+            unknown: &["dynamodb:leadingkeys"],
+            ..r(&none)
+        };
+        assert_eq!(p.evaluate(&unknown), Decision::ImplicitDeny);
+        // ... and always meet a Deny.
+        let deny = Policy::parse(&json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "*", "Resource": "*"},
+            {"Effect": "Deny", "Action": "*", "Resource": "*",
+             "Condition": {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": ["bob"]}}}]}))
+        .unwrap();
+        assert_eq!(deny.evaluate(&unknown), Decision::ExplicitDeny);
+        assert_eq!(deny.evaluate(&r(&own)), Decision::Allowed);
+        // Without Version 2012-10-17, ${aws:username} is plain text, as in IAM.
+        let old = Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*",
+            "Condition": {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["${aws:username}"]}}}]}))
+        .unwrap();
+        assert_eq!(old.evaluate(&r(&own)), Decision::ImplicitDeny);
     }
 
     #[test]
@@ -412,6 +465,8 @@ mod tests {
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "x"}}}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Principal": "*"}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"ForAllValues:StringEquals": {"dynamodb:Attributes": ["a"]}}}]}),
+            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"dynamodb:LeadingKeys": ["a"]}}}]}),
+            json!({"Statement": [{"Effect": "Allow", "Action": "*", "NotResource": []}]}),
         ] {
             assert!(Policy::parse(&bad).is_err(), "{bad}");
         }

@@ -176,11 +176,13 @@ fn build(
     })
 }
 
-/// Checks `claimed` against the request, signed with `secret`, at `now`.
+/// Checks `claimed` against the request, signed with `secret` for this
+/// server's `region`, at `now`.
 pub fn verify(
     req: &Signed<'_>,
     c: &Claimed,
     secret: &str,
+    region: &str,
     now: SystemTime,
 ) -> Result<(), ApiError> {
     let at = parse_amz_date(&c.amz_date).ok_or_else(|| {
@@ -202,8 +204,11 @@ pub fn verify(
             "Credential should be scoped to correct service: '{SERVICE}'. "
         )));
     }
-    if c.region.is_empty() {
-        return Err(invalid("Credential should be scoped to a valid region. "));
+    if c.region != region {
+        return Err(invalid(format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            crate::error::bounded(&c.region)
+        )));
     }
     let stamp = |t: SystemTime| format_amz_date(t);
     match c.expires {
@@ -285,12 +290,20 @@ fn canonical_request(req: &Signed<'_>, c: &Claimed) -> Result<String, ApiError> 
         .collect();
     query.sort();
     let query: Vec<String> = query.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let payload = req
+    // The body is always hashed: a client's X-Amz-Content-Sha256 must agree
+    // (an unsigned payload is not accepted), never stand in for the body.
+    let payload = hex::encode(Sha256::digest(req.body));
+    if let Some((_, claimed)) = req
         .headers
         .iter()
         .find(|(n, _)| n == "x-amz-content-sha256")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+    {
+        if !claimed.eq_ignore_ascii_case(&payload) {
+            return Err(invalid(
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
+    }
     Ok(format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -30,7 +30,7 @@ const MAX_STATEMENT: usize = 8192;
 const MAX_BATCH: usize = 25;
 
 /// A statement and its parameters, checked as DynamoDB checks them.
-fn statement(req: &Req) -> ApiResult<Statement> {
+pub(crate) fn statement(req: &Req) -> ApiResult<Statement> {
     let src = req.str("Statement")?.ok_or_else(|| missing("Statement"))?;
     if src.chars().count() > MAX_STATEMENT {
         return Err(ApiError::validation(format!(
