@@ -32,16 +32,20 @@ SERVERS = {}
 STRATA_BIN = os.environ.get("STRATA_BIN", os.path.join(ROOT, "target", "debug", "strata"))
 
 
-def start_server(args, env=None, output=subprocess.DEVNULL):
+def start_server(args, env=None, output=subprocess.DEVNULL, tls=False):
     """Starts `strata serve ARGS` on a free loopback port and waits until it
-    answers; returns (process, url). Output (stdout and stderr) goes to `output`."""
+    answers (with `tls`, until its port accepts); returns (process, url).
+    Output (stdout and stderr) goes to `output`."""
     port = free_port()
     proc = subprocess.Popen([STRATA_BIN, "serve", "--port", str(port), *args], env=env, stdout=output,
                             stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     for _ in range(200):
         try:
-            urllib.request.urlopen(url + "/", timeout=0.5)
+            if tls:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            else:
+                urllib.request.urlopen(url + "/", timeout=0.5)
             return proc, url
         except OSError:
             if proc.poll() is not None:

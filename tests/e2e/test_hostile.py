@@ -169,7 +169,7 @@ def test_tls_with_a_self_signed_certificate():
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
                         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
                        check=True, capture_output=True)
-        proc, url = start_tls_server(["--data", os.path.join(d, "data"), "--tls-cert", cert, "--tls-key", key])
+        proc, url = start_server(["--data", os.path.join(d, "data"), "--tls-cert", cert, "--tls-key", key], tls=True)
         try:
             ddb = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
                                aws_secret_access_key="x", verify=cert, config=Config(retries={"max_attempts": 1}))
@@ -193,21 +193,3 @@ def test_tls_with_a_self_signed_certificate():
             proc.terminate()
             proc.wait(timeout=10)
 
-
-def start_tls_server(args):
-    """`strata serve` over TLS, started as conftest's start_server does,
-    waiting for the port to accept."""
-    import conftest
-    port = conftest.free_port()
-    proc = subprocess.Popen([conftest.STRATA_BIN, "serve", "--port", str(port), *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return proc, f"https://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"strata serve exited with {proc.returncode}")
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("strata serve did not start")
