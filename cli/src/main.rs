@@ -118,6 +118,12 @@ pub(crate) struct StoreArgs {
         value_delimiter = ','
     )]
     replicas: Vec<String>,
+    /// Encrypt every object of the store at rest (AES-256-GCM) with the key in this
+    /// file: 32 bytes, or 64 hex digits (`openssl rand -hex 32 > key`). The same key
+    /// must be given every time the store is opened. (S3 stores: prefer S3's own
+    /// encryption, `?sse=AES256` or `?sse=aws:kms` in the store URL.)
+    #[arg(long, env = "STRATA_ENCRYPTION_KEY", value_name = "FILE")]
+    encryption_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -222,14 +228,27 @@ struct ServeArgs {
 }
 
 fn store_url(args: &StoreArgs) -> Result<String, String> {
-    if let Some(url) = &args.store {
-        return Ok(url.clone());
-    }
-    std::fs::create_dir_all(&args.data)
-        .map_err(|e| format!("cannot create data directory {}: {e}", args.data.display()))?;
-    let abs = std::fs::canonicalize(&args.data)
-        .map_err(|e| format!("cannot resolve {}: {e}", args.data.display()))?;
-    Ok(format!("file://{}", abs.display()))
+    let url = match &args.store {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&args.data).map_err(|e| {
+                format!("cannot create data directory {}: {e}", args.data.display())
+            })?;
+            let abs = std::fs::canonicalize(&args.data)
+                .map_err(|e| format!("cannot resolve {}: {e}", args.data.display()))?;
+            format!("file://{}", abs.display())
+        }
+    };
+    let Some(key) = &args.encryption_key else {
+        return Ok(url);
+    };
+    let key = std::fs::canonicalize(key)
+        .map_err(|e| format!("--encryption-key {}: {e}", key.display()))?;
+    let mut parsed = url::Url::parse(&url).map_err(|e| format!("store URL {url}: {e}"))?;
+    parsed
+        .query_pairs_mut()
+        .append_pair("encryption_key", &key.to_string_lossy());
+    Ok(parsed.to_string())
 }
 
 /// The other regions' engines, from --replica / STRATA_REGIONS.
@@ -291,6 +310,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let jobs_engine = Arc::clone(&engine);
     let runner: strata_api::JobRunner = Arc::new(move |job| {
         let (engine, buckets) = (Arc::clone(&jobs_engine), buckets.clone());
+        if let Some(bucket) = job["description"]["S3Bucket"].as_str() {
+            if let Err(e) = buckets.check(bucket) {
+                return Box::pin(async move { Err(e) });
+            }
+        }
         tokio::spawn(async move {
             match strata_export::jobs::run(&engine, &job, &buckets, Arc::new(())).await {
                 Ok(_) => tracing::info!(kind = %job["kind"], "job done"),

@@ -275,3 +275,37 @@ def test_export_to_another_s3_server_in_dynamodb_json(ddb, endpoint):
         for it in rows:
             items[(it["pk"]["S"], it["sk"]["S"])] = it
     assert {k: normalize(v) for k, v in before.items()} == {k: normalize(v) for k, v in items.items()}
+
+
+def test_an_export_to_a_bucket_nothing_can_reach_fails_at_once():
+    """No store configured for the bucket and no AWS credentials: refused when
+    asked, not minutes later after asking the instance metadata address."""
+    import tempfile
+    import time
+
+    import botocore
+    from botocore.config import Config
+
+    from conftest import start_server
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start_server(["--data", d], env=env)
+        try:
+            import boto3
+            c = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                             aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+            c.create_table(TableName="unreachable", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                           AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                           BillingMode="PAY_PER_REQUEST")
+            c.update_continuous_backups(TableName="unreachable",
+                                        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+            arn = c.describe_table(TableName="unreachable")["Table"]["TableArn"]
+            started = time.time()
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                c.export_table_to_point_in_time(TableArn=arn, S3Bucket="nobody-configured-this-bucket")
+            assert time.time() - started < 5
+            assert "no store is configured for bucket nobody-configured-this-bucket" in e.value.response["Error"]["Message"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)

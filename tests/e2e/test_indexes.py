@@ -206,13 +206,16 @@ def test_pagination_through_many_equal_index_keys(ddb):
 def test_online_index_creation_with_writers(ddb):
     t = name()
     ddb.create_table(TableName=t, BillingMode="PAY_PER_REQUEST", AttributeDefinitions=AD(("pk", "S")), KeySchema=KS("pk"))
-    for i in range(200):
-        ddb.put_item(TableName=t, Item={"pk": S(f"i{i}"), "c": S(f"c{i % 4}"), "n": N(i)})
+    # Enough items that the backfill is still running when the second index is asked for.
+    base = 3000
+    for start in range(0, base, 25):
+        ddb.batch_write_item(RequestItems={t: [{"PutRequest": {"Item": {"pk": S(f"i{i}"), "c": S(f"c{i % 4}"), "n": N(i)}}}
+                                               for i in range(start, start + 25)]})
     stop = threading.Event()
     written = []
 
     def writer():
-        i = 200
+        i = base
         while not stop.is_set():
             ddb.put_item(TableName=t, Item={"pk": S(f"i{i}"), "c": S(f"c{i % 4}"), "n": N(i)})
             written.append(i)
@@ -234,7 +237,7 @@ def test_online_index_creation_with_writers(ddb):
     finally:
         stop.set()
         w.join()
-    total = 200 + len(written)
+    total = base + len(written)
     count = lambda: sum(ddb.query(TableName=t, IndexName="byC", KeyConditionExpression="c = :c",
                                   ExpressionAttributeValues={":c": S(f"c{k}")}, Select="COUNT")["Count"] for k in range(4))
     assert until(lambda: count() == total, 15), f"{count()} of {total} items indexed"

@@ -492,8 +492,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         let _ = api.engine.delete_table(target).await;
         return Err(e);
     }
-    let home = &api.engine.config().region;
-    Ok(json!({ "TableDescription": description(&created, &caller.region, "CREATING", home) }))
+    Ok(json!({ "TableDescription": description(api, &created, &caller.region, "CREATING") }))
 }
 
 /// Creates the table a restore fills: `d`'s key schema and partitions,

@@ -91,6 +91,9 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
         .obj("TableCreationParameters")?
         .ok_or_else(|| missing("TableCreationParameters"))?;
     let mut spec = crate::tables::table_spec(&Req(params))?;
+    if let Some(sse) = Req(params).obj("SSESpecification")? {
+        crate::tables::check_sse(api, sse)?;
+    }
     let table = spec.name.clone();
     // The indexes are built from the items once they are in.
     let indexes = std::mem::take(&mut spec.indexes);

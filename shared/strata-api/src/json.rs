@@ -144,7 +144,7 @@ fn check_set<T: PartialEq + Ord + Clone>(
         let shown: Vec<String> = v.iter().map(show).collect();
         return Err(invalid(format!(
             "Input collection [{}] contains duplicates",
-            shown.join(", ")
+            crate::error::bounded(&shown.join(", "))
         )));
     }
     Ok(())

@@ -50,6 +50,9 @@ pub struct Api {
     /// The users requests must be signed by (`--auth`); none: every
     /// request is served.
     auth: Option<Arc<auth::Users>>,
+    /// The deployment's key for shard iterators (see [`streams`]), read or
+    /// created at first use.
+    iterator_key: tokio::sync::OnceCell<Arc<[u8]>>,
 }
 
 /// Takes an export or restore job (JSON) and starts it somewhere: a task in
@@ -101,7 +104,55 @@ impl Api {
             regions: Regions::new(),
             jobs: None,
             auth: None,
+            iterator_key: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The key that authenticates shard iterators: one per deployment (an
+    /// object in the store, created by conditional create by whoever needs
+    /// it first), so that every instance accepts every instance's
+    /// iterators and nobody can forge one.
+    pub(crate) async fn iterator_key(&self) -> ApiResult<Arc<[u8]>> {
+        use object_store::{PutMode, PutOptions};
+        let unavailable = |e: object_store::Error| {
+            ApiError::new(
+                ErrorCode::ServiceUnavailable,
+                format!("The stream iterator key could not be read: {e}"),
+            )
+        };
+        self.iterator_key
+            .get_or_try_init(|| async {
+                let store = self.engine.store();
+                let path = strata_engine::paths::stream_iterator_key();
+                for _ in 0..3 {
+                    match store.get(&path).await {
+                        Ok(r) => {
+                            let bytes = r.bytes().await.map_err(unavailable)?;
+                            return Ok(Arc::from(bytes.as_ref()));
+                        }
+                        Err(object_store::Error::NotFound { .. }) => {
+                            let key: [u8; 32] = rand::random();
+                            let opts = PutOptions {
+                                mode: PutMode::Create,
+                                ..Default::default()
+                            };
+                            match store.put_opts(&path, key.to_vec().into(), opts).await {
+                                Ok(_) => return Ok(Arc::from(&key[..])),
+                                // Another instance created it first: read theirs.
+                                Err(object_store::Error::AlreadyExists { .. }) => continue,
+                                Err(e) => return Err(unavailable(e)),
+                            }
+                        }
+                        Err(e) => return Err(unavailable(e)),
+                    }
+                }
+                Err(ApiError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "The stream iterator key could not be read",
+                ))
+            })
+            .await
+            .cloned()
     }
 
     /// Requires every request to be signed by one of `users` and allowed

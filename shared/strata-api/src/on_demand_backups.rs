@@ -300,6 +300,7 @@ async fn restore_from(
         meta.insert("ProvisionedThroughput".into(), Json::Object(pt.clone()));
     }
     if let Some(sse) = req.obj("SSESpecificationOverride")? {
+        crate::tables::check_sse(api, sse)?;
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
     }
     let summary = json!({
@@ -321,8 +322,7 @@ async fn restore_from(
         let _ = api.engine.delete_table(target).await;
         return Err(e);
     }
-    let home = &api.engine.config().region;
-    let mut t = description(&created, &caller.region, "CREATING", home);
+    let mut t = description(api, &created, &caller.region, "CREATING");
     if !indexes.is_empty() {
         // The indexes come with the data (see `Engine::restore_indexes`).
         let mut with = created.clone();

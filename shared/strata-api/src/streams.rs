@@ -382,10 +382,13 @@ async fn describe_stream(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     Ok(json!({ "StreamDescription": desc }))
 }
 
-/// The stream a shard iterator reads (what authorization checks GetRecords
-/// against); `None` for a token that is not an iterator.
+/// The stream a shard iterator names (what authorization checks GetRecords
+/// against; GetRecords then refuses an iterator whose MAC does not verify);
+/// `None` for a token that is not an iterator.
 pub(crate) fn iterator_stream_arn(token: &str) -> Option<String> {
-    Position::parse(token).map(|(p, _)| p.arn)
+    let it = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
+    let (plain, _) = it.rsplit_once('|')?;
+    Position::fields(plain).map(|(p, _)| p.arn)
 }
 
 /// Where a reader is: the next record is mutation `index` of segment `seq`.
@@ -398,8 +401,11 @@ struct Position {
 }
 
 impl Position {
-    /// An opaque token, as DynamoDB's are: base64 of the position.
-    fn iterator(&self) -> String {
+    /// An opaque token, as DynamoDB's are, and authenticated: base64 of the
+    /// position, when it was issued, and an HMAC-SHA256 of both with the
+    /// deployment's key (so no field can be edited: another shard, an issue
+    /// time that never expires).
+    fn iterator(&self, key: &[u8]) -> String {
         let plain = format!(
             "{}|{}|{}|{}|{}|{}",
             self.arn,
@@ -409,12 +415,25 @@ impl Position {
             now_ms(),
             self.incarnation
         );
-        URL_SAFE_NO_PAD.encode(plain)
+        let mac = aws_sigv4::sign::v4::calculate_signature(key, plain.as_bytes());
+        URL_SAFE_NO_PAD.encode(format!("{plain}|{mac}"))
     }
 
-    fn parse(token: &str) -> Option<(Position, u64)> {
+    /// The position a token holds, and when it was issued, if its MAC
+    /// verifies under `key`.
+    fn parse(token: &str, key: &[u8]) -> Option<(Position, u64)> {
+        use subtle::ConstantTimeEq;
         let it = String::from_utf8(URL_SAFE_NO_PAD.decode(token).ok()?).ok()?;
-        let mut fields = it.rsplitn(6, '|');
+        let (plain, mac) = it.rsplit_once('|')?;
+        let expected = aws_sigv4::sign::v4::calculate_signature(key, plain.as_bytes());
+        if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
+            return None;
+        }
+        Self::fields(plain)
+    }
+
+    fn fields(plain: &str) -> Option<(Position, u64)> {
+        let mut fields = plain.rsplitn(6, '|');
         let incarnation = fields.next()?.to_string();
         let issued = fields.next()?.parse().ok()?;
         let index = fields.next()?.parse().ok()?;
@@ -501,15 +520,16 @@ async fn get_shard_iterator(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         index,
         incarnation: d.incarnation.clone(),
     };
-    Ok(json!({ "ShardIterator": pos.iterator() }))
+    Ok(json!({ "ShardIterator": pos.iterator(&api.iterator_key().await?) }))
 }
 
 async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let it = req.req_str("ShardIterator")?;
     let limit = limit(req, MAX_RECORDS)?;
+    let key = api.iterator_key().await?;
     let (mut pos, issued) =
-        Position::parse(it).ok_or_else(|| ApiError::validation("Invalid ShardIterator"))?;
-    if now_ms().saturating_sub(issued) > ITERATOR_TTL_MS {
+        Position::parse(it, &key).ok_or_else(|| ApiError::validation("Invalid ShardIterator"))?;
+    if now_ms().saturating_sub(issued) > ITERATOR_TTL_MS || issued > now_ms() + ITERATOR_TTL_MS {
         return Err(ApiError::new(
             ErrorCode::ExpiredIterator,
             format!("Iterator expired. The iterator was created at time {} while right now it is {}. The iterator is valid for 15 minutes.", iso_time(issued), iso_time(now_ms())),
@@ -563,7 +583,7 @@ async fn get_records(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     }
     let mut out = json!({ "Records": records });
     if !closed {
-        out["NextShardIterator"] = json!(pos.iterator());
+        out["NextShardIterator"] = json!(pos.iterator(&key));
     }
     Ok(out)
 }
@@ -659,13 +679,24 @@ mod tests {
             index: 2,
             incarnation: "abc".into(),
         };
-        let (q, issued) = Position::parse(&p.iterator()).unwrap();
+        let key = b"deployment key";
+        let token = p.iterator(key);
+        let (q, issued) = Position::parse(&token, key).unwrap();
         assert_eq!(
             (q.arn, q.part, q.seq, q.index, q.incarnation),
             (p.arn, 3, 17, 2, "abc".into())
         );
         assert!(issued > 0);
-        assert!(Position::parse("nonsense").is_none());
-        assert!(Position::parse("a|b|c|d|e|f").is_none());
+        assert!(Position::parse("nonsense", key).is_none());
+        assert!(Position::parse("a|b|c|d|e|f", key).is_none());
+        // Another deployment's key, or any field edited: not an iterator.
+        assert!(Position::parse(&token, b"another key").is_none());
+        let plain = String::from_utf8(URL_SAFE_NO_PAD.decode(&token).unwrap()).unwrap();
+        let forged = URL_SAFE_NO_PAD.encode(plain.replace("|3|17|", "|4|17|"));
+        assert!(Position::parse(&forged, key).is_none());
+        assert_eq!(
+            iterator_stream_arn(&forged).as_deref(),
+            Some("arn:aws:dynamodb:us-east-1:000000000000:table/t/stream/2026-01-01T00:00:00.000")
+        );
     }
 }

@@ -74,7 +74,62 @@ pub(crate) fn billing_of(meta: &Map<String, Json>) -> (&str, (i64, i64)) {
 /// DynamoDB's TableDescription for a descriptor.
 /// `region` names the caller's region in ARNs; `home` is this server's
 /// region, left out of the Replicas list.
-pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home: &str) -> Json {
+/// What encrypts the table's data at rest, as DynamoDB describes it: the
+/// store's encryption, the same for every table of a deployment (none is
+/// described when the store keeps objects as they are).
+fn sse_description(at_rest: &strata_store::AtRest, region: &str) -> Option<Json> {
+    use strata_store::AtRest;
+    match at_rest {
+        AtRest::StoreDefault => None,
+        AtRest::Strata { .. } => Some(json!({"Status": "ENABLED", "SSEType": "AES256"})),
+        AtRest::S3 { sse, .. } if sse == "AES256" => {
+            Some(json!({"Status": "ENABLED", "SSEType": "AES256"}))
+        }
+        AtRest::S3 { kms_key_id, .. } => {
+            let key = kms_key_id.clone().unwrap_or_else(|| "alias/aws/s3".into());
+            let arn = if key.starts_with("arn:") {
+                key
+            } else {
+                format!(
+                    "arn:aws:kms:{region}:{ACCOUNT}:{}",
+                    if key.starts_with("alias/") {
+                        key
+                    } else {
+                        format!("key/{key}")
+                    }
+                )
+            };
+            Some(json!({"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn}))
+        }
+    }
+}
+
+/// Refuses an SSESpecification the store cannot honour: encryption asked of
+/// a store that has none, or a KMS key other than the store's.
+pub(crate) fn check_sse(api: &Api, sse: &serde_json::Map<String, Json>) -> ApiResult<()> {
+    use strata_store::AtRest;
+    if sse.get("Enabled") != Some(&Json::Bool(true)) {
+        return Ok(());
+    }
+    let asked = sse.get("KMSMasterKeyId").and_then(Json::as_str);
+    match (api.engine.at_rest(), asked) {
+        (AtRest::StoreDefault, _) => Err(invalid(
+            "SSESpecification: this server's store does not encrypt at rest; start strata serve with --encryption-key FILE (a local directory) or open an S3 store with sse=AES256 or sse=aws:kms",
+        )),
+        (_, None) => Ok(()),
+        (AtRest::S3 { sse, kms_key_id: Some(k) }, Some(a)) if sse == "aws:kms" && (k == a || k.ends_with(a)) => Ok(()),
+        (at_rest, Some(a)) => Err(invalid(format!(
+            "SSESpecification: every table of this deployment is encrypted with {}, not with KMS key {a}",
+            match at_rest {
+                AtRest::S3 { sse, kms_key_id } => format!("{sse}{}", kms_key_id.as_ref().map(|k| format!(" ({k})")).unwrap_or_default()),
+                _ => "Strata's own AES-256 key".to_string(),
+            }
+        ))),
+    }
+}
+
+pub(crate) fn description(api: &Api, d: &TableDescriptor, region: &str, status: &str) -> Json {
+    let home = api.engine.config().region.as_str();
     let meta = d.meta.as_object().cloned().unwrap_or_default();
     // A table being restored is CREATING until its data is in.
     let restoring = meta.get("RestoreInProgress") == Some(&Json::Bool(true));
@@ -132,15 +187,8 @@ pub(crate) fn description(d: &TableDescriptor, region: &str, status: &str, home:
         t["LatestStreamLabel"] = json!(label);
         t["LatestStreamArn"] = json!(format!("{table_arn}/stream/{label}"));
     }
-    if let Some(sse) = meta
-        .get("SSESpecification")
-        .filter(|s| s.get("Enabled") == Some(&Json::Bool(true)))
-    {
-        t["SSEDescription"] = json!({
-            "Status": "ENABLED",
-            "SSEType": sse.get("SSEType").cloned().unwrap_or(json!("KMS")),
-            "KMSMasterKeyArn": format!("arn:aws:kms:{region}:{ACCOUNT}:key/strata"),
-        });
+    if let Some(sse) = sse_description(api.engine.at_rest(), region) {
+        t["SSEDescription"] = sse;
     }
     if let Some(class) = meta.get("TableClass") {
         t["TableClassSummary"] = json!({"TableClass": class});
@@ -344,15 +392,16 @@ fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
 
 pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let spec = table_spec(req)?;
+    if let Some(sse) = req.obj("SSESpecification")? {
+        check_sse(api, sse)?;
+    }
     let d = api.engine.create_table(spec).await.map_err(|e| match e {
         strata_engine::Error::TableExists(t) => {
             ApiError::in_use(format!("Table already exists: {t}"))
         }
         e => e.into(),
     })?;
-    Ok(
-        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
-    )
+    Ok(json!({ "TableDescription": description(api, &d, &caller.region, "ACTIVE") }))
 }
 
 /// The table a CreateTable request (or ImportTable's
@@ -400,7 +449,7 @@ pub(crate) async fn descriptor(api: &Api, name: &str) -> ApiResult<TableDescript
 pub async fn describe(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let name = table_name(req)?;
     let d = descriptor(api, name).await?;
-    let t = description(&d, &caller.region, "ACTIVE", &api.engine.config().region);
+    let t = description(api, &d, &caller.region, "ACTIVE");
     Ok(json!({ "Table": with_stats(api, &d, t).await? }))
 }
 
@@ -470,9 +519,7 @@ pub async fn delete(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         strata_engine::Error::TableNotFound(_) => not_found(name),
         e => e.into(),
     })?;
-    Ok(
-        json!({ "TableDescription": description(&d, &caller.region, "DELETING", &api.engine.config().region) }),
-    )
+    Ok(json!({ "TableDescription": description(api, &d, &caller.region, "DELETING") }))
 }
 
 pub(crate) async fn change_meta<F>(api: &Api, name: &str, f: F) -> ApiResult<TableDescriptor>
@@ -574,20 +621,21 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         if !settings && replica_updates.is_none() {
             // DynamoDB Local's status: the table stays ACTIVE while its
             // new index is CREATING.
-            let home = &api.engine.config().region;
             return Ok(
-                json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }),
+                json!({ "TableDescription": description(api, &d, &caller.region, "ACTIVE") }),
             );
         }
     }
     if let Some(updates) = replica_updates {
         let d = update_replicas(api, name, updates).await?;
         if !settings {
-            let home = &api.engine.config().region;
             return Ok(
-                json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", home) }),
+                json!({ "TableDescription": description(api, &d, &caller.region, "ACTIVE") }),
             );
         }
+    }
+    if let Some(sse) = req.obj("SSESpecification")? {
+        check_sse(api, sse)?;
     }
     let d = change_meta(api, name, |meta| {
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {
@@ -607,9 +655,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
     })
     .await?;
     let d = close_disabled_stream(api, d).await?;
-    Ok(
-        json!({ "TableDescription": description(&d, &caller.region, "ACTIVE", &api.engine.config().region) }),
-    )
+    Ok(json!({ "TableDescription": description(api, &d, &caller.region, "ACTIVE") }))
 }
 
 /// A stream just disabled ends, in each partition it had, where the log

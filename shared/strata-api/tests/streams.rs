@@ -385,3 +385,78 @@ async fn a_split_closes_the_parent_shard_and_its_children_name_it() {
     keys.dedup();
     assert_eq!(keys.len(), 30, "each change once");
 }
+
+/// Iterators are authenticated with the deployment's key (in the store):
+/// one that key signed 16 minutes ago has expired; one edited by anybody
+/// else is not an iterator; a second API over the same store (another
+/// instance) takes the first one's iterators.
+#[tokio::test]
+async fn iterators_expire_and_cannot_be_forged() {
+    use base64::Engine as _;
+    let store: Arc<dyn object_store::ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let engine = Arc::new(
+        Engine::with_store(Arc::clone(&store), "memory", EngineConfig::default())
+            .await
+            .unwrap(),
+    );
+    let api = Api::new(Arc::clone(&engine), "us-east-1");
+    let (s, _) = call(
+        &api,
+        "CreateTable",
+        json!({
+            "TableName": "itr", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"},
+        }),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, d) = call(&api, "DescribeTable", json!({"TableName": "itr"})).await;
+    let arn = d["Table"]["LatestStreamArn"].as_str().unwrap().to_string();
+    let (_, st) = call(&api, "DescribeStream", json!({"StreamArn": arn})).await;
+    let shard = st["StreamDescription"]["Shards"][0]["ShardId"].clone();
+    let (s, it) = call(
+        &api,
+        "GetShardIterator",
+        json!({"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{it}");
+    let token = it["ShardIterator"].as_str().unwrap().to_string();
+    // Another instance over the same store reads with it.
+    let other = Api::new(Arc::clone(&engine), "us-east-1");
+    let (s, r) = call(&other, "GetRecords", json!({"ShardIterator": token})).await;
+    assert_eq!(s, 200, "{r}");
+    // Re-signed with the deployment key, 16 minutes older: expired.
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let plain = String::from_utf8(b64.decode(&token).unwrap()).unwrap();
+    let (fields, signed_mac) = plain.rsplit_once('|').unwrap();
+    let mut parts: Vec<String> = fields.split('|').map(str::to_string).collect();
+    let issued = parts.len() - 2;
+    parts[issued] = (parts[issued].parse::<u64>().unwrap() - 16 * 60 * 1000).to_string();
+    let older = parts.join("|");
+    let key = store
+        .get(&strata_engine::paths::stream_iterator_key())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let mac = aws_sigv4::sign::v4::calculate_signature(&key, older.as_bytes());
+    let expired = b64.encode(format!("{older}|{mac}"));
+    let (s, r) = call(&api, "GetRecords", json!({"ShardIterator": expired})).await;
+    assert_eq!(
+        (s, r["__type"].as_str()),
+        (
+            400,
+            Some("com.amazonaws.dynamodb.v20120810#ExpiredIteratorException")
+        ),
+        "{r}"
+    );
+    // The same edit without the key: not an iterator.
+    let forged = b64.encode(format!("{older}|{signed_mac}"));
+    let (s, r) = call(&api, "GetRecords", json!({"ShardIterator": forged})).await;
+    assert_eq!(s, 400);
+    assert_eq!(r["message"], "Invalid ShardIterator");
+}

@@ -82,6 +82,8 @@ const MAX_REROUTES: u32 = 2 * crate::partition_map::MAX_SPLIT_DEPTH;
 pub struct Engine {
     ctx: Arc<Ctx>,
     store_name: String,
+    /// How the store encrypts what it holds (DescribeTable's SSEDescription).
+    at_rest: strata_store::AtRest,
     /// The stores the probe checks: the store itself, or each tier of a
     /// split one (see `strata_store::tiered`).
     probed: Vec<(Arc<dyn ObjectStore>, String)>,
@@ -171,6 +173,7 @@ impl Engine {
             parts: vec![(Arc::clone(&store), name.clone())],
             store,
             url: name,
+            at_rest: Default::default(),
         }
     }
 
@@ -179,6 +182,7 @@ impl Engine {
             store,
             url: store_name,
             parts: probed,
+            at_rest,
         } = opened;
         let cache = Caches::new(config.cache_bytes);
         let merge_slots = tokio::sync::Semaphore::new(config.max_concurrent_merges.max(1));
@@ -195,6 +199,7 @@ impl Engine {
                 commits: Default::default(),
             }),
             store_name,
+            at_rest,
             probed,
             tables: RwLock::new(HashMap::new()),
             checked: tokio::sync::OnceCell::new(),
@@ -211,6 +216,11 @@ impl Engine {
 
     pub fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.ctx.store
+    }
+
+    /// How the store's objects are encrypted at rest.
+    pub fn at_rest(&self) -> &strata_store::AtRest {
+        &self.at_rest
     }
 
     pub fn store_name(&self) -> &str {

@@ -41,6 +41,32 @@ impl Buckets {
     }
 }
 
+impl Buckets {
+    /// Refuses up front a bucket nothing can reach: one with no store
+    /// configured, when no AWS credentials are in the environment (S3's
+    /// client would otherwise ask the instance metadata address, which
+    /// outside AWS never answers, and the export would fail minutes later).
+    pub fn check(&self, bucket: &str) -> Result<(), String> {
+        if self.0.iter().any(|(n, _)| n == bucket) {
+            return Ok(());
+        }
+        const SOURCES: [&str; 6] = [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_PROFILE",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_LAMBDA_FUNCTION_NAME",
+        ];
+        if SOURCES.iter().any(|v| std::env::var_os(v).is_some()) {
+            return Ok(());
+        }
+        Err(format!(
+            "no store is configured for bucket {bucket} (strata serve --export-bucket {bucket}=URL) and no AWS credentials are in the environment"
+        ))
+    }
+}
+
 /// The export directory for a prefix and id, as DynamoDB lays it out.
 pub fn export_dir(prefix: &str, export_id: &str) -> String {
     ExportPaths::new(prefix, export_id).dir().to_string()

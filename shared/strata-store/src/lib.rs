@@ -11,11 +11,13 @@
 //!   ([`latency`]) and seeded fault injection ([`faults`]); and one-at-a-time
 //!   scripted faults for protocol tests ([`script`]);
 //! - [`attribution`]: which operation a store request counts for;
+//! - [`encrypted`]: encryption at rest (AES-256-GCM) for stores without their own;
 //! - [`tiered`]: one store made of several, by object kind (the log in S3
 //!   Express One Zone, the rest in S3 Standard).
 
 pub mod attribution;
 pub mod counting;
+pub mod encrypted;
 pub mod faults;
 pub mod intercept;
 pub mod latency;
@@ -27,7 +29,7 @@ pub mod script;
 pub mod tiered;
 
 pub use intercept::{Intercepted, Interceptor, RequestKind};
-pub use open::{is_directory_bucket, open_store, open_unchecked, OpenError, OpenedStore};
+pub use open::{is_directory_bucket, open_store, open_unchecked, AtRest, OpenError, OpenedStore};
 pub use probe::{probe_atomic_create, ProbeError};
 
 /// The store handle every Strata component uses.

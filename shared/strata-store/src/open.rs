@@ -21,6 +21,24 @@ pub struct OpenedStore {
     /// store and each tier's (see [`crate::tiered`]). Each must pass the
     /// atomic-create probe: conditional creates happen in every one.
     pub parts: Vec<(Arc<dyn ObjectStore>, String)>,
+    /// How its objects are encrypted at rest (what DescribeTable reports).
+    pub at_rest: AtRest,
+}
+
+/// Encryption at rest of a store's objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AtRest {
+    /// As the store keeps them (a local directory: plain files).
+    #[default]
+    StoreDefault,
+    /// `encryption_key=FILE`: AES-256-GCM by Strata ([`crate::encrypted`]).
+    Strata { key_id: String },
+    /// `sse=AES256` (SSE-S3) or `sse=aws:kms` (SSE-KMS, `sse_kms_key_id`),
+    /// asked of S3 on every PUT.
+    S3 {
+        sse: String,
+        kms_key_id: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,18 +94,20 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     // its value would hand the rest of its parameters to the main store.
     for raw in parsed.query().unwrap_or("").split('&') {
         let (k, v) = raw.split_once('=').unwrap_or((raw, ""));
-        if (k == "log" || k == "runs") && v.contains('?') {
+        if (k == "log" || k == "runs" || k == "encryption_key") && v.contains('?') {
             return Err(bad(&format!(
                 "percent-encode the parameters of the {k} store's URL (%3F for ?, %26 for &, %3D for =)"
             )));
         }
     }
     let mut tier_urls: [Option<String>; 2] = [None, None];
+    let mut key_file: Option<String> = None;
     let mut rest = Vec::new();
     for (k, v) in parsed.query_pairs() {
         let slot = match k.as_ref() {
             "log" => &mut tier_urls[0],
             "runs" => &mut tier_urls[1],
+            "encryption_key" => &mut key_file,
             _ => {
                 rest.push((k.into_owned(), v.into_owned()));
                 continue;
@@ -102,9 +122,16 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     } else {
         parsed.query_pairs_mut().clear().extend_pairs(rest);
     }
+    let key = match &key_file {
+        Some(f) => Some(
+            crate::encrypted::EncryptionKey::load(std::path::Path::new(f))
+                .map_err(|e| bad(&format!("encryption_key: {e}")))?,
+        ),
+        None => None,
+    };
     let main = open_one(&parsed, url)?;
     if tier_urls.iter().all(Option::is_none) {
-        return Ok(main);
+        return Ok(encrypt(main, key));
     }
     refuse_overlaps(std::iter::once(parsed.to_string()).chain(tier_urls.iter().flatten().cloned()))
         .map_err(|reason| bad(&reason))?;
@@ -120,11 +147,29 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
         Ok(Some(opened.store))
     };
     let (log, runs) = (tier(&tier_urls[0])?, tier(&tier_urls[1])?);
-    Ok(OpenedStore {
-        store: Arc::new(crate::tiered::TieredStore::new(main.store, log, runs)),
-        url: url.to_string(),
-        parts,
-    })
+    Ok(encrypt(
+        OpenedStore {
+            store: Arc::new(crate::tiered::TieredStore::new(main.store, log, runs)),
+            url: url.to_string(),
+            parts,
+            at_rest: main.at_rest,
+        },
+        key,
+    ))
+}
+
+/// `opened`, its objects encrypted by Strata when a key is given.
+fn encrypt(opened: OpenedStore, key: Option<crate::encrypted::EncryptionKey>) -> OpenedStore {
+    match key {
+        None => opened,
+        Some(key) => OpenedStore {
+            at_rest: AtRest::Strata {
+                key_id: key.id_hex(),
+            },
+            store: Arc::new(crate::encrypted::EncryptedStore::new(opened.store, key)),
+            ..opened
+        },
+    }
 }
 
 fn bad_url(url: &str, reason: &str) -> OpenError {
@@ -174,6 +219,7 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
             )));
         }
     }
+    let mut at_rest = AtRest::StoreDefault;
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "memory" => Arc::new(InMemory::new()),
         "file" => {
@@ -203,11 +249,32 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
                     .map(|(_, v)| v.into_owned())
             };
             for (k, _) in parsed.query_pairs() {
-                if k != "endpoint" && k != "region" {
+                if !["endpoint", "region", "sse", "sse_kms_key_id"].contains(&k.as_ref()) {
                     return Err(bad(&format!(
-                        "unknown parameter {k:?} (s3 URLs take endpoint, region, log and runs)"
+                        "unknown parameter {k:?} (s3 URLs take endpoint, region, sse, sse_kms_key_id, log, runs and encryption_key)"
                     )));
                 }
+            }
+            use object_store::aws::AmazonS3ConfigKey;
+            let config_key = |name: &str| {
+                name.parse::<AmazonS3ConfigKey>()
+                    .map_err(|e| bad(&format!("{name}: {e}")))
+            };
+            let sse = query("sse");
+            let kms_key_id = query("sse_kms_key_id");
+            match (sse.as_deref(), &kms_key_id) {
+                (None, None) => {}
+                (Some("AES256"), None) => {}
+                (Some("aws:kms"), _) => {}
+                _ => return Err(bad(
+                    "sse is AES256 (SSE-S3) or aws:kms (SSE-KMS, with an optional sse_kms_key_id)",
+                )),
+            }
+            if let Some(sse) = &sse {
+                builder = builder.with_config(config_key("aws_server_side_encryption")?, sse);
+            }
+            if let Some(k) = &kms_key_id {
+                builder = builder.with_config(config_key("aws_sse_kms_key_id")?, k);
             }
             let endpoint = query("endpoint").or_else(|| {
                 env_first(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"])
@@ -226,6 +293,9 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
             if is_directory_bucket(bucket) && endpoint.is_none() {
                 builder = builder.with_s3_express(true);
             }
+            if let Some(sse) = sse {
+                at_rest = AtRest::S3 { sse, kms_key_id };
+            }
             let s3 = builder.build().map_err(|source| OpenError::Store {
                 url: url.to_string(),
                 source,
@@ -243,6 +313,7 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
         parts: vec![(Arc::clone(&store), url.to_string())],
         store,
         url: url.to_string(),
+        at_rest,
     })
 }
 

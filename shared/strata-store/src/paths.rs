@@ -129,6 +129,12 @@ pub fn import_records() -> Path {
     Path::from("imports")
 }
 
+/// The deployment's key for authenticating DynamoDB Streams shard
+/// iterators (random, created once by whichever instance needs it first).
+pub fn stream_iterator_key() -> Path {
+    Path::from("keys/stream-iterators")
+}
+
 /// An on-demand backup's record: the table's descriptor and each live
 /// partition's manifest when it was taken (what pins their SSTs).
 pub fn backup(backup_id: &str) -> Path {

@@ -273,14 +273,14 @@ impl Placeholders {
         if !names.is_empty() {
             return Err(ApiError::validation(format!(
                 "Value provided in ExpressionAttributeNames unused in expressions: keys: {{{}}}",
-                names.join(", ")
+                crate::error::bounded(&names.join(", "))
             )));
         }
         let values = unused(self.values.keys().collect(), &self.used_values.borrow());
         if !values.is_empty() {
             return Err(ApiError::validation(format!(
                 "Value provided in ExpressionAttributeValues unused in expressions: keys: {{{}}}",
-                values.join(", ")
+                crate::error::bounded(&values.join(", "))
             )));
         }
         Ok(())

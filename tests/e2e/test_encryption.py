@@ -1,0 +1,123 @@
+"""Encryption at rest: the local store with --encryption-key (a copied data
+directory reveals no item bytes; the same key reads it back; another key
+reads nothing), S3 server-side encryption asked of the store (LocalStack),
+and DescribeTable reporting what is in force."""
+import os
+import secrets
+import tempfile
+import time
+import uuid
+
+import boto3
+import botocore
+import pytest
+
+from conftest import make_client, start_server
+
+MARKER = "PLAINTEXT-MARKER-" + "q" * 24
+
+
+def table(ddb, name, **extra):
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST", **extra)
+
+
+def files_containing(root, needle):
+    hits = []
+    for d, _, fs in os.walk(root):
+        for f in fs:
+            with open(os.path.join(d, f), "rb") as fh:
+                if needle in fh.read():
+                    hits.append(os.path.join(d, f))
+    return hits
+
+
+def test_a_local_store_written_with_a_key_holds_no_plaintext():
+    with tempfile.TemporaryDirectory() as d:
+        key = os.path.join(d, "key")
+        with open(key, "w") as f:
+            f.write(secrets.token_hex(32))
+        data = os.path.join(d, "data")
+        proc, url = start_server(["--data", data, "--encryption-key", key, "--maintenance-secs", "1"])
+        try:
+            ddb = make_client(url)
+            table(ddb, "secret", SSESpecification={"Enabled": True})
+            for i in range(50):
+                ddb.put_item(TableName="secret", Item={"k": {"S": f"{MARKER}-{i}"}, "v": {"S": MARKER}})
+            desc = ddb.describe_table(TableName="secret")["Table"]
+            assert desc["SSEDescription"] == {"Status": "ENABLED", "SSEType": "AES256"}
+            # Let the maintenance pass flush the log into SSTs too.
+            deadline = time.time() + 20
+            while time.time() < deadline and not any(f.endswith(".sst") for _, _, fs in os.walk(data) for f in fs):
+                time.sleep(0.3)
+            assert any(f.endswith(".sst") for _, _, fs in os.walk(data) for f in fs), "an SST was written"
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        assert files_containing(data, MARKER.encode()) == []
+        assert files_containing(data, b'"secret"') == []  # descriptors too
+        # The same key reads everything back after a restart.
+        proc, url = start_server(["--data", data, "--encryption-key", key])
+        try:
+            items = make_client(url).scan(TableName="secret", ConsistentRead=True)["Items"]
+            assert len(items) == 50 and all(i["v"]["S"] == MARKER for i in items)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        # Another key reads nothing (an error, never garbage); no key at all neither.
+        other = os.path.join(d, "other")
+        with open(other, "w") as f:
+            f.write(secrets.token_hex(32))
+        for args in (["--encryption-key", other], []):
+            proc, url = start_server(["--data", data, *args])
+            try:
+                c = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                                 aws_secret_access_key="x",
+                                 config=botocore.config.Config(retries={"max_attempts": 1}))
+                with pytest.raises(botocore.exceptions.ClientError):
+                    c.scan(TableName="secret", ConsistentRead=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+
+def test_encryption_asked_of_a_store_without_any_is_refused():
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start_server(["--data", d])
+        try:
+            ddb = make_client(url)
+            with pytest.raises(botocore.exceptions.ClientError) as e:
+                table(ddb, "plain", SSESpecification={"Enabled": True, "SSEType": "KMS"})
+            assert e.value.response["Error"]["Code"] == "ValidationException"
+            assert "does not encrypt at rest" in e.value.response["Error"]["Message"]
+            table(ddb, "plain")
+            assert "SSEDescription" not in ddb.describe_table(TableName="plain")["Table"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(not os.environ.get("STRATA_E2E_S3_ENDPOINT"), reason="needs LocalStack (the test command runs it)")
+def test_an_s3_store_asks_s3_to_encrypt_every_object():
+    endpoint, bucket = os.environ["STRATA_E2E_S3_ENDPOINT"], os.environ["STRATA_E2E_BUCKET"]
+    prefix = f"sse-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+    proc, url = start_server(["--store", f"s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1&sse=AES256"],
+                             env=env)
+    try:
+        ddb = make_client(url)
+        table(ddb, "sse")
+        ddb.put_item(TableName="sse", Item={"k": {"S": "a"}})
+        assert ddb.describe_table(TableName="sse")["Table"]["SSEDescription"] == {"Status": "ENABLED",
+                                                                                  "SSEType": "AES256"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                          aws_secret_access_key="test")
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/tables/")["Contents"]]
+        segments = [k for k in keys if k.endswith(".seg")]
+        assert segments, keys
+        for k in segments:
+            assert s3.head_object(Bucket=bucket, Key=k).get("ServerSideEncryption") == "AES256", k
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
