@@ -39,6 +39,13 @@ USERS = {
     "indexer": ("AKIAINDEXER00000001", "indexer-secret",
                 {"Statement": [{"Effect": "Allow", "Action": "dynamodb:Query",
                                 "Resource": "arn:aws:dynamodb:*:*:table/books/index/*"}]}),
+    "scores": ("AKIASCORES000000001", "scores-secret",
+               {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                "Resource": "arn:aws:dynamodb:*:*:table/docs",
+                "Condition": {"ForAllValues:StringEquals": {"dynamodb:Attributes": ["owner", "id", "score"]},
+                              "StringEqualsIfExists": {"dynamodb:Select": "SPECIFIC_ATTRIBUTES",
+                                                       "dynamodb:ReturnValues": ["NONE", "UPDATED_NEW"]}}}]}),
     "nodelete": ("AKIANODELETE0000001", "nodelete-secret",
                  {"Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"},
                                 {"Effect": "Deny", "Action": ["dynamodb:Delete*", "dynamodb:PartiQLDelete"],
@@ -267,6 +274,33 @@ def test_policies_decide_per_action_table_index_and_leading_key(server):
             {"PutRequest": {"Item": {"owner": {"S": "alice"}, "id": {"S": "a3"}}}},
             {"PutRequest": {"Item": {"owner": {"S": "bob"}, "id": {"S": "a4"}}}}]}), False),
         ("alice", "Scan (not allowed)", lambda c: c.scan(TableName="docs"), False),
+        # dynamodb:Attributes, Select and ReturnValues (the AWS docs' fine-grained example).
+        ("scores", "GetItem projecting allowed attributes", lambda c: c.get_item(
+            TableName="docs", Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}, ProjectionExpression="score"), True),
+        ("scores", "GetItem of the whole item", lambda c: c.get_item(
+            TableName="docs", Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}), False),
+        ("scores", "GetItem projecting a secret", lambda c: c.get_item(
+            TableName="docs", Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}, ProjectionExpression="score, secret"), False),
+        ("scores", "Query with SPECIFIC_ATTRIBUTES", lambda c: c.query(
+            TableName="docs", KeyConditionExpression="#o = :o", ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": {"S": "bob"}}, ProjectionExpression="id, score"), True),
+        ("scores", "Query of whole items", lambda c: c.query(
+            TableName="docs", KeyConditionExpression="#o = :o", ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": {"S": "bob"}}), False),
+        ("scores", "Query filtering on a secret", lambda c: c.query(
+            TableName="docs", KeyConditionExpression="#o = :o", ExpressionAttributeNames={"#o": "owner"},
+            ExpressionAttributeValues={":o": {"S": "bob"}, ":s": {"S": "x"}}, ProjectionExpression="id",
+            FilterExpression="secret = :s"), False),
+        ("scores", "PutItem of allowed attributes", lambda c: c.put_item(
+            TableName="docs", Item={"owner": {"S": "sc"}, "id": {"S": "s1"}, "score": {"N": "1"}}), True),
+        ("scores", "PutItem with a secret", lambda c: c.put_item(
+            TableName="docs", Item={"owner": {"S": "sc"}, "id": {"S": "s2"}, "secret": {"S": "x"}}), False),
+        ("scores", "UpdateItem of the score", lambda c: c.update_item(
+            TableName="docs", Key={"owner": {"S": "sc"}, "id": {"S": "s1"}}, UpdateExpression="SET score = score + :one",
+            ExpressionAttributeValues={":one": {"N": "1"}}, ReturnValues="UPDATED_NEW"), True),
+        ("scores", "UpdateItem returning the whole old item", lambda c: c.update_item(
+            TableName="docs", Key={"owner": {"S": "sc"}, "id": {"S": "s1"}}, UpdateExpression="SET score = :z",
+            ExpressionAttributeValues={":z": {"N": "0"}}, ReturnValues="ALL_OLD"), False),
         ("nodelete", "PutItem", lambda c: c.put_item(TableName="docs", Item={"owner": {"S": "nd"}, "id": {"S": "n1"}}), True),
         ("nodelete", "DeleteItem (denied over allowed)", lambda c: c.delete_item(TableName="docs", Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}), False),
         ("nodelete", "DeleteTable", lambda c: c.delete_table(TableName="docs"), False),
@@ -306,6 +340,10 @@ def test_policies_decide_per_action_table_index_and_leading_key(server):
     assert not doc_exists(server, "bob", "a2") and not doc_exists(server, "alice", "a3")
     assert not doc_exists(server, "bob", "a4") and doc_exists(server, "bob", "b1")
     assert not doc_exists(server, "bob", "a5") and not doc_exists(server, "alice", "p2")
+    assert not doc_exists(server, "sc", "s2")
+    scored = client(server, "admin").get_item(TableName="docs", Key={"owner": {"S": "sc"}, "id": {"S": "s1"}},
+                                              ConsistentRead=True)["Item"]
+    assert scored["score"] == {"N": "2"}, "the refused ALL_OLD update changed nothing"
     assert "Item" not in client(server, "admin").get_item(TableName="books", Key={"isbn": {"S": "p1"}})
     assert "docs" in client(server, "admin").list_tables()["TableNames"]
     assert "Item" not in client(server, "admin").get_item(TableName="books", Key={"isbn": {"S": "r1"}})

@@ -263,8 +263,11 @@ async fn immutable_never_overwritten() {
             created: Mutex::default(),
         });
         let store: Arc<dyn ObjectStore> = audit.clone();
+        // A grace short enough that GC collects within the test, long enough
+        // that a compaction on LocalStack or moto under a loaded CI machine
+        // publishes within half of it (else it is abandoned, by design).
         let config = EngineConfig {
-            gc_grace: Duration::from_millis(100),
+            gc_grace: Duration::from_millis(400),
             clock_skew: Duration::ZERO,
             log_retention: Duration::ZERO,
             max_runs: 2,
@@ -287,7 +290,7 @@ async fn immutable_never_overwritten() {
             let (a, c) = futures::join!(engines[0].compact("tbl"), engines[1].compact("tbl"));
             a.unwrap();
             c.unwrap();
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            tokio::time::sleep(Duration::from_millis(450)).await;
             engines[0].gc("tbl").await.unwrap();
         }
         engines[1].delete_table("tbl").await.unwrap();

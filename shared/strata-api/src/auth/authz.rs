@@ -90,6 +90,24 @@ fn with_leading(mut a: Access, keys: Vec<String>) -> Access {
     a
 }
 
+/// The table's key attribute names (none when it cannot be described: the
+/// operation answers ResourceNotFound itself).
+async fn key_names(api: &Api, table: &str) -> Vec<String> {
+    match api.engine().describe_table(table).await {
+        Ok(d) => std::iter::once(d.key_schema.hash.name.clone())
+            .chain(d.key_schema.range.as_ref().map(|r| r.name.clone()))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `a` with the fine-grained keys of `keys` added.
+fn with_keys(mut a: Access, keys: super::attributes::Keys) -> Access {
+    a.keys.extend(keys.known);
+    a.unknown.extend(keys.unknown);
+    a
+}
+
 /// The stream ARN a request names, rebuilt from its table and label in
 /// this region and account (the Streams handlers read only those two).
 fn stream_resource(caller: &Caller, arn: &str) -> String {
@@ -131,7 +149,8 @@ pub(crate) async fn accesses(
             let t = crate::tables::table_name(req)?;
             let member = if op == "PutItem" { "Item" } else { "Key" };
             let keys = leading_keys(api, t, req.0.get(member).into_iter()).await;
-            vec![with_leading(on_table(t), keys)]
+            let fine = super::attributes::item_keys(op, req, &key_names(api, t).await);
+            vec![with_keys(with_leading(on_table(t), keys), fine)]
         }
         "Query" | "Scan" => {
             let t = crate::tables::table_name(req)?;
@@ -139,7 +158,8 @@ pub(crate) async fn accesses(
                 Some(ix) => format!("{}/index/{ix}", table_arn(caller, t)),
                 None => table_arn(caller, t),
             };
-            let a = access(action, resource);
+            let fine = super::attributes::item_keys(op, req, &key_names(api, t).await);
+            let a = with_keys(access(action, resource), fine);
             if op == "Query" {
                 let keys = crate::reads::query_partition_key(api, req)
                     .await
@@ -178,7 +198,18 @@ pub(crate) async fn accesses(
                         .unwrap_or_default()
                 };
                 let keys = leading_keys(api, t, items.into_iter()).await;
-                out.push(with_leading(on_table(t), keys));
+                let names = key_names(api, t).await;
+                let fine = match (op, v) {
+                    ("BatchGetItem", Json::Object(part)) => {
+                        super::attributes::item_keys(op, &Req(part), &names)
+                    }
+                    (_, Json::Array(writes)) => super::attributes::batch_write_keys(writes, &names),
+                    _ => super::attributes::Keys {
+                        unknown: vec![super::attributes::ATTRIBUTES],
+                        ..Default::default()
+                    },
+                };
+                out.push(with_keys(with_leading(on_table(t), keys), fine));
             }
             out
         }
@@ -320,6 +351,7 @@ fn partiql(caller: &Caller, req: &Req<'_>) -> ApiResult<Access> {
     }
     let mut a = access(format!("dynamodb:{action}"), resource);
     a.unknown.push(LEADING_KEYS);
+    a.unknown.push(super::attributes::ATTRIBUTES);
     Ok(a)
 }
 

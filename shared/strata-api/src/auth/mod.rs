@@ -13,6 +13,7 @@
 //! allowed by its policy ([`policy`], [`authz`]). Without a file every
 //! request is served, as DynamoDB Local serves them.
 
+mod attributes;
 pub(crate) mod authz;
 pub mod policy;
 pub mod sigv4;

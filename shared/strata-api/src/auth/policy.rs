@@ -8,7 +8,8 @@
 //! `StringEqualsIgnoreCase`, `StringNotEqualsIgnoreCase`, `StringLike`,
 //! `StringNotLike`, each with an `IfExists` suffix and a `ForAllValues:` or
 //! `ForAnyValue:` set qualifier; and `Null`. Values may use the policy
-//! variable `${aws:username}`; the keys `dynamodb:LeadingKeys` and
+//! variable `${aws:username}`; the keys `dynamodb:LeadingKeys`,
+//! `dynamodb:Attributes`, `dynamodb:Select`, `dynamodb:ReturnValues` and
 //! `aws:username`. A policy using anything else is refused when it is
 //! loaded, never ignored.
 
@@ -17,7 +18,13 @@ use std::collections::BTreeMap;
 use serde_json::Value as Json;
 
 /// The condition keys a request carries (lower-case).
-const SUPPORTED_KEYS: &[&str] = &["dynamodb:leadingkeys", "aws:username"];
+const SUPPORTED_KEYS: &[&str] = &[
+    "dynamodb:leadingkeys",
+    "dynamodb:attributes",
+    "dynamodb:select",
+    "dynamodb:returnvalues",
+    "aws:username",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Effect {
@@ -169,7 +176,8 @@ fn condition(op_name: &str, key: &str, values: &Json) -> Result<Condition, Strin
         other => return Err(format!("unsupported condition operator {other:?}")),
     };
     let lower = key.to_ascii_lowercase();
-    if lower == "dynamodb:leadingkeys" && set == Set::Single && op != Op::Null {
+    let multi_valued = lower == "dynamodb:leadingkeys" || lower == "dynamodb:attributes";
+    if multi_valued && set == Set::Single && op != Op::Null {
         // A request can carry several; a single-valued operator over them
         // is ambiguous (IAM's docs say to use a set qualifier).
         return Err(format!(
@@ -179,7 +187,7 @@ fn condition(op_name: &str, key: &str, values: &Json) -> Result<Condition, Strin
     if !SUPPORTED_KEYS.contains(&lower.as_str()) {
         // Evaluating it as absent could allow what the policy means to refuse.
         return Err(format!(
-            "unsupported condition key {key:?} (supported: dynamodb:LeadingKeys, aws:username)"
+            "unsupported condition key {key:?} (supported: dynamodb:LeadingKeys, dynamodb:Attributes, dynamodb:Select, dynamodb:ReturnValues, aws:username)"
         ));
     }
     let values = match values {
@@ -464,7 +472,8 @@ mod tests {
             json!({"Statement": [{"Effect": "Allow", "Resource": "*"}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"DateGreaterThan": {"aws:CurrentTime": "x"}}}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Principal": "*"}]}),
-            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"ForAllValues:StringEquals": {"dynamodb:Attributes": ["a"]}}}]}),
+            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"ForAllValues:StringEquals": {"dynamodb:EnclosingOperation": ["a"]}}}]}),
+            json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"dynamodb:Attributes": ["a"]}}}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*", "Condition": {"StringEquals": {"dynamodb:LeadingKeys": ["a"]}}}]}),
             json!({"Statement": [{"Effect": "Allow", "Action": "*", "NotResource": []}]}),
         ] {
