@@ -131,8 +131,19 @@ pub(crate) async fn accesses(
     op: &str,
     req: &Req<'_>,
     streams: bool,
+    policy: &super::Policy,
 ) -> ApiResult<Vec<Access>> {
     let s = |name: &str| req.0.get(name).and_then(Json::as_str);
+    // Condition keys cost reads and parses: computed only when the policy
+    // has a condition on them.
+    let leading = policy.names_key(LEADING_KEYS);
+    let fine = [
+        "dynamodb:attributes",
+        "dynamodb:select",
+        "dynamodb:returnvalues",
+    ]
+    .iter()
+    .any(|k| policy.names_key(k));
     let action = format!("dynamodb:{op}");
     let on_table = |t: &str| access(action.clone(), table_arn(caller, t));
     if streams {
@@ -148,9 +159,17 @@ pub(crate) async fn accesses(
         "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" => {
             let t = crate::tables::table_name(req)?;
             let member = if op == "PutItem" { "Item" } else { "Key" };
-            let keys = leading_keys(api, t, req.0.get(member).into_iter()).await;
-            let fine = super::attributes::item_keys(op, req, &key_names(api, t).await);
-            vec![with_keys(with_leading(on_table(t), keys), fine)]
+            let mut a = on_table(t);
+            if leading {
+                a = with_leading(a, leading_keys(api, t, req.0.get(member).into_iter()).await);
+            }
+            if fine {
+                a = with_keys(
+                    a,
+                    super::attributes::item_keys(op, req, &key_names(api, t).await),
+                );
+            }
+            vec![a]
         }
         "Query" | "Scan" => {
             let t = crate::tables::table_name(req)?;
@@ -158,9 +177,14 @@ pub(crate) async fn accesses(
                 Some(ix) => format!("{}/index/{ix}", table_arn(caller, t)),
                 None => table_arn(caller, t),
             };
-            let fine = super::attributes::item_keys(op, req, &key_names(api, t).await);
-            let a = with_keys(access(action, resource), fine);
-            if op == "Query" {
+            let mut a = access(action, resource);
+            if fine {
+                a = with_keys(
+                    a,
+                    super::attributes::item_keys(op, req, &key_names(api, t).await),
+                );
+            }
+            if op == "Query" && leading {
                 let keys = crate::reads::query_partition_key(api, req)
                     .await
                     .map_or_else(
@@ -197,9 +221,16 @@ pub(crate) async fn accesses(
                         })
                         .unwrap_or_default()
                 };
-                let keys = leading_keys(api, t, items.into_iter()).await;
+                let mut a = on_table(t);
+                if leading {
+                    a = with_leading(a, leading_keys(api, t, items.into_iter()).await);
+                }
+                if !fine {
+                    out.push(a);
+                    continue;
+                }
                 let names = key_names(api, t).await;
-                let fine = match (op, v) {
+                let fine_keys = match (op, v) {
                     ("BatchGetItem", Json::Object(part)) => {
                         super::attributes::item_keys(op, &Req(part), &names)
                     }
@@ -209,7 +240,7 @@ pub(crate) async fn accesses(
                         ..Default::default()
                     },
                 };
-                out.push(with_keys(with_leading(on_table(t), keys), fine));
+                out.push(with_keys(a, fine_keys));
             }
             out
         }
@@ -364,7 +395,7 @@ pub(crate) async fn authorize(
     req: &Req<'_>,
     streams: bool,
 ) -> ApiResult<()> {
-    let needed = accesses(api, caller, op, req, streams).await?;
+    let needed = accesses(api, caller, op, req, streams, &user.policy).await?;
     if needed.is_empty() {
         return Err(ApiError::new(
             ErrorCode::AccessDenied,

@@ -33,6 +33,23 @@ pub struct User {
     pub access_key_id: String,
     secret_access_key: String,
     pub policy: Policy,
+    /// The signing key of the last (day, region) seen: derived once a day,
+    /// not on every request.
+    signing: std::sync::Mutex<Option<(String, String, Vec<u8>)>>,
+}
+
+impl User {
+    fn signing_key(&self, at: SystemTime, day: &str, region: &str) -> Vec<u8> {
+        let mut cached = self.signing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((d, r, k)) = cached.as_ref() {
+            if d == day && r == region {
+                return k.clone();
+            }
+        }
+        let k = sigv4::signing_key(&self.secret_access_key, at, region, sigv4::SERVICE);
+        *cached = Some((day.to_string(), region.to_string(), k.clone()));
+        k
+    }
 }
 
 impl std::fmt::Debug for User {
@@ -79,6 +96,7 @@ impl Users {
                 secret_access_key: field("secret_access_key")?,
                 policy,
                 name,
+                signing: Default::default(),
             };
             if by_key.contains_key(&user.access_key_id) {
                 return Err(format!("access key {} is given twice", user.access_key_id));
@@ -122,7 +140,13 @@ impl Users {
                 "The security token included in the request is invalid.",
             )
         })?;
-        sigv4::verify(req, &claimed, &user.secret_access_key, region, now)?;
+        sigv4::verify(
+            req,
+            &claimed,
+            |at| user.signing_key(at, &claimed.date, &claimed.region),
+            region,
+            now,
+        )?;
         Ok((Arc::clone(user), claimed.region))
     }
 }

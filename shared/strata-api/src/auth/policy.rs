@@ -93,6 +93,9 @@ pub struct Policy {
     /// Policy variables (`${aws:username}`) are substituted only in a
     /// policy of version 2012-10-17, as IAM does; elsewhere they are text.
     variables: bool,
+    /// Every condition key a statement names (lower-case): the keys a
+    /// request's evaluation needs computed, the others never matter.
+    keys: std::collections::BTreeSet<String>,
 }
 
 /// What a request asks to do, as a policy sees it.
@@ -257,10 +260,20 @@ impl Policy {
             });
         }
         let variables = doc.get("Version").and_then(Json::as_str) == Some("2012-10-17");
+        let keys = statements
+            .iter()
+            .flat_map(|s| s.conditions.iter().map(|c| c.key.clone()))
+            .collect();
         Ok(Policy {
             statements,
             variables,
+            keys,
         })
+    }
+
+    /// Whether a condition of this policy names `key` (lower-case).
+    pub fn names_key(&self, key: &str) -> bool {
+        self.keys.contains(key)
     }
 
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {

@@ -176,12 +176,21 @@ fn build(
     })
 }
 
-/// Checks `claimed` against the request, signed with `secret` for this
-/// server's `region`, at `now`.
+/// The SigV4 signing key of `secret` for a day, region and service (the
+/// `aws-sigv4` crate's derivation: four HMACs).
+pub fn signing_key(secret: &str, at: SystemTime, region: &str, service: &str) -> Vec<u8> {
+    aws_sigv4::sign::v4::generate_signing_key(secret, at, region, service)
+        .as_ref()
+        .to_vec()
+}
+
+/// Checks `claimed` against the request, signed for this server's `region`
+/// at `now` with the key `key` derives for the request's day (a user keeps
+/// it for the day: see `User::signing_key`).
 pub fn verify(
     req: &Signed<'_>,
     c: &Claimed,
-    secret: &str,
+    key: impl FnOnce(SystemTime) -> Vec<u8>,
     region: &str,
     now: SystemTime,
 ) -> Result<(), ApiError> {
@@ -253,8 +262,7 @@ pub fn verify(
         c.amz_date,
         hex::encode(Sha256::digest(canonical.as_bytes()))
     );
-    let key = aws_sigv4::sign::v4::generate_signing_key(secret, at, &c.region, &c.service);
-    let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
+    let expected = aws_sigv4::sign::v4::calculate_signature(key(at), string_to_sign.as_bytes());
     if expected.as_bytes().ct_eq(c.signature.as_bytes()).into() {
         Ok(())
     } else {
