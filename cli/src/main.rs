@@ -325,7 +325,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     });
     let mut api = Api::new(Arc::clone(&engine), args.store.region.clone())
         .with_regions(regions)
-        .with_jobs(runner);
+        .with_jobs(runner)
+        .with_max_in_flight(args.max_in_flight as usize);
     if let Some(path) = &args.auth {
         let users = strata_api::auth::Users::load(&path.to_string_lossy())
             .map_err(|e| format!("--auth: {e}"))?;
@@ -363,14 +364,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if args.auth.is_none() && !addr.ip().is_loopback() {
         println!("strata: WARNING: no --auth, and listening on {addr}: anyone who can reach it can read, write and delete every table");
     }
-    let api = strata_api::http::limit_in_flight(
-        strata_api::http::router(api),
-        args.max_in_flight as usize,
-    );
-    let app = strata_console::router(api, Arc::new(console));
+    let app = strata_console::router(strata_api::http::router(api), Arc::new(console));
     let limits = server::Limits {
         max_connections: args.max_connections as usize,
         header_timeout: Duration::from_secs(args.header_timeout_secs),
+        write_timeout: Duration::from_secs(30),
     };
     server::serve(listener, app, limits, tls, async {
         let _ = tokio::signal::ctrl_c().await;

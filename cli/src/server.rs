@@ -7,7 +7,8 @@
 //!   (one file descriptor for a moment, never a queue of silent sockets);
 //! - a request head must arrive whole within `header_timeout` (idle
 //!   keep-alive connections included), and a TLS handshake too, or the
-//!   connection is closed (slow-loris clients);
+//!   connection is closed (slow-loris clients); a response a client does
+//!   not read for `write_timeout` closes its connection;
 //! - the body's own limits (size up front, a read timeout, in-flight
 //!   requests) are the router's, in `strata_api::http`.
 //!
@@ -24,7 +25,11 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::AsyncWriteExt;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -34,6 +39,79 @@ use tower::ServiceExt;
 pub struct Limits {
     pub max_connections: usize,
     pub header_timeout: Duration,
+    /// How long a response may wait for a client that does not read it.
+    pub write_timeout: Duration,
+}
+
+/// A connection whose writes fail once they have made no progress for
+/// `limit` (a client that stops reading its answers would otherwise hold
+/// its connection, and the answer buffered for it, for ever).
+struct WriteDeadline<T> {
+    io: T,
+    limit: Duration,
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteDeadline<T> {
+    fn new(io: T, limit: Duration) -> Self {
+        Self {
+            io,
+            limit,
+            stalled: None,
+        }
+    }
+
+    fn wait<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if polled.is_ready() {
+            self.stalled = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let timer = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading its answer",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteDeadline<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteDeadline<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let polled = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.wait(cx, polled)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let polled = Pin::new(&mut self.io).poll_flush(cx);
+        self.wait(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// A TLS acceptor from PEM files.
@@ -117,12 +195,13 @@ pub async fn serve(
             },
         ));
         let (http, watcher, tls) = (http.clone(), graceful.watcher(), tls.clone());
-        let timeout = limits.header_timeout;
+        let (timeout, write_timeout) = (limits.header_timeout, limits.write_timeout);
         tokio::spawn(async move {
             let _slot = slot;
             match tls {
                 None => {
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let io = WriteDeadline::new(stream, write_timeout);
+                    let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }
                 Some(Tls(acceptor)) => {
@@ -131,7 +210,8 @@ pub async fn serve(
                     else {
                         return; // a failed or stalled handshake
                     };
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
+                    let io = WriteDeadline::new(stream, write_timeout);
+                    let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }
             }
@@ -146,9 +226,12 @@ pub async fn serve(
     }
 }
 
-/// Answers a connection past the limit and closes it.
+/// Answers a connection past the limit and closes it (after reading what
+/// the client sent first, so the close does not reset the answer away).
 async fn refuse(mut stream: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let mut request = [0u8; 8192];
+        let _ = tokio::time::timeout(Duration::from_millis(100), stream.read(&mut request)).await;
         let _ = stream.write_all(&busy()).await;
         let _ = stream.shutdown().await;
     })

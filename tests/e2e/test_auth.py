@@ -301,6 +301,9 @@ def test_policies_decide_per_action_table_index_and_leading_key(server):
         ("scores", "UpdateItem returning the whole old item", lambda c: c.update_item(
             TableName="docs", Key={"owner": {"S": "sc"}, "id": {"S": "s1"}}, UpdateExpression="SET score = :z",
             ExpressionAttributeValues={":z": {"N": "0"}}, ReturnValues="ALL_OLD"), False),
+        ("scores", "PutItem returning the whole item on a failed condition", lambda c: c.put_item(
+            TableName="docs", Item={"owner": {"S": "sc"}, "id": {"S": "s1"}, "score": {"N": "9"}},
+            ConditionExpression="attribute_not_exists(score)", ReturnValuesOnConditionCheckFailure="ALL_OLD"), False),
         ("nodelete", "PutItem", lambda c: c.put_item(TableName="docs", Item={"owner": {"S": "nd"}, "id": {"S": "n1"}}), True),
         ("nodelete", "DeleteItem (denied over allowed)", lambda c: c.delete_item(TableName="docs", Key={"owner": {"S": "bob"}, "id": {"S": "b1"}}), False),
         ("nodelete", "DeleteTable", lambda c: c.delete_table(TableName="docs"), False),

@@ -92,7 +92,10 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
                             host: text(header::HOST).map(str::to_string),
                             ..caller
                         };
-                        api.handle(target, &caller, &body).await
+                        match api.in_flight_slot() {
+                            Err(e) => crate::Response::error(&e),
+                            Ok(_slot) => api.handle(target, &caller, &body).await,
+                        }
                     }
                 }
             }
@@ -153,38 +156,6 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, crat
     }
 }
 
-/// Answers with a retryable 503 ThrottlingException past `max` requests in
-/// flight (in this router), instead of queueing without bound.
-pub fn limit_in_flight(router: Router, max: usize) -> Router {
-    let slots = Arc::new(tokio::sync::Semaphore::new(max));
-    router.layer(axum::middleware::from_fn(
-        move |req: Request, next: axum::middleware::Next| {
-            let slots = Arc::clone(&slots);
-            async move {
-                match slots.try_acquire_owned() {
-                    Ok(_slot) => next.run(req).await,
-                    Err(_) => {
-                        let e = crate::ApiError::new(
-                            crate::ErrorCode::Throttling,
-                            "Too many requests in flight: try again in a moment.",
-                        );
-                        let r = crate::Response::error(&e);
-                        let status = StatusCode::from_u16(r.status)
-                            .unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                        let mut h = HeaderMap::new();
-                        h.insert(
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static("application/x-amz-json-1.0"),
-                        );
-                        stamp(&mut h, &r.body);
-                        (status, h, r.body).into_response()
-                    }
-                }
-            }
-        },
-    ))
-}
-
 /// The caller of a request: with `--auth`, the user whose signature it
 /// carries (checked over the body as sent), or DynamoDB's error; without,
 /// whoever the Authorization header names.
@@ -237,40 +208,43 @@ mod tests {
 
     #[tokio::test]
     async fn requests_past_the_in_flight_limit_are_throttled_not_queued() {
-        let gate = Arc::new(tokio::sync::Notify::new());
-        let held = Arc::clone(&gate);
-        let slow = Router::new().fallback(move || {
-            let held = Arc::clone(&held);
-            async move {
-                held.notified().await;
-                "done"
-            }
-        });
-        let app = limit_in_flight(slow, 1);
-        let first = tokio::spawn(app.clone().oneshot(Request::new(Body::empty())));
-        tokio::task::yield_now().await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let second = app
-            .clone()
-            .oneshot(Request::new(Body::empty()))
+        let store: Arc<dyn object_store::ObjectStore> =
+            Arc::new(object_store::memory::InMemory::new());
+        let engine = strata_engine::Engine::with_store(store, "memory", Default::default())
             .await
             .unwrap();
-        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body = axum::body::to_bytes(second.into_body(), 1 << 16)
-            .await
-            .unwrap();
-        let j: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let engine = Arc::new(engine);
+        let call = |app: Router| async move {
+            let req = Request::post("/")
+                .header("x-amz-target", "DynamoDB_20120810.ListTables")
+                .body(Body::from("{}"))
+                .unwrap();
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status();
+            let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            )
+        };
+        // No slot at all: every request is a retryable throttle, in DynamoDB's shape.
+        let none = router(Arc::new(
+            Api::new(Arc::clone(&engine), "us-east-1").with_max_in_flight(0),
+        ));
+        let (status, j) = call(none).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(
             j["__type"],
             "com.amazon.coral.availability#ThrottlingException"
         );
-        gate.notify_one();
-        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
-        // The slot is free again.
-        let gate2 = Arc::clone(&gate);
-        let third = tokio::spawn(app.oneshot(Request::new(Body::empty())));
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        gate2.notify_one();
-        assert_eq!(third.await.unwrap().unwrap().status(), StatusCode::OK);
+        // One slot: requests one after another each get it back.
+        let one = router(Arc::new(
+            Api::new(engine, "us-east-1").with_max_in_flight(1),
+        ));
+        for _ in 0..3 {
+            assert_eq!(call(one.clone()).await.0, StatusCode::OK);
+        }
     }
 }

@@ -53,6 +53,9 @@ pub struct Api {
     /// The deployment's key for shard iterators (see [`streams`]), read or
     /// created at first use.
     iterator_key: tokio::sync::OnceCell<Arc<[u8]>>,
+    /// Requests being handled at most (`--max-in-flight`), counted once a
+    /// request's body is in and its signature checked.
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// Takes an export or restore job (JSON) and starts it somewhere: a task in
@@ -105,6 +108,27 @@ impl Api {
             jobs: None,
             auth: None,
             iterator_key: tokio::sync::OnceCell::new(),
+            in_flight: None,
+        }
+    }
+
+    /// Answers 503 ThrottlingException past `max` requests being handled
+    /// (rather than queueing without bound).
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.in_flight = Some(Arc::new(tokio::sync::Semaphore::new(max)));
+        self
+    }
+
+    /// A slot for one request, if the in-flight limit allows it.
+    pub(crate) fn in_flight_slot(&self) -> ApiResult<Option<tokio::sync::OwnedSemaphorePermit>> {
+        match &self.in_flight {
+            None => Ok(None),
+            Some(s) => Arc::clone(s).try_acquire_owned().map(Some).map_err(|_| {
+                ApiError::new(
+                    ErrorCode::Throttling,
+                    "Too many requests in flight: try again in a moment.",
+                )
+            }),
         }
     }
 
@@ -128,6 +152,12 @@ impl Api {
                     match store.get(&path).await {
                         Ok(r) => {
                             let bytes = r.bytes().await.map_err(unavailable)?;
+                            if bytes.len() != 32 {
+                                return Err(ApiError::new(
+                                    ErrorCode::ServiceUnavailable,
+                                    format!("{path} is not a 32-byte key"),
+                                ));
+                            }
                             return Ok(Arc::from(bytes.as_ref()));
                         }
                         Err(object_store::Error::NotFound { .. }) => {

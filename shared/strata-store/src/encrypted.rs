@@ -7,13 +7,13 @@
 //! read (an SST block) decrypts only the chunks it covers:
 //!
 //! ```text
-//! "STRATAE1" | key id (8 bytes) | then per 64 KiB of plaintext:
-//!     nonce (12, random) | ciphertext | tag (16)
+//! "STRATAE1" | key id (8 bytes) | object id (16, random) | then per 64 KiB
+//!     of plaintext: nonce (12, random) | ciphertext | tag (16)
 //! ```
 //!
-//! Each chunk's additional data is the key id, its index and whether it is
-//! the last, so chunks cannot be reordered, dropped from the end or moved
-//! between keys. The key id (the first 8 bytes of SHA-256 of the key) says
+//! Each chunk's additional data is the key id, the object id, its index and
+//! whether it is the last, so chunks cannot be reordered, dropped from the
+//! end, moved between objects or between keys. The key id (the first 8 bytes of SHA-256 of the key) says
 //! which key wrote an object: opening a store with another key fails on the
 //! first read, with a clear error, rather than serving garbage. The path is
 //! not in the additional data, so a store-side copy (restores) stays
@@ -35,7 +35,7 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
 
 const MAGIC: &[u8; 8] = b"STRATAE1";
-const HEADER: u64 = 16;
+const HEADER: u64 = 32;
 const CHUNK: u64 = 64 << 10;
 const NONCE: u64 = 12;
 const TAG: u64 = 16;
@@ -92,11 +92,12 @@ impl EncryptionKey {
         self.id.iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    fn aad(&self, index: u64, last: bool) -> [u8; 17] {
-        let mut a = [0u8; 17];
+    fn aad(&self, object: &[u8; 16], index: u64, last: bool) -> [u8; 33] {
+        let mut a = [0u8; 33];
         a[..8].copy_from_slice(&self.id);
-        a[8..16].copy_from_slice(&index.to_be_bytes());
-        a[16] = u8::from(last);
+        a[8..24].copy_from_slice(object);
+        a[24..32].copy_from_slice(&index.to_be_bytes());
+        a[32] = u8::from(last);
         a
     }
 
@@ -105,8 +106,12 @@ impl EncryptionKey {
         let rng = SystemRandom::new();
         let chunks = plain.len().div_ceil(CHUNK as usize).max(1);
         let mut out = Vec::with_capacity(HEADER as usize + plain.len() + chunks * 28);
+        let mut object = [0u8; 16];
+        rng.fill(&mut object)
+            .map_err(|_| generic("no randomness for an object id"))?;
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&self.id);
+        out.extend_from_slice(&object);
         for (i, chunk) in plain
             .chunks(CHUNK as usize)
             .chain(plain.is_empty().then_some(&[][..]))
@@ -120,7 +125,7 @@ impl EncryptionKey {
                 .key
                 .seal_in_place_separate_tag(
                     Nonce::assume_unique_for_key(nonce),
-                    Aad::from(self.aad(i as u64, i + 1 == chunks)),
+                    Aad::from(self.aad(&object, i as u64, i + 1 == chunks)),
                     &mut buf,
                 )
                 .map_err(|_| generic("encryption failed"))?;
@@ -133,7 +138,14 @@ impl EncryptionKey {
 
     /// Opens sealed chunks starting at chunk `first`; `to_end`: the bytes
     /// run to the object's end (so the final chunk must be the last one).
-    fn open_chunks(&self, path: &Path, first: u64, sealed: &[u8], to_end: bool) -> Result<Vec<u8>> {
+    fn open_chunks(
+        &self,
+        path: &Path,
+        object: &[u8; 16],
+        first: u64,
+        sealed: &[u8],
+        to_end: bool,
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(sealed.len());
         let pieces: Vec<&[u8]> = sealed.chunks(SEALED as usize).collect();
         for (n, piece) in pieces.iter().enumerate() {
@@ -149,7 +161,7 @@ impl EncryptionKey {
                 self.key
                     .open_in_place(
                         Nonce::assume_unique_for_key(nonce),
-                        Aad::from(self.aad(index, last)),
+                        Aad::from(self.aad(object, index, last)),
                         &mut buf,
                     )
                     .map(|p| p.to_vec())
@@ -170,11 +182,13 @@ impl EncryptionKey {
 
     /// The plaintext of a whole stored object.
     pub fn open(&self, path: &Path, stored: &[u8]) -> Result<Vec<u8>> {
-        self.check_header(path, stored)?;
-        self.open_chunks(path, 0, &stored[HEADER as usize..], true)
+        let object = self.check_header(path, stored)?;
+        self.open_chunks(path, &object, 0, &stored[HEADER as usize..], true)
     }
 
-    fn check_header(&self, path: &Path, stored: &[u8]) -> Result<()> {
+    /// The object id of a stored object's header, once it is known to be
+    /// this key's.
+    fn check_header(&self, path: &Path, stored: &[u8]) -> Result<[u8; 16]> {
         if stored.len() < HEADER as usize || &stored[..8] != MAGIC {
             return Err(corrupt(
                 path,
@@ -191,7 +205,9 @@ impl EncryptionKey {
                 ),
             ));
         }
-        Ok(())
+        let mut object = [0u8; 16];
+        object.copy_from_slice(&stored[16..32]);
+        Ok(object)
     }
 }
 
@@ -240,9 +256,20 @@ impl EncryptedStore {
         }
         let (first, last) = (range.start / CHUNK, (range.end - 1) / CHUNK);
         let stored = HEADER + first * SEALED..HEADER + (last + 1) * SEALED;
-        let sealed = self.inner.get_range(location, stored.clone()).await?;
+        let mut parts = self
+            .inner
+            .get_ranges(location, &[0..HEADER, stored.clone()])
+            .await?
+            .into_iter();
+        let (header, sealed) = (
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default(),
+        );
+        let object = self.key.check_header(location, &header)?;
         let to_end = (sealed.len() as u64) < stored.end - stored.start;
-        let plain = self.key.open_chunks(location, first, &sealed, to_end)?;
+        let plain = self
+            .key
+            .open_chunks(location, &object, first, &sealed, to_end)?;
         let from = (range.start - first * CHUNK) as usize;
         let until = ((range.end - first * CHUNK) as usize).min(plain.len());
         if from > until {
@@ -287,13 +314,14 @@ impl ObjectStore for EncryptedStore {
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
         if options.head {
-            let meta = self.inner.head(location).await?;
-            let meta = Self::plain_meta(meta);
+            // With the request's conditions (If-Match and the rest).
+            let r = self.inner.get_opts(location, options).await?;
+            let meta = Self::plain_meta(r.meta);
             return Ok(GetResult {
                 range: 0..meta.size,
                 payload: GetResultPayload::Stream(futures::stream::empty().boxed()),
                 meta,
-                attributes: Default::default(),
+                attributes: r.attributes,
             });
         }
         let range = options.range.clone();
@@ -466,6 +494,33 @@ mod tests {
         assert!(mine.get(&p).await.is_err());
         assert!(mine.get_range(&p, 0..10).await.is_err());
         // Truncated to a chunk boundary: the new last chunk was not sealed as last.
+        // A chunk spliced in from another object of the same key: refused.
+        let a = EncryptedStore::new(Arc::clone(&raw), key(1));
+        a.put(&Path::from("s1"), vec![1u8; 100].into())
+            .await
+            .unwrap();
+        a.put(&Path::from("s2"), vec![2u8; 100].into())
+            .await
+            .unwrap();
+        let s1 = raw
+            .get(&Path::from("s1"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let s2 = raw
+            .get(&Path::from("s2"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let mut spliced = s1[..HEADER as usize].to_vec();
+        spliced.extend_from_slice(&s2[HEADER as usize..]);
+        raw.put(&Path::from("s1"), spliced.into()).await.unwrap();
+        assert!(a.get(&Path::from("s1")).await.is_err());
+        assert!(a.get_range(&Path::from("s1"), 0..10).await.is_err());
         let two = EncryptedStore::new(Arc::clone(&raw), key(1));
         two.put(&p, vec![1u8; 2 * CHUNK as usize + 5].into())
             .await

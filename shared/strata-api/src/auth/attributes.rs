@@ -4,8 +4,10 @@
 //! included), `dynamodb:Select` (Query and Scan: the request's Select, or
 //! the one DynamoDB takes when it gives none) and `dynamodb:ReturnValues`.
 //!
-//! A read that returns whole items (no projection) returns attributes no
-//! request names: its `dynamodb:Attributes` is *unknown*, so a condition
+//! A request that returns whole items (a read with no projection, a write
+//! with ReturnValues ALL_OLD or ALL_NEW, or ReturnValuesOnConditionCheckFailure
+//! ALL_OLD) returns attributes no request names: its `dynamodb:Attributes` is
+//! *unknown*, so a condition
 //! on it never satisfies an Allow (and always a Deny), the way IAM refuses
 //! such a read under an attribute-limited policy. Expressions are parsed
 //! with the functions the operation parses them with; one that does not
@@ -120,11 +122,14 @@ pub(crate) fn item_keys(op: &str, req: &Req<'_>, key_names: &[String]) -> Keys {
                     .get("Select")
                     .and_then(Json::as_str)
                     .map(str::to_string);
+                // DynamoDB's default: the projection's attributes, else an
+                // index's projected attributes, else every attribute.
+                let on_index = req.0.contains_key("IndexName");
                 let select = select.unwrap_or_else(|| {
-                    if returns_whole_items {
-                        "ALL_ATTRIBUTES"
-                    } else {
-                        "SPECIFIC_ATTRIBUTES"
+                    match (returns_whole_items, on_index) {
+                        (false, _) => "SPECIFIC_ATTRIBUTES",
+                        (true, true) => "ALL_PROJECTED_ATTRIBUTES",
+                        (true, false) => "ALL_ATTRIBUTES",
                     }
                     .to_string()
                 });
@@ -150,6 +155,15 @@ pub(crate) fn item_keys(op: &str, req: &Req<'_>, key_names: &[String]) -> Keys {
         n.legacy(req, "Expected");
         if let Some(rv) = req.0.get("ReturnValues").and_then(Json::as_str) {
             out.known.insert(RETURN_VALUES.into(), vec![rv.to_string()]);
+            // The whole item, old or new, comes back: attributes nobody named.
+            if rv == "ALL_OLD" || rv == "ALL_NEW" {
+                returns_whole_items = true;
+            }
+        }
+        // So does the item a failed condition was checked against.
+        let on_failure = req.0.get("ReturnValuesOnConditionCheckFailure");
+        if on_failure.and_then(Json::as_str) == Some("ALL_OLD") {
+            returns_whole_items = true;
         }
     }
     if returns_whole_items || !n.complete {
