@@ -145,14 +145,22 @@ impl Tls {
     }
 }
 
-/// The answer to a connection past the limit, in DynamoDB's shape.
+/// The answer to a connection past the limit, in DynamoDB's shape (the
+/// error an operation past the in-flight limit gets).
 fn busy() -> Vec<u8> {
-    let body = r#"{"__type":"com.amazon.coral.availability#ThrottlingException","message":"Too many connections: try again in a moment."}"#;
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/x-amz-json-1.0\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+    let e = strata_api::ApiError::new(
+        strata_api::ErrorCode::Throttling,
+        "Too many connections: try again in a moment.",
+    );
+    let body = strata_api::Response::error(&e).body;
+    let mut out = format!(
+        "HTTP/1.1 {} Service Unavailable\r\nContent-Type: application/x-amz-json-1.0\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        e.status(),
         body.len()
     )
-    .into_bytes()
+    .into_bytes();
+    out.extend_from_slice(&body);
+    out
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves.

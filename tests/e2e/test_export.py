@@ -281,9 +281,7 @@ def test_an_export_to_a_bucket_nothing_can_reach_fails_at_once():
     """No store configured for the bucket and no AWS credentials: refused when
     asked, not minutes later after asking the instance metadata address."""
     import tempfile
-    import time
 
-    import botocore
     from botocore.config import Config
 
     from conftest import start_server
@@ -292,7 +290,6 @@ def test_an_export_to_a_bucket_nothing_can_reach_fails_at_once():
     with tempfile.TemporaryDirectory() as d:
         proc, url = start_server(["--data", d], env=env)
         try:
-            import boto3
             c = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
                              aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
             c.create_table(TableName="unreachable", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],

@@ -122,6 +122,20 @@ async fn call(api: Arc<Api>, req: Request) -> Response {
     response
 }
 
+/// An error answered outside an operation (the console's status
+/// endpoints), in the shape and with the headers an operation's has.
+pub fn error_response(e: &crate::ApiError) -> Response {
+    let r = crate::Response::error(e);
+    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    stamp(&mut h, &r.body);
+    (status, h, r.body).into_response()
+}
+
 /// How long a request body may take to arrive once its head has.
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
@@ -168,22 +182,7 @@ fn authenticate(
     let Some(users) = api.auth() else {
         return Ok(api.caller(header(header::AUTHORIZATION)));
     };
-    let signed = crate::auth::sigv4::Signed {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        headers: parts
-            .headers
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: raw,
-    };
+    let signed = crate::auth::sigv4::Signed::of(&parts.method, &parts.uri, &parts.headers, raw);
     let (user, region) = users.authenticate(&signed, api.region(), std::time::SystemTime::now())?;
     Ok(crate::Caller {
         region,

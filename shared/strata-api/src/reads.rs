@@ -31,7 +31,7 @@ fn key_condition_error(m: impl Into<String>) -> ApiError {
     ApiError::validation(m)
 }
 
-fn key_value(schema_type: strata_engine::KeyType, v: &Value) -> ApiResult<KeyValue> {
+pub(crate) fn key_value(schema_type: strata_engine::KeyType, v: &Value) -> ApiResult<KeyValue> {
     match (schema_type, v) {
         (strata_engine::KeyType::S, Value::S(s)) => Ok(KeyValue::S(s.clone())),
         (strata_engine::KeyType::N, Value::N(n)) => Ok(KeyValue::N(n.clone())),

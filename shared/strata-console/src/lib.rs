@@ -200,34 +200,14 @@ async fn signed_if_auth(State(c): State<Arc<Console>>, req: Request, next: Next)
     let Some(users) = &c.auth else {
         return next.run(req).await;
     };
-    let signed = strata_api::auth::sigv4::Signed {
-        method: req.method().as_str(),
-        path: req.uri().path(),
-        query: req.uri().query(),
-        headers: req
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect(),
-        body: b"",
-    };
-    let region = c.engine.config().region.clone();
-    match users.authenticate(&signed, &region, std::time::SystemTime::now()) {
+    let signed = strata_api::auth::sigv4::Signed::of(req.method(), req.uri(), req.headers(), b"");
+    match users.authenticate(
+        &signed,
+        &c.engine.config().region,
+        std::time::SystemTime::now(),
+    ) {
         Ok(_) => next.run(req).await,
-        Err(e) => {
-            let r = strata_api::Response::error(&e);
-            (
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN),
-                [(header::CONTENT_TYPE, "application/json")],
-                r.body,
-            )
-                .into_response()
-        }
+        Err(e) => strata_api::http::error_response(&e),
     }
 }
 

@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json as AxumJson;
 use serde_json::{json, Value as Json};
-use strata_store::counting::RequestCounts;
 
 use crate::metrics::EngineFigures;
 use crate::Console;
@@ -35,10 +34,6 @@ pub(crate) async fn figures(c: &Console) -> EngineFigures {
     }
 }
 
-fn counts_json(r: &RequestCounts) -> Json {
-    json!({"GET": r.get, "PUT": r.put, "LIST": r.list, "HEAD": r.head, "DELETE": r.delete})
-}
-
 /// `GET /console/api/status`.
 pub(crate) async fn status(State(c): State<Arc<Console>>) -> Response {
     let f = figures(&c).await;
@@ -49,13 +44,13 @@ pub(crate) async fn status(State(c): State<Arc<Console>>) -> Response {
         let store = f.store.get(op).copied().unwrap_or_default();
         operations.insert(
             op.to_string(),
-            json!({"requests": requests, "errors": errors, "store": counts_json(&store)}),
+            json!({"requests": requests, "errors": errors, "store": store.by_kind()}),
         );
     }
     if let Some(bg) = f.store.get(strata_store::attribution::BACKGROUND) {
         operations.insert(
             strata_store::attribution::BACKGROUND.to_string(),
-            json!({"requests": 0, "errors": 0, "store": counts_json(bg)}),
+            json!({"requests": 0, "errors": 0, "store": bg.by_kind()}),
         );
     }
     let caches: Vec<Json> = f

@@ -95,13 +95,10 @@ impl RequestCounts {
 
     /// Counts by kind name, for printing.
     pub fn by_kind(&self) -> BTreeMap<&'static str, u64> {
-        BTreeMap::from([
-            ("GET", self.get),
-            ("PUT", self.put),
-            ("LIST", self.list),
-            ("HEAD", self.head),
-            ("DELETE", self.delete),
-        ])
+        RequestKind::ALL
+            .iter()
+            .map(|k| (k.name(), self.of(*k)))
+            .collect()
     }
 }
 

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use serde_json::Value as Json;
-use strata_engine::{KeyType, KeyValue, Value};
+use strata_engine::catalog::TableDescriptor;
+use strata_engine::KeyValue;
 
 use super::policy::{Decision, Request};
 use super::User;
@@ -44,17 +45,25 @@ fn key_string(v: &KeyValue) -> String {
     }
 }
 
-/// The partition-key values of `items` (Keys or Items) of `table`, as the
-/// operation will read them (numbers canonical, binaries re-encoded). A key
-/// that is missing or malformed, or a table that cannot be described, gives
-/// a value no policy names, so a LeadingKeys condition is not met.
-async fn leading_keys<'a>(
-    api: &Api,
-    table: &str,
+/// What a LeadingKeys condition sees for a key it cannot read: a value no
+/// policy names, so the condition is not met.
+const UNREADABLE: &str = "\u{0}unreadable key";
+
+/// The table's descriptor, read once for all the condition keys that need
+/// it (`None`: the operation answers ResourceNotFound itself).
+async fn described(api: &Api, table: &str) -> Option<TableDescriptor> {
+    api.engine().describe_table(table).await.ok()
+}
+
+/// The partition-key values of `items` (Keys or Items) of the table `d`, as
+/// the operation will read them (numbers canonical, binaries re-encoded):
+/// a key that is missing or malformed, or a table that cannot be described,
+/// is [`UNREADABLE`].
+fn leading_keys<'a>(
+    d: Option<&TableDescriptor>,
     items: impl Iterator<Item = &'a Json>,
 ) -> Vec<String> {
-    const UNREADABLE: &str = "\u{0}unreadable key";
-    let Ok(d) = api.engine().describe_table(table).await else {
+    let Some(d) = d else {
         return vec![UNREADABLE.to_string()];
     };
     let hash = &d.key_schema.hash;
@@ -62,12 +71,7 @@ async fn leading_keys<'a>(
         .map(|i| {
             i.get(hash.name.as_str())
                 .and_then(|v| crate::json::value_from_json(v).ok())
-                .and_then(|v| match (hash.key_type, v) {
-                    (KeyType::S, Value::S(s)) => Some(KeyValue::S(s)),
-                    (KeyType::N, Value::N(n)) => Some(KeyValue::N(n)),
-                    (KeyType::B, Value::B(b)) => Some(KeyValue::B(b)),
-                    _ => None,
-                })
+                .and_then(|v| crate::reads::key_value(hash.key_type, &v).ok())
                 .map_or_else(|| UNREADABLE.to_string(), |k| key_string(&k))
         })
         .collect();
@@ -90,15 +94,10 @@ fn with_leading(mut a: Access, keys: Vec<String>) -> Access {
     a
 }
 
-/// The table's key attribute names (none when it cannot be described: the
-/// operation answers ResourceNotFound itself).
-async fn key_names(api: &Api, table: &str) -> Vec<String> {
-    match api.engine().describe_table(table).await {
-        Ok(d) => std::iter::once(d.key_schema.hash.name.clone())
-            .chain(d.key_schema.range.as_ref().map(|r| r.name.clone()))
-            .collect(),
-        Err(_) => Vec::new(),
-    }
+/// The table's key attribute names (none when it cannot be described).
+fn key_names(d: Option<&TableDescriptor>) -> Vec<String> {
+    d.map(|d| d.key_schema.attributes().map(|a| a.name.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// `a` with the fine-grained keys of `keys` added.
@@ -160,13 +159,18 @@ pub(crate) async fn accesses(
             let t = crate::tables::table_name(req)?;
             let member = if op == "PutItem" { "Item" } else { "Key" };
             let mut a = on_table(t);
+            let d = if leading || fine {
+                described(api, t).await
+            } else {
+                None
+            };
             if leading {
-                a = with_leading(a, leading_keys(api, t, req.0.get(member).into_iter()).await);
+                a = with_leading(a, leading_keys(d.as_ref(), req.0.get(member).into_iter()));
             }
             if fine {
                 a = with_keys(
                     a,
-                    super::attributes::item_keys(op, req, &key_names(api, t).await),
+                    super::attributes::item_keys(op, req, &key_names(d.as_ref())),
                 );
             }
             vec![a]
@@ -179,18 +183,16 @@ pub(crate) async fn accesses(
             };
             let mut a = access(action, resource);
             if fine {
+                let d = described(api, t).await;
                 a = with_keys(
                     a,
-                    super::attributes::item_keys(op, req, &key_names(api, t).await),
+                    super::attributes::item_keys(op, req, &key_names(d.as_ref())),
                 );
             }
             if op == "Query" && leading {
                 let keys = crate::reads::query_partition_key(api, req)
                     .await
-                    .map_or_else(
-                        || vec!["\u{0}unreadable key".to_string()],
-                        |k| vec![key_string(&k)],
-                    );
+                    .map_or_else(|| vec![UNREADABLE.to_string()], |k| vec![key_string(&k)]);
                 vec![with_leading(a, keys)]
             } else {
                 vec![a]
@@ -222,14 +224,19 @@ pub(crate) async fn accesses(
                         .unwrap_or_default()
                 };
                 let mut a = on_table(t);
+                let d = if leading || fine {
+                    described(api, t).await
+                } else {
+                    None
+                };
                 if leading {
-                    a = with_leading(a, leading_keys(api, t, items.into_iter()).await);
+                    a = with_leading(a, leading_keys(d.as_ref(), items.into_iter()));
                 }
                 if !fine {
                     out.push(a);
                     continue;
                 }
-                let names = key_names(api, t).await;
+                let names = key_names(d.as_ref());
                 let fine_keys = match (op, v) {
                     ("BatchGetItem", Json::Object(part)) => {
                         super::attributes::item_keys(op, &Req(part), &names)

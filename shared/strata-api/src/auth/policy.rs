@@ -36,19 +36,22 @@ pub enum Effect {
 struct Patterns {
     /// `NotAction` / `NotResource`: the statement applies to what does not match.
     negated: bool,
+    /// Actions match whatever their case (the patterns are kept lower-case);
+    /// resources as written.
+    ignore_case: bool,
     patterns: Vec<String>,
 }
 
 impl Patterns {
-    fn applies(&self, value: &str, ignore_case: bool) -> bool {
-        let any = self.patterns.iter().any(|p| {
-            if ignore_case {
-                glob(&p.to_ascii_lowercase(), &value.to_ascii_lowercase())
-            } else {
-                glob(p, value)
-            }
-        });
-        any != self.negated
+    fn applies(&self, value: &str) -> bool {
+        let lower;
+        let value = if self.ignore_case {
+            lower = value.to_ascii_lowercase();
+            lower.as_str()
+        } else {
+            value
+        };
+        self.patterns.iter().any(|p| glob(p, value)) != self.negated
     }
 }
 
@@ -141,19 +144,27 @@ fn strings(v: &Json, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
-fn patterns(st: &serde_json::Map<String, Json>, name: &str) -> Result<Patterns, String> {
-    match (st.get(name), st.get(&format!("Not{name}"))) {
-        (Some(v), None) => Ok(Patterns {
-            negated: false,
-            patterns: strings(v, name)?,
-        }),
-        (None, Some(v)) => Ok(Patterns {
-            negated: true,
-            patterns: strings(v, &format!("Not{name}"))?,
-        }),
-        (Some(_), Some(_)) => Err(format!("a statement has both {name} and Not{name}")),
-        (None, None) => Err(format!("a statement needs {name} or Not{name}")),
-    }
+fn patterns(
+    st: &serde_json::Map<String, Json>,
+    name: &str,
+    ignore_case: bool,
+) -> Result<Patterns, String> {
+    let (negated, patterns) = match (st.get(name), st.get(&format!("Not{name}"))) {
+        (Some(v), None) => (false, strings(v, name)?),
+        (None, Some(v)) => (true, strings(v, &format!("Not{name}"))?),
+        (Some(_), Some(_)) => return Err(format!("a statement has both {name} and Not{name}")),
+        (None, None) => return Err(format!("a statement needs {name} or Not{name}")),
+    };
+    let patterns = if ignore_case {
+        patterns.iter().map(|p| p.to_ascii_lowercase()).collect()
+    } else {
+        patterns
+    };
+    Ok(Patterns {
+        negated,
+        ignore_case,
+        patterns,
+    })
 }
 
 fn condition(op_name: &str, key: &str, values: &Json) -> Result<Condition, String> {
@@ -254,8 +265,8 @@ impl Policy {
             }
             statements.push(Statement {
                 effect,
-                actions: patterns(st, "Action")?,
-                resources: patterns(st, "Resource")?,
+                actions: patterns(st, "Action", true)?,
+                resources: patterns(st, "Resource", false)?,
                 conditions,
             });
         }
@@ -279,8 +290,8 @@ impl Policy {
     pub fn evaluate(&self, req: &Request<'_>) -> Decision {
         let mut allowed = false;
         for s in &self.statements {
-            let applies = s.actions.applies(req.action, true)
-                && s.resources.applies(req.resource, false)
+            let applies = s.actions.applies(req.action)
+                && s.resources.applies(req.resource)
                 && s.conditions.iter().all(|c| {
                     if req.unknown.contains(&c.key.as_str()) {
                         s.effect == Effect::Deny

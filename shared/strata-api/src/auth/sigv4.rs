@@ -46,6 +46,32 @@ pub struct Signed<'a> {
     pub body: &'a [u8],
 }
 
+impl<'a> Signed<'a> {
+    /// The signed parts of an HTTP request, as it arrived.
+    pub fn of(
+        method: &'a axum::http::Method,
+        uri: &'a axum::http::Uri,
+        headers: &axum::http::HeaderMap,
+        body: &'a [u8],
+    ) -> Self {
+        Signed {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+        }
+    }
+}
+
 fn incomplete(m: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::IncompleteSignature, m)
 }
