@@ -216,6 +216,13 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1024, env = "STRATA_MAX_IN_FLIGHT",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_in_flight: u64,
+    /// Memory (MiB) the requests in flight may hold in parsed bodies; a
+    /// request waits for its share, and one needing more than all of it is
+    /// refused (ValidationException) before it is parsed.
+    #[arg(long, default_value_t = strata_api::DEFAULT_REQUEST_MEMORY >> 20,
+          env = "STRATA_REQUEST_MEMORY_MB",
+          value_parser = clap::value_parser!(u64).range(16..=1_000_000))]
+    request_memory_mb: u64,
     /// Seconds a client has to send a request's head (and to finish a TLS
     /// handshake); an idle keep-alive connection is closed after as long.
     #[arg(long, default_value_t = 10, env = "STRATA_HEADER_TIMEOUT_SECS",
@@ -326,7 +333,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let mut api = Api::new(Arc::clone(&engine), args.store.region.clone())
         .with_regions(regions)
         .with_jobs(runner)
-        .with_max_in_flight(args.max_in_flight as usize);
+        .with_max_in_flight(args.max_in_flight as usize)
+        .with_request_memory(args.request_memory_mb << 20);
     if let Some(path) = &args.auth {
         let users = strata_api::auth::Users::load(&path.to_string_lossy())
             .map_err(|e| format!("--auth: {e}"))?;

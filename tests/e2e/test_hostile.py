@@ -163,6 +163,70 @@ def test_bad_chunking_gets_a_json_error(server):
     assert status == 400 and "__type" in resp and "message" in resp, (status, resp)
 
 
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
+
+
+def post(url, body, target=PUT):
+    req = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+           b"X-Amz-Target: " + target.encode() + b"\r\nContent-Length: " + str(len(body)).encode()
+           + b"\r\n\r\n" + body)
+    return raw(url, req, timeout=60)
+
+
+def test_a_request_costing_more_memory_than_its_size_is_refused_before_it_is_parsed():
+    """The issue's measurement: a 15 MB PutItem of 1.7 M empty lists took
+    1 GB before the 400 KB item check refused it. Now its parse cost is
+    counted first: refused at about its own size, also four at once, while
+    others are served."""
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start_server(["--data", d, "--request-memory-mb", "256"])
+        try:
+            ddb = make_client(url)
+            ddb.create_table(TableName="mem", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                             AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                             BillingMode="PAY_PER_REQUEST")
+            lists = b'{"TableName":"mem","Item":{"k":{"S":"x"},"a":{"L":[' + b",".join(
+                [b'{"L":[]}'] * 1_700_000) + b"]}}}"
+            strings = b'{"TableName":"mem","Item":{"k":{"S":"y"},"a":{"SS":[' + b",".join(
+                b'"%06d"' % i for i in range(1_500_000)) + b"]}}}"
+            assert len(lists) < 16 << 20 and len(strings) < 16 << 20
+            before = rss_mb(proc.pid)
+            for body in (lists, strings):
+                status, resp = post(url, body)
+                assert status == 400 and resp["__type"].endswith("#ValidationException"), resp
+                assert "too complex" in resp["message"], resp
+            results, slowest = [], []
+
+            def hostile():
+                results.append(post(url, lists))
+
+            threads = [threading.Thread(target=hostile) for _ in range(4)]
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                started = time.time()
+                ddb.list_tables()
+                slowest.append(time.time() - started)
+            for t in threads:
+                t.join()
+            assert all(r[0] == 400 for r in results), results
+            assert max(slowest) < 1.0, slowest
+            print(f"RSS {before:.0f} MB before, {rss_mb(proc.pid):.0f} MB after; ListTables at most {max(slowest):.3f} s")
+            # Each refused request held its body (15 MB) and nothing that
+            # grows with its values.
+            assert rss_mb(proc.pid) - before < 150, (before, rss_mb(proc.pid))
+            assert "Item" not in ddb.get_item(TableName="mem", Key={"k": {"S": "x"}}, ConsistentRead=True)
+            # A large request within the budget is still served.
+            big = {"k": {"S": "z"}, "a": {"S": "v" * 300_000}}
+            ddb.put_item(TableName="mem", Item=big)
+            assert ddb.get_item(TableName="mem", Key={"k": {"S": "z"}})["Item"] == big
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def test_tls_with_a_self_signed_certificate():
     with tempfile.TemporaryDirectory() as d:
         cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")

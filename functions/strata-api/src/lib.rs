@@ -97,6 +97,14 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     let regions =
         strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
     let mut api = Api::new(Arc::clone(&engine), settings.region.clone()).with_regions(regions);
+    // An instance serves one request at a time: half its memory may go to
+    // parsing it.
+    if let Some(mb) = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|m| m.parse::<u64>().ok())
+    {
+        api = api.with_request_memory((mb << 20) / 2);
+    }
     if let Some(auth) = &settings.auth {
         let users = strata_api::auth::Users::load(auth)
             .map_err(|e| strata_engine::Error::Validation(format!("STRATA_AUTH: {e}")))?;

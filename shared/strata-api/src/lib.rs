@@ -18,6 +18,7 @@ pub mod json;
 mod legacy;
 pub mod metrics;
 mod on_demand_backups;
+pub mod parse_budget;
 mod partiql;
 mod reads;
 mod req;
@@ -38,6 +39,10 @@ pub use tables::iso_time;
 /// The account id in ARNs (like DynamoDB Local, Strata has no accounts).
 pub const ACCOUNT: &str = "000000000000";
 
+/// The memory parsed request bodies may hold unless the server says
+/// otherwise (`--request-memory-mb`).
+pub const DEFAULT_REQUEST_MEMORY: u64 = 512 << 20;
+
 /// Serves the DynamoDB API over one engine.
 pub struct Api {
     engine: Arc<Engine>,
@@ -56,6 +61,8 @@ pub struct Api {
     /// Requests being handled at most (`--max-in-flight`), counted once a
     /// request's body is in and its signature checked.
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    /// The memory requests in flight may hold in parsed bodies.
+    parse_budget: parse_budget::ParseBudget,
 }
 
 /// Takes an export or restore job (JSON) and starts it somewhere: a task in
@@ -109,7 +116,15 @@ impl Api {
             auth: None,
             iterator_key: tokio::sync::OnceCell::new(),
             in_flight: None,
+            parse_budget: parse_budget::ParseBudget::new(DEFAULT_REQUEST_MEMORY),
         }
+    }
+
+    /// Bounds the memory the requests in flight hold in parsed bodies (see
+    /// [`parse_budget`]); 512 MiB unless set.
+    pub fn with_request_memory(mut self, bytes: u64) -> Self {
+        self.parse_budget = parse_budget::ParseBudget::new(bytes);
+        self
     }
 
     /// Answers 503 ThrottlingException past `max` requests being handled
@@ -291,14 +306,18 @@ impl Api {
             }
             _ => return Err(ApiError::unknown_operation()),
         };
-        let parsed: Json = if body.iter().all(u8::is_ascii_whitespace) {
-            Json::Object(Default::default())
+        let not_json = |e: serde_json::Error| {
+            ApiError::serialization(format!(
+                "Start of structure or map found where not expected: {e}"
+            ))
+        };
+        // The body's share of the parse budget, held while it is handled.
+        let (parsed, _share): (Json, _) = if body.iter().all(u8::is_ascii_whitespace) {
+            (Json::Object(Default::default()), None)
         } else {
-            serde_json::from_slice(body).map_err(|e| {
-                ApiError::serialization(format!(
-                    "Start of structure or map found where not expected: {e}"
-                ))
-            })?
+            let shape = parse_budget::parse_cost(body).map_err(not_json)?;
+            let share = self.parse_budget.take(shape).await?;
+            (serde_json::from_slice(body).map_err(not_json)?, Some(share))
         };
         let obj = parsed.as_object().ok_or_else(|| {
             ApiError::serialization("Start of structure or map found where not expected")
