@@ -247,6 +247,6 @@ mod tests {
         let e = budget.take(half).await.unwrap_err();
         assert_eq!(e.code, ErrorCode::Throttling);
         drop(a);
-        budget.take(half).await.unwrap();
+        let _c = budget.take(half).await.unwrap();
     }
 }
