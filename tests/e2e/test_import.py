@@ -1,10 +1,13 @@
 """ImportTable through boto3: a Strata export (DynamoDB JSON, gzip) imported
 into a new table equals its source; a CSV with bad lines imports the good ones
 and counts the rest; ION; DescribeImport, ListImports and the errors. The
-source bucket is `local-exports` (a directory the server maps, see conftest)."""
+source bucket is `local-exports` (a directory the server maps, see conftest),
+and for the round trip also `moto-exports` (a bucket on moto) when moto runs."""
 import os
 import time
 import uuid
+
+import pytest
 
 from conftest import SERVERS
 from helpers import N, S, error_of, until
@@ -29,19 +32,24 @@ def wait_import(ddb, arn):
     return d
 
 
-def test_a_strata_export_imports_back_into_an_equal_table(endpoint, ddb):
+@pytest.mark.parametrize("bucket", ["local-exports", "moto-exports"])
+def test_a_strata_export_imports_back_into_an_equal_table(endpoint, ddb, bucket):
+    """Through a local directory, and through a bucket on an S3 server
+    (moto) other than the table's store."""
+    if bucket == "moto-exports" and "moto_endpoint" not in SERVERS[endpoint]:
+        pytest.skip("no moto server (STRATA_E2E_MOTO_ENDPOINT)")
     t = pitr_table(ddb)
     fill(ddb, t, 80, "a")
     time.sleep(1.1)
     before = snapshot(ddb, t)
     arn = ddb.describe_table(TableName=t)["Table"]["TableArn"]
     prefix = "rt-" + uuid.uuid4().hex[:6]
-    e = ddb.export_table_to_point_in_time(TableArn=arn, S3Bucket="local-exports", S3Prefix=prefix,
+    e = ddb.export_table_to_point_in_time(TableArn=arn, S3Bucket=bucket, S3Prefix=prefix,
                                           ExportFormat="DYNAMODB_JSON")
     desc = wait_export(ddb, e["ExportDescription"]["ExportArn"])
     data = f"{prefix}/AWSDynamoDB/{desc['ExportArn'].rsplit('/', 1)[1]}/data/"
     target = t + "_imported"
-    r = ddb.import_table(S3BucketSource={"S3Bucket": "local-exports", "S3KeyPrefix": data},
+    r = ddb.import_table(S3BucketSource={"S3Bucket": bucket, "S3KeyPrefix": data},
                          InputFormat="DYNAMODB_JSON", InputCompressionType="GZIP",
                          TableCreationParameters=params(target))["ImportTableDescription"]
     assert r["ImportStatus"] == "IN_PROGRESS" and r["TableArn"].endswith(f"table/{target}")

@@ -1,15 +1,26 @@
 """DescribeTable's ItemCount and TableSizeBytes (and each index's ItemCount
 and IndexSizeBytes): an estimate from what compaction has folded, brought up
 to date by `strata serve`'s background pass (--maintenance-secs, default 60)."""
+import os
 import tempfile
+import uuid
 
-from conftest import make_client, start_server
+import pytest
+
+from conftest import STORES, make_client, start_server
 from helpers import until
 
 
-def test_item_count_and_sizes_follow_the_table():
+@pytest.mark.parametrize("store", STORES)
+def test_item_count_and_sizes_follow_the_table(store):
+    env = dict(os.environ)
     with tempfile.TemporaryDirectory() as data:
-        proc, url = start_server(["--data", data, "--maintenance-secs", "1"])
+        where = ["--data", data]
+        if store == "localstack":
+            env.update(AWS_ENDPOINT_URL=os.environ["STRATA_E2E_S3_ENDPOINT"], AWS_ACCESS_KEY_ID="test",
+                       AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+            where = ["--store", f"s3://{os.environ['STRATA_E2E_BUCKET']}/stats-{uuid.uuid4().hex}"]
+        proc, url = start_server([*where, "--maintenance-secs", "1"], env)
         try:
             ddb = make_client(url)
             ddb.create_table(

@@ -19,7 +19,19 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
         return Ok(json!({ "table": table, "partition": partition, "outcome": describe(&out) }));
     }
     let mut tables = Vec::new();
-    for table in engine.list_stored_tables().await? {
+    let mut names = engine.list_stored_tables().await?;
+    // Each run starts at another table, so that one table's long upkeep (a
+    // backlog of expired items) cannot keep a run that times out from ever
+    // reaching the tables after it.
+    if !names.is_empty() {
+        let minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() / 60)
+            .unwrap_or_default();
+        let len = names.len();
+        names.rotate_left((minute % len as u64) as usize);
+    }
+    for table in names {
         // One table's failure to expire must not stop the others' upkeep.
         let expiry = engine.expire(&table).await.unwrap_or_else(|e| {
             tracing::warn!(table = %table, error = %e, "expiring items failed");

@@ -1,7 +1,8 @@
 //! The `strata-exporter` Lambda function: each event is a job from the API
 //! function (`strata_api::backups`): `{"kind": "export", …}` writes an export
 //! and records its end in the export's description; `{"kind": "restore", …}`
-//! fills a restored table. Configured like the other functions
+//! fills a restored table (to a point in time, or from an on-demand backup);
+//! `{"kind": "import", …}` runs an ImportTable into its new table. Configured like the other functions
 //! (`STRATA_STORE`, the AWS variables) plus `STRATA_EXPORT_BUCKETS`
 //! (`name=store-url,…`; other bucket names are `s3://<name>`).
 

@@ -459,17 +459,7 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
         ErrorCode::InvalidRestoreTime,
         "RestoreDateTime",
     )?;
-    let mut meta = d.meta.as_object().cloned().unwrap_or_default();
-    for k in [
-        "StreamSpecification",
-        "StreamCreatedMs",
-        "StreamStartMs",
-        "PitrEnabledMs",
-        "Tags",
-        "DeletionProtectionEnabled",
-    ] {
-        meta.remove(k);
-    }
+    let mut meta = restored_settings(&d.meta);
     if let Some(mode) = req.str("BillingModeOverride")? {
         meta.insert("BillingMode".into(), json!(mode));
     }
@@ -498,6 +488,28 @@ pub async fn restore(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Jso
 /// Creates the table a restore fills: `d`'s key schema and partitions,
 /// `meta` (what the restore keeps, with its overrides) with its
 /// RestoreSummary `summary`, CREATING until the restore job ends.
+/// The settings a restored table keeps from its source, as DynamoDB's
+/// restores (from a backup or to a point in time): key schema, indexes,
+/// billing mode and throughput, encryption. Not its tags, stream, time to
+/// live, point-in-time recovery or deletion protection ("you must manually
+/// set up" those, says RestoreTableFromBackup's reference).
+pub(crate) fn restored_settings(meta: &Json) -> serde_json::Map<String, Json> {
+    let mut meta = meta.as_object().cloned().unwrap_or_default();
+    for k in [
+        "StreamSpecification",
+        "StreamCreatedMs",
+        "StreamStartMs",
+        "StreamDisabledMs",
+        "PitrEnabledMs",
+        "Tags",
+        "DeletionProtectionEnabled",
+        "TimeToLive",
+    ] {
+        meta.remove(k);
+    }
+    meta
+}
+
 pub(crate) async fn create_restore_target(
     api: &Api,
     d: &TableDescriptor,

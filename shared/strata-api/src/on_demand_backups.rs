@@ -272,22 +272,7 @@ async fn restore_from(
 ) -> ApiResult<Json> {
     let d = &r.table;
     let indexes = crate::indexes::parse_overrides(req, d)?;
-    // What a restored table keeps, as DynamoDB: its key schema, indexes,
-    // billing mode and throughput, encryption settings. Not its tags,
-    // stream, time to live, point-in-time recovery or deletion protection.
-    let mut meta = d.meta.as_object().cloned().unwrap_or_default();
-    for k in [
-        "StreamSpecification",
-        "StreamCreatedMs",
-        "StreamStartMs",
-        "StreamDisabledMs",
-        "PitrEnabledMs",
-        "Tags",
-        "DeletionProtectionEnabled",
-        "TimeToLive",
-    ] {
-        meta.remove(k);
-    }
+    let mut meta = crate::backups::restored_settings(&d.meta);
     if let Some(mode) = req.str("BillingModeOverride")? {
         if !matches!(mode, "PROVISIONED" | "PAY_PER_REQUEST") {
             return Err(ApiError::validation(format!(
