@@ -59,6 +59,14 @@ for auth, extra in [("AWS_IAM", {}), ("NONE", {}), ("AWS_IAM", replicas), ("AWS_
               if "s3express:CreateSession" in str(p)]
     if len(grants) != len(functions) or not all("'Fn::If': ['HasLogBucket'" in str(g) for g in grants):
         sys.exit(f"not every function may open S3 Express sessions on the log bucket: {grants}")
+    # The users secret is read by the API function at run time, never
+    # resolved into its configuration at deploy time.
+    if "resolve:secretsmanager" in str(out):
+        sys.exit("the users secret is resolved into a function's configuration")
+    secret_grants = [p for r in roles for p in r["Properties"].get("Policies", [])
+                     if "secretsmanager:GetSecretValue" in str(p)]
+    if len(secret_grants) != 1 or "'Fn::If': ['HasAuthUsers'" not in str(secret_grants[0]):
+        sys.exit(f"the API function (only) may read the users secret, when one is named: {secret_grants}")
     public = [k for k, v in out["Resources"].items()
               if v["Type"] == "AWS::Lambda::Permission" and v.get("Condition") == "PublicFunctionUrl"]
     if len(public) != 2:

@@ -2,8 +2,9 @@
 //! engine, caches, router), kept out of `main` so tests can drive it with
 //! recorded API Gateway events.
 
+pub mod aws;
+
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
@@ -14,6 +15,8 @@ use strata_api::metrics::{with_emf, EmfState, Sink};
 use strata_api::Api;
 use strata_engine::{CompactionHook, Engine, EngineConfig};
 use tokio::sync::OnceCell;
+
+pub use aws::invoke_async;
 
 /// The function's configuration, from its environment.
 #[derive(Debug, Clone)]
@@ -27,8 +30,9 @@ pub struct Settings {
     /// Other regions' stores for global tables (`STRATA_REGIONS`).
     pub regions: Vec<(String, String)>,
     /// The users requests must be signed by (`STRATA_AUTH`: the users file's
-    /// JSON, or a path to it); none: API Gateway's IAM authorization (or
-    /// nothing) decides who may call.
+    /// JSON, a path to it, or a Secrets Manager secret holding it, which
+    /// [`Settings::resolve_auth`] reads); none: API Gateway's IAM
+    /// authorization (or nothing) decides who may call.
     pub auth: Option<String>,
     pub config: EngineConfig,
 }
@@ -56,6 +60,27 @@ impl Settings {
                 .filter(|v| !v.trim().is_empty()),
             config,
         })
+    }
+
+    /// Reads the users from Secrets Manager when `STRATA_AUTH` names a
+    /// secret (`secretsmanager:<name or ARN>`, or its ARN): once, when the
+    /// instance starts, so that the secret's value is in no configuration
+    /// anyone can read. The one network call of an instance's start.
+    pub async fn resolve_auth(&mut self) -> Result<(), String> {
+        let endpoint = aws::secrets_endpoint(&self.region);
+        self.resolve_auth_at(&endpoint).await
+    }
+
+    /// [`Settings::resolve_auth`] with Secrets Manager at `endpoint`.
+    pub async fn resolve_auth_at(&mut self, endpoint: &str) -> Result<(), String> {
+        let Some(id) = self.auth.as_deref().and_then(aws::secret_id) else {
+            return Ok(());
+        };
+        let users = aws::get_secret(endpoint, &self.region, id)
+            .await
+            .map_err(|e| format!("STRATA_AUTH: {e}"))?;
+        self.auth = Some(users);
+        Ok(())
     }
 }
 
@@ -158,66 +183,4 @@ async fn check_store_once(State(c): State<Arc<Checked>>, req: Request, next: Nex
             (StatusCode::INTERNAL_SERVER_ERROR, body.to_string()).into_response()
         }
     }
-}
-
-/// Invokes a Lambda function asynchronously (`InvocationType: Event`),
-/// signed with SigV4 from the function's own credentials. The endpoint is
-/// `STRATA_LAMBDA_ENDPOINT` when set (a local emulator), else the regional one.
-pub async fn invoke_async(function: &str, region: &str, payload: String) -> Result<(), String> {
-    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-    use aws_sigv4::sign::v4;
-    let endpoint = std::env::var("STRATA_LAMBDA_ENDPOINT")
-        .unwrap_or_else(|_| format!("https://lambda.{region}.amazonaws.com"));
-    let url = format!(
-        "{}/2015-03-31/functions/{function}/invocations",
-        endpoint.trim_end_matches('/')
-    );
-    let env = |k: &str| std::env::var(k).ok();
-    let creds = aws_credential_types::Credentials::new(
-        env("AWS_ACCESS_KEY_ID").unwrap_or_default(),
-        env("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
-        env("AWS_SESSION_TOKEN"),
-        None,
-        "lambda-environment",
-    );
-    let identity = creds.into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("lambda")
-        .time(SystemTime::now())
-        .settings(SigningSettings::default())
-        .build()
-        .map_err(|e| e.to_string())?
-        .into();
-    let mut request = http::Request::post(&url)
-        .header("x-amz-invocation-type", "Event")
-        .header("content-type", "application/json")
-        .body(payload.clone())
-        .map_err(|e| e.to_string())?;
-    let headers = request
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-    let signable = SignableRequest::new(
-        "POST",
-        &url,
-        headers,
-        SignableBody::Bytes(payload.as_bytes()),
-    )
-    .map_err(|e| e.to_string())?;
-    let (instructions, _) = sign(signable, &params)
-        .map_err(|e| e.to_string())?
-        .into_parts();
-    instructions.apply_to_request_http1x(&mut request);
-    let client = reqwest::Client::new();
-    let mut builder = client.post(&url).body(payload);
-    for (k, v) in request.headers() {
-        builder = builder.header(k.as_str(), v.as_bytes());
-    }
-    let response = builder.send().await.map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("invoke {function}: HTTP {}", response.status()));
-    }
-    Ok(())
 }

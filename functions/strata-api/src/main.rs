@@ -4,8 +4,9 @@
 //!
 //! Configuration (environment): `STRATA_STORE` (`s3://bucket/prefix`), the
 //! standard AWS variables, `STRATA_COMPACTOR_FUNCTION` (name or ARN of the
-//! compactor to invoke when a partition's log passes its threshold), and
-//! the `EngineConfig::from_env` settings.
+//! compactor to invoke when a partition's log passes its threshold),
+//! `STRATA_AUTH` (the users file's JSON or path, or `secretsmanager:<id>`),
+//! and the `EngineConfig::from_env` settings.
 
 use std::sync::Arc;
 
@@ -15,7 +16,11 @@ use strata_api_function::{build, Settings};
 async fn main() -> Result<(), lambda_http::Error> {
     let started = std::time::Instant::now();
     lambda_http::tracing::init_default_subscriber();
-    let settings = Settings::from_env().map_err(|e| lambda_http::Error::from(e.to_string()))?;
+    let mut settings = Settings::from_env().map_err(|e| lambda_http::Error::from(e.to_string()))?;
+    settings
+        .resolve_auth()
+        .await
+        .map_err(lambda_http::Error::from)?;
     let app = build(settings, strata_api::metrics::stdout_sink())
         .map_err(|e| lambda_http::Error::from(e.to_string()))?;
     tracing::info!(
