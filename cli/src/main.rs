@@ -9,6 +9,7 @@
 //!     strata cost --size-gb 100 --writes-per-sec 100 --reads-per-sec 1000
 
 mod cost;
+mod head_errors;
 mod import;
 mod server;
 

@@ -10,7 +10,9 @@
 //!   connection is closed (slow-loris clients); a response a client does
 //!   not read for `write_timeout` closes its connection;
 //! - the body's own limits (size up front, a read timeout, in-flight
-//!   requests) are the router's, in `strata_api::http`.
+//!   requests) are the router's, in `strata_api::http`;
+//! - a head hyper cannot parse is answered in DynamoDB's JSON shape
+//!   ([`crate::head_errors`]), not with hyper's bare 400.
 //!
 //! Ctrl-C stops accepting and lets requests in flight finish (10 s at most).
 
@@ -33,6 +35,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
+
+use crate::head_errors::JsonHeadErrors;
 
 /// How many connections, and how long a client may take.
 #[derive(Debug, Clone, Copy)]
@@ -208,7 +212,7 @@ pub async fn serve(
             let _slot = slot;
             match tls {
                 None => {
-                    let io = WriteDeadline::new(stream, write_timeout);
+                    let io = WriteDeadline::new(JsonHeadErrors::new(stream), write_timeout);
                     let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }
@@ -218,7 +222,7 @@ pub async fn serve(
                     else {
                         return; // a failed or stalled handshake
                     };
-                    let io = WriteDeadline::new(stream, write_timeout);
+                    let io = WriteDeadline::new(JsonHeadErrors::new(stream), write_timeout);
                     let conn = http.serve_connection(TokioIo::new(io), service);
                     let _ = watcher.watch(conn).await;
                 }

@@ -163,6 +163,37 @@ def test_bad_chunking_gets_a_json_error(server):
     assert status == 400 and "__type" in resp and "message" in resp, (status, resp)
 
 
+def test_a_head_hyper_cannot_parse_gets_a_json_error(server):
+    """A NUL byte in X-Amz-Target (hyper refuses the head itself), on a new
+    connection and after a good request on a kept-alive one; headers too
+    large. Each answer is DynamoDB's JSON shape."""
+    bad = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+           b"X-Amz-Target: DynamoDB_20120810.List\x00Tables\r\nContent-Length: 2\r\n\r\n{}")
+    status, resp = raw(server, bad)
+    assert status == 400 and resp["__type"].endswith("#SerializationException"), resp
+    assert "header" in resp["message"]
+    good = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: DynamoDB_20120810.ListTables\r\nContent-Length: 2\r\n\r\n{}")
+    s = socket.create_connection(addr(server), timeout=5)
+    try:
+        s.sendall(good + bad)
+        buf = b""
+        while buf.count(b"HTTP/1.1 ") < 2 or not buf.endswith(b"}"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+    finally:
+        s.close()
+    first, second = buf.split(b"HTTP/1.1 ")[1:3]
+    assert first.startswith(b"200") and b"TableNames" in first, buf
+    assert second.startswith(b"400") and b"SerializationException" in second, buf
+    huge = (b"POST / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-Filler-%d: %s\r\n" % (i, b"y" * 1000)
+                                                         for i in range(600)) + b"\r\n")
+    status, resp = raw(server, huge)
+    assert status == 431 and "__type" in resp and "message" in resp, (status, resp)
+
+
 def rss_mb(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS")) / 1024
