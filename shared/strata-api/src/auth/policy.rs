@@ -360,14 +360,23 @@ impl Condition {
 
 /// IAM's wildcard match: `*` any run of characters, `?` any one.
 pub fn glob(pattern: &str, value: &str) -> bool {
+    if pattern.is_ascii() && value.is_ascii() {
+        return glob_in(pattern.as_bytes(), value.as_bytes());
+    }
     let (p, v): (Vec<char>, Vec<char>) = (pattern.chars().collect(), value.chars().collect());
+    glob_in(&p, &v)
+}
+
+/// [`glob`] over bytes (ASCII text, no allocation) or chars.
+fn glob_in<C: Copy + PartialEq + From<u8>>(p: &[C], v: &[C]) -> bool {
+    let (any, one) = (C::from(b'*'), C::from(b'?'));
     let (mut i, mut j) = (0, 0);
     let (mut star, mut mark) = (None, 0);
     while j < v.len() {
-        if i < p.len() && (p[i] == '?' || p[i] == v[j]) {
+        if i < p.len() && (p[i] == one || p[i] == v[j]) {
             i += 1;
             j += 1;
-        } else if i < p.len() && p[i] == '*' {
+        } else if i < p.len() && p[i] == any {
             star = Some(i);
             mark = j;
             i += 1;
@@ -379,7 +388,7 @@ pub fn glob(pattern: &str, value: &str) -> bool {
             return false;
         }
     }
-    while i < p.len() && p[i] == '*' {
+    while i < p.len() && p[i] == any {
         i += 1;
     }
     i == p.len()

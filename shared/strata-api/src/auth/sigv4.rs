@@ -41,7 +41,7 @@ pub struct Signed<'a> {
     /// The raw query string, if any.
     pub query: Option<&'a str>,
     /// Every header (lower-case names; repeated names in arrival order).
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'a str, std::borrow::Cow<'a, str>)>,
     /// The body as sent (before any Content-Encoding is undone).
     pub body: &'a [u8],
 }
@@ -51,21 +51,18 @@ impl<'a> Signed<'a> {
     pub fn of(
         method: &'a axum::http::Method,
         uri: &'a axum::http::Uri,
-        headers: &axum::http::HeaderMap,
+        headers: &'a axum::http::HeaderMap,
         body: &'a [u8],
     ) -> Self {
         Signed {
             method: method.as_str(),
             path: uri.path(),
             query: uri.query(),
+            // Header names are lower-case in a HeaderMap; values are
+            // borrowed unless they are not UTF-8.
             headers: headers
                 .iter()
-                .map(|(n, v)| {
-                    (
-                        n.as_str().to_ascii_lowercase(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
+                .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v.as_bytes())))
                 .collect(),
             body,
         }
@@ -86,8 +83,8 @@ pub fn claimed(req: &Signed<'_>) -> Result<Claimed, ApiError> {
     let header = |name: &str| {
         req.headers
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     };
     let query = query_pairs(req.query.unwrap_or_default());
     let q = |name: &str| {
@@ -301,21 +298,32 @@ pub fn verify(
 /// The canonical request of SigV4: method, canonical URI, canonical query,
 /// canonical headers, signed headers, payload hash.
 fn canonical_request(req: &Signed<'_>, c: &Claimed) -> Result<String, ApiError> {
-    let mut headers = String::new();
+    use std::fmt::Write;
+    let mut headers = String::with_capacity(256);
     for name in &c.signed_headers {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, v)| v.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect();
-        if values.is_empty() {
+        headers.push_str(name);
+        headers.push(':');
+        let mut values = req.headers.iter().filter(|(n, _)| n == name).peekable();
+        if values.peek().is_none() {
             return Err(invalid(format!(
                 "The request signature we calculated does not match the signature you provided: signed header '{}' is missing.",
                 crate::error::bounded(name)
             )));
         }
-        headers.push_str(&format!("{name}:{}\n", values.join(",")));
+        // Values joined by commas, each trimmed with inner runs of spaces
+        // made one.
+        for (i, (_, v)) in values.enumerate() {
+            if i > 0 {
+                headers.push(',');
+            }
+            for (j, word) in v.split_whitespace().enumerate() {
+                if j > 0 {
+                    headers.push(' ');
+                }
+                headers.push_str(word);
+            }
+        }
+        headers.push('\n');
     }
     let mut query: Vec<(String, String)> = query_pairs(req.query.unwrap_or_default())
         .into_iter()
@@ -330,7 +338,7 @@ fn canonical_request(req: &Signed<'_>, c: &Claimed) -> Result<String, ApiError> 
     if let Some((_, claimed)) = req
         .headers
         .iter()
-        .find(|(n, _)| n == "x-amz-content-sha256")
+        .find(|(n, _)| *n == "x-amz-content-sha256")
     {
         if !claimed.eq_ignore_ascii_case(&payload) {
             return Err(invalid(
@@ -338,7 +346,9 @@ fn canonical_request(req: &Signed<'_>, c: &Claimed) -> Result<String, ApiError> 
             ));
         }
     }
-    Ok(format!(
+    let mut out = String::with_capacity(headers.len() + 256);
+    let _ = write!(
+        out,
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
         uri_encode(req.path, false),
@@ -346,7 +356,8 @@ fn canonical_request(req: &Signed<'_>, c: &Claimed) -> Result<String, ApiError> 
         headers,
         c.signed_headers.join(";"),
         payload
-    ))
+    );
+    Ok(out)
 }
 
 /// The query string's pairs, percent-decoded.
@@ -392,7 +403,12 @@ fn uri_encode(s: &str, encode_slash: bool) -> String {
                 out.push(b as char)
             }
             b'/' if !encode_slash => out.push('/'),
-            _ => out.push_str(&format!("%{b:02X}")),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[usize::from(b >> 4)] as char);
+                out.push(HEX[usize::from(b & 15)] as char);
+            }
         }
     }
     out
