@@ -514,11 +514,11 @@ mod tests {
             query: Some("Action=ListUsers&Version=2010-05-08"),
             headers: vec![
                 (
-                    "content-type".into(),
+                    "content-type",
                     "application/x-www-form-urlencoded; charset=utf-8".into(),
                 ),
-                ("host".into(), "iam.amazonaws.com".into()),
-                ("x-amz-date".into(), "20150830T123600Z".into()),
+                ("host", "iam.amazonaws.com".into()),
+                ("x-amz-date", "20150830T123600Z".into()),
             ],
             body: b"",
         };
