@@ -13,6 +13,7 @@ import botocore
 import pytest
 
 from conftest import make_client, start_server
+from helpers import until
 
 MARKER = "PLAINTEXT-MARKER-" + "q" * 24
 
@@ -118,6 +119,74 @@ def test_an_s3_store_asks_s3_to_encrypt_every_object():
         assert segments, keys
         for k in segments:
             assert s3.head_object(Bucket=bucket, Key=k).get("ServerSideEncryption") == "AES256", k
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.skipif(not os.environ.get("STRATA_E2E_MOTO_ENDPOINT"), reason="needs moto (the test command runs it)")
+def test_each_table_is_written_with_its_own_kms_key():
+    """A KMS key per table on S3: a table whose SSESpecification names a
+    key has every object (log segments, SSTs, manifests, its index's)
+    written with that key, its descriptors and other tables with the store's;
+    UpdateTable changes the key for what is written next; DescribeTable
+    names the table's key. (moto keeps each object's SSE headers.)"""
+    endpoint, bucket = os.environ["STRATA_E2E_MOTO_ENDPOINT"], os.environ["STRATA_E2E_BUCKET"]
+    prefix = f"kms-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION="us-east-1")
+    store = f"s3://{bucket}/{prefix}?endpoint={endpoint}&region=us-east-1&sse=aws:kms&sse_kms_key_id=store-key"
+    proc, url = start_server(["--store", store, "--maintenance-secs", "1"], env=env)
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
+                      aws_secret_access_key="test")
+
+    def keys_of(table_prefix, since=()):
+        found = {}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/tables/{table_prefix}"):
+            for o in page.get("Contents", []):
+                if o["Key"] not in since:
+                    found[o["Key"]] = s3.head_object(Bucket=bucket, Key=o["Key"]).get("SSEKMSKeyId")
+        return found
+
+    try:
+        ddb = make_client(url)
+        sse = {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": "table-key"}
+        ddb.create_table(TableName="secret", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                         AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"},
+                                               {"AttributeName": "g", "AttributeType": "S"}],
+                         GlobalSecondaryIndexes=[{"IndexName": "byG",
+                                                  "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                                                  "Projection": {"ProjectionType": "ALL"}}],
+                         BillingMode="PAY_PER_REQUEST", SSESpecification=sse)
+        table(ddb, "plain")
+        for i in range(30):
+            ddb.put_item(TableName="secret", Item={"k": {"S": f"k{i}"}, "g": {"S": "x"}})
+            ddb.put_item(TableName="plain", Item={"k": {"S": f"k{i}"}})
+        desc = ddb.describe_table(TableName="secret")["Table"]["SSEDescription"]
+        assert desc == {"Status": "ENABLED", "SSEType": "KMS",
+                        "KMSMasterKeyArn": "arn:aws:kms:us-east-1:000000000000:key/table-key"}, desc
+        assert ddb.describe_table(TableName="plain")["Table"]["SSEDescription"]["KMSMasterKeyArn"].endswith(
+            "key/store-key")
+        # The index is maintained (its table's objects appear) and compaction runs.
+        assert until(lambda: ddb.query(TableName="secret", IndexName="byG", KeyConditionExpression="g = :g",
+                                       ExpressionAttributeValues={":g": {"S": "x"}})["Count"] == 30, timeout=30)
+        secret = keys_of("secret")
+        assert any(k.endswith(".seg") for k in secret) and any("!byG" in k for k in secret), list(secret)
+        # Items are under the table's key; its descriptors (settings) are the store's.
+        assert {v for k, v in secret.items() if "/schema/" not in k} == {"table-key"}, secret
+        assert {v for k, v in secret.items() if "/schema/" in k} == {"store-key"}, secret
+        plain = keys_of("plain/")
+        assert plain and set(plain.values()) == {"store-key"}, plain
+        # Another key from now on.
+        ddb.update_table(TableName="secret", SSESpecification={"Enabled": True, "SSEType": "KMS",
+                                                               "KMSMasterKeyId": "table-key-2"})
+        for i in range(5):
+            ddb.put_item(TableName="secret", Item={"k": {"S": f"n{i}"}, "g": {"S": "y"}})
+        later = {k: v for k, v in keys_of("secret", since=secret).items() if "/schema/" not in k}
+        assert later and set(later.values()) == {"table-key-2"}, {k: v for k, v in later.items() if v != "table-key-2"}
+        assert ddb.describe_table(TableName="secret")["Table"]["SSEDescription"]["KMSMasterKeyArn"].endswith(
+            "key/table-key-2")
+        got = ddb.get_item(TableName="secret", Key={"k": {"S": "k3"}}, ConsistentRead=True)["Item"]
+        assert got["g"] == {"S": "x"}
     finally:
         proc.terminate()
         proc.wait(timeout=10)

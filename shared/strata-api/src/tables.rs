@@ -77,30 +77,33 @@ pub(crate) fn billing_of(meta: &Map<String, Json>) -> (&str, (i64, i64)) {
 /// What encrypts the table's data at rest, as DynamoDB describes it: the
 /// store's encryption, the same for every table of a deployment (none is
 /// described when the store keeps objects as they are).
-fn sse_description(at_rest: &strata_store::AtRest, region: &str) -> Option<Json> {
+/// What encrypts a table's objects: its own KMS key (S3 stores write each
+/// table's objects with the key its SSESpecification names), else the
+/// store's encryption.
+fn sse_description(api: &Api, d: &TableDescriptor, region: &str) -> Option<Json> {
     use strata_store::AtRest;
-    match at_rest {
+    let kms = |key: &str| {
+        let arn = if key.starts_with("arn:") {
+            key.to_string()
+        } else if key.starts_with("alias/") {
+            format!("arn:aws:kms:{region}:{ACCOUNT}:{key}")
+        } else {
+            format!("arn:aws:kms:{region}:{ACCOUNT}:key/{key}")
+        };
+        json!({"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn})
+    };
+    if api.engine.supports_table_keys() {
+        if let Some(key) = strata_engine::kms_key(d) {
+            return Some(kms(key));
+        }
+    }
+    match api.engine.at_rest() {
         AtRest::StoreDefault => None,
         AtRest::Strata { .. } => Some(json!({"Status": "ENABLED", "SSEType": "AES256"})),
         AtRest::S3 { sse, .. } if sse == "AES256" => {
             Some(json!({"Status": "ENABLED", "SSEType": "AES256"}))
         }
-        AtRest::S3 { kms_key_id, .. } => {
-            let key = kms_key_id.clone().unwrap_or_else(|| "alias/aws/s3".into());
-            let arn = if key.starts_with("arn:") {
-                key
-            } else {
-                format!(
-                    "arn:aws:kms:{region}:{ACCOUNT}:{}",
-                    if key.starts_with("alias/") {
-                        key
-                    } else {
-                        format!("key/{key}")
-                    }
-                )
-            };
-            Some(json!({"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": arn}))
-        }
+        AtRest::S3 { kms_key_id, .. } => Some(kms(kms_key_id.as_deref().unwrap_or("alias/aws/s3"))),
     }
 }
 
@@ -112,6 +115,10 @@ pub(crate) fn check_sse(api: &Api, sse: &serde_json::Map<String, Json>) -> ApiRe
         return Ok(());
     }
     let asked = sse.get("KMSMasterKeyId").and_then(Json::as_str);
+    if asked.is_some_and(|k| !k.is_empty()) && api.engine.supports_table_keys() {
+        // The table's objects are written with its own key.
+        return Ok(());
+    }
     match (api.engine.at_rest(), asked) {
         (AtRest::StoreDefault, _) => Err(invalid(
             "SSESpecification: this server's store does not encrypt at rest; start strata serve with --encryption-key FILE (a local directory) or open an S3 store with sse=AES256 or sse=aws:kms",
@@ -187,7 +194,7 @@ pub(crate) fn description(api: &Api, d: &TableDescriptor, region: &str, status: 
         t["LatestStreamLabel"] = json!(label);
         t["LatestStreamArn"] = json!(format!("{table_arn}/stream/{label}"));
     }
-    if let Some(sse) = sse_description(api.engine.at_rest(), region) {
+    if let Some(sse) = sse_description(api, d, region) {
         t["SSEDescription"] = sse;
     }
     if let Some(class) = meta.get("TableClass") {

@@ -33,6 +33,7 @@ mod indexes;
 mod ingest;
 mod point_in_time;
 mod stats;
+mod table_keys;
 
 pub use backups::BackupRecord;
 pub use expiry::ExpiryReport;
@@ -40,6 +41,7 @@ pub use ingest::Ingested;
 
 pub use point_in_time::PointInTime;
 pub use stats::{PartitionStorage, RunStorage, TableStorage};
+pub use table_keys::kms_key;
 
 /// Starts the descriptor's old-image generation in every partition's log
 /// (see `Partition::mark_images_gen`). A partition that fails is logged: its
@@ -84,6 +86,9 @@ pub struct Engine {
     store_name: String,
     /// How the store encrypts what it holds (DescribeTable's SSEDescription).
     at_rest: strata_store::AtRest,
+    /// Where each table's KMS key is told to the store (S3), if it can
+    /// write tables with keys of their own (see `engine/table_keys.rs`).
+    table_keys: Option<Arc<strata_store::kms::TableKeys>>,
     /// The stores the probe checks: the store itself, or each tier of a
     /// split one (see `strata_store::tiered`).
     probed: Vec<(Arc<dyn ObjectStore>, String)>,
@@ -174,6 +179,7 @@ impl Engine {
             store,
             url: name,
             at_rest: Default::default(),
+            table_keys: None,
         }
     }
 
@@ -183,6 +189,7 @@ impl Engine {
             url: store_name,
             parts: probed,
             at_rest,
+            table_keys,
         } = opened;
         let cache = Caches::new(config.cache_bytes);
         let merge_slots = tokio::sync::Semaphore::new(config.max_concurrent_merges.max(1));
@@ -200,6 +207,7 @@ impl Engine {
             }),
             store_name,
             at_rest,
+            table_keys,
             probed,
             tables: RwLock::new(HashMap::new()),
             checked: tokio::sync::OnceCell::new(),
@@ -405,6 +413,7 @@ impl Engine {
     /// caches and merges in flight: nothing they use changed) and makes only
     /// the new children; any other change makes every partition anew.
     fn install(&self, desc: Arc<TableDescriptor>) -> Arc<TableHandle> {
+        self.note_table_key(&desc);
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
         let kept = tables
             .get(&desc.name)
@@ -459,6 +468,12 @@ impl Engine {
             None => {
                 catalog::validate_stored_name(name)
                     .map_err(|_| Error::TableNotFound(name.to_string()))?;
+                // An index table's objects take its table's KMS key, which
+                // the table's descriptor names: know it before writing.
+                if self.table_keys.is_some() && is_index_table(name) {
+                    let base = name.split('!').next().unwrap_or(name);
+                    let _ = Box::pin(self.table(base)).await;
+                }
                 match catalog::latest(store, name).await? {
                     Some(d) => d,
                     None => return Err(Error::TableNotFound(name.to_string())),

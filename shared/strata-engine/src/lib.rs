@@ -36,8 +36,8 @@ pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
 pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
 pub use engine::{
-    BackupRecord, Engine, ExpiryReport, Ingested, PartitionStorage, PointInTime, RunStorage,
-    TableStorage,
+    kms_key, BackupRecord, Engine, ExpiryReport, Ingested, PartitionStorage, PointInTime,
+    RunStorage, TableStorage,
 };
 pub use error::{Error, Result};
 pub use index::follower::IndexReport;

@@ -20,6 +20,7 @@ pub mod counting;
 pub mod encrypted;
 pub mod faults;
 pub mod intercept;
+pub mod kms;
 pub mod latency;
 pub mod local;
 mod open;

@@ -23,6 +23,10 @@ pub struct OpenedStore {
     pub parts: Vec<(Arc<dyn ObjectStore>, String)>,
     /// How its objects are encrypted at rest (what DescribeTable reports).
     pub at_rest: AtRest,
+    /// Where the engine says which KMS key each table's objects are
+    /// written with, when every part of the store can honour one (S3
+    /// general-purpose buckets; see [`crate::kms`]).
+    pub table_keys: Option<Arc<crate::kms::TableKeys>>,
 }
 
 /// Encryption at rest of a store's objects.
@@ -129,20 +133,24 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
         ),
         None => None,
     };
-    let main = open_one(&parsed, url)?;
+    let table_keys = Arc::new(crate::kms::TableKeys::default());
+    let main = open_one(&parsed, url, &table_keys)?;
     if tier_urls.iter().all(Option::is_none) {
         return Ok(encrypt(main, key));
     }
     refuse_overlaps(std::iter::once(parsed.to_string()).chain(tier_urls.iter().flatten().cloned()))
         .map_err(|reason| bad(&reason))?;
     let mut parts = main.parts.clone();
+    // Tables' own keys only when every tier can write with them.
+    let mut keyed = main.table_keys.is_some();
     let mut tier = |u: &Option<String>| -> Result<Option<crate::DynStore>, OpenError> {
         let Some(u) = u else { return Ok(None) };
         let p = Url::parse(u).map_err(|e| bad(&format!("tier URL {u:?}: {e}")))?;
         if p.query_pairs().any(|(k, _)| k == "log" || k == "runs") {
             return Err(bad("a tier's URL cannot name tiers of its own"));
         }
-        let opened = open_one(&p, u)?;
+        let opened = open_one(&p, u, &table_keys)?;
+        keyed &= opened.table_keys.is_some();
         parts.extend(opened.parts);
         Ok(Some(opened.store))
     };
@@ -153,6 +161,7 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
             url: url.to_string(),
             parts,
             at_rest: main.at_rest,
+            table_keys: keyed.then_some(table_keys),
         },
         key,
     ))
@@ -166,6 +175,8 @@ fn encrypt(opened: OpenedStore, key: Option<crate::encrypted::EncryptionKey>) ->
             at_rest: AtRest::Strata {
                 key_id: key.id_hex(),
             },
+            // Strata's own encryption is every table's.
+            table_keys: None,
             store: Arc::new(crate::encrypted::EncryptedStore::new(opened.store, key)),
             ..opened
         },
@@ -208,8 +219,13 @@ fn refuse_overlaps(urls: impl Iterator<Item = String>) -> Result<(), String> {
     Ok(())
 }
 
-/// One store from a URL without tier parameters.
-fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
+/// One store from a URL without tier parameters; an S3 general-purpose
+/// bucket writes each table's objects with the key `table_keys` names.
+fn open_one(
+    parsed: &Url,
+    url: &str,
+    table_keys: &Arc<crate::kms::TableKeys>,
+) -> Result<OpenedStore, OpenError> {
     let bad = |reason: &str| bad_url(url, reason);
     if parsed.scheme() != "s3" {
         if let Some((k, _)) = parsed.query_pairs().next() {
@@ -220,6 +236,7 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
         }
     }
     let mut at_rest = AtRest::StoreDefault;
+    let mut keyed = false;
     let store: Arc<dyn ObjectStore> = match parsed.scheme() {
         "memory" => Arc::new(InMemory::new()),
         "file" => {
@@ -290,21 +307,46 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
             {
                 builder = builder.with_region(region);
             }
-            if is_directory_bucket(bucket) && endpoint.is_none() {
+            let directory = is_directory_bucket(bucket);
+            if directory && endpoint.is_none() {
                 builder = builder.with_s3_express(true);
             }
             if let Some(sse) = sse {
                 at_rest = AtRest::S3 { sse, kms_key_id };
             }
-            let s3 = builder.build().map_err(|source| OpenError::Store {
+            let prefix = parsed.path().trim_matches('/').to_string();
+            let build = move |builder: AmazonS3Builder| -> object_store::Result<crate::DynStore> {
+                let s3 = builder.build()?;
+                Ok(if prefix.is_empty() {
+                    Arc::new(s3)
+                } else {
+                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
+                })
+            };
+            let store = build(builder.clone()).map_err(|source| OpenError::Store {
                 url: url.to_string(),
                 source,
             })?;
-            let prefix = parsed.path().trim_matches('/');
-            if prefix.is_empty() {
-                Arc::new(s3)
+            if directory {
+                // A directory bucket takes one KMS key, the bucket's.
+                store
             } else {
-                Arc::new(PrefixStore::new(s3, prefix))
+                keyed = true;
+                let encryption = config_key("aws_server_side_encryption")?;
+                let key_id = config_key("aws_sse_kms_key_id")?;
+                let open: crate::kms::OpenWithKey = Arc::new(move |key: &str| {
+                    build(
+                        builder
+                            .clone()
+                            .with_config(encryption, "aws:kms")
+                            .with_config(key_id, key),
+                    )
+                });
+                Arc::new(crate::kms::KmsRouted::new(
+                    store,
+                    Arc::clone(table_keys),
+                    open,
+                ))
             }
         }
         other => return Err(bad(&format!("unknown scheme {other:?}"))),
@@ -314,6 +356,7 @@ fn open_one(parsed: &Url, url: &str) -> Result<OpenedStore, OpenError> {
         store,
         url: url.to_string(),
         at_rest,
+        table_keys: keyed.then(|| Arc::clone(table_keys)),
     })
 }
 
