@@ -11,6 +11,7 @@
 mod cost;
 mod head_errors;
 mod import;
+mod rekey;
 mod server;
 
 use std::net::SocketAddr;
@@ -53,6 +54,10 @@ enum Command {
     /// The monthly cost of a workload on Strata (per deployment, from
     /// measured request counts) next to DynamoDB on-demand and provisioned.
     Cost(cost::CostArgs),
+    /// Finish rotating --encryption-key: seal every object still written with an
+    /// old key (listed after the new one in the key file) with the new key. Run it
+    /// while no server has the store open.
+    Rekey(rekey::RekeyArgs),
 }
 
 #[derive(clap::Args)]
@@ -121,8 +126,10 @@ pub(crate) struct StoreArgs {
     replicas: Vec<String>,
     /// Encrypt every object of the store at rest (AES-256-GCM) with the key in this
     /// file: 32 bytes, or 64 hex digits (`openssl rand -hex 32 > key`). The same key
-    /// must be given every time the store is opened. (S3 stores: prefer S3's own
-    /// encryption, `?sse=AES256` or `?sse=aws:kms` in the store URL.)
+    /// must be given every time the store is opened. To rotate it, list a new key
+    /// first and the old ones after it, one per line (new objects take the first,
+    /// every one reads); `strata rekey` then rewrites the old keys' objects. (S3
+    /// stores: prefer S3's own encryption, `?sse=AES256` or `?sse=aws:kms`.)
     #[arg(long, env = "STRATA_ENCRYPTION_KEY", value_name = "FILE")]
     encryption_key: Option<PathBuf>,
 }
@@ -235,7 +242,7 @@ struct ServeArgs {
     prices: Vec<String>,
 }
 
-fn store_url(args: &StoreArgs) -> Result<String, String> {
+pub(crate) fn store_url(args: &StoreArgs) -> Result<String, String> {
     let url = match &args.store {
         Some(url) => url.clone(),
         None => {
@@ -694,6 +701,7 @@ async fn main() {
         Command::Export(args) => export_cmd(args).await,
         Command::Restore(args) => restore_cmd(args).await,
         Command::Import(args) => import::import_cmd(args).await,
+        Command::Rekey(args) => rekey::rekey_cmd(args).await,
         // Its own runtime, in virtual time, on a thread of its own.
         Command::Cost(args) => std::thread::spawn(move || cost::run(args))
             .join()

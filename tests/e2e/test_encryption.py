@@ -83,6 +83,76 @@ def test_a_local_store_written_with_a_key_holds_no_plaintext():
                 proc.wait(timeout=10)
 
 
+def test_a_key_is_rotated_and_the_old_one_dropped_after_strata_rekey():
+    """Rotation: the key file lists the new key first and the old one after
+    it; the server reads what the old key wrote and writes with the new;
+    `strata rekey` (no server running) seals the rest with the new key, and
+    the new key alone then reads everything. rekey also encrypts a store
+    written without a key."""
+    from conftest import STRATA_BIN
+    import subprocess
+    with tempfile.TemporaryDirectory() as d:
+        old_key, new_key = secrets.token_hex(32), secrets.token_hex(32)
+        paths = {}
+        for name, text in [("old", old_key), ("ring", f"# rotating\n{new_key}\n{old_key}\n"), ("new", new_key)]:
+            paths[name] = os.path.join(d, name)
+            with open(paths[name], "w") as f:
+                f.write(text)
+        data = os.path.join(d, "data")
+
+        def serving(key, check):
+            proc, url = start_server(["--data", data, "--encryption-key", paths[key]])
+            try:
+                check(make_client(url))
+            finally:
+                proc.terminate()
+                proc.wait(timeout=10)
+
+        def write_old(ddb):
+            table(ddb, "rotated")
+            for i in range(20):
+                ddb.put_item(TableName="rotated", Item={"k": {"S": f"old{i}"}})
+
+        def rotate(ddb):
+            assert len(ddb.scan(TableName="rotated", ConsistentRead=True)["Items"]) == 20
+            for i in range(5):
+                ddb.put_item(TableName="rotated", Item={"k": {"S": f"new{i}"}})
+
+        serving("old", write_old)
+        serving("ring", rotate)
+        out = subprocess.run([STRATA_BIN, "rekey", "--data", data, "--encryption-key", paths["ring"]],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "sealed again" in out.stdout and not out.stdout.startswith("rekey: 0 objects"), out.stdout
+        again = subprocess.run([STRATA_BIN, "rekey", "--data", data, "--encryption-key", paths["ring"]],
+                               capture_output=True, text=True, timeout=120)
+        assert again.stdout.startswith("rekey: 0 objects"), again.stdout
+        serving("new", lambda ddb: (
+            len(ddb.scan(TableName="rotated", ConsistentRead=True)["Items"]) == 25 or pytest.fail("lost items")))
+        # A store written without a key is encrypted by rekey too.
+        plain = os.path.join(d, "plain")
+        proc, url = start_server(["--data", plain])
+        try:
+            ddb = make_client(url)
+            table(ddb, "clear")
+            ddb.put_item(TableName="clear", Item={"k": {"S": MARKER}})
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        assert files_containing(plain, MARKER.encode())
+        out = subprocess.run([STRATA_BIN, "rekey", "--data", plain, "--encryption-key", paths["new"]],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert files_containing(plain, MARKER.encode()) == []
+        proc, url = start_server(["--data", plain, "--encryption-key", paths["new"]])
+        try:
+            assert make_client(url).get_item(TableName="clear", Key={"k": {"S": MARKER}},
+                                             ConsistentRead=True)["Item"]
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
 def test_encryption_asked_of_a_store_without_any_is_refused():
     with tempfile.TemporaryDirectory() as d:
         proc, url = start_server(["--data", d])

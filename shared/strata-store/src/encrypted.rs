@@ -14,8 +14,10 @@
 //! Each chunk's additional data is the key id, the object id, its index and
 //! whether it is the last, so chunks cannot be reordered, dropped from the
 //! end, moved between objects or between keys. The key id (the first 8 bytes of SHA-256 of the key) says
-//! which key wrote an object: opening a store with another key fails on the
-//! first read, with a clear error, rather than serving garbage. The path is
+//! which key wrote an object: opening a store without that key fails on the
+//! first read, with a clear error, rather than serving garbage. A store may
+//! be opened with several keys ([`KeyRing`]): the first writes, all read,
+//! which is how a key is rotated. The path is
 //! not in the additional data, so a store-side copy (restores) stays
 //! readable.
 
@@ -179,35 +181,108 @@ impl EncryptionKey {
         }
         Ok(out)
     }
+}
 
-    /// The plaintext of a whole stored object.
-    pub fn open(&self, path: &Path, stored: &[u8]) -> Result<Vec<u8>> {
-        let object = self.check_header(path, stored)?;
-        self.open_chunks(path, &object, 0, &stored[HEADER as usize..], true)
+/// The keys a store is opened with: the first encrypts what is written,
+/// every one reads what it wrote (each object names its key by id), so a
+/// key is rotated by putting a new one first and keeping the old ones while
+/// objects written with them remain.
+#[derive(Debug, Clone)]
+pub struct KeyRing {
+    keys: Vec<EncryptionKey>,
+}
+
+impl From<EncryptionKey> for KeyRing {
+    fn from(key: EncryptionKey) -> Self {
+        KeyRing { keys: vec![key] }
+    }
+}
+
+impl KeyRing {
+    /// A ring of `keys`, the first the current one.
+    pub fn new(keys: Vec<EncryptionKey>) -> std::result::Result<KeyRing, String> {
+        if keys.is_empty() {
+            return Err("no encryption key".into());
+        }
+        Ok(KeyRing { keys })
     }
 
-    /// The object id of a stored object's header, once it is known to be
-    /// this key's.
-    fn check_header(&self, path: &Path, stored: &[u8]) -> Result<[u8; 16]> {
+    /// A key file: 32 raw bytes, or one key of 64 hex digits per line (the
+    /// first encrypts; the others only read; blank lines and lines starting
+    /// with `#` are skipped).
+    pub fn load(path: &std::path::Path) -> std::result::Result<KeyRing, String> {
+        let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::parse(&raw).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    pub fn parse(raw: &[u8]) -> std::result::Result<KeyRing, String> {
+        if raw.len() == 32 {
+            // Raw bytes (which may happen to contain a newline).
+            return EncryptionKey::from_bytes(raw).map(KeyRing::from);
+        }
+        let lines: Option<Vec<&str>> = std::str::from_utf8(raw).ok().map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .collect()
+        });
+        match lines {
+            Some(lines) if lines.len() > 1 => KeyRing::new(
+                lines
+                    .iter()
+                    .map(|l| EncryptionKey::from_bytes(l.as_bytes()))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            _ => EncryptionKey::from_bytes(raw).map(KeyRing::from),
+        }
+    }
+
+    /// The key new objects are written with.
+    pub fn current(&self) -> &EncryptionKey {
+        &self.keys[0]
+    }
+
+    /// Whether stored bytes are an encrypted object at all (any key's).
+    pub fn is_sealed(stored: &[u8]) -> bool {
+        stored.len() >= HEADER as usize && &stored[..8] == MAGIC
+    }
+
+    /// Whether a stored object (its header, at least) is the current key's.
+    pub fn is_current(&self, stored: &[u8]) -> bool {
+        stored.len() >= HEADER as usize
+            && &stored[..8] == MAGIC
+            && stored[8..16] == self.current().id
+    }
+
+    /// The key a stored object (its header, at least) was written with, and
+    /// the object's id.
+    fn of_object(&self, path: &Path, stored: &[u8]) -> Result<(&EncryptionKey, [u8; 16])> {
         if stored.len() < HEADER as usize || &stored[..8] != MAGIC {
             return Err(corrupt(
                 path,
                 "not an encrypted object (was the store written without --encryption-key?)",
             ));
         }
-        if stored[8..16] != self.id {
+        let Some(key) = self.keys.iter().find(|k| stored[8..16] == k.id) else {
             let id: String = stored[8..16].iter().map(|b| format!("{b:02x}")).collect();
+            let ours: Vec<String> = self.keys.iter().map(EncryptionKey::id_hex).collect();
             return Err(corrupt(
                 path,
                 &format!(
                     "written with key {id}, not with this key ({})",
-                    self.id_hex()
+                    ours.join(", ")
                 ),
             ));
-        }
+        };
         let mut object = [0u8; 16];
         object.copy_from_slice(&stored[16..32]);
-        Ok(object)
+        Ok((key, object))
+    }
+
+    /// The plaintext of a whole stored object.
+    pub fn open(&self, path: &Path, stored: &[u8]) -> Result<Vec<u8>> {
+        let (key, object) = self.of_object(path, stored)?;
+        key.open_chunks(path, &object, 0, &stored[HEADER as usize..], true)
     }
 }
 
@@ -232,16 +307,20 @@ fn corrupt(path: &Path, what: &str) -> object_store::Error {
     }
 }
 
-/// A store whose objects are encrypted with `key` (see the module docs).
+/// A store whose objects are encrypted with its ring's current key and
+/// read with whichever of its keys wrote them (see the module docs).
 #[derive(Debug)]
 pub struct EncryptedStore {
     inner: Arc<dyn ObjectStore>,
-    key: EncryptionKey,
+    keys: KeyRing,
 }
 
 impl EncryptedStore {
-    pub fn new(inner: Arc<dyn ObjectStore>, key: EncryptionKey) -> Self {
-        Self { inner, key }
+    pub fn new(inner: Arc<dyn ObjectStore>, keys: impl Into<KeyRing>) -> Self {
+        Self {
+            inner,
+            keys: keys.into(),
+        }
     }
 
     fn plain_meta(mut meta: ObjectMeta) -> ObjectMeta {
@@ -265,11 +344,9 @@ impl EncryptedStore {
             parts.next().unwrap_or_default(),
             parts.next().unwrap_or_default(),
         );
-        let object = self.key.check_header(location, &header)?;
+        let (key, object) = self.keys.of_object(location, &header)?;
         let to_end = (sealed.len() as u64) < stored.end - stored.start;
-        let plain = self
-            .key
-            .open_chunks(location, &object, first, &sealed, to_end)?;
+        let plain = key.open_chunks(location, &object, first, &sealed, to_end)?;
         let from = (range.start - first * CHUNK) as usize;
         let until = ((range.end - first * CHUNK) as usize).min(plain.len());
         if from > until {
@@ -300,7 +377,7 @@ impl ObjectStore for EncryptedStore {
         for part in payload.iter() {
             plain.extend_from_slice(part);
         }
-        let sealed = self.key.seal(&plain)?;
+        let sealed = self.keys.current().seal(&plain)?;
         self.inner.put_opts(location, sealed.into(), opts).await
     }
 
@@ -335,7 +412,7 @@ impl ObjectStore for EncryptedStore {
             result.attributes.clone(),
         );
         let stored = result.bytes().await?;
-        let plain = self.key.open(location, &stored)?;
+        let plain = self.keys.open(location, &stored)?;
         let len = plain.len() as u64;
         let r = match range {
             None => 0..len,
@@ -474,6 +551,60 @@ mod tests {
         assert!(listed
             .iter()
             .any(|m| m.location.as_ref() == "a" && m.size == plain.len() as u64));
+    }
+
+    #[tokio::test]
+    async fn a_key_is_rotated_by_putting_a_new_one_first() {
+        let raw: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let (old, new) = (Path::from("old"), Path::from("new"));
+        EncryptedStore::new(Arc::clone(&raw), key(1))
+            .put(&old, vec![1u8; 200_000].into())
+            .await
+            .unwrap();
+        let hex = |b: u8| format!("{b:02x}").repeat(32);
+        let ring =
+            KeyRing::parse(format!("# rotated\n{}\n\n{}\n", hex(2), hex(1)).as_bytes()).unwrap();
+        assert_eq!(ring.current().id_hex(), key(2).id_hex());
+        let rotated = EncryptedStore::new(Arc::clone(&raw), ring);
+        // What the old key wrote is read (ranges too); new objects take the new key.
+        assert_eq!(
+            rotated
+                .get(&old)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .len(),
+            200_000
+        );
+        assert_eq!(
+            rotated
+                .get_range(&old, 70_000..70_010)
+                .await
+                .unwrap()
+                .as_ref(),
+            &[1u8; 10]
+        );
+        rotated.put(&new, vec![2u8; 10].into()).await.unwrap();
+        let stored = raw.get(&new).await.unwrap().bytes().await.unwrap();
+        assert_eq!(&stored[8..16], &key(2).id[..]);
+        // Once the old key is dropped, its objects are refused, by name.
+        let only_new = EncryptedStore::new(Arc::clone(&raw), key(2));
+        assert_eq!(
+            only_new
+                .get(&new)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &[2u8; 10]
+        );
+        let e = only_new.get(&old).await.unwrap_err().to_string();
+        assert!(e.contains(&key(1).id_hex()), "{e}");
+        assert!(KeyRing::parse(b"# nothing\n\n").is_err());
     }
 
     #[tokio::test]

@@ -128,7 +128,7 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     }
     let key = match &key_file {
         Some(f) => Some(
-            crate::encrypted::EncryptionKey::load(std::path::Path::new(f))
+            crate::encrypted::KeyRing::load(std::path::Path::new(f))
                 .map_err(|e| bad(&format!("encryption_key: {e}")))?,
         ),
         None => None,
@@ -168,12 +168,12 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
 }
 
 /// `opened`, its objects encrypted by Strata when a key is given.
-fn encrypt(opened: OpenedStore, key: Option<crate::encrypted::EncryptionKey>) -> OpenedStore {
+fn encrypt(opened: OpenedStore, key: Option<crate::encrypted::KeyRing>) -> OpenedStore {
     match key {
         None => opened,
         Some(key) => OpenedStore {
             at_rest: AtRest::Strata {
-                key_id: key.id_hex(),
+                key_id: key.current().id_hex(),
             },
             // Strata's own encryption is every table's.
             table_keys: None,
