@@ -25,10 +25,17 @@ pub async fn rekey_cmd(mut args: RekeyArgs) -> Result<(), String> {
     let ring = KeyRing::load(&key_file).map_err(|e| format!("--encryption-key {e}"))?;
     // The store as stored: the objects' sealed bytes.
     let url = crate::store_url(&args.store)?;
-    let raw = strata_store::open_store(&url)
+    let opened = strata_store::open_store(&url)
         .await
-        .map_err(|e| e.to_string())?
-        .store;
+        .map_err(|e| e.to_string())?;
+    if matches!(opened.at_rest, strata_store::AtRest::Strata { .. }) {
+        // The key must come from --encryption-key only: a store URL with
+        // its own encryption_key would seal every object twice.
+        return Err(
+            "strata rekey: give the key file with --encryption-key, not in the store URL".into(),
+        );
+    }
+    let raw = opened.store;
     let (mut kept, mut rewritten, mut bytes) = (0u64, 0u64, 0u64);
     // Directory by directory (a listing of one level at a time, each
     // listed in full before its objects are rewritten), so memory holds one

@@ -96,6 +96,15 @@ pub fn secret_id(auth: &str) -> Option<&str> {
         .or(is_arn.then_some(auth))
 }
 
+/// The region in a secret's ARN (`arn:aws:secretsmanager:REGION:…`): a
+/// secret is read from its own region's endpoint.
+pub fn secret_region(id: &str) -> Option<&str> {
+    id.starts_with("arn:")
+        .then(|| id.split(':').nth(3))
+        .flatten()
+        .filter(|r| !r.is_empty())
+}
+
 /// Secrets Manager's endpoint: `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else
 /// `AWS_ENDPOINT_URL` (as the AWS SDKs choose), else the regional one.
 pub fn secrets_endpoint(region: &str) -> String {
@@ -170,5 +179,7 @@ mod tests {
         assert_eq!(secret_id("/etc/strata/users.json"), None);
         assert_eq!(secret_id(r#"{"users": []}"#), None);
         assert_eq!(secret_id("arn:aws:s3:::bucket"), None);
+        assert_eq!(super::secret_region(arn), Some("us-east-1"));
+        assert_eq!(super::secret_region("strata/users"), None);
     }
 }

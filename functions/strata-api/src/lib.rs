@@ -67,7 +67,14 @@ impl Settings {
     /// instance starts, so that the secret's value is in no configuration
     /// anyone can read. The one network call of an instance's start.
     pub async fn resolve_auth(&mut self) -> Result<(), String> {
-        let endpoint = aws::secrets_endpoint(&self.region);
+        let region = self
+            .auth
+            .as_deref()
+            .and_then(aws::secret_id)
+            .and_then(aws::secret_region)
+            .unwrap_or(&self.region)
+            .to_string();
+        let endpoint = aws::secrets_endpoint(&region);
         self.resolve_auth_at(&endpoint).await
     }
 
@@ -76,9 +83,19 @@ impl Settings {
         let Some(id) = self.auth.as_deref().and_then(aws::secret_id) else {
             return Ok(());
         };
-        let users = aws::get_secret(endpoint, &self.region, id)
+        let region = aws::secret_region(id).unwrap_or(&self.region).to_string();
+        let users = aws::get_secret(endpoint, &region, id)
             .await
             .map_err(|e| format!("STRATA_AUTH: {e}"))?;
+        // Parsed here, as JSON only: a value that is not a users file is
+        // refused without being echoed (it may hold secrets).
+        if !users.trim_start().starts_with('{') {
+            return Err(format!(
+                "STRATA_AUTH: the secret {id} does not hold a users file (JSON)"
+            ));
+        }
+        strata_api::auth::Users::parse(&users)
+            .map_err(|e| format!("STRATA_AUTH: the secret {id}: {e}"))?;
         self.auth = Some(users);
         Ok(())
     }
@@ -122,13 +139,13 @@ pub fn build(settings: Settings, sink: Sink) -> Result<App, strata_engine::Error
     let regions =
         strata_engine::replication::open_regions_unchecked(&settings.regions, engine.config())?;
     let mut api = Api::new(Arc::clone(&engine), settings.region.clone()).with_regions(regions);
-    // An instance serves one request at a time: half its memory may go to
-    // parsing it.
+    // An instance serves one request at a time: a quarter of its memory
+    // may go to parsing it (the block cache takes 40%).
     if let Some(mb) = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         .ok()
         .and_then(|m| m.parse::<u64>().ok())
     {
-        api = api.with_request_memory((mb << 20) / 2);
+        api = api.with_request_memory((mb << 20) / 4);
     }
     if let Some(auth) = &settings.auth {
         let users = strata_api::auth::Users::load(auth)

@@ -24,12 +24,14 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
     // backlog of expired items) cannot keep a run that times out from ever
     // reaching the tables after it.
     if !names.is_empty() {
-        let minute = std::time::SystemTime::now()
+        // From the clock's nanoseconds: a start that moves whatever the
+        // schedule's period and the number of tables.
+        let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() / 60)
+            .map(|d| d.subsec_nanos())
             .unwrap_or_default();
         let len = names.len();
-        names.rotate_left((minute % len as u64) as usize);
+        names.rotate_left(nanos as usize % len);
     }
     for table in names {
         // One table's failure to expire must not stop the others' upkeep.

@@ -92,7 +92,7 @@ pub async fn import_table(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResul
         .ok_or_else(|| missing("TableCreationParameters"))?;
     let mut spec = crate::tables::table_spec(&Req(params))?;
     if let Some(sse) = Req(params).obj("SSESpecification")? {
-        crate::tables::check_sse(api, sse)?;
+        crate::tables::check_sse(api, sse).await?;
     }
     let table = spec.name.clone();
     // The indexes are built from the items once they are in.

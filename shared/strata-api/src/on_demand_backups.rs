@@ -285,7 +285,7 @@ async fn restore_from(
         meta.insert("ProvisionedThroughput".into(), Json::Object(pt.clone()));
     }
     if let Some(sse) = req.obj("SSESpecificationOverride")? {
-        crate::tables::check_sse(api, sse)?;
+        crate::tables::check_sse(api, sse).await?;
         meta.insert("SSESpecification".into(), Json::Object(sse.clone()));
     }
     let summary = json!({

@@ -9,8 +9,10 @@
 //! ([`parse_cost`]); the request then takes that much from a budget shared
 //! by the requests in flight ([`ParseBudget`]), waits briefly when the
 //! budget is taken, and is refused when it could never fit. The weights are
-//! upper bounds measured with a counting allocator
-//! (`tests/parse_memory.rs`), for the tree and the items built from it.
+//! upper bounds measured with a counting allocator that counts what malloc
+//! hands out (`tests/parse_memory.rs`), for the tree and the items built
+//! from it, on shapes chosen to be expensive (vectors and maps just past a
+//! doubling).
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,10 +25,13 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// Bytes charged per JSON value (its slot in a vector or map, and the
 /// engine value it may become).
-const PER_VALUE: u64 = 200;
+const PER_VALUE: u64 = 300;
 /// Bytes charged per non-empty object (its map's tables, and the attribute
 /// map it may become).
-const PER_OBJECT: u64 = 500;
+const PER_OBJECT: u64 = 300;
+/// Bytes charged per member of an object (its slot in the map's entries
+/// and index tables, which grow by doubling).
+const PER_ENTRY: u64 = 150;
 /// Bytes charged per byte of string, key or number text.
 const PER_TEXT_BYTE: u64 = 3;
 
@@ -35,13 +40,17 @@ const PER_TEXT_BYTE: u64 = 3;
 pub struct Shape {
     pub values: u64,
     pub objects: u64,
+    pub entries: u64,
     pub text_bytes: u64,
 }
 
 impl Shape {
     /// The estimated peak bytes of the parse and of the items built from it.
     pub fn bytes(&self) -> u64 {
-        self.values * PER_VALUE + self.objects * PER_OBJECT + self.text_bytes * PER_TEXT_BYTE
+        self.values * PER_VALUE
+            + self.objects * PER_OBJECT
+            + self.entries * PER_ENTRY
+            + self.text_bytes * PER_TEXT_BYTE
     }
 }
 
@@ -120,6 +129,7 @@ impl<'de> Visitor<'de> for Count<'_> {
         }
         if entries > 0 {
             self.0.objects += 1;
+            self.0.entries += entries;
         }
         Ok(())
     }
@@ -158,6 +168,8 @@ pub struct ParseBudget {
 
 /// How long a request waits for its share before it is throttled.
 const WAIT: Duration = Duration::from_secs(5);
+/// How often a waiting request tries again.
+const RETRY: Duration = Duration::from_millis(5);
 
 impl ParseBudget {
     pub fn new(bytes: u64) -> Self {
@@ -190,13 +202,23 @@ impl ParseBudget {
                 )))
             }
         };
-        let take = Arc::clone(&self.permits).acquire_many_owned(kib);
-        match tokio::time::timeout(WAIT, take).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(ApiError::new(
-                ErrorCode::Throttling,
-                "Too much request data in flight: try again in a moment.",
-            )),
+        // Tried again every few milliseconds rather than queued: a queued
+        // request holds the permits it has gathered, so one large body
+        // waiting would make every small request wait behind it.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match Arc::clone(&self.permits).try_acquire_many_owned(kib) {
+                Ok(permit) => return Ok(permit),
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY).await;
+                }
+                Err(_) => {
+                    return Err(ApiError::new(
+                        ErrorCode::Throttling,
+                        "Too much request data in flight: try again in a moment.",
+                    ))
+                }
+            }
         }
     }
 }
@@ -211,6 +233,7 @@ mod tests {
             .unwrap();
         assert_eq!(s.values, 9);
         assert_eq!(s.objects, 5);
+        assert_eq!(s.entries, 6);
         assert_eq!(s.text_bytes, "ItemaLSxyNULLn".len() as u64);
         // Empty objects allocate nothing and count as values only.
         assert_eq!(parse_cost(b"[{}, {}]").unwrap().objects, 0);
@@ -248,5 +271,24 @@ mod tests {
         assert_eq!(e.code, ErrorCode::Throttling);
         drop(a);
         let _c = budget.take(half).await.unwrap();
+        // A large request waiting does not hold back small ones.
+        let small = Shape {
+            values: 1,
+            ..Shape::default()
+        };
+        let all = Shape {
+            text_bytes: (1 << 20) / PER_TEXT_BYTE,
+            ..Shape::default()
+        };
+        let big = tokio::spawn({
+            let budget = budget.clone();
+            async move { budget.take(all).await.map(drop) }
+        });
+        tokio::task::yield_now().await;
+        drop(_c);
+        let _s = budget.take(small).await.unwrap();
+        drop(_b);
+        drop(_s);
+        big.await.unwrap().unwrap();
     }
 }

@@ -108,16 +108,31 @@ fn sse_description(api: &Api, d: &TableDescriptor, region: &str) -> Option<Json>
 }
 
 /// Refuses an SSESpecification the store cannot honour: encryption asked of
-/// a store that has none, or a KMS key other than the store's.
-pub(crate) fn check_sse(api: &Api, sse: &serde_json::Map<String, Json>) -> ApiResult<()> {
+/// a store that has none, a KMS key of the table's own on a store that
+/// cannot write one per table (unless it is the store's), or a key the
+/// store cannot write with (missing, another region's, not allowed).
+pub(crate) async fn check_sse(api: &Api, sse: &serde_json::Map<String, Json>) -> ApiResult<()> {
     use strata_store::AtRest;
     if sse.get("Enabled") != Some(&Json::Bool(true)) {
         return Ok(());
     }
     let asked = sse.get("KMSMasterKeyId").and_then(Json::as_str);
-    if asked.is_some_and(|k| !k.is_empty()) && api.engine.supports_table_keys() {
-        // The table's objects are written with its own key.
-        return Ok(());
+    let kms = sse.get("SSEType").and_then(Json::as_str).unwrap_or("KMS") == "KMS";
+    if asked.is_some() && !kms {
+        return Err(invalid(
+            "SSESpecification: KMSMasterKeyId can only be given with SSEType KMS",
+        ));
+    }
+    if let Some(key) = asked.filter(|k| !k.is_empty()) {
+        if api.engine.supports_table_keys() {
+            // The table's objects are written with its own key: one the
+            // store can write with.
+            return api
+                .engine
+                .check_table_key(key)
+                .await
+                .map_err(|e| invalid(format!("SSESpecification: {e}")));
+        }
     }
     match (api.engine.at_rest(), asked) {
         (AtRest::StoreDefault, _) => Err(invalid(
@@ -400,7 +415,7 @@ fn merge_tags(meta: &mut Map<String, Json>, tags: Vec<(String, String)>) {
 pub async fn create(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json> {
     let spec = table_spec(req)?;
     if let Some(sse) = req.obj("SSESpecification")? {
-        check_sse(api, sse)?;
+        check_sse(api, sse).await?;
     }
     let d = api.engine.create_table(spec).await.map_err(|e| match e {
         strata_engine::Error::TableExists(t) => {
@@ -642,7 +657,7 @@ pub async fn update(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiResult<Json
         }
     }
     if let Some(sse) = req.obj("SSESpecification")? {
-        check_sse(api, sse)?;
+        check_sse(api, sse).await?;
     }
     let d = change_meta(api, name, |meta| {
         if req.has("BillingMode") || req.has("ProvisionedThroughput") {

@@ -15,15 +15,22 @@ struct Counting;
 static NOW: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 
+/// What an allocation of `size` takes from malloc (glibc: 8 bytes of
+/// header, 16-byte granules, 32 bytes at least).
+fn footprint(size: usize) -> usize {
+    (size + 8).div_ceil(16).max(2) * 16
+}
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let now = NOW.fetch_add(l.size(), Relaxed) + l.size();
+        let f = footprint(l.size());
+        let now = NOW.fetch_add(f, Relaxed) + f;
         PEAK.fetch_max(now, Relaxed);
         unsafe { System.alloc(l) }
     }
 
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        NOW.fetch_sub(l.size(), Relaxed);
+        NOW.fetch_sub(footprint(l.size()), Relaxed);
         unsafe { System.dealloc(p, l) }
     }
 }
@@ -101,6 +108,31 @@ fn the_estimate_bounds_what_a_parse_holds() {
             .into_bytes(),
         ),
         ("small", put(r#""v":{"S":"hello"}"#.into())),
+        // Outside items, just past a power of two (vectors and maps grow by
+        // doubling): names, numbers, strings.
+        (
+            "a flat map",
+            format!(
+                r#"{{"TableName":"t","ExpressionAttributeNames":{{{}}}}}"#,
+                (0..(1 << 15) + 1)
+                    .map(|i| format!(r##""#n{i}":"a""##))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+            .into_bytes(),
+        ),
+        (
+            "numbers",
+            format!(r#"{{"x":[{}]}}"#, vec!["1"; (1 << 16) + 1].join(",")).into_bytes(),
+        ),
+        (
+            "strings",
+            format!(r#"{{"x":[{}]}}"#, vec!["\"a\""; (1 << 16) + 1].join(",")).into_bytes(),
+        ),
+        (
+            "empty objects",
+            format!(r#"{{"x":[{}]}}"#, vec!["{}"; (1 << 16) + 1].join(",")).into_bytes(),
+        ),
     ];
     for (name, body) in bodies {
         let estimate = parse_cost(&body).unwrap().bytes() as usize;

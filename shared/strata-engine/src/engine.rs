@@ -41,7 +41,7 @@ pub use ingest::Ingested;
 
 pub use point_in_time::PointInTime;
 pub use stats::{PartitionStorage, RunStorage, TableStorage};
-pub use table_keys::kms_key;
+pub use table_keys::{kms_key, without_table_key};
 
 /// Starts the descriptor's old-image generation in every partition's log
 /// (see `Partition::mark_images_gen`). A partition that fails is logged: its
@@ -413,8 +413,10 @@ impl Engine {
     /// caches and merges in flight: nothing they use changed) and makes only
     /// the new children; any other change makes every partition anew.
     fn install(&self, desc: Arc<TableDescriptor>) -> Arc<TableHandle> {
-        self.note_table_key(&desc);
         let mut tables = self.tables.write().unwrap_or_else(|p| p.into_inner());
+        // Under the lock, so that the store's key and the installed
+        // descriptor agree whichever of two installs comes last.
+        self.note_table_key(&desc);
         let kept = tables
             .get(&desc.name)
             .filter(|old| old.desc.only_splits_added(&desc))

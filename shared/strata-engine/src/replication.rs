@@ -624,7 +624,7 @@ pub async fn add_replica(
             partitions: Some(desc.partitions),
             keep_old_images: desc.keep_old_images,
             replicas: members.clone(),
-            meta: desc.meta.clone(),
+            meta: crate::engine::without_table_key(&desc.meta),
             indexes: desc.indexes.clone(),
             commit_window_ms: desc.commit_window_ms,
         })

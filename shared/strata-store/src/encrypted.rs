@@ -227,7 +227,7 @@ impl KeyRing {
                 .collect()
         });
         match lines {
-            Some(lines) if lines.len() > 1 => KeyRing::new(
+            Some(lines) if !lines.is_empty() => KeyRing::new(
                 lines
                     .iter()
                     .map(|l| EncryptionKey::from_bytes(l.as_bytes()))
@@ -605,6 +605,8 @@ mod tests {
         let e = only_new.get(&old).await.unwrap_err().to_string();
         assert!(e.contains(&key(1).id_hex()), "{e}");
         assert!(KeyRing::parse(b"# nothing\n\n").is_err());
+        let one = KeyRing::parse(format!("# the key\n{}\n", hex(3)).as_bytes()).unwrap();
+        assert_eq!(one.current().id_hex(), key(3).id_hex());
     }
 
     #[tokio::test]

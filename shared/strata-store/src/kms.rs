@@ -35,7 +35,12 @@ use crate::DynStore;
 #[derive(Debug, Default)]
 pub struct TableKeys {
     by_table: RwLock<HashMap<String, String>>,
+    /// Probes in flight: a probe object's id and the key it is written with.
+    probes: RwLock<HashMap<String, String>>,
 }
+
+/// Where probe objects live.
+const PROBES: &str = "_strata/kms-probe";
 
 impl TableKeys {
     /// Records the key `table`'s objects are written with from now on
@@ -60,6 +65,14 @@ impl TableKeys {
     /// items) are the store's, so that a descriptor changing the key is
     /// written like the ones before it.
     pub fn for_path(&self, path: &Path) -> Option<String> {
+        if let Some(id) = path
+            .as_ref()
+            .strip_prefix(PROBES)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            let probes = self.probes.read().unwrap_or_else(|p| p.into_inner());
+            return probes.get(id).cloned();
+        }
         let mut parts = path.parts();
         if parts.next()?.as_ref() != "tables" {
             return None;
@@ -73,10 +86,35 @@ impl TableKeys {
     }
 }
 
+impl TableKeys {
+    /// A path whose write is made with `key` until [`TableKeys::end_probe`]:
+    /// to check a key before a table takes it.
+    pub fn start_probe(&self, key: &str) -> Path {
+        let id = crate::paths::random_id();
+        let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+        probes.insert(id.clone(), key.to_string());
+        Path::from(format!("{PROBES}/{id}"))
+    }
+
+    pub fn end_probe(&self, path: &Path) {
+        if let Some(id) = path
+            .as_ref()
+            .strip_prefix(PROBES)
+            .and_then(|r| r.strip_prefix('/'))
+        {
+            let mut probes = self.probes.write().unwrap_or_else(|p| p.into_inner());
+            probes.remove(id);
+        }
+    }
+}
+
 /// The table an index table belongs to (`t!ix` → `t`).
 fn base_table(table: &str) -> &str {
     table.split('!').next().unwrap_or(table)
 }
+
+/// S3 clients kept at most (one per key in use).
+const MAX_CLIENTS: usize = 64;
 
 /// Opens the store's S3 client again with another KMS key.
 pub type OpenWithKey = Arc<dyn Fn(&str) -> Result<DynStore> + Send + Sync>;
@@ -119,6 +157,10 @@ impl KmsRouted {
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = clients.get(&key) {
             return Ok(Arc::clone(c));
+        }
+        if clients.len() >= MAX_CLIENTS {
+            // Keys named and dropped over a long life: start over.
+            clients.clear();
         }
         let c = (self.open)(&key)?;
         clients.insert(key, Arc::clone(&c));
