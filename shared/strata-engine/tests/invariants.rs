@@ -534,3 +534,39 @@ async fn refuses_non_atomic_store() {
             .expect("atomic store accepted");
     }
 }
+
+/// 61. A refused write saw every acknowledged write: a conditional write
+/// that fails (or an update refused for the item's value) was evaluated on
+/// a view brought up to date after it began, not on one merely fresh
+/// enough to write with. Found by the crash test's history checker: engine
+/// B, whose view predates A's acknowledged write, answered
+/// ConditionalCheckFailed for a condition A's write had made true, and a
+/// refusal writes nothing, so nothing told B its view was old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_write_saw_every_acknowledged_write() {
+    for b in backends() {
+        let store = b.store();
+        let (a, stale) = (
+            engine(&store, test_config()).await,
+            engine(&store, test_config()).await,
+        );
+        a.create_table(spec("refusals")).await.unwrap();
+        let k = key("r", 1);
+        let is = |want: i64| -> Condition {
+            Arc::new(move |cur: Option<&Item>| Ok(cur.is_some_and(|i| num_attr(i, "v") == want)))
+        };
+        for round in 0..5i64 {
+            // B's view is loaded (and young enough to write with) ...
+            let _ = get(&stale, "refusals", &k).await;
+            // ... then A's write is acknowledged ...
+            put(&a, "refusals", item("r", 1, &[("v", n(round))])).await;
+            // ... and B's conditional write on what A wrote must see it.
+            let op = WriteOp::put(k.clone(), item("r", 1, &[("v", n(round)), ("by", n(1))]))
+                .with_condition(is(round));
+            stale
+                .write("refusals", WriteRequest::single(op))
+                .await
+                .unwrap_or_else(|e| panic!("[{}] round {round}: {e}", b.name));
+        }
+    }
+}

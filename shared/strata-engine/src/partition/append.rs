@@ -19,6 +19,13 @@ pub(super) enum Appended {
 pub(super) enum Proposal<T> {
     /// Nothing to write: the loop's answer.
     Done(T),
+    /// Nothing to write, and the answer says something of the items' state
+    /// (a condition found false, an update refused for the item's value):
+    /// the loop's answer once it was reached on a view brought up to date
+    /// after the request began, as a strongly consistent read is. A view
+    /// only "fresh enough" for writes may miss a write another instance
+    /// acknowledged a moment ago, and nothing written here would find out.
+    DoneIfCurrent(T),
     /// Append this segment; the answer if it commits.
     Append(LogSegment, T),
 }
@@ -74,6 +81,7 @@ impl Partition {
     ) -> Result<(T, u64)> {
         let mut unresolved: Vec<Attempt<T>> = Vec::new();
         let mut lost = false;
+        let mut current = false;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             match refresh {
                 // Another instance appends here too: a failed create costs a
@@ -100,6 +108,14 @@ impl Partition {
             self.check_not_sealed()?;
             let (seg, answer) = match propose().await? {
                 Proposal::Done(answer) => return Ok((answer, 0)),
+                Proposal::DoneIfCurrent(answer) if current => return Ok((answer, 0)),
+                Proposal::DoneIfCurrent(_) => {
+                    // Look at the log's tail now (one GET when nothing
+                    // landed) and evaluate again on what it shows.
+                    self.refresh_locked(self.clock().tick()).await?;
+                    current = true;
+                    continue;
+                }
                 Proposal::Append(seg, answer) => (seg, answer),
             };
             match self.try_append(&seg).await? {

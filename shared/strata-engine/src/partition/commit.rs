@@ -83,7 +83,13 @@ impl Partition {
                 Box::pin(async move {
                     let (mutations, results, newest_seen, images_gen) = self.evaluate(reqs).await?;
                     if mutations.is_empty() {
-                        return Ok(Proposal::Done(results));
+                        // A refusal is an observation of the items: made on
+                        // a current view, or not at all.
+                        return Ok(if results.iter().any(Result::is_err) {
+                            Proposal::DoneIfCurrent(results)
+                        } else {
+                            Proposal::Done(results)
+                        });
                     }
                     // Newer than every version it replaces, even one replicated
                     // from a region whose clock runs ahead: last-writer-wins then
