@@ -45,6 +45,9 @@ pub struct FaultPlan {
     pub kinds: Vec<RequestKind>,
     /// Only paths containing this text are touched (all paths when empty).
     pub path_contains: String,
+    /// While this file exists, every touched request fails before it
+    /// reaches the store: a network partition a test opens and heals.
+    pub cut_while: Option<std::path::PathBuf>,
 }
 
 /// Counts of what was injected.
@@ -142,6 +145,10 @@ impl Interceptor for FaultInjector {
         let Some((x, plan)) = self.draw(kind, path) else {
             return Ok(());
         };
+        if plan.cut_while.as_ref().is_some_and(|f| f.exists()) {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+            return Err(fault("the link to the store is cut"));
+        }
         if x < plan.error_rate {
             self.errors.fetch_add(1, Ordering::Relaxed);
             return Err(fault("request failed"));
@@ -183,6 +190,46 @@ impl Interceptor for FaultInjector {
 pub type FaultStore = Intercepted<FaultInjector>;
 
 /// Wraps `inner` with seeded fault injection per `plan`.
+/// A plan from text, as a store URL's `faults=` gives it:
+/// `error:0.02,timeout:0.01,lost:0.02,conflict:0.01,seed:7` (probabilities
+/// per request; timeouts wait 200 ms), and `cut:FILE` (every request fails
+/// while FILE exists). Only the tables' objects are touched (`tables/`), so
+/// the store's start-up probe is not.
+pub fn parse_plan(text: &str) -> std::result::Result<(u64, FaultPlan), String> {
+    let mut plan = FaultPlan {
+        timeout: Duration::from_millis(200),
+        path_contains: "tables/".into(),
+        ..FaultPlan::default()
+    };
+    let mut seed = 0;
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        let (name, value) = part
+            .split_once(':')
+            .ok_or_else(|| format!("{part:?}: expected NAME:VALUE"))?;
+        if name == "seed" {
+            seed = value.parse().map_err(|_| format!("seed {value:?}"))?;
+            continue;
+        }
+        if name == "cut" {
+            plan.cut_while = Some(std::path::PathBuf::from(value));
+            continue;
+        }
+        let p: f64 = value
+            .parse()
+            .ok()
+            .filter(|p| (0.0..=1.0).contains(p))
+            .ok_or_else(|| format!("{name}: {value:?} is not a probability"))?;
+        match name {
+            "error" => plan.error_rate = p,
+            "timeout" => plan.timeout_rate = p,
+            "lost" => plan.lost_response_rate = p,
+            "conflict" => plan.conflict_after_success_rate = p,
+            _ => return Err(format!("{name:?}: error, timeout, lost, conflict or seed")),
+        }
+    }
+    Ok((seed, plan))
+}
+
 pub fn with_faults(
     inner: Arc<dyn ObjectStore>,
     seed: u64,
@@ -271,5 +318,26 @@ impl ObjectStore for NonAtomicCreateStore {
 
     async fn copy_if_not_exists(&self, from: &Path, to: &Path) -> Result<()> {
         self.inner.copy_if_not_exists(from, to).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_from_a_store_url() {
+        let (seed, plan) = parse_plan("error:0.03,timeout:0.01,lost:0.02,conflict:0.01,seed:19").unwrap();
+        assert_eq!(seed, 19);
+        assert_eq!(
+            (plan.error_rate, plan.timeout_rate, plan.lost_response_rate, plan.conflict_after_success_rate),
+            (0.03, 0.01, 0.02, 0.01)
+        );
+        assert_eq!(plan.path_contains, "tables/");
+        let (_, cut) = parse_plan("cut:/tmp/link-cut").unwrap();
+        assert_eq!(cut.cut_while, Some(std::path::PathBuf::from("/tmp/link-cut")));
+        for bad in ["error", "error:2", "bogus:0.1", "seed:x"] {
+            assert!(parse_plan(bad).is_err(), "{bad}");
+        }
     }
 }

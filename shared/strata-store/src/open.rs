@@ -106,12 +106,14 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     }
     let mut tier_urls: [Option<String>; 2] = [None, None];
     let mut key_file: Option<String> = None;
+    let mut faults: Option<String> = None;
     let mut rest = Vec::new();
     for (k, v) in parsed.query_pairs() {
         let slot = match k.as_ref() {
             "log" => &mut tier_urls[0],
             "runs" => &mut tier_urls[1],
             "encryption_key" => &mut key_file,
+            "faults" => &mut faults,
             _ => {
                 rest.push((k.into_owned(), v.into_owned()));
                 continue;
@@ -134,9 +136,14 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
         None => None,
     };
     let table_keys = Arc::new(crate::kms::TableKeys::default());
+    let faults = faults
+        .as_deref()
+        .map(crate::faults::parse_plan)
+        .transpose()
+        .map_err(|e| bad(&format!("faults: {e}")))?;
     let main = open_one(&parsed, url, &table_keys)?;
     if tier_urls.iter().all(Option::is_none) {
-        return Ok(encrypt(main, key));
+        return Ok(encrypt(with_faults(main, faults), key));
     }
     refuse_overlaps(std::iter::once(parsed.to_string()).chain(tier_urls.iter().flatten().cloned()))
         .map_err(|reason| bad(&reason))?;
@@ -156,15 +163,33 @@ pub fn open_unchecked(url: &str) -> Result<OpenedStore, OpenError> {
     };
     let (log, runs) = (tier(&tier_urls[0])?, tier(&tier_urls[1])?);
     Ok(encrypt(
-        OpenedStore {
-            store: Arc::new(crate::tiered::TieredStore::new(main.store, log, runs)),
-            url: url.to_string(),
-            parts,
-            at_rest: main.at_rest,
-            table_keys: keyed.then_some(table_keys),
-        },
+        with_faults(
+            OpenedStore {
+                store: Arc::new(crate::tiered::TieredStore::new(main.store, log, runs)),
+                url: url.to_string(),
+                parts,
+                at_rest: main.at_rest,
+                table_keys: keyed.then_some(table_keys),
+            },
+            faults,
+        ),
         key,
     ))
+}
+
+/// `opened` with faults injected into its tables' requests (`faults=` in
+/// the URL: a test's and the soak's, never production's).
+fn with_faults(
+    opened: OpenedStore,
+    faults: Option<(u64, crate::faults::FaultPlan)>,
+) -> OpenedStore {
+    match faults {
+        None => opened,
+        Some((seed, plan)) => OpenedStore {
+            store: crate::faults::with_faults(opened.store, seed, plan).0,
+            ..opened
+        },
+    }
 }
 
 /// `opened`, its objects encrypted by Strata when a key is given.
