@@ -96,32 +96,43 @@ def linearizable(ops, initial=None, budget=2_000_000):
             required |= 1 << i
     seen = set()
     steps = 0
-    order = []
-
-    def search(done, state):
-        nonlocal steps
+    # An explicit stack (histories of thousands of operations are deeper
+    # than Python's recursion): frames of (linearized set, register value,
+    # the next candidate to try); `path` holds the operations chosen.
+    stack, path = [(0, _freeze(initial), 0)], []
+    while stack:
+        done, state, start = stack[-1]
         if done & required == required:
-            return True
-        if (done, state) in seen:
-            return False
-        seen.add((done, state))
-        steps += 1
-        if steps > budget:
-            raise RuntimeError("linearizability search budget exhausted")
+            return True, list(path)
+        if start == 0:
+            if (done, state) in seen:
+                stack.pop()
+                del path[max(0, len(stack) - 1):]
+                continue
+            seen.add((done, state))
+            steps += 1
+            if steps > budget:
+                raise RuntimeError("linearizability search budget exhausted")
         # Nothing may come before an operation that completed before it began.
         horizon = min((o.completed for i, o in enumerate(ops) if not done >> i & 1 and required >> i & 1),
                       default=INF)
-        for i, o in enumerate(ops):
-            if done >> i & 1 or o.invoked > horizon:
+        chosen = False
+        for i in range(start, n):
+            o = ops[i]
+            if o.invoked > horizon:
+                break  # sorted by invocation: none after it may come first
+            if done >> i & 1:
                 continue
             possible, after = _apply(o, state)
-            if possible and search(done | 1 << i, _freeze(after)):
-                order.append(o)
-                return True
-        return False
-
-    if search(0, _freeze(initial)):
-        return True, list(reversed(order))
+            if possible:
+                stack[-1] = (done, state, i + 1)
+                stack.append((done | 1 << i, _freeze(after), 0))
+                path.append(o)
+                chosen = True
+                break
+        if not chosen:
+            stack.pop()
+            del path[max(0, len(stack) - 1):]
     return False, f"no linearization of {n} operations"
 
 

@@ -327,15 +327,24 @@ mod tests {
 
     #[test]
     fn a_plan_from_a_store_url() {
-        let (seed, plan) = parse_plan("error:0.03,timeout:0.01,lost:0.02,conflict:0.01,seed:19").unwrap();
+        let (seed, plan) =
+            parse_plan("error:0.03,timeout:0.01,lost:0.02,conflict:0.01,seed:19").unwrap();
         assert_eq!(seed, 19);
         assert_eq!(
-            (plan.error_rate, plan.timeout_rate, plan.lost_response_rate, plan.conflict_after_success_rate),
+            (
+                plan.error_rate,
+                plan.timeout_rate,
+                plan.lost_response_rate,
+                plan.conflict_after_success_rate
+            ),
             (0.03, 0.01, 0.02, 0.01)
         );
         assert_eq!(plan.path_contains, "tables/");
         let (_, cut) = parse_plan("cut:/tmp/link-cut").unwrap();
-        assert_eq!(cut.cut_while, Some(std::path::PathBuf::from("/tmp/link-cut")));
+        assert_eq!(
+            cut.cut_while,
+            Some(std::path::PathBuf::from("/tmp/link-cut"))
+        );
         for bad in ["error", "error:2", "bogus:0.1", "seed:x"] {
             assert!(parse_plan(bad).is_err(), "{bad}");
         }
