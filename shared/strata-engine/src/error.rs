@@ -51,8 +51,8 @@ pub enum Error {
 
     /// A commit's outcome could not be determined (the store failed while
     /// confirming it). Retrying with the same request token is safe.
-    #[error("the outcome of a write to {table} is unknown (store failing); retry with the same request token")]
-    OutcomeUnknown { table: String },
+    #[error("the outcome of a write to {table} is unknown ({cause}); retry with the same request token")]
+    OutcomeUnknown { table: String, cause: String },
 
     /// The partition was split: its keys are in its children now. The
     /// engine routes again (finishing the split first if need be); a
@@ -108,8 +108,9 @@ impl Error {
                 table: table.clone(),
                 partition: *partition,
             },
-            Error::OutcomeUnknown { table } => Error::OutcomeUnknown {
+            Error::OutcomeUnknown { table, cause } => Error::OutcomeUnknown {
                 table: table.clone(),
+                cause: cause.clone(),
             },
             Error::Sealed { table, partition } => Error::Sealed {
                 table: table.clone(),

@@ -189,6 +189,7 @@ impl Partition {
         // any attempt: only the first attempt's send time bounds the tail.
         let first_sent = self.clock().tick();
         let mut ambiguous = 0;
+        let mut last_error = String::new();
         loop {
             // (A zero grace period, for tests that collect at once, has no
             // age rule to keep.)
@@ -198,7 +199,7 @@ impl Partition {
                 }
                 // An earlier send may have landed, and this view may no
                 // longer be good enough to find out.
-                return Err(self.outcome_unknown());
+                return Err(self.store_failed(&last_error));
             }
             let sent = self.clock().tick();
             self.ctx.commits.put_sent();
@@ -218,12 +219,13 @@ impl Partition {
                     // The create may or may not have happened: look.
                     ambiguous += 1;
                     tracing::warn!(path = %path, error = %e, "ambiguous create; checking");
+                    last_error = root_cause(&e);
                     match self.read_segment(seg.seq).await {
                         Ok(Some(found)) => {
                             return self.adopt_found(seg, found, first_sent, checked).await
                         }
                         Ok(None) if ambiguous < 5 => continue,
-                        _ => return Err(self.outcome_unknown()),
+                        _ => return Err(self.store_failed(&last_error)),
                     }
                 }
             }
@@ -237,6 +239,13 @@ impl Partition {
         self.unknown_outcome("its create failed ambiguously and could not be settled")
     }
 
+    /// [`Partition::outcome_unknown`], saying how the store failed (a full
+    /// disk, a throttling store), so that the client's error says why.
+    fn store_failed(&self, error: &str) -> Error {
+        self.write_view().tail_checked = None;
+        self.unknown_outcome(&format!("the store failed: {error}"))
+    }
+
     /// Every `OutcomeUnknown` a commit returns comes from here, logged
     /// with `why`.
     pub(super) fn unknown_outcome(&self, why: &str) -> Error {
@@ -244,6 +253,7 @@ impl Partition {
             "a commit's outcome is unknown: {why}");
         Error::OutcomeUnknown {
             table: self.table.name.clone(),
+            cause: why.to_string(),
         }
     }
 
@@ -321,4 +331,15 @@ impl Partition {
         }
         Ok(())
     }
+}
+
+/// The innermost cause of a store error ("No space left on device (os error
+/// 28)", S3's SlowDown), which a client may be told without the store's
+/// paths or addresses in the outer messages.
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
