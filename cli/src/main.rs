@@ -186,6 +186,11 @@ struct ServeArgs {
     #[arg(long, default_value_t = 0, env = "STRATA_COMMIT_WINDOW_MS",
           value_parser = clap::value_parser!(u64).range(0..=strata_engine::config::MAX_COMMIT_WINDOW_MS))]
     commit_window_ms: u64,
+    /// A partition committing faster than this many writes a second (over a minute)
+    /// splits at its next compaction, as DynamoDB splits a hot partition.
+    #[arg(long, default_value_t = 1000, env = "STRATA_SPLIT_COMMITS_PER_SEC",
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    split_commits_per_sec: u64,
     /// Seconds between background passes over every table: compaction (which also brings
     /// DescribeTable's ItemCount and TableSizeBytes up to date) and garbage collection.
     #[arg(long, default_value_t = 60, env = "STRATA_MAINTENANCE_SECS",
@@ -282,6 +287,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         eventual_staleness: Duration::from_millis(args.staleness_ms),
         commit_window: Duration::from_millis(args.commit_window_ms),
         ttl_change_interval: Duration::from_secs(args.ttl_change_interval_secs),
+        split_commits_per_sec: args.split_commits_per_sec,
         ..EngineConfig::default()
     };
     if let Some(mb) = args.cache_mb {

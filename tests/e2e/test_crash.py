@@ -1,6 +1,7 @@
 """Crash test (issue 19): three `strata serve` processes on one store take
 concurrent load from six clients — appends to lists (unique values),
-writes, compare-and-sets and strongly consistent reads of registers —
+writes (single and in batches), compare-and-sets and strongly consistent
+reads of registers —
 while a killer `kill -9`s a random server every second or so (mid group
 commit, mid compaction: the maintenance pass runs every second) and
 restarts it. Clients record every operation (ok / fail / unknown) and the
@@ -41,8 +42,10 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
 
     def start(self):
+        # Maintenance every second, and partitions that split at 5 commits a
+        # second: kills land mid compaction and mid split too.
         self.proc = subprocess.Popen([STRATA_BIN, "serve", "--port", str(self.port), "--maintenance-secs", "1",
-                                      *self.args], env=self.env, stdout=subprocess.DEVNULL,
+                                      "--split-commits-per-sec", "5", *self.args], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(400):
             try:
@@ -90,6 +93,24 @@ def run_client(n, urls, history, stop, seen):
         c = rnd.choice(clients)
         r = rnd.random()
         count += 1
+        if 0.6 <= r < 0.7:
+            # A batch of two register writes: each is applied or listed unprocessed.
+            keys = rnd.sample(REGISTERS, 2)
+            values = [n * 1_000_000 + count * 10 + j for j in range(2)]
+            batch = [history.invoke(n, "write", k, v) for k, v in zip(keys, values)]
+            try:
+                resp = c.batch_write_item(RequestItems={"crash": [
+                    {"PutRequest": {"Item": {"pk": {"S": k}, "v": {"N": str(v)}}}} for k, v in zip(keys, values)]})
+                unprocessed = {i["PutRequest"]["Item"]["pk"]["S"] for i in resp.get("UnprocessedItems", {}).get("crash", [])}
+                for o in batch:
+                    History.end(o, "fail" if o.key in unprocessed else "ok")
+                    if o.status == "ok":
+                        seen[(n, o.key)] = o.value
+            except Exception as e:
+                for o in batch:
+                    History.end(o, outcome(e))
+                    o.error = f"{type(e).__name__}: {e}"[:300]
+            continue
         if r < 0.4:
             key, value = rnd.choice(LISTS), f"c{n}-{count}"
             o = history.invoke(n, "append", key, value)

@@ -498,12 +498,40 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
         )));
     }
     // Concurrent writes to one partition are group-committed by the engine.
-    let results = futures::future::join_all(
+    // Each carries a token, so that one whose outcome is unknown (the store
+    // failed while it was settled) can be asked again without being applied
+    // twice: UnprocessedItems must list only writes that were not applied.
+    let batch = crate::request_id();
+    let reqs: Vec<WriteRequest> = planned
+        .iter()
+        .enumerate()
+        .map(|(i, (_, _, op))| WriteRequest::single(op.clone()).with_token(format!("{batch}-{i}")))
+        .collect();
+    let mut results = futures::future::join_all(
         planned
             .iter()
-            .map(|(t, _, op)| api.engine().write(t, WriteRequest::single(op.clone()))),
+            .zip(&reqs)
+            .map(|((t, _, _), req)| api.engine().write(t, req.clone())),
     )
     .await;
+    for attempt in 0..3u32 {
+        let unknown: Vec<usize> = (0..results.len())
+            .filter(|&i| matches!(results[i], Err(strata_engine::Error::OutcomeUnknown { .. })))
+            .collect();
+        if unknown.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+        let again = futures::future::join_all(
+            unknown
+                .iter()
+                .map(|&i| api.engine().write(&planned[i].0, reqs[i].clone())),
+        )
+        .await;
+        for (i, r) in unknown.into_iter().zip(again) {
+            results[i] = r;
+        }
+    }
     let mut unprocessed: Map<String, Json> = Map::new();
     let mut units: std::collections::BTreeMap<String, Capacity> = Default::default();
     let mut collections: Map<String, Json> = Map::new();
@@ -527,6 +555,10 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                     }
                 }
             }
+            // Still unknown: neither processed nor unprocessed can be said
+            // of it, so the batch fails (retryable; its puts and deletes
+            // may be sent again).
+            Err(e @ strata_engine::Error::OutcomeUnknown { .. }) => return Err(e.into()),
             Err(e) if e.is_retryable() => {
                 if let Json::Array(a) = unprocessed.entry(table).or_insert_with(|| json!([])) {
                     a.push(raw);

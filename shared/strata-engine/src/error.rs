@@ -51,7 +51,9 @@ pub enum Error {
 
     /// A commit's outcome could not be determined (the store failed while
     /// confirming it). Retrying with the same request token is safe.
-    #[error("the outcome of a write to {table} is unknown ({cause}); retry with the same request token")]
+    #[error(
+        "the outcome of a write to {table} is unknown ({cause}); retry with the same request token"
+    )]
     OutcomeUnknown { table: String, cause: String },
 
     /// The partition was split: its keys are in its children now. The

@@ -82,43 +82,58 @@ impl Partition {
         let mut unresolved: Vec<Attempt<T>> = Vec::new();
         let mut lost = false;
         let mut current = false;
+        // Once an attempt may have landed, no failure may be reported as if
+        // nothing had been written: it is an unknown outcome.
+        macro_rules! tried {
+            ($e:expr) => {
+                match $e {
+                    Ok(v) => v,
+                    Err(e)
+                        if unresolved.is_empty() || matches!(e, Error::OutcomeUnknown { .. }) =>
+                    {
+                        return Err(e)
+                    }
+                    Err(e) => return Err(self.store_failed(&root_cause(&e))),
+                }
+            };
+        }
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             match refresh {
                 // Another instance appends here too: a failed create costs a
                 // PUT (and then a read of the winner), a look at the tail one
                 // GET, so while contended each round looks first.
                 Refresh::IfStale if self.contended() => {
-                    self.refresh_locked(self.clock().tick()).await?
+                    tried!(self.refresh_locked(self.clock().tick()).await)
                 }
-                Refresh::IfStale => self.refresh_if_stale().await?,
-                Refresh::Now => self.refresh_locked(self.clock().tick()).await?,
+                Refresh::IfStale => tried!(self.refresh_if_stale().await),
+                Refresh::Now => tried!(self.refresh_locked(self.clock().tick()).await),
                 Refresh::CatchUp => {
-                    self.refresh_if_stale().await?;
+                    tried!(self.refresh_if_stale().await);
                     if lost {
-                        self.catch_up_by_list().await?;
+                        tried!(self.catch_up_by_list().await);
                         // What landed while the LIST ran, by probes.
-                        self.refresh_locked(self.clock().tick()).await?;
+                        tried!(self.refresh_locked(self.clock().tick()).await);
                     }
                 }
             }
-            if let Some(landed) = self.resolve(&mut unresolved)? {
+            if let Some(landed) = tried!(self.resolve(&mut unresolved)) {
                 return Ok((landed.answer, landed.seq));
             }
             // Nothing commits after a seal: the keys are the children's.
-            self.check_not_sealed()?;
-            let (seg, answer) = match propose().await? {
+            tried!(self.check_not_sealed());
+            let (seg, answer) = match tried!(propose().await) {
                 Proposal::Done(answer) => return Ok((answer, 0)),
                 Proposal::DoneIfCurrent(answer) if current => return Ok((answer, 0)),
                 Proposal::DoneIfCurrent(_) => {
                     // Look at the log's tail now (one GET when nothing
                     // landed) and evaluate again on what it shows.
-                    self.refresh_locked(self.clock().tick()).await?;
+                    tried!(self.refresh_locked(self.clock().tick()).await);
                     current = true;
                     continue;
                 }
                 Proposal::Append(seg, answer) => (seg, answer),
             };
-            match self.try_append(&seg).await? {
+            match tried!(self.try_append(&seg).await) {
                 Appended::Committed => return Ok((answer, seg.seq)),
                 Appended::Unresolved if matches!(if_unresolved, IfUnresolved::Remember) => {
                     unresolved.push(Attempt {
@@ -241,7 +256,7 @@ impl Partition {
 
     /// [`Partition::outcome_unknown`], saying how the store failed (a full
     /// disk, a throttling store), so that the client's error says why.
-    fn store_failed(&self, error: &str) -> Error {
+    pub(super) fn store_failed(&self, error: &str) -> Error {
         self.write_view().tail_checked = None;
         self.unknown_outcome(&format!("the store failed: {error}"))
     }
@@ -269,7 +284,13 @@ impl Partition {
         checked: Option<Tick>,
         refused: Created,
     ) -> Result<Appended> {
-        let found = io::read_refused(refused, || self.read_segment(ours.seq)).await?;
+        // Refused: the segment there may be ours all the same (a create
+        // that took effect and was reported as failed, then retried), so a
+        // failure to read it leaves the outcome unknown.
+        let found = match io::read_refused(refused, || self.read_segment(ours.seq)).await {
+            Ok(found) => found,
+            Err(e) => return Err(self.store_failed(&root_cause(&e))),
+        };
         if let Some(found) = found {
             return self.adopt_found(ours, found, first_sent, checked).await;
         }
