@@ -2,8 +2,9 @@
 each a `strata serve` on its own store, replicating to each other through
 a replica store whose link a test cuts and heals (the replica URL's
 `faults=cut:FILE`: every request to the other region's store fails while
-FILE exists). Both regions take writes throughout — to keys of their own
-and to keys both write. After the link is healed for good both regions
+FILE exists), and now and then a region's server is killed (mid
+replication) and restarted. Both regions take writes throughout — to keys
+of their own and to keys both write. After the link is healed for good both regions
 converge item for item, and each region's history of its own keys (writes,
 compare-and-sets, strong reads, recorded by clients that never retry) is
 linearizable. On two local directories, or LocalStack and moto when the
@@ -18,8 +19,9 @@ import botocore
 import pytest
 from botocore.config import Config
 
-from conftest import start_server
+from conftest import free_port
 from history import History, linearizable
+from test_crash import Server
 from test_global_tables import create_global, region_stores, scan
 
 SECONDS, CLIENTS = 12, 3
@@ -92,11 +94,15 @@ def test_regions_cut_off_and_healed_converge_and_stay_linearizable():
     cut = os.path.join(tmp.name, "link-cut")
     a_url, b_url = region_stores(tmp.name)
     env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
-    log = open(os.path.join(tmp.name, "servers.log"), "w")
-    pa, ua = start_server(["--region", "us-east-1", "--store", a_url, "--replica", f"eu-west-1={with_cut(b_url, cut)}",
-                           "--replicate-interval-ms", "100"], env, output=log)
-    pb, ub = start_server(["--region", "eu-west-1", "--store", b_url, "--replica", f"us-east-1={with_cut(a_url, cut)}",
-                           "--replicate-interval-ms", "100"], env, output=log)
+    servers = {
+        "a": Server(["--region", "us-east-1", "--store", a_url, "--replica", f"eu-west-1={with_cut(b_url, cut)}",
+                     "--replicate-interval-ms", "100"], env, free_port()),
+        "b": Server(["--region", "eu-west-1", "--store", b_url, "--replica", f"us-east-1={with_cut(a_url, cut)}",
+                     "--replicate-interval-ms", "100"], env, free_port()),
+    }
+    for s in servers.values():
+        s.start()
+    ua, ub = servers["a"].url, servers["b"].url
     try:
         a, b = client(ua), client(ub)
         t = create_global(a, b)
@@ -106,7 +112,7 @@ def test_regions_cut_off_and_healed_converge_and_stay_linearizable():
                    for region, url in (("a", ua), ("b", ub)) for n in range(CLIENTS)]
         for th in threads:
             th.start()
-        rnd, cuts, ends = random.Random(3), 0, time.time() + SECONDS
+        rnd, cuts, kills, ends = random.Random(3), 0, 0, time.time() + SECONDS
         while time.time() < ends:
             time.sleep(rnd.uniform(0.5, 2.0))
             if os.path.exists(cut):
@@ -114,12 +120,19 @@ def test_regions_cut_off_and_healed_converge_and_stay_linearizable():
             else:
                 open(cut, "w").close()
                 cuts += 1
+            if rnd.random() < 0.5:
+                # A region's server killed mid replication, and restarted.
+                victim = servers[rnd.choice("ab")]
+                victim.kill()
+                kills += 1
+                time.sleep(rnd.uniform(0.0, 0.3))
+                victim.start()
         if os.path.exists(cut):
             os.remove(cut)  # healed for good
         stop.set()
         for th in threads:
             th.join(timeout=60)
-        assert cuts >= 2
+        assert cuts >= 2 and kills >= 1, (cuts, kills)
 
         deadline = time.monotonic() + 90
         while True:
@@ -141,7 +154,6 @@ def test_regions_cut_off_and_healed_converge_and_stay_linearizable():
                 assert ok, (region, key, why)
             assert sum(1 for o in ops if o.status == "ok") > 50
     finally:
-        for p in (pa, pb):
-            p.terminate()
-            p.wait(timeout=10)
+        for s in servers.values():
+            s.stop()
         tmp.cleanup()
