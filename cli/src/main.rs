@@ -191,6 +191,10 @@ struct ServeArgs {
     #[arg(long, default_value_t = 1000, env = "STRATA_SPLIT_COMMITS_PER_SEC",
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     split_commits_per_sec: u64,
+    /// The window (seconds) that rate is measured over.
+    #[arg(long, default_value_t = 60, env = "STRATA_SPLIT_WINDOW_SECS",
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    split_window_secs: u64,
     /// Seconds between background passes over every table: compaction (which also brings
     /// DescribeTable's ItemCount and TableSizeBytes up to date) and garbage collection.
     #[arg(long, default_value_t = 60, env = "STRATA_MAINTENANCE_SECS",
@@ -288,6 +292,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         commit_window: Duration::from_millis(args.commit_window_ms),
         ttl_change_interval: Duration::from_secs(args.ttl_change_interval_secs),
         split_commits_per_sec: args.split_commits_per_sec,
+        split_window: Duration::from_secs(args.split_window_secs),
         ..EngineConfig::default()
     };
     if let Some(mb) = args.cache_mb {

@@ -43,9 +43,9 @@ class Server:
 
     def start(self):
         # Maintenance every second, and partitions that split at 5 commits a
-        # second: kills land mid compaction and mid split too.
+        # second over 2 s: kills land mid compaction and mid split too.
         self.proc = subprocess.Popen([STRATA_BIN, "serve", "--port", str(self.port), "--maintenance-secs", "1",
-                                      "--split-commits-per-sec", "5", *self.args], env=self.env, stdout=subprocess.DEVNULL,
+                                      "--split-commits-per-sec", "5", "--split-window-secs", "2", *self.args], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(400):
             try:
