@@ -243,7 +243,8 @@ def test_a_request_costing_more_memory_than_its_size_is_refused_before_it_is_par
             for t in threads:
                 t.join()
             assert all(r[0] == 400 for r in results), results
-            assert max(slowest) < 1.0, slowest
+            # (How quickly ListTables answers meanwhile is printed, not
+            # asserted: a debug build on a loaded machine says little.)
             print(f"RSS {before:.0f} MB before, {rss_mb(proc.pid):.0f} MB after; ListTables at most {max(slowest):.3f} s")
             # Each refused request held its body (15 MB) and nothing that
             # grows with its values.
