@@ -514,9 +514,17 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             .map(|((t, _, _), req)| api.engine().write(t, req.clone())),
     )
     .await;
+    // A write once unknown stays unknown until asked again answers Ok: a
+    // retry that fails (even before sending) says nothing of the first try.
+    let mut was_unknown = vec![false; results.len()];
     for attempt in 0..3u32 {
         let unknown: Vec<usize> = (0..results.len())
-            .filter(|&i| matches!(results[i], Err(strata_engine::Error::OutcomeUnknown { .. })))
+            .filter(|&i| {
+                if matches!(results[i], Err(strata_engine::Error::OutcomeUnknown { .. })) {
+                    was_unknown[i] = true;
+                }
+                was_unknown[i] && results[i].is_err()
+            })
             .collect();
         if unknown.is_empty() {
             break;
@@ -535,7 +543,18 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let mut unprocessed: Map<String, Json> = Map::new();
     let mut units: std::collections::BTreeMap<String, Capacity> = Default::default();
     let mut collections: Map<String, Json> = Map::new();
-    for ((table, raw, op), res) in planned.into_iter().zip(results) {
+    for (i, ((table, raw, op), res)) in planned.into_iter().zip(results).enumerate() {
+        let res = match res {
+            Err(e)
+                if was_unknown[i] && !matches!(e, strata_engine::Error::OutcomeUnknown { .. }) =>
+            {
+                Err(strata_engine::Error::OutcomeUnknown {
+                    table: table.clone(),
+                    cause: "asked again, the store failed".into(),
+                })
+            }
+            res => res,
+        };
         match res {
             Ok(c) => {
                 let total = units.entry(table.clone()).or_default();

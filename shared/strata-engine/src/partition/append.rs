@@ -220,7 +220,10 @@ impl Partition {
             self.ctx.commits.put_sent();
             match io::create(self.store(), &path, bytes.clone()).await {
                 Ok(Created::Created) => {
-                    self.confirm_visible(seg.seq, checked).await?;
+                    // Ours landed: a failure from here on is no refusal.
+                    self.confirm_visible(seg.seq, checked)
+                        .await
+                        .map_err(|e| self.landed_but(e))?;
                     {
                         let mut v = self.write_view();
                         v.apply(seg);
@@ -256,6 +259,15 @@ impl Partition {
 
     /// [`Partition::outcome_unknown`], saying how the store failed (a full
     /// disk, a throttling store), so that the client's error says why.
+    /// An error after our create landed: whether the write is visible is
+    /// what is unknown, never whether it was made.
+    fn landed_but(&self, e: Error) -> Error {
+        match e {
+            Error::OutcomeUnknown { .. } => e,
+            e => self.store_failed(&root_cause(&e)),
+        }
+    }
+
     pub(super) fn store_failed(&self, error: &str) -> Error {
         self.write_view().tail_checked = None;
         self.unknown_outcome(&format!("the store failed: {error}"))
@@ -313,7 +325,9 @@ impl Partition {
     ) -> Result<Appended> {
         let mine = found.commit_id == ours.commit_id;
         if mine {
-            self.confirm_visible(ours.seq, checked).await?;
+            self.confirm_visible(ours.seq, checked)
+                .await
+                .map_err(|e| self.landed_but(e))?;
         }
         {
             let mut v = self.write_view();
