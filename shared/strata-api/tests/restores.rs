@@ -10,27 +10,11 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{json, Value as Json};
-use strata_api::{Api, Caller};
+use strata_api::Api;
 use strata_engine::{Engine, EngineConfig};
 
-async fn call(api: &Api, op: &str, body: Json) -> (u16, Json) {
-    let caller = Caller {
-        region: "us-east-1".into(),
-        access_key: None,
-        host: None,
-        user: None,
-    };
-    let target = format!("DynamoDB_20120810.{op}");
-    let r = api
-        .handle(Some(&target), &caller, body.to_string().as_bytes())
-        .await;
-    let body = if r.body.is_empty() {
-        Json::Null
-    } else {
-        serde_json::from_slice(&r.body).unwrap()
-    };
-    (r.status, body)
-}
+mod common;
+use common::call;
 
 async fn ok(api: &Api, op: &str, body: Json) -> Json {
     let (s, b) = call(api, op, body).await;

@@ -4,33 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
-use strata_api::{Api, Caller};
+use strata_api::Api;
 use strata_engine::{Engine, EngineConfig};
 
-async fn call(api: &Api, op: &str, body: Json) -> (u16, Json) {
-    let target = if [
-        "ListStreams",
-        "DescribeStream",
-        "GetShardIterator",
-        "GetRecords",
-    ]
-    .contains(&op)
-    {
-        format!("DynamoDBStreams_20120810.{op}")
-    } else {
-        format!("DynamoDB_20120810.{op}")
-    };
-    let caller = Caller {
-        region: "us-east-1".into(),
-        access_key: None,
-        host: None,
-        user: None,
-    };
-    let r = api
-        .handle(Some(&target), &caller, body.to_string().as_bytes())
-        .await;
-    (r.status, serde_json::from_slice(&r.body).unwrap())
-}
+mod common;
+use common::call;
 
 #[tokio::test]
 async fn records_gc_has_deleted_are_trimmed() {

@@ -10,29 +10,12 @@ use std::sync::{Arc, Mutex};
 use object_store::memory::InMemory;
 use object_store::ObjectStore;
 use serde_json::{json, Value as Json};
-use strata_api::{Api, Caller};
+use strata_api::Api;
 use strata_engine::{Engine, EngineConfig};
 use strata_store::kms::{KmsRouted, OpenWithKey, TableKeys};
 
-async fn call(api: &Api, op: &str, body: Json) -> (u16, Json) {
-    let caller = Caller {
-        region: "us-east-1".into(),
-        access_key: None,
-        host: None,
-        user: None,
-    };
-    let r = api
-        .handle(
-            Some(&format!("DynamoDB_20120810.{op}")),
-            &caller,
-            body.to_string().as_bytes(),
-        )
-        .await;
-    (
-        r.status,
-        serde_json::from_slice(&r.body).unwrap_or(Json::Null),
-    )
-}
+mod common;
+use common::call;
 
 fn create(name: &str, sse: Json) -> Json {
     json!({"TableName": name, "BillingMode": "PAY_PER_REQUEST",

@@ -89,6 +89,30 @@ fn access(action: impl Into<String>, resource: impl Into<String>) -> Access {
     }
 }
 
+/// An access to items of table `t` (their keys or items given): with
+/// their `dynamodb:LeadingKeys` when the policy names it, and the table's
+/// descriptor when a condition key needs it (read once for both).
+async fn on_items<'a>(
+    api: &Api,
+    a: Access,
+    t: &str,
+    items: impl Iterator<Item = &'a Json>,
+    leading: bool,
+    fine: bool,
+) -> (Access, Option<TableDescriptor>) {
+    let d = if leading || fine {
+        described(api, t).await
+    } else {
+        None
+    };
+    let a = if leading {
+        with_leading(a, leading_keys(d.as_ref(), items))
+    } else {
+        a
+    };
+    (a, d)
+}
+
 fn with_leading(mut a: Access, keys: Vec<String>) -> Access {
     a.keys.insert(LEADING_KEYS.into(), keys);
     a
@@ -158,15 +182,15 @@ pub(crate) async fn accesses(
         "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" => {
             let t = crate::tables::table_name(req)?;
             let member = if op == "PutItem" { "Item" } else { "Key" };
-            let mut a = on_table(t);
-            let d = if leading || fine {
-                described(api, t).await
-            } else {
-                None
-            };
-            if leading {
-                a = with_leading(a, leading_keys(d.as_ref(), req.0.get(member).into_iter()));
-            }
+            let (mut a, d) = on_items(
+                api,
+                on_table(t),
+                t,
+                req.0.get(member).into_iter(),
+                leading,
+                fine,
+            )
+            .await;
             if fine {
                 a = with_keys(
                     a,
@@ -223,15 +247,7 @@ pub(crate) async fn accesses(
                         })
                         .unwrap_or_default()
                 };
-                let mut a = on_table(t);
-                let d = if leading || fine {
-                    described(api, t).await
-                } else {
-                    None
-                };
-                if leading {
-                    a = with_leading(a, leading_keys(d.as_ref(), items.into_iter()));
-                }
+                let (a, d) = on_items(api, on_table(t), t, items.into_iter(), leading, fine).await;
                 if !fine {
                     out.push(a);
                     continue;
