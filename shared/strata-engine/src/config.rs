@@ -130,6 +130,10 @@ pub struct EngineConfig {
     /// that interval (0, the default: no limit). A change sooner is a
     /// ValidationException. `STRATA_TTL_CHANGE_INTERVAL_SECS`.
     pub ttl_change_interval: Duration,
+    /// How long a transaction may take from its first prepare to its
+    /// decision; past it, whoever meets one of its locks with no decision
+    /// aborts it.
+    pub txn_timeout: Duration,
 }
 
 /// Longest commit window accepted: a write waits at most this long for
@@ -173,6 +177,7 @@ impl Default for EngineConfig {
             clock: Clock::system(),
             commit_window: Duration::ZERO,
             ttl_change_interval: Duration::ZERO,
+            txn_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::run::Version;
 use crate::segment::Stamp;
 use crate::value::{Item, ItemKey, KeyType, KeyValue};
 
+pub use transactions::{CancelReason, TxnOptions, TxnResult, TxnStop, TxnWrite, MAX_TXN_ACTIONS};
 mod backups;
 mod collect;
 mod expiry;
@@ -34,6 +35,7 @@ mod ingest;
 mod point_in_time;
 mod stats;
 mod table_keys;
+mod transactions;
 
 pub use backups::BackupRecord;
 pub use expiry::ExpiryReport;
@@ -204,6 +206,7 @@ impl Engine {
                 flush_slots,
                 compaction: Default::default(),
                 commits: Default::default(),
+                decisions: Default::default(),
             }),
             store_name,
             at_rest,
@@ -755,7 +758,13 @@ impl Engine {
     async fn compact_and_split(&self, p: &Arc<Partition>) -> Result<CompactionOutcome> {
         let outcome = p.compact().await?;
         if p.sealed().is_some() || p.split_due() {
-            self.install_if_newer(p.split().await?);
+            match p.split().await {
+                Ok(desc) => self.install_if_newer(desc),
+                // Transactions hold items here: the split waits for the
+                // next compaction.
+                Err(Error::TransactionConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
         }
         Ok(outcome)
     }

@@ -59,6 +59,14 @@ pub enum Error {
     /// The partition was split: its keys are in its children now. The
     /// engine routes again (finishing the split first if need be); a
     /// caller only sees it if that keeps failing.
+    /// A write to an item a transaction in flight holds.
+    #[error("Transaction is ongoing for the item")]
+    TransactionConflict { table: String },
+
+    /// A transaction's request token was used with other parameters.
+    #[error("Request parameters do not match the parameters of the original request with this ClientRequestToken")]
+    IdempotentMismatch,
+
     #[error("partition {partition} of table {table} was split; retry")]
     Sealed { table: String, partition: u32 },
 
@@ -114,6 +122,10 @@ impl Error {
                 table: table.clone(),
                 cause: cause.clone(),
             },
+            Error::TransactionConflict { table } => Error::TransactionConflict {
+                table: table.clone(),
+            },
+            Error::IdempotentMismatch => Error::IdempotentMismatch,
             Error::Sealed { table, partition } => Error::Sealed {
                 table: table.clone(),
                 partition: *partition,

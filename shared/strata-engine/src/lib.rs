@@ -30,14 +30,16 @@ pub mod replication;
 pub mod run;
 pub mod segment;
 pub mod ttl;
+pub mod txn;
 pub mod value;
 
 pub use cache::CacheStats;
 pub use catalog::{TableDescriptor, TableSpec};
 pub use config::{CompactionHook, CompactionPolicy, EngineConfig};
 pub use engine::{
-    kms_key, BackupRecord, Engine, ExpiryReport, Ingested, PartitionStorage, PointInTime,
-    RunStorage, TableStorage,
+    kms_key, BackupRecord, CancelReason, Engine, ExpiryReport, Ingested, PartitionStorage,
+    PointInTime, RunStorage, TableStorage, TxnOptions, TxnResult, TxnStop, TxnWrite,
+    MAX_TXN_ACTIONS,
 };
 pub use error::{Error, Result};
 pub use index::follower::IndexReport;

@@ -19,6 +19,9 @@ const VERSION: u8 = 2;
 /// seal): written only by a partition that took part in a split, so a
 /// build that predates splits refuses it instead of misreading it.
 const VERSION_SPLIT: u8 = 3;
+/// Format 3 with `locks`: a build that predates transactions refuses it
+/// rather than forget a lock.
+const VERSION_LOCKS: u8 = 4;
 /// The format before levels, still read.
 const VERSION_RUNS: u8 = 1;
 
@@ -83,6 +86,10 @@ pub struct Manifest {
     /// partition takes no more writes; its children go on from its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sealed: Option<SealMark>,
+    /// Intents `compacted_through` passed before they were released: the
+    /// locks a view starting from this manifest holds (see `txn`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub locks: Vec<crate::txn::CarriedLock>,
 }
 
 /// Where a partition's log was sealed by a split.
@@ -109,14 +116,21 @@ impl Manifest {
         // JSON inside a checksummed frame: small, and readable when debugging.
         let body = serde_json::to_vec(self).unwrap_or_default();
         let split = self.sealed.is_some() || self.ssts().any(|s| s.home.is_some());
-        seal(MAGIC, if split { VERSION_SPLIT } else { VERSION }, &body)
+        let version = if !self.locks.is_empty() {
+            VERSION_LOCKS
+        } else if split {
+            VERSION_SPLIT
+        } else {
+            VERSION
+        };
+        seal(MAGIC, version, &body)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Manifest, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if !(VERSION_RUNS..=VERSION_SPLIT).contains(&version) {
+        if !(VERSION_RUNS..=VERSION_LOCKS).contains(&version) {
             return Err(DecodeError(format!(
-                "manifest format {version} found; this build reads formats {VERSION_RUNS} to {VERSION_SPLIT} (upgrade it)"
+                "manifest format {version} found; this build reads formats {VERSION_RUNS} to {VERSION_LOCKS} (upgrade it)"
             )));
         }
         let mut m: Manifest =
@@ -208,10 +222,10 @@ mod tests {
         });
         assert_eq!(split.encode()[4], VERSION_SPLIT);
         assert_eq!(Manifest::decode(&split.encode()).unwrap(), split);
-        let newer = seal(MAGIC, VERSION_SPLIT + 1, b"{}");
+        let newer = seal(MAGIC, VERSION_LOCKS + 1, b"{}");
         let err = Manifest::decode(&newer).unwrap_err().0;
         assert!(
-            err.contains("format 4 found") && err.contains("1 to 3"),
+            err.contains("format 5 found") && err.contains("1 to 4"),
             "{err}"
         );
     }

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::codec::{seal, unseal, DecodeError, Reader, Writer};
+use crate::txn::{read_intent, read_release, write_intent, write_release, Intent, Release};
 use crate::value::Item;
 
 const MAGIC: &[u8; 4] = b"STSG";
@@ -21,6 +22,10 @@ const VERSION_SEAL: u8 = 4;
 /// delete), so a build that predates it refuses the segment instead of
 /// misreading the flag as a replicated stamp.
 const VERSION_EXPIRY: u8 = 5;
+/// The format of a segment holding a transaction's intents or releases:
+/// format 5 and two lists after the seal byte, so a build that predates
+/// transactions refuses it instead of committing over a lock.
+const VERSION_TXN: u8 = 6;
 
 /// The origin byte of a mutation: replicated (a stamp follows), expired.
 const REPLICATED: u8 = 1;
@@ -103,6 +108,11 @@ pub struct LogSegment {
     /// The partition is split here: nothing commits after this segment (it
     /// carries no mutations); its keys go on in its two children.
     pub seal: bool,
+    /// Items a transaction locks here (its prepare).
+    pub intents: Vec<Intent>,
+    /// Locks this segment ends (a settled transaction; its changes, if it
+    /// committed, are among `mutations`).
+    pub releases: Vec<Release>,
 }
 
 impl LogSegment {
@@ -119,6 +129,8 @@ impl LogSegment {
             images_gen: None,
             mutations: Vec::new(),
             seal: false,
+            intents: Vec::new(),
+            releases: Vec::new(),
         }
     }
 
@@ -129,7 +141,11 @@ impl LogSegment {
     }
 
     pub fn is_void(&self) -> bool {
-        self.commit_id == 0 && self.commit_ts_micros == 0 && self.mutations.is_empty()
+        self.commit_id == 0
+            && self.commit_ts_micros == 0
+            && self.mutations.is_empty()
+            && self.intents.is_empty()
+            && self.releases.is_empty()
     }
 
     /// Whether this segment's mutations carry old images.
@@ -177,7 +193,9 @@ impl LogSegment {
                 w.str(&s.region);
             }
         }
-        let version = if self.seal {
+        let version = if !self.intents.is_empty() || !self.releases.is_empty() {
+            VERSION_TXN
+        } else if self.seal {
             VERSION_SEAL
         } else if self.mutations.iter().any(|m| m.expired) {
             VERSION_EXPIRY
@@ -187,12 +205,22 @@ impl LogSegment {
         if version >= VERSION_SEAL {
             w.u8(u8::from(self.seal));
         }
+        if version >= VERSION_TXN {
+            w.u64(self.intents.len() as u64);
+            for i in &self.intents {
+                write_intent(&mut w, i);
+            }
+            w.u64(self.releases.len() as u64);
+            for r in &self.releases {
+                write_release(&mut w, r);
+            }
+        }
         seal(MAGIC, version, &w.buf)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LogSegment, DecodeError> {
         let (version, body) = unseal(MAGIC, bytes)?;
-        if !(1..=VERSION_EXPIRY).contains(&version) {
+        if !(1..=VERSION_TXN).contains(&version) {
             return Err(DecodeError(format!(
                 "unsupported segment version {version}"
             )));
@@ -256,6 +284,15 @@ impl LogSegment {
             });
         }
         let seal = version >= VERSION_SEAL && r.u8()? != 0;
+        let (mut intents, mut releases) = (Vec::new(), Vec::new());
+        if version >= VERSION_TXN {
+            for _ in 0..r.count()? {
+                intents.push(read_intent(&mut r)?);
+            }
+            for _ in 0..r.count()? {
+                releases.push(read_release(&mut r)?);
+            }
+        }
         if !r.is_empty() {
             return Err(DecodeError("trailing bytes after segment".into()));
         }
@@ -268,6 +305,8 @@ impl LogSegment {
             images_gen,
             mutations,
             seal,
+            intents,
+            releases,
         })
     }
 }
@@ -299,6 +338,8 @@ mod tests {
                 expired: false,
             }],
             seal: false,
+            intents: Vec::new(),
+            releases: Vec::new(),
         };
         let bytes = seg.encode();
         assert_eq!(LogSegment::decode(&bytes).unwrap(), seg);
@@ -320,6 +361,23 @@ mod tests {
         let e = expiring.encode();
         assert_eq!(e[4], 5, "an expiry is format 5");
         assert_eq!(LogSegment::decode(&e).unwrap(), expiring);
+        let mut txn = seg.clone();
+        txn.intents.push(Intent {
+            txn: crate::txn::TxnId(7),
+            key: vec![4],
+            image: Arc::new(Item::new()),
+            deleted: true,
+            check: false,
+            deadline_micros: 99,
+            params: 3,
+        });
+        txn.releases.push(Release {
+            txn: crate::txn::TxnId(8),
+            key: vec![5],
+        });
+        let t = txn.encode();
+        assert_eq!(t[4], 6, "intents and releases are format 6");
+        assert_eq!(LogSegment::decode(&t).unwrap(), txn);
         let mut bad = bytes.clone();
         bad[12] ^= 0x40;
         assert!(LogSegment::decode(&bad).is_err());

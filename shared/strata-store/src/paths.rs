@@ -13,6 +13,7 @@
 //! imports/<import-id>.json                                    an import's record (ImportTable)
 //! backup-uses/<backup-id>/<table>!<nonce> | !deleting          a restore reading a backup, or its deletion
 //! _strata/probe/<nonce:016x>-<round>                          the start-up atomicity probe
+//! txn/<id:032x>                                               a transaction's decision (create once)
 //! <prefix>/AWSDynamoDB/<export-id>/…                           an export (see `ExportPaths`)
 //! ```
 //! Zero-padded numbers keep LIST order equal to numeric order. The
@@ -334,6 +335,16 @@ pub fn parse_seq(path: &Path) -> Option<u64> {
 /// The id in a run name (`…/runs/<id>.sst` → id).
 pub fn parse_run_id(path: &Path) -> Option<String> {
     path.filename()?.strip_suffix(".sst").map(str::to_string)
+}
+
+/// Where a transaction's decision lives (see the engine's `txn`).
+pub fn txn_decision(id: &str) -> Path {
+    Path::from(format!("txn/{id}"))
+}
+
+/// The directory of every decision.
+pub fn txn_decisions() -> Path {
+    Path::from("txn")
 }
 
 /// A fresh random id (128 bits, hex): run ids, incarnations, commit ids.

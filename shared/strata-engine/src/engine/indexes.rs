@@ -381,6 +381,10 @@ impl Engine {
         loop {
             let t = self.table(table).await?;
             let part = hash.map(|h| [t.desc.map().route(h)]);
+            // Transactions acknowledged but not yet settled are settled
+            // first, so the base log holds them.
+            self.settle_held_locks(&t, part.as_ref().map(|p| &p[..]))
+                .await?;
             let report = self
                 .follow_index(&t.desc, ix, part.as_ref().map(|p| &p[..]))
                 .await?;

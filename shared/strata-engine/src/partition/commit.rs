@@ -12,6 +12,29 @@ impl Partition {
     /// Commits one request, group-committed with whatever else is queued for
     /// this partition in this process.
     pub async fn commit(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
+        match self.commit_once(req.clone()).await {
+            Err(Error::TransactionConflict { table }) => {
+                // A lock whose transaction is decided (or past its deadline)
+                // is settled, and the write tried once more.
+                let mut settled = 0;
+                for op in &req.ops {
+                    let key = encode_key(&op.key);
+                    let one = (
+                        Bound::Included(key.as_slice()),
+                        Bound::Included(key.as_slice()),
+                    );
+                    settled += self.settle_locks(one).await?;
+                }
+                if settled == 0 {
+                    return Err(Error::TransactionConflict { table });
+                }
+                self.commit_once(req).await
+            }
+            done => done,
+        }
+    }
+
+    async fn commit_once(self: &Arc<Self>, req: WriteRequest) -> Result<Committed> {
         self.wait_for_room().await;
         let (tx, rx) = oneshot::channel();
         self.pending
@@ -134,6 +157,8 @@ impl Partition {
             images_gen: Some(images_gen),
             mutations,
             seal: false,
+            intents: Vec::new(),
+            releases: Vec::new(),
         }
     }
 

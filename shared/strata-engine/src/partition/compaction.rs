@@ -119,6 +119,11 @@ impl Partition {
     /// one process, flushes and merges run beside each other (a merge
     /// publishes over the flushes made meanwhile), one of each at a time.
     pub async fn compact(&self) -> Result<CompactionOutcome> {
+        // Locks met here are settled where their transactions are decided
+        // or past their deadline (a coordinator that died leaves them).
+        if self.locked(ALL_KEYS) {
+            self.settle_locks(ALL_KEYS).await?;
+        }
         let mut outcome = CompactionOutcome::Busy;
         if !self.flushing.swap(true, Ordering::SeqCst) {
             let flushed = self.flush().await;
@@ -225,16 +230,23 @@ impl Partition {
                 })
                 .collect();
             let folded = v.last_ts.max(v.manifest.folded_ts_micros);
+            // Unreleased intents are carried by the manifest, not folded.
+            let locks: Vec<crate::txn::CarriedLock> = v
+                .locks
+                .values()
+                .map(|l| crate::txn::CarriedLock::new(l.seq, &l.intent))
+                .collect();
             (
                 Arc::clone(&v.manifest),
                 v.tail,
                 mem,
-                tokens,
+                (tokens, locks),
                 folded,
                 v.images_gen,
                 v.sealed,
             )
         };
+        let (tail_tokens, locks) = tail_tokens;
         if tail <= base.compacted_through {
             return Ok(CompactionOutcome::NothingToDo);
         }
@@ -268,6 +280,7 @@ impl Partition {
                 folded_ts_micros: folded_ts,
                 images_gen,
                 sealed: sealed.or(current.sealed),
+                locks: locks.clone(),
                 tokens: current
                     .tokens
                     .iter()

@@ -36,6 +36,13 @@ impl Partition {
             let mut failure = None;
             for (index, op) in req.ops.iter().enumerate() {
                 let key = encode_key(&op.key);
+                if self.read_view().locks.contains_key(&key) {
+                    // A transaction in flight holds the item.
+                    failure = Some(Error::TransactionConflict {
+                        table: self.table.name.clone(),
+                    });
+                    break;
+                }
                 let current = match local.get(&key).or_else(|| state.get(&key)) {
                     Some(c) => c.clone(),
                     None => {

@@ -36,6 +36,7 @@ mod gc;
 mod history;
 mod ingest;
 mod levels;
+mod locks;
 mod log;
 mod merge;
 mod publish;
@@ -53,6 +54,7 @@ pub(crate) use evaluate::check_limits;
 pub(crate) use expiry::{Expired, Source};
 pub use gc::GcReport;
 pub use history::PointInTimePlan;
+pub(crate) use locks::{Prepared, Refusal, TxnAction, ALL_KEYS};
 pub use log::LogRead;
 pub(crate) use merge::{above_lo, below_hi};
 use merge::{is_empty_range, Fetch, Merger, Span};
@@ -85,6 +87,7 @@ use crate::partition_map::{self as map, Owner};
 use crate::paths::{self, PartitionPaths};
 use crate::run::{Block, RunInfo, RunMeta, Version};
 use crate::segment::{LogSegment, Mutation, Stamp};
+use crate::txn::{Intent, Release, TxnId};
 use crate::value::{item_footprint, item_size, nesting_depth, Item, MAX_ITEM_SIZE, MAX_NESTING};
 
 /// Races lost in a row before a commit gives up with `Contention`.
@@ -112,6 +115,8 @@ pub(crate) struct Ctx {
     pub flush_slots: tokio::sync::Semaphore,
     /// What compaction has cost this process.
     pub compaction: CompactionCounters,
+    /// Transactions' decisions met lately (immutable, so cached).
+    pub decisions: crate::txn::Decisions,
     /// Log PUTs this process sent, the segments its group commits
     /// appended, and the items they wrote.
     pub commits: CommitCounters,

@@ -67,13 +67,25 @@ impl Partition {
     }
 
     pub async fn get(&self, key: &[u8], strong: bool) -> Result<Option<Arc<Item>>> {
-        self.ensure_fresh(strong).await?;
-        self.check_not_sealed()?;
         Ok(self
-            .lookup(key, Fill::Cache)
+            .get_version(key, strong)
             .await?
             .filter(|v| !v.deleted)
             .map(|v| v.item))
+    }
+
+    /// The item's newest committed version, tombstones included. A
+    /// strongly consistent read first settles a lock on the item whose
+    /// transaction is decided, so it sees every acknowledged transaction;
+    /// an undecided transaction's change is not seen (it has not happened).
+    pub(crate) async fn get_version(&self, key: &[u8], strong: bool) -> Result<Option<Version>> {
+        self.ensure_fresh(strong).await?;
+        self.check_not_sealed()?;
+        let one = (Bound::Included(key), Bound::Included(key));
+        if strong && self.locked(one) {
+            self.settle_locks(one).await?;
+        }
+        self.lookup(key, Fill::Cache).await
     }
 
     /// Items with keys in `(lo, hi)`, in key order (or reverse), skipping
@@ -92,6 +104,10 @@ impl Partition {
         }
         self.ensure_fresh(strong).await?;
         self.check_not_sealed()?;
+        let span = (bound_ref(&lo), bound_ref(&hi));
+        if strong && self.locked(span) {
+            self.settle_locks(span).await?;
+        }
         let cache_key = PageKey {
             partition: Arc::clone(&self.cache_id),
             lo: lo.clone(),
@@ -150,4 +166,12 @@ pub(crate) fn key_attributes(table: &TableDescriptor, item: &Item) -> Item {
         .chain(s.range.as_ref())
         .filter_map(|a| item.get(&a.name).map(|v| (a.name.clone(), v.clone())))
         .collect()
+}
+
+fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
+    match b {
+        Bound::Included(k) => Bound::Included(k.as_slice()),
+        Bound::Excluded(k) => Bound::Excluded(k.as_slice()),
+        Bound::Unbounded => Bound::Unbounded,
+    }
 }

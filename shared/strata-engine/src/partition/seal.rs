@@ -45,6 +45,8 @@ pub(crate) fn child_manifest(parent: &Manifest, parent_id: u32, seal: SealMark) 
         tokens: parent.tokens.clone(),
         images_gen: parent.images_gen,
         sealed: None,
+        // A seal lands only on a partition holding no lock.
+        locks: Vec::new(),
     }
 }
 
@@ -111,20 +113,30 @@ impl Partition {
     /// the true tail however fast writers append, and it goes on through
     /// `SEAL_ROUNDS` rounds of contention before giving up.
     async fn seal(&self) -> Result<SealMark> {
+        // Transactions in flight here are settled first where decided; a
+        // lock still held puts the split off (the next compaction tries again).
+        self.settle_locks(ALL_KEYS).await?;
         let mut appended = Ok(((), 0));
         for _ in 0..SEAL_ROUNDS {
             let _g = self.sync.lock().await;
             appended = self
                 .append_loop(Refresh::CatchUp, IfUnresolved::Reevaluate, || {
                     Box::pin(async move {
-                        let mut seg = self.next_segment(
+                        if !self.read_view().locks.is_empty() {
+                            // A seal lands only on a partition holding no
+                            // lock: the children start from settled items.
+                            return Err(Error::TransactionConflict {
+                                table: self.table.name.clone(),
+                            });
+                        }
+                        let mut seal_seg = self.next_segment(
                             rand::random(),
                             0,
                             self.next_images_gen(),
                             Vec::new(),
                         );
-                        seg.seal = true;
-                        Ok(Proposal::Append(seg, ()))
+                        seal_seg.seal = true;
+                        Ok(Proposal::Append(seal_seg, ()))
                     })
                 })
                 .await;

@@ -21,6 +21,15 @@ pub(super) struct View {
     pub(super) tokens: HashMap<String, (u64, u64)>,
     /// The seal that ended the log (a split), once met.
     pub(super) sealed: Option<SealMark>,
+    /// Items locked by a transaction's intent and not released yet.
+    pub(super) locks: BTreeMap<Vec<u8>, Lock>,
+}
+
+/// An intent not released yet, and the seq it was committed at.
+#[derive(Debug, Clone)]
+pub(super) struct Lock {
+    pub(super) seq: u64,
+    pub(super) intent: Intent,
 }
 
 impl View {
@@ -55,6 +64,31 @@ impl View {
                     .insert(t.clone(), (seg.seq, seg.commit_ts_micros));
             }
         }
+        for r in &seg.releases {
+            if self
+                .locks
+                .get(&r.key)
+                .is_some_and(|l| l.intent.txn == r.txn)
+            {
+                if let Some(l) = self.locks.remove(&r.key) {
+                    self.mem_bytes = self
+                        .mem_bytes
+                        .saturating_sub(entry_bytes(&r.key, &l.intent.image));
+                }
+            }
+        }
+        for i in &seg.intents {
+            self.mem_bytes += entry_bytes(&i.key, &i.image);
+            let lock = Lock {
+                seq: seg.seq,
+                intent: i.clone(),
+            };
+            if let Some(old) = self.locks.insert(i.key.clone(), lock) {
+                self.mem_bytes = self
+                    .mem_bytes
+                    .saturating_sub(entry_bytes(&old.intent.key, &old.intent.image));
+            }
+        }
         self.tail = seg.seq;
         self.last_ts = self.last_ts.max(seg.commit_ts_micros);
         self.images_gen = self.images_gen.max(seg.images_gen.unwrap_or_default());
@@ -73,11 +107,46 @@ impl View {
             return;
         }
         let ct = m.compacted_through;
+        // Locks: the ones this view met stay as it knows them (released or
+        // not) unless the manifest folded past them without carrying them
+        // (released by then); the manifest's own it never met are added.
+        let carried: Vec<(u64, Intent)> = m
+            .locks
+            .iter()
+            .filter_map(|c| match c.intent() {
+                Ok(i) => Some((c.seq, i)),
+                Err(e) => {
+                    tracing::error!(error = %e, "a manifest's carried lock does not decode");
+                    None
+                }
+            })
+            .collect();
+        let seen_through = if self.loaded { self.tail } else { 0 };
+        self.locks.retain(|k, l| {
+            l.seq > ct
+                || carried
+                    .iter()
+                    .any(|(_, i)| i.key == *k && i.txn == l.intent.txn)
+        });
+        for (seq, i) in carried {
+            if seq > seen_through {
+                self.locks.insert(i.key.clone(), Lock { seq, intent: i });
+            }
+        }
         self.mem.retain(|_, v| v.seq > ct);
         self.tokens.retain(|_, (seq, _)| *seq > ct);
         self.commits.retain(|seq, _| *seq > ct);
         self.images_gen = self.images_gen.max(m.images_gen);
-        self.mem_bytes = self.mem.iter().map(|(k, v)| entry_bytes(k, &v.item)).sum();
+        self.mem_bytes = self
+            .mem
+            .iter()
+            .map(|(k, v)| entry_bytes(k, &v.item))
+            .sum::<usize>()
+            + self
+                .locks
+                .iter()
+                .map(|(k, l)| entry_bytes(k, &l.intent.image))
+                .sum::<usize>();
         self.tail = self.tail.max(ct);
         self.last_ts = self.last_ts.max(m.folded_ts_micros);
         self.sealed = self.sealed.or(m.sealed);

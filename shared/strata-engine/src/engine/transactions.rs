@@ -1,0 +1,498 @@
+//! Transactions across partitions and tables (TransactWriteItems,
+//! TransactGetItems), with no coordinator process: the instance that takes
+//! the request prepares every partition in parallel, creates the decision,
+//! answers, and settles. See `crate::txn` and ARCHITECTURE.md
+//! ("Transactions") for the protocol and its invariants.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+
+use super::*;
+use crate::ops::WriteOp;
+use crate::partition::{Prepared, Refusal, TxnAction, ALL_KEYS};
+use crate::txn::{Decision, Outcome, Participant, TxnId};
+
+/// Most actions one transaction may hold (DynamoDB's limit).
+pub const MAX_TXN_ACTIONS: usize = 100;
+
+/// One action of a TransactWriteItems.
+#[derive(Clone)]
+pub struct TxnWrite {
+    pub table: String,
+    pub op: WriteOp,
+    /// A ConditionCheck: the condition is evaluated, nothing is changed.
+    pub check: bool,
+}
+
+/// Why an action cancelled its transaction (DynamoDB's CancellationReasons).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelReason {
+    /// Nothing wrong with this action.
+    None,
+    /// Its condition was false; the item it was evaluated against.
+    ConditionalCheckFailed(Option<Item>),
+    /// Another transaction holds the item.
+    TransactionConflict,
+    ValidationError(String),
+}
+
+impl CancelReason {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CancelReason::None => "None",
+            CancelReason::ConditionalCheckFailed(_) => "ConditionalCheckFailed",
+            CancelReason::TransactionConflict => "TransactionConflict",
+            CancelReason::ValidationError(_) => "ValidationError",
+        }
+    }
+
+    fn of_code(code: &str) -> CancelReason {
+        match code {
+            "None" => CancelReason::None,
+            "ConditionalCheckFailed" => CancelReason::ConditionalCheckFailed(None),
+            "ValidationError" => CancelReason::ValidationError(String::new()),
+            _ => CancelReason::TransactionConflict,
+        }
+    }
+}
+
+/// What a TransactWriteItems came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TxnResult {
+    /// Committed; `replayed` when by an earlier request with the same token.
+    Committed { replayed: bool },
+    /// Nothing was written: a reason per action, in order.
+    Canceled(Vec<CancelReason>),
+}
+
+/// Where a test stops a coordinator, as if its process died there.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnStop {
+    /// After preparing this many partitions (of those it touches, in order).
+    AfterPrepares(usize),
+    /// After the decision is made, before anything is settled.
+    AfterDecision,
+}
+
+/// The options of one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct TxnOptions {
+    /// The client's request token and its scope (the caller's account).
+    pub token: Option<(String, String)>,
+    /// A hash of the request's parameters (what a token's retry must match).
+    pub params: u64,
+    /// Settle the partitions before answering (the default answers at the
+    /// decision and settles right after, in the background).
+    pub settle_before_answer: bool,
+    #[doc(hidden)]
+    pub stop: Option<TxnStop>,
+}
+
+/// An item of one partition that an action touches.
+struct Planned {
+    table: String,
+    action: TxnAction,
+}
+
+impl Engine {
+    /// TransactWriteItems: every action applied, or none; serializable with
+    /// every other transaction and single-item write.
+    pub async fn transact_write(
+        self: &Arc<Self>,
+        actions: Vec<TxnWrite>,
+        opts: TxnOptions,
+    ) -> Result<TxnResult> {
+        if actions.is_empty() || actions.len() > MAX_TXN_ACTIONS {
+            return Err(Error::Validation(format!(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_TXN_ACTIONS}, Member must have length greater than or equal to 1"
+            )));
+        }
+        // Checked whole before anything is written.
+        let mut seen = HashSet::new();
+        let mut by_table: BTreeMap<String, Vec<Planned>> = BTreeMap::new();
+        for (index, a) in actions.into_iter().enumerate() {
+            let t = self.table(&a.table).await?;
+            check_key_types(&t.desc.key_schema, &a.op.key)?;
+            if !seen.insert((a.table.clone(), encode_key(&a.op.key))) {
+                return Err(Error::Validation(
+                    "Transaction request cannot include multiple operations on one item".into(),
+                ));
+            }
+            by_table.entry(a.table.clone()).or_default().push(Planned {
+                table: a.table,
+                action: TxnAction {
+                    index,
+                    op: a.op,
+                    check: a.check,
+                },
+            });
+        }
+        let count: usize = by_table.values().map(Vec::len).sum();
+        let txn = match &opts.token {
+            Some((scope, token)) => TxnId::from_token(scope, token),
+            None => TxnId::random(),
+        };
+        let clock = &self.ctx.config.clock;
+        let deadline = clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64;
+
+        // 1. Prepare every partition, in parallel.
+        let groups: Vec<Vec<Planned>> = by_table.into_values().collect();
+        let prepared = join_all(
+            groups
+                .iter()
+                .map(|g| self.prepare_table(txn, opts.params, deadline, g, opts.stop)),
+        )
+        .await;
+        let mut reasons = vec![CancelReason::None; count];
+        let mut participants = Vec::new();
+        let mut refused = false;
+        let mut settled_before = false;
+        let mut failure = None;
+        for p in prepared {
+            match p {
+                Ok(outcomes) => {
+                    for (who, outcome) in outcomes {
+                        match outcome {
+                            Prepared::Locked => participants.push(who),
+                            Prepared::SettledBefore => settled_before = true,
+                            Prepared::Refused(list) => {
+                                participants.push(who);
+                                refused = true;
+                                for (i, r) in list {
+                                    if matches!(r, Refusal::Mismatch) {
+                                        failure.get_or_insert(Error::IdempotentMismatch);
+                                    }
+                                    reasons[i] = match r {
+                                        Refusal::ConditionFailed(item) => {
+                                            CancelReason::ConditionalCheckFailed(item)
+                                        }
+                                        Refusal::Conflict | Refusal::Mismatch => {
+                                            CancelReason::TransactionConflict
+                                        }
+                                        Refusal::Validation(m) => CancelReason::ValidationError(m),
+                                    };
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
+            }
+        }
+        if opts
+            .stop
+            .is_some_and(|s| matches!(s, TxnStop::AfterPrepares(_)))
+        {
+            return Err(stopped());
+        }
+        let decisions = &self.ctx.decisions;
+        let store = self.ctx.store.as_ref();
+
+        // 2. Decide. A refusal or a failed prepare aborts (the locks already
+        // taken are released right away rather than at their deadline).
+        if refused || failure.is_some() {
+            if !participants.is_empty() {
+                let abort = Decision {
+                    outcome: Outcome::Abort,
+                    params: opts.params,
+                    at_micros: clock.now_micros(),
+                    participants: participants.clone(),
+                    reasons: reasons.iter().map(|r| r.code().to_string()).collect(),
+                };
+                // Best effort: the locks expire at the deadline anyway.
+                if let Ok(d) = decisions.decide(store, txn, abort).await {
+                    if d.outcome == Outcome::Commit {
+                        // An earlier request with this token committed.
+                        return replay(&d, opts.params, count);
+                    }
+                    // Released before answering: a client that tries again
+                    // at once must not meet this attempt's locks.
+                    self.settle_now(txn, Outcome::Abort, participants).await;
+                }
+            }
+            return match failure {
+                Some(e) => Err(e),
+                None => Ok(TxnResult::Canceled(reasons)),
+            };
+        }
+        if settled_before || clock.now_micros() >= deadline {
+            // A retry of a transaction settled here before (or one too slow
+            // to commit): its decision answers; never a new commit, which
+            // would apply only what this attempt locked.
+            let found = match decisions.get(store, txn).await? {
+                Some(d) => d,
+                None => {
+                    let abort = Decision {
+                        outcome: Outcome::Abort,
+                        params: opts.params,
+                        at_micros: clock.now_micros(),
+                        participants: participants.clone(),
+                        reasons: Vec::new(),
+                    };
+                    decisions.decide(store, txn, abort).await?
+                }
+            };
+            let answer = replay(&found, opts.params, count);
+            self.settle_now(txn, found.outcome, participants).await;
+            return answer;
+        }
+        let commit = Decision {
+            outcome: Outcome::Commit,
+            params: opts.params,
+            at_micros: clock.now_micros(),
+            participants: participants.clone(),
+            reasons: Vec::new(),
+        };
+        // The commit point: exactly one of this and a resolver's abort.
+        let decided = decisions.decide(store, txn, commit.clone()).await?;
+        if opts.stop == Some(TxnStop::AfterDecision) {
+            return Err(stopped());
+        }
+        let ours = *decided == commit;
+        // 3. Settle: an abort before answering, a commit after unless asked.
+        if !ours {
+            let answer = replay(&decided, opts.params, count);
+            self.settle_now(txn, decided.outcome, participants).await;
+            return answer;
+        }
+        if opts.settle_before_answer {
+            self.settle_now(txn, Outcome::Commit, participants).await;
+        } else {
+            let me = Arc::clone(self);
+            tokio::spawn(strata_store::attribution::inherit(async move {
+                me.settle_now(txn, Outcome::Commit, participants).await
+            }));
+        }
+        Ok(TxnResult::Committed { replayed: false })
+    }
+
+    /// Prepares the actions on one table's items: grouped by partition,
+    /// each group one segment of intents; a split met on the way is
+    /// finished and the group prepared again in the children (a prepare is
+    /// idempotent per transaction and item).
+    async fn prepare_table(
+        &self,
+        txn: TxnId,
+        params: u64,
+        deadline: u64,
+        planned: &[Planned],
+        stop: Option<TxnStop>,
+    ) -> Result<Vec<(Participant, Prepared)>> {
+        let table = planned[0].table.as_str();
+        self.routed(table, |t| {
+            Box::pin(async move {
+                let map = t.desc.map();
+                let mut parts: BTreeMap<u32, Vec<TxnAction>> = BTreeMap::new();
+                for p in planned {
+                    parts
+                        .entry(map.route(&p.action.op.key.hash))
+                        .or_default()
+                        .push(p.action.clone());
+                }
+                let limit = match stop {
+                    Some(TxnStop::AfterPrepares(n)) => n,
+                    _ => usize::MAX,
+                };
+                let mut out = Vec::new();
+                let runs = parts.iter().take(limit).map(|(id, actions)| {
+                    let t = &t;
+                    async move {
+                        let p = self.partition_by_id(t, *id)?;
+                        let prepared = p.prepare(txn, params, deadline, actions).await?;
+                        let who = Participant {
+                            table: t.desc.name.clone(),
+                            incarnation: t.desc.incarnation.clone(),
+                            part: *id,
+                        };
+                        Ok::<_, Error>((who, prepared))
+                    }
+                });
+                for r in join_all(runs).await {
+                    out.push(r?);
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Settles a decided transaction's partitions. A failure is logged:
+    /// whoever meets the locks settles them.
+    async fn settle_now(&self, txn: TxnId, outcome: Outcome, participants: Vec<Participant>) {
+        let work = participants
+            .iter()
+            .map(|p| async move { (p, self.settle_participant(txn, outcome, p).await) });
+        for (p, r) in join_all(work).await {
+            if let Err(e) = r {
+                tracing::warn!(%txn, table = %p.table, partition = p.part, error = %e,
+                    "a transaction's settlement failed; whoever meets its locks settles them");
+            }
+        }
+    }
+
+    async fn settle_participant(
+        &self,
+        txn: TxnId,
+        outcome: Outcome,
+        p: &Participant,
+    ) -> Result<()> {
+        let t = match self.table(&p.table).await {
+            Ok(t) => t,
+            Err(Error::TableNotFound(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if t.desc.incarnation != p.incarnation {
+            return Ok(()); // the table was deleted (and maybe re-created)
+        }
+        match t.partitions.get(&p.part) {
+            Some(part) => part.settle_txn(txn, outcome).await,
+            None => Ok(()),
+        }
+    }
+
+    /// TransactGetItems: the items as of one moment, never part of a
+    /// transaction. Reads every item (strongly, settling decided locks),
+    /// then reads their versions again: when nothing changed between the
+    /// two rounds, the first round's items all held at the moment between
+    /// them. Otherwise it reads again, a few times, before cancelling.
+    pub async fn transact_get(
+        &self,
+        gets: &[(String, ItemKey)],
+    ) -> Result<std::result::Result<Vec<Option<Arc<Item>>>, Vec<CancelReason>>> {
+        if gets.is_empty() || gets.len() > MAX_TXN_ACTIONS {
+            return Err(Error::Validation(format!(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_TXN_ACTIONS}, Member must have length greater than or equal to 1"
+            )));
+        }
+        let mut seen = HashSet::new();
+        for (table, key) in gets {
+            let t = self.table(table).await?;
+            check_key_types(&t.desc.key_schema, key)?;
+            if !seen.insert((table.clone(), encode_key(key))) {
+                return Err(Error::Validation(
+                    "Transaction request cannot include multiple operations on one item".into(),
+                ));
+            }
+        }
+        let mut before = self.read_versions(gets).await?;
+        let mut changed = Vec::new();
+        for _ in 0..5 {
+            let after = self.read_versions(gets).await?;
+            changed = (0..gets.len())
+                .filter(|&i| version_id(&before[i]) != version_id(&after[i]))
+                .collect();
+            if changed.is_empty() {
+                return Ok(Ok(before
+                    .into_iter()
+                    .map(|v| v.filter(|v| !v.deleted).map(|v| v.item))
+                    .collect()));
+            }
+            before = after;
+        }
+        Ok(Err((0..gets.len())
+            .map(|i| {
+                if changed.contains(&i) {
+                    CancelReason::TransactionConflict
+                } else {
+                    CancelReason::None
+                }
+            })
+            .collect()))
+    }
+
+    async fn read_versions(&self, gets: &[(String, ItemKey)]) -> Result<Vec<Option<Version>>> {
+        join_all(gets.iter().map(|(table, key)| {
+            self.routed(table, move |t| {
+                Box::pin(async move {
+                    self.partition_for(&t, &key.hash)?
+                        .get_version(&encode_key(key), true)
+                        .await
+                })
+            })
+        }))
+        .await
+        .into_iter()
+        .collect()
+    }
+
+    /// Settles the locks the table's partitions hold in this process's
+    /// views (decided or past their deadline): what a strongly consistent
+    /// read of a local index starts with.
+    pub(crate) async fn settle_held_locks(
+        &self,
+        t: &TableHandle,
+        parts: Option<&[u32]>,
+    ) -> Result<()> {
+        for (id, p) in &t.partitions {
+            if parts.is_none_or(|ps| ps.contains(id)) {
+                p.settle_locks(ALL_KEYS).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes decisions no lock can need any more: older than the token
+    /// window plus the GC grace period (no coordinator creates a decision
+    /// past its deadline, and a retry within the window must find it), once
+    /// every partition the transaction prepared holds no lock of it
+    /// (settling them first). Returns how many it deleted.
+    pub async fn collect_decisions(&self) -> Result<usize> {
+        let c = &self.ctx.config;
+        let horizon = c.clock.now_ms().saturating_sub(
+            (c.token_window + c.gc_grace + c.clock_skew + c.txn_timeout).as_millis() as u64,
+        );
+        let store = self.ctx.store.as_ref();
+        let mut deleted = 0;
+        for meta in io::list(store, &paths::txn_decisions()).await? {
+            if (meta.last_modified.timestamp_millis().max(0) as u64) >= horizon {
+                continue;
+            }
+            let Some(id) = meta
+                .location
+                .filename()
+                .and_then(|f| f.parse::<TxnId>().ok())
+            else {
+                continue;
+            };
+            let Some(d) = self.ctx.decisions.get(store, id).await? else {
+                continue;
+            };
+            for p in &d.participants {
+                self.settle_participant(id, d.outcome, p).await?;
+            }
+            io::delete(store, &meta.location).await?;
+            self.ctx.decisions.forget(id);
+            deleted += 1;
+        }
+        Ok(deleted)
+    }
+}
+
+/// A decision made by another request with the same token: its answer.
+fn replay(d: &Decision, params: u64, count: usize) -> Result<TxnResult> {
+    if d.params != params && d.params != 0 {
+        return Err(Error::IdempotentMismatch);
+    }
+    Ok(match d.outcome {
+        Outcome::Commit => TxnResult::Committed { replayed: true },
+        Outcome::Abort if d.reasons.len() == count => {
+            TxnResult::Canceled(d.reasons.iter().map(|r| CancelReason::of_code(r)).collect())
+        }
+        Outcome::Abort => TxnResult::Canceled(vec![CancelReason::TransactionConflict; count]),
+    })
+}
+
+fn stopped() -> Error {
+    Error::OutcomeUnknown {
+        table: String::new(),
+        cause: "the coordinator was stopped (a test)".into(),
+    }
+}
+
+fn version_id(v: &Option<Version>) -> Option<(u64, u64, bool)> {
+    v.as_ref().map(|v| (v.seq, v.ts_micros, v.deleted))
+}

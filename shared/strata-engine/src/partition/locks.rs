@@ -1,0 +1,301 @@
+//! A partition's side of transactions: prepares (intents that lock items),
+//! settlements (releases, with the changes of a committed transaction),
+//! and the settling of decided or expired locks by whoever meets them.
+//! See `crate::txn` and ARCHITECTURE.md ("Transactions").
+
+use crate::txn::{Decision, Outcome};
+
+use super::*;
+
+/// One action of a transaction on an item of this partition.
+#[derive(Clone)]
+pub(crate) struct TxnAction {
+    /// Its place in the transaction (what cancellation reasons are listed by).
+    pub index: usize,
+    pub op: crate::ops::WriteOp,
+    /// A ConditionCheck: its condition is evaluated and the item locked,
+    /// nothing is changed.
+    pub check: bool,
+}
+
+/// Why an action cannot be prepared.
+#[derive(Debug, Clone)]
+pub(crate) enum Refusal {
+    ConditionFailed(Option<Item>),
+    /// Another transaction holds the item.
+    Conflict,
+    Validation(String),
+    /// The same transaction id (request token) was prepared here with other
+    /// parameters.
+    Mismatch,
+}
+
+/// What a prepare came to.
+#[derive(Debug)]
+pub(crate) enum Prepared {
+    /// Every action's item holds this transaction's intent (written now, or
+    /// by an earlier attempt with the same token).
+    Locked,
+    /// The transaction was settled here already (a retry of one that was
+    /// decided): its decision is the answer.
+    SettledBefore,
+    /// Refused, per action.
+    Refused(Vec<(usize, Refusal)>),
+}
+
+impl Partition {
+    /// Locks the items of `actions` for transaction `txn`, evaluating each
+    /// condition (and computing each update) against the items' committed
+    /// state: one segment of intents, appended through the one append loop.
+    pub(crate) async fn prepare(
+        &self,
+        txn: TxnId,
+        params: u64,
+        deadline_micros: u64,
+        actions: &[TxnAction],
+    ) -> Result<Prepared> {
+        let prepared = self
+            .prepare_once(txn, params, deadline_micros, actions)
+            .await?;
+        let Prepared::Refused(refused) = &prepared else {
+            return Ok(prepared);
+        };
+        // Items held by transactions that are decided (or past their
+        // deadline) are settled, and the prepare tried once more.
+        let mut settled = 0;
+        for (i, r) in refused {
+            if !matches!(r, Refusal::Conflict) {
+                continue;
+            }
+            if let Some(a) = actions.iter().find(|a| a.index == *i) {
+                let key = encode_key(&a.op.key);
+                let one = (
+                    Bound::Included(key.as_slice()),
+                    Bound::Included(key.as_slice()),
+                );
+                settled += self.settle_locks(one).await?;
+            }
+        }
+        if settled == 0 {
+            return Ok(prepared);
+        }
+        self.prepare_once(txn, params, deadline_micros, actions)
+            .await
+    }
+
+    async fn prepare_once(
+        &self,
+        txn: TxnId,
+        params: u64,
+        deadline_micros: u64,
+        actions: &[TxnAction],
+    ) -> Result<Prepared> {
+        let _g = self.sync.lock().await;
+        let (prepared, _) = self
+            .append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
+                Box::pin(async move {
+                    if self.read_view().token_seq(&txn.token()).is_some() {
+                        return Ok(Proposal::Done(Prepared::SettledBefore));
+                    }
+                    let mut intents = Vec::new();
+                    let mut refused = Vec::new();
+                    let mut newest_seen = 0;
+                    for a in actions {
+                        let key = encode_key(&a.op.key);
+                        let held = self.read_view().locks.get(&key).map(|l| l.intent.clone());
+                        match held {
+                            Some(i) if i.txn == txn && i.params == params => continue,
+                            Some(i) if i.txn == txn => {
+                                refused.push((a.index, Refusal::Mismatch));
+                                continue;
+                            }
+                            Some(_) => {
+                                refused.push((a.index, Refusal::Conflict));
+                                continue;
+                            }
+                            None => {}
+                        }
+                        let found = self.lookup(&key, Fill::No).await?;
+                        if let Some(v) = &found {
+                            newest_seen = newest_seen.max(v.ts_micros);
+                        }
+                        let current = found.filter(|v| !v.deleted).map(|v| v.item);
+                        let new = if a.check {
+                            check_condition(&a.op, current.as_deref(), a.index)
+                                .map(|()| current.as_deref().cloned())
+                        } else {
+                            self.apply_op(&a.op, current.as_deref(), a.index)
+                        };
+                        match new {
+                            Ok(new) => {
+                                intents.push(Intent {
+                                    txn,
+                                    deleted: new.is_none(),
+                                    image: Arc::new(new.unwrap_or_else(|| {
+                                        self.table.key_schema.key_item(&a.op.key)
+                                    })),
+                                    key,
+                                    check: a.check,
+                                    deadline_micros,
+                                    params,
+                                })
+                            }
+                            Err(Error::ConditionFailed { item, .. }) => {
+                                refused.push((a.index, Refusal::ConditionFailed(item)))
+                            }
+                            Err(Error::Validation(m)) => {
+                                refused.push((a.index, Refusal::Validation(m)))
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    if !refused.is_empty() {
+                        // An observation of the items: made on a current view.
+                        return Ok(Proposal::DoneIfCurrent(Prepared::Refused(refused)));
+                    }
+                    if intents.is_empty() {
+                        return Ok(Proposal::Done(Prepared::Locked));
+                    }
+                    let mut seg = self.next_segment(
+                        rand::random(),
+                        newest_seen + 1,
+                        self.next_images_gen(),
+                        Vec::new(),
+                    );
+                    seg.intents = intents;
+                    Ok(Proposal::Append(seg, Prepared::Locked))
+                })
+            })
+            .await?;
+        Ok(prepared)
+    }
+
+    /// Ends transaction `txn`'s locks here: a committed transaction's
+    /// changes become the items' new versions (ordinary mutations, which
+    /// streams, replicas and indexes see), an aborted one's are dropped.
+    /// Nothing to do when no lock of it is held.
+    pub(crate) async fn settle_txn(&self, txn: TxnId, outcome: Outcome) -> Result<()> {
+        let _g = self.sync.lock().await;
+        self.append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
+            Box::pin(async move {
+                let held: Vec<Intent> = self
+                    .read_view()
+                    .locks
+                    .values()
+                    .filter(|l| l.intent.txn == txn)
+                    .map(|l| l.intent.clone())
+                    .collect();
+                if held.is_empty() {
+                    return Ok(Proposal::Done(()));
+                }
+                let images_gen = self.next_images_gen();
+                let keep_old = images_gen % 2 == 1;
+                let mut mutations = Vec::new();
+                let mut newest_seen = 0;
+                for i in held
+                    .iter()
+                    .filter(|i| outcome == Outcome::Commit && !i.check)
+                {
+                    let found = self.lookup(&i.key, Fill::No).await?;
+                    if let Some(v) = &found {
+                        newest_seen = newest_seen.max(v.ts_micros);
+                    }
+                    let old = found.filter(|v| !v.deleted).map(|v| v.item);
+                    mutations.push(Mutation {
+                        key: i.key.clone(),
+                        image: Arc::clone(&i.image),
+                        deleted: i.deleted,
+                        old_image: if keep_old { old } else { None },
+                        token: Some(txn.token()),
+                        replicated: None,
+                        expired: false,
+                    });
+                }
+                let mut seg =
+                    self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
+                seg.releases = held
+                    .into_iter()
+                    .map(|i| Release { txn, key: i.key })
+                    .collect();
+                Ok(Proposal::Append(seg, ()))
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Whether any item in `keys` is locked.
+    pub(super) fn locked(&self, keys: (Bound<&[u8]>, Bound<&[u8]>)) -> bool {
+        let v = self.read_view();
+        !v.locks.is_empty() && v.locks.range::<[u8], _>(keys).next().is_some()
+    }
+
+    /// Settles the locks on items in `keys` whose transactions are decided,
+    /// aborting those with no decision past their deadline (what a strongly
+    /// consistent read does first, so it sees every acknowledged
+    /// transaction; what a writer that met a lock does). Returns how many
+    /// transactions it settled; the undecided ones keep their locks.
+    pub(crate) async fn settle_locks(&self, keys: (Bound<&[u8]>, Bound<&[u8]>)) -> Result<usize> {
+        let held: Vec<(TxnId, u64)> = {
+            let v = self.read_view();
+            let mut held: Vec<(TxnId, u64)> = v
+                .locks
+                .range::<[u8], _>(keys)
+                .map(|(_, l)| (l.intent.txn, l.intent.deadline_micros))
+                .collect();
+            held.sort();
+            held.dedup_by_key(|(t, _)| *t);
+            held
+        };
+        let mut settled = 0;
+        for (txn, deadline) in held {
+            if let Some(d) = self.decision(txn, deadline).await? {
+                self.settle_txn(txn, d.outcome).await?;
+                settled += 1;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Transaction `txn`'s decision, if made; past `deadline` with none,
+    /// an abort is made (exactly one of the coordinator's commit and this
+    /// abort is created: whichever is returned).
+    pub(crate) async fn decision(
+        &self,
+        txn: TxnId,
+        deadline_micros: u64,
+    ) -> Result<Option<Arc<Decision>>> {
+        let decisions = &self.ctx.decisions;
+        if let Some(d) = decisions.get(self.store(), txn).await? {
+            return Ok(Some(d));
+        }
+        if self.clock().now_micros() <= deadline_micros {
+            return Ok(None);
+        }
+        tracing::info!(table = %self.table.name, partition = self.part, %txn,
+            "aborting a transaction past its deadline");
+        let abort = Decision {
+            outcome: Outcome::Abort,
+            params: 0,
+            at_micros: self.clock().now_micros(),
+            participants: Vec::new(),
+            reasons: Vec::new(),
+        };
+        decisions.decide(self.store(), txn, abort).await.map(Some)
+    }
+}
+
+/// A ConditionCheck's condition against the item's current state.
+fn check_condition(op: &crate::ops::WriteOp, current: Option<&Item>, index: usize) -> Result<()> {
+    if let Some(cond) = &op.condition {
+        if !cond(current).map_err(Error::Validation)? {
+            return Err(Error::ConditionFailed {
+                index,
+                item: current.cloned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) const ALL_KEYS: (Bound<&[u8]>, Bound<&[u8]>) = (Bound::Unbounded, Bound::Unbounded);
