@@ -28,6 +28,12 @@ pub enum ErrorCode {
     IncompleteSignature,
     /// A PartiQL INSERT of an item that exists.
     DuplicateItem,
+    /// A transaction that wrote nothing (CancellationReasons say why).
+    TransactionCanceled,
+    /// A write to an item a transaction in flight holds.
+    TransactionConflict,
+    /// A ClientRequestToken reused with other parameters.
+    IdempotentParameterMismatch,
     LimitExceeded,
     ItemCollectionSizeLimitExceeded,
     TableNotFound,
@@ -65,6 +71,9 @@ impl ErrorCode {
             ResourceInUse => "ResourceInUseException",
             ConditionalCheckFailed => "ConditionalCheckFailedException",
             DuplicateItem => "DuplicateItemException",
+            TransactionCanceled => "TransactionCanceledException",
+            TransactionConflict => "TransactionConflictException",
+            IdempotentParameterMismatch => "IdempotentParameterMismatchException",
             AccessDenied => "AccessDeniedException",
             UnrecognizedClient => "UnrecognizedClientException",
             InvalidSignature => "InvalidSignatureException",
@@ -139,6 +148,8 @@ pub struct ApiError {
     /// The item a failed condition was evaluated against, when the request
     /// asked for it (ReturnValuesOnConditionCheckFailure = ALL_OLD).
     pub item: Option<Item>,
+    /// A cancelled transaction's CancellationReasons.
+    pub reasons: Option<Json>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -149,6 +160,7 @@ impl ApiError {
             code,
             message: message.into(),
             item: None,
+            reasons: None,
         }
     }
 
@@ -212,6 +224,9 @@ impl ApiError {
         if let Some(item) = &self.item {
             body["Item"] = item_to_json(item);
         }
+        if let Some(r) = &self.reasons {
+            body["CancellationReasons"] = r.clone();
+        }
         body
     }
 }
@@ -228,6 +243,10 @@ impl From<strata_engine::Error> for ApiError {
                 ApiError::new(ErrorCode::ItemCollectionSizeLimitExceeded, e.to_string())
             }
             E::ConditionFailed { .. } => ApiError::condition_failed(None),
+            e @ E::TransactionConflict { .. } => {
+                ApiError::new(ErrorCode::TransactionConflict, e.to_string())
+            }
+            E::IdempotentMismatch => ApiError::new(ErrorCode::IdempotentParameterMismatch, ""),
             E::Corrupt { path, reason } => {
                 ApiError::internal(format!("corrupt object {path}: {reason}"))
             }

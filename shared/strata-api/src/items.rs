@@ -141,7 +141,7 @@ pub(crate) fn projection(req: &Req, ph: &Placeholders) -> ApiResult<Option<Vec<D
     }
 }
 
-fn engine_condition(c: Option<Cond>) -> Option<strata_engine::Condition> {
+pub(crate) fn engine_condition(c: Option<Cond>) -> Option<strata_engine::Condition> {
     c.map(|c| {
         Arc::new(move |cur: Option<&Item>| Ok(eval_condition(&c, cur))) as strata_engine::Condition
     })
@@ -167,7 +167,7 @@ fn write_capacity_mode(req: &Req) -> ApiResult<(ReturnCapacity, bool)> {
 /// estimate's upper bound is the size of the partition holding the
 /// collection (a collection never spans partitions), in whole GB, at
 /// least 1, as DynamoDB reports small collections (`[0.0, 1.0]`).
-async fn collection_metrics(
+pub(crate) async fn collection_metrics(
     api: &Api,
     d: &TableDescriptor,
     hash: &strata_engine::KeyValue,
@@ -543,6 +543,11 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let mut unprocessed: Map<String, Json> = Map::new();
     let mut units: std::collections::BTreeMap<String, Capacity> = Default::default();
     let mut collections: Map<String, Json> = Map::new();
+    // A write refused for good (a conflicting transaction, an item the
+    // engine refused) is listed unprocessed once any other write of the
+    // batch committed: the batch never answers an error for committed
+    // writes. When none committed, the first such refusal is the answer.
+    let any_committed = results.iter().any(Result::is_ok);
     for (i, ((table, raw, op), res)) in planned.into_iter().zip(results).enumerate() {
         let res = match res {
             Err(e)
@@ -578,7 +583,14 @@ pub async fn batch_write(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
             // of it, so the batch fails (retryable; its puts and deletes
             // may be sent again).
             Err(e @ strata_engine::Error::OutcomeUnknown { .. }) => return Err(e.into()),
-            Err(e) if e.is_retryable() => {
+            Err(e)
+                if e.is_retryable()
+                    || any_committed
+                    || matches!(e, strata_engine::Error::TransactionConflict { .. }) =>
+            {
+                if !e.is_retryable() {
+                    tracing::info!(table = %table, error = %e, "a batch write listed unprocessed");
+                }
                 if let Json::Array(a) = unprocessed.entry(table).or_insert_with(|| json!([])) {
                     a.push(raw);
                 }

@@ -24,6 +24,7 @@ mod reads;
 mod req;
 mod streams;
 mod tables;
+mod transactions;
 mod ttl;
 
 use std::sync::Arc;
@@ -370,6 +371,8 @@ impl Api {
             "DeleteItem" => items::delete(self, &req).await,
             "BatchWriteItem" => items::batch_write(self, &req).await,
             "BatchGetItem" => reads::batch_get(self, &req).await,
+            "TransactWriteItems" => transactions::transact_write(self, &req, caller).await,
+            "TransactGetItems" => transactions::transact_get(self, &req).await,
             "Query" => reads::query(self, &req).await,
             "Scan" => reads::scan(self, &req).await,
             "ExecuteStatement" => partiql::execute_statement(self, &req).await,
@@ -416,6 +419,8 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteItem",
     "BatchWriteItem",
     "BatchGetItem",
+    "TransactWriteItems",
+    "TransactGetItems",
     "Query",
     "Scan",
     "ExecuteStatement",

@@ -65,6 +65,12 @@ impl std::str::FromStr for TxnId {
     }
 }
 
+/// The hash of a request's parameters that a retry with the same token
+/// must match.
+pub fn params_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes) | 1
+}
+
 /// One item's part in a prepared transaction: the lock, and the change the
 /// transaction makes if it commits.
 #[derive(Debug, Clone, PartialEq)]

@@ -327,16 +327,21 @@ async fn txn_idempotent_token() {
             .transact_write(vec![inc(0), inc(1)], opts("tok-1", 7))
             .await
             .unwrap();
-        assert_eq!(first, TxnResult::Committed { replayed: false });
+        assert!(matches!(
+            first,
+            TxnResult::Committed {
+                replayed: false,
+                ..
+            }
+        ));
         for e in &es {
             let again = e
                 .transact_write(vec![inc(0), inc(1)], opts("tok-1", 7))
                 .await
                 .unwrap();
-            assert_eq!(
-                again,
-                TxnResult::Committed { replayed: true },
-                "[{}]",
+            assert!(
+                matches!(again, TxnResult::Committed { replayed: true, .. }),
+                "[{}] {again:?}",
                 b.name
             );
         }
@@ -348,10 +353,9 @@ async fn txn_idempotent_token() {
             .transact_write(vec![inc(0), inc(1)], opts("tok-1", 7))
             .await
             .unwrap();
-        assert_eq!(
-            again,
-            TxnResult::Committed { replayed: true },
-            "[{}]",
+        assert!(
+            matches!(again, TxnResult::Committed { replayed: true, .. }),
+            "[{}] {again:?}",
             b.name
         );
         let mismatch = fresh
@@ -382,8 +386,9 @@ async fn txn_idempotent_token() {
 
 /// A coordinator whose views went stale while others wrote, compacted and
 /// garbage-collected (decisions included) never acknowledges a transaction
-/// that is not visible: what it acknowledges a fresh instance reads, and a
-/// transaction its stall let expire is reported cancelled, not committed.
+/// that is not visible: what it acknowledges a fresh instance reads. A
+/// transaction its stall let expire was aborted by others; retried with its
+/// token it is a new attempt, all of which is visible if acknowledged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn txn_no_invisible_ack() {
     for b in backends() {
@@ -439,6 +444,15 @@ async fn txn_no_invisible_ack() {
                 .transact_write(three_puts(&format!("left-{round}")), retry)
                 .await;
             if let Ok(TxnResult::Committed { .. }) = r {
+                // (Its first attempt was aborted; the retry is a new one.)
+                let fresh = engine(&store, config.clone()).await;
+                let want = Some(format!("left-{round}"));
+                assert_eq!(
+                    tags(&fresh).await,
+                    vec![want; 3],
+                    "[{}] round {round}",
+                    b.name
+                );
                 acked.push(format!("left-{round}"));
             }
             // And a new one, acknowledged.
@@ -447,7 +461,16 @@ async fn txn_no_invisible_ack() {
                 .transact_write(three_puts(&tag), TxnOptions::default())
                 .await
                 .unwrap();
-            assert_eq!(r, TxnResult::Committed { replayed: false });
+            assert!(
+                matches!(
+                    r,
+                    TxnResult::Committed {
+                        replayed: false,
+                        ..
+                    }
+                ),
+                "{r:?}"
+            );
             acked.push(tag.clone());
             let fresh = engine(&store, config.clone()).await;
             assert_eq!(
@@ -457,12 +480,7 @@ async fn txn_no_invisible_ack() {
                 b.name
             );
         }
-        assert_eq!(
-            acked.len(),
-            3,
-            "[{}] a stalled transaction was acknowledged: {acked:?}",
-            b.name
-        );
+        assert!(acked.len() >= 3, "[{}] {acked:?}", b.name);
     }
 }
 

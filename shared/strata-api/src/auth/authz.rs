@@ -267,6 +267,52 @@ pub(crate) async fn accesses(
             }
             out
         }
+        // Each action needs its single-item operation on its table
+        // (ConditionCheckItem for a ConditionCheck), as in DynamoDB.
+        "TransactWriteItems" | "TransactGetItems" => {
+            let members = req
+                .0
+                .get("TransactItems")
+                .and_then(Json::as_array)
+                .ok_or_else(|| crate::req::missing("TransactItems"))?;
+            let mut out = Vec::new();
+            for m in members {
+                let Some((kind, body)) = m.as_object().and_then(|m| {
+                    ["Get", "Put", "Update", "Delete", "ConditionCheck"]
+                        .into_iter()
+                        .find_map(|k| Some((k, m.get(k)?.as_object()?)))
+                }) else {
+                    continue;
+                };
+                let Some(t) = body.get("TableName").and_then(Json::as_str) else {
+                    continue;
+                };
+                let (op, member) = match kind {
+                    "Get" => ("GetItem", "Key"),
+                    "Put" => ("PutItem", "Item"),
+                    "Update" => ("UpdateItem", "Key"),
+                    "Delete" => ("DeleteItem", "Key"),
+                    _ => ("ConditionCheckItem", "Key"),
+                };
+                let one = access(format!("dynamodb:{op}"), table_arn(caller, t));
+                let (a, _) =
+                    on_items(api, one, t, body.get(member).into_iter(), leading, fine).await;
+                out.push(if fine {
+                    // Attribute conditions are not worked out for transactions:
+                    // a policy that sets them refuses them.
+                    with_keys(
+                        a,
+                        super::attributes::Keys {
+                            unknown: vec![super::attributes::ATTRIBUTES],
+                            ..Default::default()
+                        },
+                    )
+                } else {
+                    a
+                });
+            }
+            out
+        }
         "ExecuteStatement" => vec![partiql(caller, req)?],
         "BatchExecuteStatement" => {
             let list = req

@@ -15,6 +15,8 @@ use crate::txn::{Decision, Outcome, Participant, TxnId};
 
 /// Most actions one transaction may hold (DynamoDB's limit).
 pub const MAX_TXN_ACTIONS: usize = 100;
+/// Attempts one request makes when it finds its id aborted by another.
+const MAX_ATTEMPTS: u32 = 4;
 
 /// One action of a TransactWriteItems.
 #[derive(Clone)]
@@ -46,22 +48,15 @@ impl CancelReason {
             CancelReason::ValidationError(_) => "ValidationError",
         }
     }
-
-    fn of_code(code: &str) -> CancelReason {
-        match code {
-            "None" => CancelReason::None,
-            "ConditionalCheckFailed" => CancelReason::ConditionalCheckFailed(None),
-            "ValidationError" => CancelReason::ValidationError(String::new()),
-            _ => CancelReason::TransactionConflict,
-        }
-    }
 }
 
 /// What a TransactWriteItems came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TxnResult {
-    /// Committed; `replayed` when by an earlier request with the same token.
-    Committed { replayed: bool },
+    /// Committed; `replayed` when by an earlier request with the same
+    /// token. `sizes`: per action, the larger of its item's sizes before
+    /// and after (what it costs; 0 when replayed).
+    Committed { replayed: bool, sizes: Vec<usize> },
     /// Nothing was written: a reason per action, in order.
     Canceled(Vec<CancelReason>),
 }
@@ -130,15 +125,40 @@ impl Engine {
             });
         }
         let count: usize = by_table.values().map(Vec::len).sum();
-        let txn = match &opts.token {
-            Some((scope, token)) => TxnId::from_token(scope, token),
-            None => TxnId::random(),
-        };
+        let groups: Vec<Vec<Planned>> = by_table.into_values().collect();
+        // An attempt another request (or a resolver) aborted leaves its id
+        // spent: a token's next attempt has an id of its own, so a request
+        // cancelled once may be sent again with its token, as in DynamoDB.
+        for attempt in 0..MAX_ATTEMPTS {
+            let txn = match &opts.token {
+                Some((scope, token)) if attempt == 0 => TxnId::from_token(scope, token),
+                Some((scope, token)) => TxnId::from_token(scope, &format!("{token}\0{attempt}")),
+                None => TxnId::random(),
+            };
+            if let Some(done) = self.attempt(txn, &groups, count, &opts).await? {
+                return Ok(done);
+            }
+        }
+        Ok(TxnResult::Canceled(vec![
+            CancelReason::TransactionConflict;
+            count
+        ]))
+    }
+
+    /// One attempt at a transaction under id `txn`: its answer, or None
+    /// when the id turned out to be aborted already (and this attempt's
+    /// locks were released).
+    async fn attempt(
+        self: &Arc<Self>,
+        txn: TxnId,
+        groups: &[Vec<Planned>],
+        count: usize,
+        opts: &TxnOptions,
+    ) -> Result<Option<TxnResult>> {
         let clock = &self.ctx.config.clock;
         let deadline = clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64;
 
         // 1. Prepare every partition, in parallel.
-        let groups: Vec<Vec<Planned>> = by_table.into_values().collect();
         let prepared = join_all(
             groups
                 .iter()
@@ -146,6 +166,7 @@ impl Engine {
         )
         .await;
         let mut reasons = vec![CancelReason::None; count];
+        let mut sizes = vec![0; count];
         let mut participants = Vec::new();
         let mut refused = false;
         let mut settled_before = false;
@@ -155,7 +176,12 @@ impl Engine {
                 Ok(outcomes) => {
                     for (who, outcome) in outcomes {
                         match outcome {
-                            Prepared::Locked => participants.push(who),
+                            Prepared::Locked(locked) => {
+                                participants.push(who);
+                                for (i, size) in locked {
+                                    sizes[i] = size;
+                                }
+                            }
                             Prepared::SettledBefore => settled_before = true,
                             Prepared::Refused(list) => {
                                 participants.push(who);
@@ -191,32 +217,35 @@ impl Engine {
         }
         let decisions = &self.ctx.decisions;
         let store = self.ctx.store.as_ref();
+        let decision = |outcome, reasons: Vec<String>| Decision {
+            outcome,
+            params: opts.params,
+            at_micros: clock.now_micros(),
+            participants: participants.clone(),
+            reasons,
+        };
 
         // 2. Decide. A refusal or a failed prepare aborts (the locks already
-        // taken are released right away rather than at their deadline).
+        // taken are released before answering: a client that tries again at
+        // once must not meet them).
         if refused || failure.is_some() {
             if !participants.is_empty() {
-                let abort = Decision {
-                    outcome: Outcome::Abort,
-                    params: opts.params,
-                    at_micros: clock.now_micros(),
-                    participants: participants.clone(),
-                    reasons: reasons.iter().map(|r| r.code().to_string()).collect(),
-                };
+                let codes = reasons.iter().map(|r| r.code().to_string()).collect();
                 // Best effort: the locks expire at the deadline anyway.
-                if let Ok(d) = decisions.decide(store, txn, abort).await {
+                if let Ok(d) = decisions
+                    .decide(store, txn, decision(Outcome::Abort, codes))
+                    .await
+                {
                     if d.outcome == Outcome::Commit {
                         // An earlier request with this token committed.
-                        return replay(&d, opts.params, count);
+                        return replay(&d, opts.params, count).map(Some);
                     }
-                    // Released before answering: a client that tries again
-                    // at once must not meet this attempt's locks.
                     self.settle_now(txn, Outcome::Abort, participants).await;
                 }
             }
             return match failure {
                 Some(e) => Err(e),
-                None => Ok(TxnResult::Canceled(reasons)),
+                None => Ok(Some(TxnResult::Canceled(reasons))),
             };
         }
         if settled_before || clock.now_micros() >= deadline {
@@ -226,38 +255,30 @@ impl Engine {
             let found = match decisions.get(store, txn).await? {
                 Some(d) => d,
                 None => {
-                    let abort = Decision {
-                        outcome: Outcome::Abort,
-                        params: opts.params,
-                        at_micros: clock.now_micros(),
-                        participants: participants.clone(),
-                        reasons: Vec::new(),
-                    };
-                    decisions.decide(store, txn, abort).await?
+                    decisions
+                        .decide(store, txn, decision(Outcome::Abort, Vec::new()))
+                        .await?
                 }
             };
-            let answer = replay(&found, opts.params, count);
             self.settle_now(txn, found.outcome, participants).await;
-            return answer;
+            return match found.outcome {
+                Outcome::Commit => replay(&found, opts.params, count).map(Some),
+                Outcome::Abort => Ok(None),
+            };
         }
-        let commit = Decision {
-            outcome: Outcome::Commit,
-            params: opts.params,
-            at_micros: clock.now_micros(),
-            participants: participants.clone(),
-            reasons: Vec::new(),
-        };
+        let commit = decision(Outcome::Commit, Vec::new());
         // The commit point: exactly one of this and a resolver's abort.
         let decided = decisions.decide(store, txn, commit.clone()).await?;
         if opts.stop == Some(TxnStop::AfterDecision) {
             return Err(stopped());
         }
-        let ours = *decided == commit;
         // 3. Settle: an abort before answering, a commit after unless asked.
-        if !ours {
-            let answer = replay(&decided, opts.params, count);
+        if *decided != commit {
             self.settle_now(txn, decided.outcome, participants).await;
-            return answer;
+            return match decided.outcome {
+                Outcome::Commit => replay(&decided, opts.params, count).map(Some),
+                Outcome::Abort => Ok(None),
+            };
         }
         if opts.settle_before_answer {
             self.settle_now(txn, Outcome::Commit, participants).await;
@@ -267,7 +288,10 @@ impl Engine {
                 me.settle_now(txn, Outcome::Commit, participants).await
             }));
         }
-        Ok(TxnResult::Committed { replayed: false })
+        Ok(Some(TxnResult::Committed {
+            replayed: false,
+            sizes,
+        }))
     }
 
     /// Prepares the actions on one table's items: grouped by partition,
@@ -478,10 +502,10 @@ fn replay(d: &Decision, params: u64, count: usize) -> Result<TxnResult> {
         return Err(Error::IdempotentMismatch);
     }
     Ok(match d.outcome {
-        Outcome::Commit => TxnResult::Committed { replayed: true },
-        Outcome::Abort if d.reasons.len() == count => {
-            TxnResult::Canceled(d.reasons.iter().map(|r| CancelReason::of_code(r)).collect())
-        }
+        Outcome::Commit => TxnResult::Committed {
+            replayed: true,
+            sizes: vec![0; count],
+        },
         Outcome::Abort => TxnResult::Canceled(vec![CancelReason::TransactionConflict; count]),
     })
 }

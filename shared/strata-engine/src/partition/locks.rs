@@ -34,8 +34,9 @@ pub(crate) enum Refusal {
 #[derive(Debug)]
 pub(crate) enum Prepared {
     /// Every action's item holds this transaction's intent (written now, or
-    /// by an earlier attempt with the same token).
-    Locked,
+    /// by an earlier attempt with the same token): per action, its index
+    /// and the larger of the item's sizes before and after (what it costs).
+    Locked(Vec<(usize, usize)>),
     /// The transaction was settled here already (a retry of one that was
     /// decided): its decision is the answer.
     SettledBefore,
@@ -98,13 +99,17 @@ impl Partition {
                         return Ok(Proposal::Done(Prepared::SettledBefore));
                     }
                     let mut intents = Vec::new();
+                    let mut sizes = Vec::new();
                     let mut refused = Vec::new();
                     let mut newest_seen = 0;
                     for a in actions {
                         let key = encode_key(&a.op.key);
                         let held = self.read_view().locks.get(&key).map(|l| l.intent.clone());
                         match held {
-                            Some(i) if i.txn == txn && i.params == params => continue,
+                            Some(i) if i.txn == txn && i.params == params => {
+                                sizes.push((a.index, item_size(&i.image)));
+                                continue;
+                            }
                             Some(i) if i.txn == txn => {
                                 refused.push((a.index, Refusal::Mismatch));
                                 continue;
@@ -154,7 +159,7 @@ impl Partition {
                         return Ok(Proposal::DoneIfCurrent(Prepared::Refused(refused)));
                     }
                     if intents.is_empty() {
-                        return Ok(Proposal::Done(Prepared::Locked));
+                        return Ok(Proposal::Done(Prepared::Locked(sizes)));
                     }
                     let mut seg = self.next_segment(
                         rand::random(),
@@ -163,7 +168,7 @@ impl Partition {
                         Vec::new(),
                     );
                     seg.intents = intents;
-                    Ok(Proposal::Append(seg, Prepared::Locked))
+                    Ok(Proposal::Append(seg, Prepared::Locked(sizes)))
                 })
             })
             .await?;
