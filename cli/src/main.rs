@@ -687,6 +687,9 @@ async fn maintenance(engine: Arc<Engine>, every: Duration) {
         if let Err(e) = engine.sweep_dead_incarnations().await {
             tracing::warn!(error = %e, "sweeping deleted tables' data failed");
         }
+        if let Err(e) = engine.collect_decisions().await {
+            tracing::warn!(error = %e, "collecting transactions' decisions failed");
+        }
     }
 }
 

@@ -49,7 +49,8 @@ pub async fn handle(engine: &Engine, event: &Value) -> Result<Value, strata_engi
         }));
     }
     let swept = engine.sweep_dead_incarnations().await?;
-    Ok(json!({ "tables": tables, "swept_objects": swept }))
+    let decisions = engine.collect_decisions().await?;
+    Ok(json!({ "tables": tables, "swept_objects": swept, "collected_decisions": decisions }))
 }
 
 fn describe(o: &CompactionOutcome) -> String {

@@ -235,6 +235,11 @@ impl Default for Decisions {
 }
 
 impl Decisions {
+    /// The decision, if this process has met it.
+    pub fn cached(&self, id: TxnId) -> Option<Arc<Decision>> {
+        self.cache.get(&id)
+    }
+
     /// The decision, if one was made.
     pub async fn get(&self, store: &dyn ObjectStore, id: TxnId) -> Result<Option<Arc<Decision>>> {
         if let Some(d) = self.cache.get(&id) {

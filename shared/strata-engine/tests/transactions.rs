@@ -695,3 +695,71 @@ fn next_of<'a>(edges: &'a HashMap<String, HashSet<String>>, n: &str) -> Vec<&'a 
         .map(|s| s.iter().map(String::as_str).collect())
         .unwrap_or_default()
 }
+
+/// A lock outlives compaction (the manifest carries it until released): a
+/// fresh instance's single-item write still meets it, a split waits for
+/// it; once the transaction is settled both go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn txn_locks_survive_compaction() {
+    for b in backends() {
+        let store = b.store();
+        let config = EngineConfig {
+            default_partitions: 1,
+            ..short_timeout()
+        };
+        let es = engines(&store, 2, config.clone()).await;
+        open_accounts(&es[1]).await;
+        let left = TxnOptions {
+            stop: Some(TxnStop::AfterPrepares(1)),
+            ..Default::default()
+        };
+        assert!(es[0]
+            .transact_write(three_puts("held"), left)
+            .await
+            .is_err());
+        // A flush that folds the intent's segment: the lock goes into the manifest.
+        let fresh = Arc::new(engine(&store, config.clone()).await);
+        let (t, k) = account(0);
+        let conflict = fresh
+            .write(
+                t,
+                WriteRequest::single(WriteOp::update(k.clone(), increment())),
+            )
+            .await;
+        assert!(
+            matches!(conflict, Err(Error::TransactionConflict { .. })),
+            "[{}] {conflict:?}",
+            b.name
+        );
+        es[1].compact("acct_a").await.unwrap();
+        let split = es[1].split_partition("acct_a", 0).await;
+        assert!(
+            matches!(split, Err(Error::TransactionConflict { .. })),
+            "[{}] a split went through a lock: {split:?}",
+            b.name
+        );
+        let after = Arc::new(engine(&store, config.clone()).await);
+        let conflict = after
+            .write(
+                t,
+                WriteRequest::single(WriteOp::update(k.clone(), increment())),
+            )
+            .await;
+        assert!(
+            matches!(conflict, Err(Error::TransactionConflict { .. })),
+            "[{}] {conflict:?}",
+            b.name
+        );
+        // Past the deadline the lock is aborted by whoever meets it.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        after
+            .write(
+                t,
+                WriteRequest::single(WriteOp::update(k.clone(), increment())),
+            )
+            .await
+            .unwrap();
+        after.split_partition("acct_a", 0).await.unwrap();
+        assert_eq!(tags(&after).await, vec![None, None, None], "[{}]", b.name);
+    }
+}

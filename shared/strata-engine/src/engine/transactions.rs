@@ -15,6 +15,8 @@ use crate::txn::{Decision, Outcome, Participant, TxnId};
 
 /// Most actions one transaction may hold (DynamoDB's limit).
 pub const MAX_TXN_ACTIONS: usize = 100;
+/// How long after answering a coordinator settles a committed transaction.
+const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 /// Attempts one request makes when it finds its id aborted by another.
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -65,7 +67,7 @@ pub enum TxnResult {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxnStop {
-    /// After preparing this many partitions (of those it touches, in order).
+    /// After preparing this many partitions of each table it touches.
     AfterPrepares(usize),
     /// After the decision is made, before anything is settled.
     AfterDecision,
@@ -283,8 +285,12 @@ impl Engine {
         if opts.settle_before_answer {
             self.settle_now(txn, Outcome::Commit, participants).await;
         } else {
+            // A moment later: a transaction this process prepares meanwhile
+            // on the same partitions carries the settlement in its own
+            // segment (see `Partition::prepare`), and this finds it done.
             let me = Arc::clone(self);
             tokio::spawn(strata_store::attribution::inherit(async move {
+                tokio::time::sleep(SETTLE_DELAY).await;
                 me.settle_now(txn, Outcome::Commit, participants).await
             }));
         }

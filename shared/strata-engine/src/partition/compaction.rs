@@ -119,11 +119,6 @@ impl Partition {
     /// one process, flushes and merges run beside each other (a merge
     /// publishes over the flushes made meanwhile), one of each at a time.
     pub async fn compact(&self) -> Result<CompactionOutcome> {
-        // Locks met here are settled where their transactions are decided
-        // or past their deadline (a coordinator that died leaves them).
-        if self.locked(ALL_KEYS) {
-            self.settle_locks(ALL_KEYS).await?;
-        }
         let mut outcome = CompactionOutcome::Busy;
         if !self.flushing.swap(true, Ordering::SeqCst) {
             let flushed = self.flush().await;
@@ -133,6 +128,12 @@ impl Partition {
             if outcome == CompactionOutcome::LostRace {
                 return Ok(outcome);
             }
+        }
+        // Locks the flush carried are settled where their transactions are
+        // decided or past their deadline (a coordinator that died leaves
+        // them); the next flush folds the releases.
+        if self.locked(ALL_KEYS) {
+            self.settle_locks(ALL_KEYS).await?;
         }
         // A sealed partition's last flush folds its seal; its SSTs are its
         // children's to rewrite now.

@@ -98,10 +98,16 @@ impl Partition {
                     if self.read_view().token_seq(&txn.token()).is_some() {
                         return Ok(Proposal::Done(Prepared::SettledBefore));
                     }
+                    // Transactions this process knows decided are settled by
+                    // the same segment (one PUT less each, and no wait for
+                    // their own settlement), and their changes are the state
+                    // this one is evaluated on.
+                    let known = self.known_decided(txn);
+                    let settling = self.settlement(&known).await?;
                     let mut intents = Vec::new();
                     let mut sizes = Vec::new();
                     let mut refused = Vec::new();
-                    let mut newest_seen = 0;
+                    let mut newest_seen = settling.newest_seen;
                     for a in actions {
                         let key = encode_key(&a.op.key);
                         let held = self.read_view().locks.get(&key).map(|l| l.intent.clone());
@@ -114,17 +120,22 @@ impl Partition {
                                 refused.push((a.index, Refusal::Mismatch));
                                 continue;
                             }
-                            Some(_) => {
+                            Some(i) if !known.iter().any(|(t, _)| *t == i.txn) => {
                                 refused.push((a.index, Refusal::Conflict));
                                 continue;
                             }
-                            None => {}
+                            _ => {}
                         }
-                        let found = self.lookup(&key, Fill::No).await?;
-                        if let Some(v) = &found {
-                            newest_seen = newest_seen.max(v.ts_micros);
-                        }
-                        let current = found.filter(|v| !v.deleted).map(|v| v.item);
+                        let current = match settling.state.get(&key) {
+                            Some(settled) => settled.clone(),
+                            None => {
+                                let found = self.lookup(&key, Fill::No).await?;
+                                if let Some(v) = &found {
+                                    newest_seen = newest_seen.max(v.ts_micros);
+                                }
+                                found.filter(|v| !v.deleted).map(|v| v.item)
+                            }
+                        };
                         let new = if a.check {
                             check_condition(&a.op, current.as_deref(), a.index)
                                 .map(|()| current.as_deref().cloned())
@@ -133,6 +144,9 @@ impl Partition {
                         };
                         match new {
                             Ok(new) => {
+                                let before = current.as_deref().map_or(0, item_size);
+                                let after = new.as_ref().map_or(0, item_size);
+                                sizes.push((a.index, before.max(after)));
                                 intents.push(Intent {
                                     txn,
                                     deleted: new.is_none(),
@@ -164,15 +178,80 @@ impl Partition {
                     let mut seg = self.next_segment(
                         rand::random(),
                         newest_seen + 1,
-                        self.next_images_gen(),
-                        Vec::new(),
+                        settling.images_gen,
+                        settling.mutations,
                     );
+                    seg.releases = settling.releases;
                     seg.intents = intents;
                     Ok(Proposal::Append(seg, Prepared::Locked(sizes)))
                 })
             })
             .await?;
         Ok(prepared)
+    }
+
+    /// The transactions other than `except` holding locks here whose
+    /// decisions this process has cached.
+    fn known_decided(&self, except: TxnId) -> Vec<(TxnId, Outcome)> {
+        let v = self.read_view();
+        let mut out: Vec<(TxnId, Outcome)> = Vec::new();
+        for l in v.locks.values() {
+            let t = l.intent.txn;
+            if t == except || out.iter().any(|(o, _)| *o == t) {
+                continue;
+            }
+            if let Some(d) = self.ctx.decisions.cached(t) {
+                out.push((t, d.outcome));
+            }
+        }
+        out
+    }
+
+    /// What settling `txns` here writes: each committed intent's change as a
+    /// mutation (with its old image when the table keeps them), a release
+    /// for every intent; and the items' states after it.
+    async fn settlement(&self, txns: &[(TxnId, Outcome)]) -> Result<Settlement> {
+        let images_gen = self.next_images_gen();
+        let keep_old = images_gen % 2 == 1;
+        let held: Vec<(Intent, Outcome)> = {
+            let v = self.read_view();
+            v.locks
+                .values()
+                .filter_map(|l| {
+                    let (_, o) = txns.iter().find(|(t, _)| *t == l.intent.txn)?;
+                    Some((l.intent.clone(), *o))
+                })
+                .collect()
+        };
+        let mut s = Settlement {
+            images_gen,
+            ..Default::default()
+        };
+        for (i, outcome) in held {
+            if outcome == Outcome::Commit && !i.check {
+                let found = self.lookup(&i.key, Fill::No).await?;
+                if let Some(v) = &found {
+                    s.newest_seen = s.newest_seen.max(v.ts_micros);
+                }
+                let old = found.filter(|v| !v.deleted).map(|v| v.item);
+                s.mutations.push(Mutation {
+                    key: i.key.clone(),
+                    image: Arc::clone(&i.image),
+                    deleted: i.deleted,
+                    old_image: if keep_old { old } else { None },
+                    token: Some(i.txn.token()),
+                    replicated: None,
+                    expired: false,
+                });
+                let after = (!i.deleted).then(|| Arc::clone(&i.image));
+                s.state.insert(i.key.clone(), after);
+            }
+            s.releases.push(Release {
+                txn: i.txn,
+                key: i.key,
+            });
+        }
+        Ok(s)
     }
 
     /// Ends transaction `txn`'s locks here: a committed transaction's
@@ -183,45 +262,13 @@ impl Partition {
         let _g = self.sync.lock().await;
         self.append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
             Box::pin(async move {
-                let held: Vec<Intent> = self
-                    .read_view()
-                    .locks
-                    .values()
-                    .filter(|l| l.intent.txn == txn)
-                    .map(|l| l.intent.clone())
-                    .collect();
-                if held.is_empty() {
+                let s = self.settlement(&[(txn, outcome)]).await?;
+                if s.releases.is_empty() {
                     return Ok(Proposal::Done(()));
                 }
-                let images_gen = self.next_images_gen();
-                let keep_old = images_gen % 2 == 1;
-                let mut mutations = Vec::new();
-                let mut newest_seen = 0;
-                for i in held
-                    .iter()
-                    .filter(|i| outcome == Outcome::Commit && !i.check)
-                {
-                    let found = self.lookup(&i.key, Fill::No).await?;
-                    if let Some(v) = &found {
-                        newest_seen = newest_seen.max(v.ts_micros);
-                    }
-                    let old = found.filter(|v| !v.deleted).map(|v| v.item);
-                    mutations.push(Mutation {
-                        key: i.key.clone(),
-                        image: Arc::clone(&i.image),
-                        deleted: i.deleted,
-                        old_image: if keep_old { old } else { None },
-                        token: Some(txn.token()),
-                        replicated: None,
-                        expired: false,
-                    });
-                }
                 let mut seg =
-                    self.next_segment(rand::random(), newest_seen + 1, images_gen, mutations);
-                seg.releases = held
-                    .into_iter()
-                    .map(|i| Release { txn, key: i.key })
-                    .collect();
+                    self.next_segment(rand::random(), s.newest_seen + 1, s.images_gen, s.mutations);
+                seg.releases = s.releases;
                 Ok(Proposal::Append(seg, ()))
             })
         })
@@ -288,6 +335,17 @@ impl Partition {
         };
         decisions.decide(self.store(), txn, abort).await.map(Some)
     }
+}
+
+/// What a settlement writes (see `Partition::settlement`).
+#[derive(Default)]
+struct Settlement {
+    images_gen: u64,
+    mutations: Vec<Mutation>,
+    releases: Vec<Release>,
+    newest_seen: u64,
+    /// Each changed item's state after the settlement (None: deleted).
+    state: HashMap<Vec<u8>, Option<Arc<Item>>>,
 }
 
 /// A ConditionCheck's condition against the item's current state.
