@@ -73,7 +73,7 @@ async fn open_accounts(e: &Engine) {
     }
 }
 
-async fn snapshot(e: &Engine) -> Vec<Option<Arc<Item>>> {
+async fn snapshot(e: &Arc<Engine>) -> Vec<Option<Arc<Item>>> {
     let gets: Vec<(String, ItemKey)> = (0..ACCOUNTS)
         .map(|i| {
             let (t, k) = account(i);
@@ -158,7 +158,7 @@ async fn txn_atomic() {
             t.await.unwrap();
         }
         assert_eq!(snapshots.await.unwrap(), 10);
-        let fresh = engine(&store, test_config()).await;
+        let fresh = Arc::new(engine(&store, test_config()).await);
         let end = snapshot(&fresh).await;
         assert_eq!(total(&end), START * ACCOUNTS as i64, "[{}]", b.name);
         let mut applied: HashMap<String, Vec<usize>> = HashMap::new();

@@ -17,6 +17,10 @@ use crate::txn::{Decision, Outcome, Participant, TxnId};
 pub const MAX_TXN_ACTIONS: usize = 100;
 /// How long after answering a coordinator settles a committed transaction.
 const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
+/// How long a locking TransactGetItems waits for items others hold.
+const LOCKED_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// Rounds of optimistic reads TransactGetItems makes before it locks.
+const OPTIMISTIC_ROUNDS: usize = 3;
 /// Attempts one request makes when it finds its id aborted by another.
 const MAX_ATTEMPTS: u32 = 4;
 
@@ -180,8 +184,8 @@ impl Engine {
                         match outcome {
                             Prepared::Locked(locked) => {
                                 participants.push(who);
-                                for (i, size) in locked {
-                                    sizes[i] = size;
+                                for l in locked {
+                                    sizes[l.index] = l.size;
                                 }
                             }
                             Prepared::SettledBefore => settled_before = true,
@@ -388,9 +392,11 @@ impl Engine {
     /// transaction. Reads every item (strongly, settling decided locks),
     /// then reads their versions again: when nothing changed between the
     /// two rounds, the first round's items all held at the moment between
-    /// them. Otherwise it reads again, a few times, before cancelling.
+    /// them. Otherwise it reads again, a few times, then takes the snapshot
+    /// by locking every item (`locked_read`), and cancels only if other
+    /// transactions hold items then.
     pub async fn transact_get(
-        &self,
+        self: &Arc<Self>,
         gets: &[(String, ItemKey)],
     ) -> Result<std::result::Result<Vec<Option<Arc<Item>>>, Vec<CancelReason>>> {
         if gets.is_empty() || gets.len() > MAX_TXN_ACTIONS {
@@ -410,7 +416,7 @@ impl Engine {
         }
         let mut before = self.read_versions(gets).await?;
         let mut changed = Vec::new();
-        for _ in 0..5 {
+        for _ in 0..OPTIMISTIC_ROUNDS {
             let after = self.read_versions(gets).await?;
             changed = (0..gets.len())
                 .filter(|&i| version_id(&before[i]) != version_id(&after[i]))
@@ -423,6 +429,11 @@ impl Engine {
             }
             before = after;
         }
+        // Items that keep changing: lock them all (intents that change
+        // nothing), read what the locks hold, release.
+        if let Some(items) = self.locked_read(gets).await? {
+            return Ok(Ok(items));
+        }
         Ok(Err((0..gets.len())
             .map(|i| {
                 if changed.contains(&i) {
@@ -432,6 +443,80 @@ impl Engine {
                 }
             })
             .collect()))
+    }
+
+    /// A snapshot by locking: every item locked at once by a read-only
+    /// transaction's ConditionCheck intents holds, at the moment the last
+    /// lock landed, what its intent recorded. The items of partitions that
+    /// another transaction holds are asked again (transactions in flight
+    /// decide within a few round trips, and new ones cancel on this one's
+    /// locks) for up to `LOCKED_READ_WAIT`. Never committed: the locks are
+    /// released (no decision is needed: nothing can commit this id). None
+    /// when some item stayed held by others.
+    async fn locked_read(
+        self: &Arc<Self>,
+        gets: &[(String, ItemKey)],
+    ) -> Result<Option<Vec<Option<Arc<Item>>>>> {
+        let txn = TxnId::random();
+        let clock = &self.ctx.config.clock;
+        let deadline = clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64;
+        let mut by_table: BTreeMap<&str, Vec<Planned>> = BTreeMap::new();
+        for (index, (table, key)) in gets.iter().enumerate() {
+            by_table.entry(table).or_default().push(Planned {
+                table: table.clone(),
+                action: TxnAction {
+                    index,
+                    op: WriteOp::delete(key.clone()),
+                    check: true,
+                },
+            });
+        }
+        let started = std::time::Instant::now();
+        let mut participants: HashSet<Participant> = HashSet::new();
+        let mut items = vec![None; gets.len()];
+        let outcome = loop {
+            let prepared = join_all(
+                by_table
+                    .values()
+                    .map(|g| self.prepare_table(txn, 0, deadline, g, None)),
+            )
+            .await;
+            let mut complete = true;
+            let mut failure = None;
+            for p in prepared {
+                match p {
+                    Ok(outcomes) => {
+                        for (who, outcome) in outcomes {
+                            participants.insert(who);
+                            match outcome {
+                                Prepared::Locked(locked) => {
+                                    for l in locked {
+                                        items[l.index] = l.image;
+                                    }
+                                }
+                                _ => complete = false,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                break Err(e);
+            }
+            if complete {
+                break Ok(Some(std::mem::take(&mut items)));
+            }
+            if started.elapsed() > LOCKED_READ_WAIT {
+                break Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        self.settle_now(txn, Outcome::Abort, participants.into_iter().collect())
+            .await;
+        outcome
     }
 
     async fn read_versions(&self, gets: &[(String, ItemKey)]) -> Result<Vec<Option<Version>>> {

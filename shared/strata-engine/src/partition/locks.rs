@@ -30,13 +30,24 @@ pub(crate) enum Refusal {
     Mismatch,
 }
 
+/// An action whose item holds its transaction's intent.
+#[derive(Debug)]
+pub(crate) struct LockedAction {
+    pub index: usize,
+    /// The larger of the item's sizes before and after (what it costs).
+    pub size: usize,
+    /// The item as the intent holds it (for a ConditionCheck: as it is,
+    /// and stays while locked); None when absent.
+    pub image: Option<Arc<Item>>,
+}
+
 /// What a prepare came to.
 #[derive(Debug)]
 pub(crate) enum Prepared {
     /// Every action's item holds this transaction's intent (written now, or
     /// by an earlier attempt with the same token): per action, its index
     /// and the larger of the item's sizes before and after (what it costs).
-    Locked(Vec<(usize, usize)>),
+    Locked(Vec<LockedAction>),
     /// The transaction was settled here already (a retry of one that was
     /// decided): its decision is the answer.
     SettledBefore,
@@ -113,7 +124,11 @@ impl Partition {
                         let held = self.read_view().locks.get(&key).map(|l| l.intent.clone());
                         match held {
                             Some(i) if i.txn == txn && i.params == params => {
-                                sizes.push((a.index, item_size(&i.image)));
+                                sizes.push(LockedAction {
+                                    index: a.index,
+                                    size: item_size(&i.image),
+                                    image: (!i.deleted).then(|| Arc::clone(&i.image)),
+                                });
                                 continue;
                             }
                             Some(i) if i.txn == txn => {
@@ -146,13 +161,18 @@ impl Partition {
                             Ok(new) => {
                                 let before = current.as_deref().map_or(0, item_size);
                                 let after = new.as_ref().map_or(0, item_size);
-                                sizes.push((a.index, before.max(after)));
+                                let image = new.map(Arc::new);
+                                sizes.push(LockedAction {
+                                    index: a.index,
+                                    size: before.max(after),
+                                    image: image.clone(),
+                                });
                                 intents.push(Intent {
                                     txn,
-                                    deleted: new.is_none(),
-                                    image: Arc::new(new.unwrap_or_else(|| {
-                                        self.table.key_schema.key_item(&a.op.key)
-                                    })),
+                                    deleted: image.is_none(),
+                                    image: image.unwrap_or_else(|| {
+                                        Arc::new(self.table.key_schema.key_item(&a.op.key))
+                                    }),
                                     key,
                                     check: a.check,
                                     deadline_micros,
