@@ -149,7 +149,7 @@ pub struct ApiError {
     /// asked for it (ReturnValuesOnConditionCheckFailure = ALL_OLD).
     pub item: Option<Item>,
     /// A cancelled transaction's CancellationReasons.
-    pub reasons: Option<Json>,
+    pub reasons: Option<Box<Json>>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -225,7 +225,7 @@ impl ApiError {
             body["Item"] = item_to_json(item);
         }
         if let Some(r) = &self.reasons {
-            body["CancellationReasons"] = r.clone();
+            body["CancellationReasons"] = (**r).clone();
         }
         body
     }

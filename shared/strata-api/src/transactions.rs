@@ -341,7 +341,7 @@ fn canceled(planned: &[Planned], reasons: Vec<CancelReason>) -> ApiError {
             codes.join(", ")
         ),
     );
-    e.reasons = Some(Json::Array(list));
+    e.reasons = Some(Box::new(Json::Array(list)));
     e
 }
 
@@ -386,7 +386,7 @@ pub async fn transact_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                     codes.join(", ")
                 ),
             );
-            e.reasons = Some(Json::Array(
+            e.reasons = Some(Box::new(Json::Array(
                 reasons
                     .iter()
                     .map(|r| match r {
@@ -397,7 +397,7 @@ pub async fn transact_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
                         _ => json!({ "Code": "None" }),
                     })
                     .collect(),
-            ));
+            )));
             return Err(e);
         }
     };
