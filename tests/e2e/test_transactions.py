@@ -99,6 +99,7 @@ def test_a_failed_condition_cancels_every_action(ddb, table):
     ("cc", "Value null at 'transactItems.1.member.conditionCheck.conditionExpression' failed to satisfy "
            "constraint: Member must not be null"),
     ("type", "An operand in the update expression has an incorrect data type"),
+    ("4mb", "Transaction payload size cannot exceed 4MB. Payload Size: 4290089"),
 ])
 def test_validation_errors_write_nothing(ddb, table, items, message):
     ddb.put_item(TableName=table, Item={**key("s"), "s": {"S": "str"}})
@@ -110,6 +111,8 @@ def test_validation_errors_write_nothing(ddb, table, items, message):
         "two": [{**put(table, "a"), "Delete": {"TableName": table, "Key": key("a")}}],
         "nokey": [{"Put": {"TableName": table, "Item": {"pk": {"S": "a"}}}}],
         "big": [put(table, "a", v="x" * 410_000)],
+        # 11 items of 390,008 or 390,009 bytes (DynamoDB's sizes).
+        "4mb": [put(table, f"b{i}", v="x" * 390_000) for i in range(11)],
         "cc": [{"ConditionCheck": {"TableName": table, "Key": key("a")}}],
         "type": [put(table, "a"), {"Update": {"TableName": table, "Key": key("s"), "UpdateExpression": "SET s = s + :one",
                                               "ExpressionAttributeValues": {":one": {"N": "1"}}}}],

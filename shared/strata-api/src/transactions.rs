@@ -240,7 +240,7 @@ pub async fn transact_write(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiRes
     }
     if bytes > MAX_TXN_BYTES {
         return Err(ApiError::validation(
-            "Transaction request size exceeds the maximum allowed size of 4 MB",
+            format!("Transaction payload size cannot exceed 4MB. Payload Size: {bytes}"),
         ));
     }
     // The request as a retry with the same token must repeat it.
