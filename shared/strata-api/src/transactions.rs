@@ -239,9 +239,9 @@ pub async fn transact_write(api: &Api, req: &Req<'_>, caller: &Caller) -> ApiRes
         planned.push(p);
     }
     if bytes > MAX_TXN_BYTES {
-        return Err(ApiError::validation(
-            format!("Transaction payload size cannot exceed 4MB. Payload Size: {bytes}"),
-        ));
+        return Err(ApiError::validation(format!(
+            "Transaction payload size cannot exceed 4MB. Payload Size: {bytes}"
+        )));
     }
     // The request as a retry with the same token must repeat it.
     let params = strata_engine::txn::params_hash(

@@ -36,11 +36,15 @@ fn pk(v: &str) -> Json {
 #[tokio::test]
 async fn writes_meeting_a_transaction_in_flight() {
     let (api, engine) = api().await;
-    ok(&api, "CreateTable", json!({
-        "TableName": "acct", "BillingMode": "PAY_PER_REQUEST",
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
-    }))
+    ok(
+        &api,
+        "CreateTable",
+        json!({
+            "TableName": "acct", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        }),
+    )
     .await;
     // A coordinator that stops after its prepare leaves "held" locked.
     let held = ItemKey {
@@ -62,7 +66,12 @@ async fn writes_meeting_a_transaction_in_flight() {
         )
         .await;
     assert!(stopped.is_err());
-    let (s, b) = call(&api, "PutItem", json!({ "TableName": "acct", "Item": pk("held") })).await;
+    let (s, b) = call(
+        &api,
+        "PutItem",
+        json!({ "TableName": "acct", "Item": pk("held") }),
+    )
+    .await;
     assert_eq!(s, 400);
     assert_eq!(
         b["__type"],
@@ -70,26 +79,46 @@ async fn writes_meeting_a_transaction_in_flight() {
     );
     assert_eq!(b["message"], "Transaction is ongoing for the item");
     // The batch's other writes commit; the held one is listed unprocessed.
-    let b = ok(&api, "BatchWriteItem", json!({ "RequestItems": { "acct": [
-        { "PutRequest": { "Item": pk("free-1") } },
-        { "PutRequest": { "Item": pk("held") } },
-        { "PutRequest": { "Item": pk("free-2") } },
-    ]}})).await;
+    let b = ok(
+        &api,
+        "BatchWriteItem",
+        json!({ "RequestItems": { "acct": [
+            { "PutRequest": { "Item": pk("free-1") } },
+            { "PutRequest": { "Item": pk("held") } },
+            { "PutRequest": { "Item": pk("free-2") } },
+        ]}}),
+    )
+    .await;
     assert_eq!(
         b["UnprocessedItems"]["acct"],
         json!([{ "PutRequest": { "Item": pk("held") } }])
     );
     for k in ["free-1", "free-2"] {
-        let got = ok(&api, "GetItem", json!({ "TableName": "acct", "Key": pk(k), "ConsistentRead": true })).await;
+        let got = ok(
+            &api,
+            "GetItem",
+            json!({ "TableName": "acct", "Key": pk(k), "ConsistentRead": true }),
+        )
+        .await;
         assert_eq!(got["Item"], pk(k));
     }
-    let got = ok(&api, "GetItem", json!({ "TableName": "acct", "Key": pk("held"), "ConsistentRead": true })).await;
+    let got = ok(
+        &api,
+        "GetItem",
+        json!({ "TableName": "acct", "Key": pk("held"), "ConsistentRead": true }),
+    )
+    .await;
     assert!(got.get("Item").is_none(), "{got}");
     // A transaction on it is cancelled with TransactionConflict.
-    let (s, b) = call(&api, "TransactWriteItems", json!({ "TransactItems": [
-        { "Put": { "TableName": "acct", "Item": pk("free-3") } },
-        { "Delete": { "TableName": "acct", "Key": pk("held") } },
-    ]})).await;
+    let (s, b) = call(
+        &api,
+        "TransactWriteItems",
+        json!({ "TransactItems": [
+            { "Put": { "TableName": "acct", "Item": pk("free-3") } },
+            { "Delete": { "TableName": "acct", "Key": pk("held") } },
+        ]}),
+    )
+    .await;
     assert_eq!(s, 400, "{b}");
     assert_eq!(
         b["CancellationReasons"],
@@ -109,11 +138,15 @@ async fn item_collection_metrics_and_the_4_mb_limit() {
             "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "x", "KeyType": "RANGE"}]}],
     }))
     .await;
-    let b = ok(&api, "TransactWriteItems", json!({
-        "TransactItems": [{ "Put": { "TableName": "coll",
-            "Item": { "pk": {"S": "p"}, "sk": {"S": "1"}, "x": {"S": "x"} } } }],
-        "ReturnItemCollectionMetrics": "SIZE",
-    }))
+    let b = ok(
+        &api,
+        "TransactWriteItems",
+        json!({
+            "TransactItems": [{ "Put": { "TableName": "coll",
+                "Item": { "pk": {"S": "p"}, "sk": {"S": "1"}, "x": {"S": "x"} } } }],
+            "ReturnItemCollectionMetrics": "SIZE",
+        }),
+    )
     .await;
     assert_eq!(
         b["ItemCollectionMetrics"]["coll"],
@@ -121,10 +154,17 @@ async fn item_collection_metrics_and_the_4_mb_limit() {
     );
     let big = "x".repeat(390_000);
     let items: Vec<Json> = (0..11)
-        .map(|i| json!({ "Put": { "TableName": "coll", "Item": {
-            "pk": {"S": format!("b{i}")}, "sk": {"S": "1"}, "v": {"S": big} } } }))
+        .map(|i| {
+            json!({ "Put": { "TableName": "coll", "Item": {
+            "pk": {"S": format!("b{i}")}, "sk": {"S": "1"}, "v": {"S": big} } } })
+        })
         .collect();
-    let (s, b) = call(&api, "TransactWriteItems", json!({ "TransactItems": items })).await;
+    let (s, b) = call(
+        &api,
+        "TransactWriteItems",
+        json!({ "TransactItems": items }),
+    )
+    .await;
     assert_eq!(s, 400);
     assert!(
         b["message"]
