@@ -370,6 +370,7 @@ mod tests {
             check: false,
             deadline_micros: 99,
             params: 3,
+            attempt: 4,
         });
         txn.releases.push(Release {
             txn: crate::txn::TxnId(8),

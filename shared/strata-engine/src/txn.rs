@@ -34,14 +34,18 @@ impl TxnId {
         TxnId(rand::random::<u128>() | 1)
     }
 
-    /// The id of a transaction sent with `token` by `scope` (the caller's
-    /// account: two accounts' tokens never meet).
-    pub fn from_token(scope: &str, token: &str) -> TxnId {
-        let mut bytes = Vec::with_capacity(scope.len() + token.len() + 8);
+    /// The id of attempt `n` of a transaction sent with `token` by `scope`
+    /// (the caller's access key: two callers' tokens never meet). An
+    /// attempt whose id was aborted leaves it spent; the next has its own.
+    pub fn from_token(scope: &str, token: &str, n: u32) -> TxnId {
+        let mut bytes = Vec::with_capacity(scope.len() + token.len() + 16);
         bytes.extend_from_slice(b"txn\0");
         bytes.extend_from_slice(scope.as_bytes());
         bytes.push(0);
         bytes.extend_from_slice(token.as_bytes());
+        // 0xff never occurs in UTF-8: no token ends where the number starts.
+        bytes.push(0xff);
+        bytes.extend_from_slice(&n.to_le_bytes());
         TxnId(xxhash_rust::xxh3::xxh3_128(&bytes) | 1)
     }
 
@@ -86,9 +90,13 @@ pub struct Intent {
     /// After this (µs since the epoch) a transaction with no decision may
     /// be aborted by whoever meets the intent.
     pub deadline_micros: u64,
-    /// A hash of the request, so a retry with the same token and other
-    /// parameters is told apart.
+    /// A hash of the request (what a retry with the same token must match).
     pub params: u64,
+    /// The coordinator's attempt that wrote it (random). Two coordinators
+    /// may share an id (a client's retry while its first request is still
+    /// in flight): a decision settles only the intents of the attempt that
+    /// made it; another attempt's under that id can never commit.
+    pub attempt: u64,
 }
 
 /// The end of an intent: the item is unlocked (its change, if the
@@ -106,6 +114,7 @@ pub(crate) fn write_intent(w: &mut Writer, i: &Intent) {
     w.item(&i.image);
     w.u64(i.deadline_micros);
     w.fixed_u64(i.params);
+    w.fixed_u64(i.attempt);
 }
 
 pub(crate) fn read_intent(r: &mut Reader) -> std::result::Result<Intent, DecodeError> {
@@ -123,6 +132,7 @@ pub(crate) fn read_intent(r: &mut Reader) -> std::result::Result<Intent, DecodeE
         image: Arc::new(r.item()?),
         deadline_micros: r.u64()?,
         params: r.fixed_u64()?,
+        attempt: r.fixed_u64()?,
     })
 }
 
@@ -208,6 +218,8 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The request hash of whoever decided (see [`Intent::params`]).
     pub params: u64,
+    /// The attempt whose intents it decides (see [`Intent::attempt`]).
+    pub attempt: u64,
     pub at_micros: u64,
     /// The partitions prepared (the coordinator's decision lists them; an
     /// abort by a resolver lists none).
@@ -245,8 +257,15 @@ impl Decisions {
         if let Some(d) = self.cache.get(&id) {
             return Ok(Some(d));
         }
+        self.read(store, id).await
+    }
+
+    /// The decision as the store has it now (a cached one may be of an id
+    /// since collected and used again, more than the token window later).
+    pub async fn read(&self, store: &dyn ObjectStore, id: TxnId) -> Result<Option<Arc<Decision>>> {
         let path = decision_path(id);
         let Some(bytes) = io::get_opt(store, &path).await? else {
+            self.cache.invalidate(&id);
             return Ok(None);
         };
         let d: Decision =
@@ -276,7 +295,7 @@ impl Decisions {
                     return Ok(d);
                 }
                 Ok(refused) => {
-                    let found = io::read_refused(refused, || self.get(store, id)).await?;
+                    let found = io::read_refused(refused, || self.read(store, id)).await?;
                     if let Some(d) = found {
                         return Ok(d);
                     }
@@ -284,7 +303,7 @@ impl Decisions {
                 }
                 Err(e) => {
                     // The create may have landed: what is there now decides.
-                    if let Some(d) = self.get(store, id).await? {
+                    if let Some(d) = self.read(store, id).await? {
                         return Ok(d);
                     }
                     last = Some(e);
@@ -314,18 +333,20 @@ mod tests {
     #[test]
     fn intents_round_trip_through_a_carried_lock() {
         let i = Intent {
-            txn: TxnId::from_token("acct", "tok"),
+            txn: TxnId::from_token("acct", "tok", 0),
             key: vec![1, 2, 3],
             image: Arc::new(Item::from([("a".into(), Value::S("b".into()))])),
             deleted: false,
             check: true,
             deadline_micros: 17,
             params: 0xfeed,
+            attempt: 9,
         };
         let c = CarriedLock::new(5, &i);
         assert_eq!(c.intent().unwrap(), i);
-        assert_eq!(TxnId::from_token("acct", "tok"), i.txn);
-        assert_ne!(TxnId::from_token("other", "tok"), i.txn);
+        assert_eq!(TxnId::from_token("acct", "tok", 0), i.txn);
+        assert_ne!(TxnId::from_token("other", "tok", 0), i.txn);
+        assert_ne!(TxnId::from_token("acct", "tok", 1), i.txn);
         assert_eq!(i.txn.to_string().parse::<TxnId>().unwrap(), i.txn);
     }
 }

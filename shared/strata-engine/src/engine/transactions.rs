@@ -10,7 +10,7 @@ use futures::future::join_all;
 
 use super::*;
 use crate::ops::WriteOp;
-use crate::partition::{Prepared, Refusal, TxnAction, ALL_KEYS};
+use crate::partition::{Attempt, Prepared, Refusal, TxnAction, ALL_KEYS};
 use crate::txn::{Decision, Outcome, Participant, TxnId};
 
 /// Most actions one transaction may hold (DynamoDB's limit).
@@ -137,8 +137,7 @@ impl Engine {
         // cancelled once may be sent again with its token, as in DynamoDB.
         for attempt in 0..MAX_ATTEMPTS {
             let txn = match &opts.token {
-                Some((scope, token)) if attempt == 0 => TxnId::from_token(scope, token),
-                Some((scope, token)) => TxnId::from_token(scope, &format!("{token}\0{attempt}")),
+                Some((scope, token)) => TxnId::from_token(scope, token, attempt),
                 None => TxnId::random(),
             };
             if let Some(done) = self.attempt(txn, &groups, count, &opts).await? {
@@ -152,8 +151,9 @@ impl Engine {
     }
 
     /// One attempt at a transaction under id `txn`: its answer, or None
-    /// when the id turned out to be aborted already (and this attempt's
-    /// locks were released).
+    /// when the id turned out to be decided for another attempt that
+    /// aborted (this attempt's locks are released, and the next attempt
+    /// has an id of its own).
     async fn attempt(
         self: &Arc<Self>,
         txn: TxnId,
@@ -162,13 +162,17 @@ impl Engine {
         opts: &TxnOptions,
     ) -> Result<Option<TxnResult>> {
         let clock = &self.ctx.config.clock;
-        let deadline = clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64;
+        let me = Attempt {
+            nonce: rand::random::<u64>() | 1,
+            params: opts.params,
+            deadline_micros: clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64,
+        };
 
         // 1. Prepare every partition, in parallel.
         let prepared = join_all(
             groups
                 .iter()
-                .map(|g| self.prepare_table(txn, opts.params, deadline, g, opts.stop)),
+                .map(|g| self.prepare_table(txn, me, g, opts.stop)),
         )
         .await;
         let mut reasons = vec![CancelReason::None; count];
@@ -177,37 +181,26 @@ impl Engine {
         let mut refused = false;
         let mut settled_before = false;
         let mut failure = None;
-        for p in prepared {
-            match p {
-                Ok(outcomes) => {
-                    for (who, outcome) in outcomes {
-                        match outcome {
-                            Prepared::Locked(locked) => {
-                                participants.push(who);
-                                for l in locked {
-                                    sizes[l.index] = l.size;
-                                }
+        for (who, outcome) in prepared.into_iter().flatten() {
+            // A partition whose prepare failed may hold intents all the same.
+            participants.push(who);
+            match outcome {
+                Ok(Prepared::Locked(locked)) => {
+                    for l in locked {
+                        sizes[l.index] = l.size;
+                    }
+                }
+                Ok(Prepared::SettledBefore) => settled_before = true,
+                Ok(Prepared::Refused(list)) => {
+                    refused = true;
+                    for (i, r) in list {
+                        reasons[i] = match r {
+                            Refusal::ConditionFailed(item) => {
+                                CancelReason::ConditionalCheckFailed(item)
                             }
-                            Prepared::SettledBefore => settled_before = true,
-                            Prepared::Refused(list) => {
-                                participants.push(who);
-                                refused = true;
-                                for (i, r) in list {
-                                    if matches!(r, Refusal::Mismatch) {
-                                        failure.get_or_insert(Error::IdempotentMismatch);
-                                    }
-                                    reasons[i] = match r {
-                                        Refusal::ConditionFailed(item) => {
-                                            CancelReason::ConditionalCheckFailed(item)
-                                        }
-                                        Refusal::Conflict | Refusal::Mismatch => {
-                                            CancelReason::TransactionConflict
-                                        }
-                                        Refusal::Validation(m) => CancelReason::ValidationError(m),
-                                    };
-                                }
-                            }
-                        }
+                            Refusal::Conflict => CancelReason::TransactionConflict,
+                            Refusal::Validation(m) => CancelReason::ValidationError(m),
+                        };
                     }
                 }
                 Err(e) => {
@@ -226,6 +219,7 @@ impl Engine {
         let decision = |outcome, reasons: Vec<String>| Decision {
             outcome,
             params: opts.params,
+            attempt: me.nonce,
             at_micros: clock.now_micros(),
             participants: participants.clone(),
             reasons,
@@ -233,61 +227,60 @@ impl Engine {
 
         // 2. Decide. A refusal or a failed prepare aborts (the locks already
         // taken are released before answering: a client that tries again at
-        // once must not meet them).
-        if refused || failure.is_some() {
-            if !participants.is_empty() {
-                let codes = reasons.iter().map(|r| r.code().to_string()).collect();
-                // Best effort: the locks expire at the deadline anyway.
-                if let Ok(d) = decisions
-                    .decide(store, txn, decision(Outcome::Abort, codes))
-                    .await
-                {
-                    if d.outcome == Outcome::Commit {
-                        // An earlier request with this token committed.
-                        return replay(&d, opts.params, count).map(Some);
-                    }
-                    self.settle_now(txn, Outcome::Abort, participants).await;
-                }
-            }
-            return match failure {
-                Some(e) => Err(e),
-                None => Ok(Some(TxnResult::Canceled(reasons))),
-            };
-        }
-        if settled_before || clock.now_micros() >= deadline {
-            // A retry of a transaction settled here before (or one too slow
-            // to commit): its decision answers; never a new commit, which
-            // would apply only what this attempt locked.
-            let found = match decisions.get(store, txn).await? {
-                Some(d) => d,
-                None => {
-                    decisions
-                        .decide(store, txn, decision(Outcome::Abort, Vec::new()))
-                        .await?
-                }
-            };
-            self.settle_now(txn, found.outcome, participants).await;
-            return match found.outcome {
-                Outcome::Commit => replay(&found, opts.params, count).map(Some),
-                Outcome::Abort => Ok(None),
-            };
-        }
-        let commit = decision(Outcome::Commit, Vec::new());
+        // once must not meet them). A retry of a transaction already
+        // settled somewhere (or one too slow to commit) never commits: a
+        // commit now would apply only what this attempt locked.
+        let aborting = refused || failure.is_some() || settled_before;
+        let outcome = if aborting || clock.now_micros() >= me.deadline_micros {
+            Outcome::Abort
+        } else {
+            Outcome::Commit
+        };
+        let codes = reasons.iter().map(|r| r.code().to_string()).collect();
         // The commit point: exactly one of this and a resolver's abort.
-        let decided = decisions.decide(store, txn, commit.clone()).await?;
+        let decided = match decisions.decide(store, txn, decision(outcome, codes)).await {
+            Ok(d) => d,
+            Err(e) if outcome == Outcome::Commit => {
+                return Err(Error::OutcomeUnknown {
+                    table: groups[0][0].table.clone(),
+                    cause: format!("its decision could not be settled: {e}"),
+                })
+            }
+            // Best effort: the locks expire at the deadline anyway.
+            Err(e) => return Err(failure.unwrap_or(e)),
+        };
         if opts.stop == Some(TxnStop::AfterDecision) {
             return Err(stopped());
         }
-        // 3. Settle: an abort before answering, a commit after unless asked.
-        if *decided != commit {
-            self.settle_now(txn, decided.outcome, participants).await;
+        let ours = decided.attempt == me.nonce;
+
+        // 3. Settle: an abort (and another attempt's decision) before
+        // answering, a commit after unless asked.
+        if !ours || decided.outcome == Outcome::Abort {
+            self.settle_now(txn, &decided, participants.clone()).await;
+        }
+        if !ours {
+            // The id was decided by another attempt: its answer if it
+            // committed, else this request goes on under the next id.
             return match decided.outcome {
                 Outcome::Commit => replay(&decided, opts.params, count).map(Some),
                 Outcome::Abort => Ok(None),
             };
         }
+        if decided.outcome == Outcome::Abort {
+            return match failure {
+                Some(e) => Err(e),
+                None if refused => Ok(Some(TxnResult::Canceled(reasons))),
+                // Too slow, or a retry settled before without its decision
+                // (collected): cancelled, nothing written.
+                None => Ok(Some(TxnResult::Canceled(vec![
+                    CancelReason::TransactionConflict;
+                    count
+                ]))),
+            };
+        }
         if opts.settle_before_answer {
-            self.settle_now(txn, Outcome::Commit, participants).await;
+            self.settle_now(txn, &decided, participants).await;
         } else {
             // A moment later: a transaction this process prepares meanwhile
             // on the same partitions carries the settlement in its own
@@ -295,7 +288,7 @@ impl Engine {
             let me = Arc::clone(self);
             tokio::spawn(strata_store::attribution::inherit(async move {
                 tokio::time::sleep(SETTLE_DELAY).await;
-                me.settle_now(txn, Outcome::Commit, participants).await
+                me.settle_now(txn, &decided, participants).await
             }));
         }
         Ok(Some(TxnResult::Committed {
@@ -307,59 +300,89 @@ impl Engine {
     /// Prepares the actions on one table's items: grouped by partition,
     /// each group one segment of intents; a split met on the way is
     /// finished and the group prepared again in the children (a prepare is
-    /// idempotent per transaction and item).
+    /// idempotent per attempt and item). Each partition's outcome, failures
+    /// included (a failed prepare may have left intents to release); Err
+    /// only when the table could not be routed.
     async fn prepare_table(
         &self,
         txn: TxnId,
-        params: u64,
-        deadline: u64,
+        attempt: Attempt,
         planned: &[Planned],
         stop: Option<TxnStop>,
-    ) -> Result<Vec<(Participant, Prepared)>> {
+    ) -> Vec<(Participant, Result<Prepared>)> {
         let table = planned[0].table.as_str();
-        self.routed(table, |t| {
-            Box::pin(async move {
-                let map = t.desc.map();
-                let mut parts: BTreeMap<u32, Vec<TxnAction>> = BTreeMap::new();
-                for p in planned {
-                    parts
-                        .entry(map.route(&p.action.op.key.hash))
-                        .or_default()
-                        .push(p.action.clone());
-                }
-                let limit = match stop {
-                    Some(TxnStop::AfterPrepares(n)) => n,
-                    _ => usize::MAX,
-                };
-                let mut out = Vec::new();
-                let runs = parts.iter().take(limit).map(|(id, actions)| {
-                    let t = &t;
-                    async move {
-                        let p = self.partition_by_id(t, *id)?;
-                        let prepared = p.prepare(txn, params, deadline, actions).await?;
-                        let who = Participant {
-                            table: t.desc.name.clone(),
-                            incarnation: t.desc.incarnation.clone(),
-                            part: *id,
-                        };
-                        Ok::<_, Error>((who, prepared))
+        let routed = self
+            .routed(table, |t| {
+                Box::pin(async move {
+                    let map = t.desc.map();
+                    let mut parts: BTreeMap<u32, Vec<TxnAction>> = BTreeMap::new();
+                    for p in planned {
+                        parts
+                            .entry(map.route(&p.action.op.key.hash))
+                            .or_default()
+                            .push(p.action.clone());
                     }
-                });
-                for r in join_all(runs).await {
-                    out.push(r?);
-                }
-                Ok(out)
+                    let limit = match stop {
+                        Some(TxnStop::AfterPrepares(n)) => n,
+                        _ => usize::MAX,
+                    };
+                    let runs = parts.iter().take(limit).map(|(id, actions)| {
+                        let t = &t;
+                        async move {
+                            let who = Participant {
+                                table: t.desc.name.clone(),
+                                incarnation: t.desc.incarnation.clone(),
+                                part: *id,
+                            };
+                            let prepared = match self.partition_by_id(t, *id) {
+                                Ok(p) => p.prepare(txn, attempt, actions).await,
+                                Err(e) => Err(e),
+                            };
+                            (who, prepared)
+                        }
+                    });
+                    let out = join_all(runs).await;
+                    // A split met: routed again (the prepares that landed
+                    // are found again as this attempt's own).
+                    if let Some((_, Err(Error::Sealed { table, partition }))) = out
+                        .iter()
+                        .find(|(_, r)| matches!(r, Err(Error::Sealed { .. })))
+                    {
+                        return Err(Error::Sealed {
+                            table: table.clone(),
+                            partition: *partition,
+                        });
+                    }
+                    Ok(out)
+                })
             })
-        })
-        .await
+            .await;
+        match routed {
+            Ok(out) => out,
+            Err(e) => {
+                // Not even routed: named as the table's first partition so
+                // the failure is reported (nothing was prepared by it).
+                let who = Participant {
+                    table: table.to_string(),
+                    incarnation: String::new(),
+                    part: 0,
+                };
+                vec![(who, Err(e))]
+            }
+        }
     }
 
     /// Settles a decided transaction's partitions. A failure is logged:
     /// whoever meets the locks settles them.
-    async fn settle_now(&self, txn: TxnId, outcome: Outcome, participants: Vec<Participant>) {
+    async fn settle_now(
+        &self,
+        txn: TxnId,
+        decision: &Arc<Decision>,
+        participants: Vec<Participant>,
+    ) {
         let work = participants
             .iter()
-            .map(|p| async move { (p, self.settle_participant(txn, outcome, p).await) });
+            .map(|p| async move { (p, self.settle_participant(txn, decision, p).await) });
         for (p, r) in join_all(work).await {
             if let Err(e) = r {
                 tracing::warn!(%txn, table = %p.table, partition = p.part, error = %e,
@@ -371,7 +394,7 @@ impl Engine {
     async fn settle_participant(
         &self,
         txn: TxnId,
-        outcome: Outcome,
+        decision: &Arc<Decision>,
         p: &Participant,
     ) -> Result<()> {
         let t = match self.table(&p.table).await {
@@ -383,7 +406,7 @@ impl Engine {
             return Ok(()); // the table was deleted (and maybe re-created)
         }
         match t.partitions.get(&p.part) {
-            Some(part) => part.settle_txn(txn, outcome).await,
+            Some(part) => part.settle_txn(txn, decision).await,
             None => Ok(()),
         }
     }
@@ -459,7 +482,11 @@ impl Engine {
     ) -> Result<Option<Vec<Option<Arc<Item>>>>> {
         let txn = TxnId::random();
         let clock = &self.ctx.config.clock;
-        let deadline = clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64;
+        let me = Attempt {
+            nonce: rand::random::<u64>() | 1,
+            params: 0,
+            deadline_micros: clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64,
+        };
         let mut by_table: BTreeMap<&str, Vec<Planned>> = BTreeMap::new();
         for (index, (table, key)) in gets.iter().enumerate() {
             by_table.entry(table).or_default().push(Planned {
@@ -478,26 +505,20 @@ impl Engine {
             let prepared = join_all(
                 by_table
                     .values()
-                    .map(|g| self.prepare_table(txn, 0, deadline, g, None)),
+                    .map(|g| self.prepare_table(txn, me, g, None)),
             )
             .await;
             let mut complete = true;
             let mut failure = None;
-            for p in prepared {
-                match p {
-                    Ok(outcomes) => {
-                        for (who, outcome) in outcomes {
-                            participants.insert(who);
-                            match outcome {
-                                Prepared::Locked(locked) => {
-                                    for l in locked {
-                                        items[l.index] = l.image;
-                                    }
-                                }
-                                _ => complete = false,
-                            }
+            for (who, outcome) in prepared.into_iter().flatten() {
+                participants.insert(who);
+                match outcome {
+                    Ok(Prepared::Locked(locked)) => {
+                        for l in locked {
+                            items[l.index] = l.image;
                         }
                     }
+                    Ok(_) => complete = false,
                     Err(e) => {
                         failure.get_or_insert(e);
                     }
@@ -514,7 +535,17 @@ impl Engine {
             }
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         };
-        self.settle_now(txn, Outcome::Abort, participants.into_iter().collect())
+        // Released by a decision of this process's own, never stored:
+        // nothing can commit a read's id.
+        let release = Arc::new(Decision {
+            outcome: Outcome::Abort,
+            params: 0,
+            attempt: me.nonce,
+            at_micros: clock.now_micros(),
+            participants: Vec::new(),
+            reasons: Vec::new(),
+        });
+        self.settle_now(txn, &release, participants.into_iter().collect())
             .await;
         outcome
     }
@@ -577,7 +608,7 @@ impl Engine {
                 continue;
             };
             for p in &d.participants {
-                self.settle_participant(id, d.outcome, p).await?;
+                self.settle_participant(id, &d, p).await?;
             }
             io::delete(store, &meta.location).await?;
             self.ctx.decisions.forget(id);

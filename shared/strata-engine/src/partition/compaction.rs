@@ -157,6 +157,11 @@ impl Partition {
     /// partition's keys are its children's: `Error::Sealed`.
     pub async fn flushed_manifest(&self) -> Result<Arc<Manifest>> {
         self.ensure_fresh(true).await?;
+        // Transactions acknowledged and not yet settled are settled first,
+        // so the flush holds them.
+        if self.locked(ALL_KEYS) {
+            self.settle_locks(ALL_KEYS).await?;
+        }
         let tail = self.read_view().tail;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let m = self.newest_manifest().await?;

@@ -167,6 +167,12 @@ impl Partition {
     /// Makes sure the log holds a segment committed after `t_micros`,
     /// committing an empty one if needed.
     pub(super) async fn close_moment(&self, t_micros: u64) -> Result<()> {
+        // Transactions acknowledged and not yet settled are settled first
+        // (a transaction dates from its settlement in each partition).
+        self.ensure_fresh(true).await?;
+        if self.locked(ALL_KEYS) {
+            self.settle_locks(ALL_KEYS).await?;
+        }
         self.commit_empty(|v| v.last_ts > t_micros, t_micros + 1)
             .await
     }

@@ -5,6 +5,9 @@
 
 use crate::txn::{Decision, Outcome};
 
+/// A decided transaction, for settling: its id and its decision.
+pub(crate) type Decided = (TxnId, Arc<Decision>);
+
 use super::*;
 
 /// One action of a transaction on an item of this partition.
@@ -25,9 +28,6 @@ pub(crate) enum Refusal {
     /// Another transaction holds the item.
     Conflict,
     Validation(String),
-    /// The same transaction id (request token) was prepared here with other
-    /// parameters.
-    Mismatch,
 }
 
 /// An action whose item holds its transaction's intent.
@@ -62,13 +62,10 @@ impl Partition {
     pub(crate) async fn prepare(
         &self,
         txn: TxnId,
-        params: u64,
-        deadline_micros: u64,
+        attempt: Attempt,
         actions: &[TxnAction],
     ) -> Result<Prepared> {
-        let prepared = self
-            .prepare_once(txn, params, deadline_micros, actions)
-            .await?;
+        let prepared = self.prepare_once(txn, attempt, actions).await?;
         let Prepared::Refused(refused) = &prepared else {
             return Ok(prepared);
         };
@@ -91,15 +88,13 @@ impl Partition {
         if settled == 0 {
             return Ok(prepared);
         }
-        self.prepare_once(txn, params, deadline_micros, actions)
-            .await
+        self.prepare_once(txn, attempt, actions).await
     }
 
     async fn prepare_once(
         &self,
         txn: TxnId,
-        params: u64,
-        deadline_micros: u64,
+        attempt: Attempt,
         actions: &[TxnAction],
     ) -> Result<Prepared> {
         let _g = self.sync.lock().await;
@@ -123,7 +118,8 @@ impl Partition {
                         let key = encode_key(&a.op.key);
                         let held = self.read_view().locks.get(&key).map(|l| l.intent.clone());
                         match held {
-                            Some(i) if i.txn == txn && i.params == params => {
+                            // This attempt's own (a prepare asked again).
+                            Some(i) if i.txn == txn && i.attempt == attempt.nonce => {
                                 sizes.push(LockedAction {
                                     index: a.index,
                                     size: item_size(&i.image),
@@ -131,15 +127,15 @@ impl Partition {
                                 });
                                 continue;
                             }
-                            Some(i) if i.txn == txn => {
-                                refused.push((a.index, Refusal::Mismatch));
-                                continue;
-                            }
-                            Some(i) if !known.iter().any(|(t, _)| *t == i.txn) => {
+                            // Settled by this segment.
+                            Some(i) if known.iter().any(|(t, _)| *t == i.txn) => {}
+                            // Another transaction's, or another attempt's
+                            // under this id (a retry racing its original).
+                            Some(_) => {
                                 refused.push((a.index, Refusal::Conflict));
                                 continue;
                             }
-                            _ => {}
+                            None => {}
                         }
                         let current = match settling.state.get(&key) {
                             Some(settled) => settled.clone(),
@@ -175,8 +171,9 @@ impl Partition {
                                     }),
                                     key,
                                     check: a.check,
-                                    deadline_micros,
-                                    params,
+                                    deadline_micros: attempt.deadline_micros,
+                                    params: attempt.params,
+                                    attempt: attempt.nonce,
                                 })
                             }
                             Err(Error::ConditionFailed { item, .. }) => {
@@ -211,35 +208,40 @@ impl Partition {
     }
 
     /// The transactions other than `except` holding locks here whose
-    /// decisions this process has cached.
-    fn known_decided(&self, except: TxnId) -> Vec<(TxnId, Outcome)> {
+    /// decisions this process has cached, for the attempt that holds them.
+    fn known_decided(&self, except: TxnId) -> Vec<Decided> {
         let v = self.read_view();
-        let mut out: Vec<(TxnId, Outcome)> = Vec::new();
+        let mut out: Vec<Decided> = Vec::new();
         for l in v.locks.values() {
             let t = l.intent.txn;
             if t == except || out.iter().any(|(o, _)| *o == t) {
                 continue;
             }
             if let Some(d) = self.ctx.decisions.cached(t) {
-                out.push((t, d.outcome));
+                if d.attempt == l.intent.attempt {
+                    out.push((t, d));
+                }
             }
         }
         out
     }
 
-    /// What settling `txns` here writes: each committed intent's change as a
-    /// mutation (with its old image when the table keeps them), a release
-    /// for every intent; and the items' states after it.
-    async fn settlement(&self, txns: &[(TxnId, Outcome)]) -> Result<Settlement> {
+    /// What settling `txns` here writes: a release for every intent of
+    /// theirs, and the change of each intent of the attempt a Commit
+    /// decided as a mutation (with its old image when the table keeps
+    /// them; another attempt's under that id can never commit); and the
+    /// items' states after it.
+    async fn settlement(&self, txns: &[Decided]) -> Result<Settlement> {
         let images_gen = self.next_images_gen();
         let keep_old = images_gen % 2 == 1;
-        let held: Vec<(Intent, Outcome)> = {
+        let held: Vec<(Intent, bool)> = {
             let v = self.read_view();
             v.locks
                 .values()
                 .filter_map(|l| {
-                    let (_, o) = txns.iter().find(|(t, _)| *t == l.intent.txn)?;
-                    Some((l.intent.clone(), *o))
+                    let (_, d) = txns.iter().find(|(t, _)| *t == l.intent.txn)?;
+                    let applies = d.outcome == Outcome::Commit && d.attempt == l.intent.attempt;
+                    Some((l.intent.clone(), applies))
                 })
                 .collect()
         };
@@ -247,8 +249,8 @@ impl Partition {
             images_gen,
             ..Default::default()
         };
-        for (i, outcome) in held {
-            if outcome == Outcome::Commit && !i.check {
+        for (i, applies) in held {
+            if applies && !i.check {
                 let found = self.lookup(&i.key, Fill::No).await?;
                 if let Some(v) = &found {
                     s.newest_seen = s.newest_seen.max(v.ts_micros);
@@ -278,11 +280,13 @@ impl Partition {
     /// changes become the items' new versions (ordinary mutations, which
     /// streams, replicas and indexes see), an aborted one's are dropped.
     /// Nothing to do when no lock of it is held.
-    pub(crate) async fn settle_txn(&self, txn: TxnId, outcome: Outcome) -> Result<()> {
+    pub(crate) async fn settle_txn(&self, txn: TxnId, decision: &Arc<Decision>) -> Result<()> {
         let _g = self.sync.lock().await;
+        let decided = [(txn, Arc::clone(decision))];
+        let decided = &decided;
         self.append_loop(Refresh::IfStale, IfUnresolved::Reevaluate, || {
             Box::pin(async move {
-                let s = self.settlement(&[(txn, outcome)]).await?;
+                let s = self.settlement(decided).await?;
                 if s.releases.is_empty() {
                     return Ok(Proposal::Done(()));
                 }
@@ -308,21 +312,21 @@ impl Partition {
     /// transaction; what a writer that met a lock does). Returns how many
     /// transactions it settled; the undecided ones keep their locks.
     pub(crate) async fn settle_locks(&self, keys: (Bound<&[u8]>, Bound<&[u8]>)) -> Result<usize> {
-        let held: Vec<(TxnId, u64)> = {
+        let held: Vec<(TxnId, u64, u64)> = {
             let v = self.read_view();
-            let mut held: Vec<(TxnId, u64)> = v
+            let mut held: Vec<(TxnId, u64, u64)> = v
                 .locks
                 .range::<[u8], _>(keys)
-                .map(|(_, l)| (l.intent.txn, l.intent.deadline_micros))
+                .map(|(_, l)| (l.intent.txn, l.intent.attempt, l.intent.deadline_micros))
                 .collect();
             held.sort();
-            held.dedup_by_key(|(t, _)| *t);
+            held.dedup_by_key(|(t, _, _)| *t);
             held
         };
         let mut settled = 0;
-        for (txn, deadline) in held {
-            if let Some(d) = self.decision(txn, deadline).await? {
-                self.settle_txn(txn, d.outcome).await?;
+        for (txn, attempt, deadline) in held {
+            if let Some(d) = self.decision(txn, attempt, deadline).await? {
+                self.settle_txn(txn, &d).await?;
                 settled += 1;
             }
         }
@@ -331,15 +335,22 @@ impl Partition {
 
     /// Transaction `txn`'s decision, if made; past `deadline` with none,
     /// an abort is made (exactly one of the coordinator's commit and this
-    /// abort is created: whichever is returned).
+    /// abort is created: whichever is returned). A cached decision of
+    /// another attempt than the lock's is read again: the id may have been
+    /// collected and used again since.
     pub(crate) async fn decision(
         &self,
         txn: TxnId,
+        attempt: u64,
         deadline_micros: u64,
     ) -> Result<Option<Arc<Decision>>> {
         let decisions = &self.ctx.decisions;
-        if let Some(d) = decisions.get(self.store(), txn).await? {
-            return Ok(Some(d));
+        let found = match decisions.get(self.store(), txn).await? {
+            Some(d) if d.attempt != attempt => decisions.read(self.store(), txn).await?,
+            found => found,
+        };
+        if found.is_some() {
+            return Ok(found);
         }
         if self.clock().now_micros() <= deadline_micros {
             return Ok(None);
@@ -349,12 +360,21 @@ impl Partition {
         let abort = Decision {
             outcome: Outcome::Abort,
             params: 0,
+            attempt,
             at_micros: self.clock().now_micros(),
             participants: Vec::new(),
             reasons: Vec::new(),
         };
         decisions.decide(self.store(), txn, abort).await.map(Some)
     }
+}
+
+/// What a coordinator's attempt writes into its intents.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempt {
+    pub nonce: u64,
+    pub params: u64,
+    pub deadline_micros: u64,
 }
 
 /// What a settlement writes (see `Partition::settlement`).

@@ -54,7 +54,7 @@ pub(crate) use evaluate::check_limits;
 pub(crate) use expiry::{Expired, Source};
 pub use gc::GcReport;
 pub use history::PointInTimePlan;
-pub(crate) use locks::{Prepared, Refusal, TxnAction, ALL_KEYS};
+pub(crate) use locks::{Attempt, Prepared, Refusal, TxnAction, ALL_KEYS};
 pub use log::LogRead;
 pub(crate) use merge::{above_lo, below_hi};
 use merge::{is_empty_range, Fetch, Merger, Span};
