@@ -200,6 +200,9 @@ fn short_timeout() -> EngineConfig {
     }
 }
 
+/// A timeout long enough for a test's steps before it on a slow S3 server.
+const CRASH_TIMEOUT: Duration = Duration::from_millis(1500);
+
 fn three_puts(tag: &str) -> Vec<TxnWrite> {
     (0..3)
         .map(|i| {
@@ -236,7 +239,11 @@ async fn tags(e: &Engine) -> Vec<Option<String>> {
 async fn txn_coordinator_crash() {
     for b in backends() {
         let store = b.store();
-        let es = engines(&store, 2, short_timeout()).await;
+        let config = EngineConfig {
+            txn_timeout: CRASH_TIMEOUT,
+            ..test_config()
+        };
+        let es = engines(&store, 2, config.clone()).await;
         let (coordinator, other) = (&es[0], &es[1]);
         open_accounts(other).await;
         let steps = [
@@ -252,6 +259,7 @@ async fn txn_coordinator_crash() {
                 stop: Some(stop),
                 ..Default::default()
             };
+            let started = std::time::Instant::now();
             assert!(coordinator
                 .transact_write(three_puts(&tag), opts)
                 .await
@@ -275,7 +283,8 @@ async fn txn_coordinator_crash() {
                         b.name
                     );
                 }
-                tokio::time::sleep(Duration::from_millis(400)).await;
+                let past = CRASH_TIMEOUT + Duration::from_millis(100);
+                tokio::time::sleep(past.saturating_sub(started.elapsed())).await;
             }
             // Past the deadline, anyone's writes and compactions settle it.
             for i in 0..3 {
@@ -288,7 +297,7 @@ async fn txn_coordinator_crash() {
             for t in ["acct_a", "acct_b"] {
                 other.compact(t).await.unwrap();
             }
-            let fresh = Arc::new(engine(&store, short_timeout()).await);
+            let fresh = Arc::new(engine(&store, config.clone()).await);
             let after = tags(&fresh).await;
             if committed {
                 assert_eq!(after, vec![Some(tag.clone()); 3], "[{}] {stop:?}", b.name);
@@ -749,9 +758,12 @@ fn next_of<'a>(edges: &'a HashMap<String, HashSet<String>>, n: &str) -> Vec<&'a 
 async fn txn_locks_survive_compaction() {
     for b in backends() {
         let store = b.store();
+        // Long enough for the steps below on a slow S3 server.
+        let timeout = Duration::from_secs(4);
         let config = EngineConfig {
             default_partitions: 1,
-            ..short_timeout()
+            txn_timeout: timeout,
+            ..test_config()
         };
         let es = engines(&store, 2, config.clone()).await;
         open_accounts(&es[1]).await;
@@ -759,6 +771,7 @@ async fn txn_locks_survive_compaction() {
             stop: Some(TxnStop::AfterPrepares(1)),
             ..Default::default()
         };
+        let started = std::time::Instant::now();
         assert!(es[0]
             .transact_write(three_puts("held"), left)
             .await
@@ -797,7 +810,8 @@ async fn txn_locks_survive_compaction() {
             b.name
         );
         // Past the deadline the lock is aborted by whoever meets it.
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let past = timeout + Duration::from_millis(100);
+        tokio::time::sleep(past.saturating_sub(started.elapsed())).await;
         after
             .write(
                 t,

@@ -18,7 +18,7 @@ pub const MAX_TXN_ACTIONS: usize = 100;
 /// How long after answering a coordinator settles a committed transaction.
 const SETTLE_DELAY: std::time::Duration = std::time::Duration::from_millis(10);
 /// How long a locking TransactGetItems waits for items others hold.
-const LOCKED_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+const LOCKED_READ_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
 /// Rounds of optimistic reads TransactGetItems makes before it locks.
 const OPTIMISTIC_ROUNDS: usize = 3;
 /// Attempts one request makes when it finds its id aborted by another.
@@ -166,6 +166,7 @@ impl Engine {
             nonce: rand::random::<u64>() | 1,
             params: opts.params,
             deadline_micros: clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64,
+            partial: false,
         };
 
         // 1. Prepare every partition, in parallel.
@@ -470,10 +471,11 @@ impl Engine {
 
     /// A snapshot by locking: every item locked at once by a read-only
     /// transaction's ConditionCheck intents holds, at the moment the last
-    /// lock landed, what its intent recorded. The items of partitions that
-    /// another transaction holds are asked again (transactions in flight
-    /// decide within a few round trips, and new ones cancel on this one's
-    /// locks) for up to `LOCKED_READ_WAIT`. Never committed: the locks are
+    /// lock landed, what its intent recorded. Items another transaction
+    /// holds are asked again (the free ones are kept locked meanwhile, so
+    /// the set only grows: transactions in flight decide within a few round
+    /// trips, and new ones cancel on this one's locks) for up to
+    /// `LOCKED_READ_WAIT`. Never committed: the locks are
     /// released (no decision is needed: nothing can commit this id). None
     /// when some item stayed held by others.
     async fn locked_read(
@@ -486,6 +488,7 @@ impl Engine {
             nonce: rand::random::<u64>() | 1,
             params: 0,
             deadline_micros: clock.now_micros() + self.ctx.config.txn_timeout.as_micros() as u64,
+            partial: true,
         };
         let mut by_table: BTreeMap<&str, Vec<Planned>> = BTreeMap::new();
         for (index, (table, key)) in gets.iter().enumerate() {

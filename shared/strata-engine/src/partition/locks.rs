@@ -185,12 +185,18 @@ impl Partition {
                             Err(e) => return Err(e),
                         }
                     }
-                    if !refused.is_empty() {
+                    let only_held = refused.iter().all(|(_, r)| matches!(r, Refusal::Conflict));
+                    let answer = if refused.is_empty() {
+                        Prepared::Locked(sizes)
+                    } else if attempt.partial && only_held && !intents.is_empty() {
+                        // A locking read keeps the items it could lock.
+                        Prepared::Refused(refused)
+                    } else {
                         // An observation of the items: made on a current view.
                         return Ok(Proposal::DoneIfCurrent(Prepared::Refused(refused)));
-                    }
+                    };
                     if intents.is_empty() {
-                        return Ok(Proposal::Done(Prepared::Locked(sizes)));
+                        return Ok(Proposal::Done(answer));
                     }
                     let mut seg = self.next_segment(
                         rand::random(),
@@ -200,7 +206,7 @@ impl Partition {
                     );
                     seg.releases = settling.releases;
                     seg.intents = intents;
-                    Ok(Proposal::Append(seg, Prepared::Locked(sizes)))
+                    Ok(Proposal::Append(seg, answer))
                 })
             })
             .await?;
@@ -375,6 +381,9 @@ pub(crate) struct Attempt {
     pub nonce: u64,
     pub params: u64,
     pub deadline_micros: u64,
+    /// Lock what is free even when other items are held (a locking read,
+    /// which asks again for the rest and keeps what it has).
+    pub partial: bool,
 }
 
 /// What a settlement writes (see `Partition::settlement`).
