@@ -308,21 +308,35 @@ fn canceled(planned: &[Planned], reasons: Vec<CancelReason>) -> ApiError {
             }
         }
     }
-    let codes: Vec<&str> = reasons.iter().map(CancelReason::code).collect();
-    let list: Vec<Json> = reasons
+    let shaped = reasons
         .into_iter()
         .zip(planned)
-        .map(|(r, p)| match r {
+        .map(|(r, p)| (r, p.write.check, p.item_on_failure))
+        .collect();
+    cancellation(shaped)
+}
+
+/// TransactionCanceledException: per action its reason, whether it is a
+/// ConditionCheck and whether it asked for the item on a failed condition.
+fn cancellation(reasons: Vec<(CancelReason, bool, bool)>) -> ApiError {
+    let codes: Vec<&str> = reasons.iter().map(|(r, _, _)| r.code()).collect();
+    let message = format!(
+        "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
+        codes.join(", ")
+    );
+    let list: Vec<Json> = reasons
+        .into_iter()
+        .map(|(r, check, item_on_failure)| match r {
             CancelReason::None => json!({ "Code": "None" }),
             CancelReason::ConditionalCheckFailed(item) => {
                 // DynamoDB words a ConditionCheck's failure with a period.
-                let message = if p.write.check {
+                let message = if check {
                     "The conditional request failed."
                 } else {
                     "The conditional request failed"
                 };
                 let mut o = json!({ "Code": "ConditionalCheckFailed", "Message": message });
-                if let (true, Some(item)) = (p.item_on_failure, item) {
+                if let (true, Some(item)) = (item_on_failure, item) {
                     o["Item"] = item_to_json(&item);
                 }
                 o
@@ -334,13 +348,7 @@ fn canceled(planned: &[Planned], reasons: Vec<CancelReason>) -> ApiError {
             CancelReason::ValidationError(m) => json!({ "Code": "ValidationError", "Message": m }),
         })
         .collect();
-    let mut e = ApiError::new(
-        ErrorCode::TransactionCanceled,
-        format!(
-            "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-            codes.join(", ")
-        ),
-    );
+    let mut e = ApiError::new(ErrorCode::TransactionCanceled, message);
     e.reasons = Some(Box::new(Json::Array(list)));
     e
 }
@@ -378,27 +386,8 @@ pub async fn transact_get(api: &Api, req: &Req<'_>) -> ApiResult<Json> {
     let items = match api.engine().transact_get(&gets).await? {
         Ok(items) => items,
         Err(reasons) => {
-            let codes: Vec<&str> = reasons.iter().map(CancelReason::code).collect();
-            let mut e = ApiError::new(
-                ErrorCode::TransactionCanceled,
-                format!(
-                    "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]",
-                    codes.join(", ")
-                ),
-            );
-            e.reasons = Some(Box::new(Json::Array(
-                reasons
-                    .iter()
-                    .map(|r| match r {
-                        CancelReason::TransactionConflict => json!({
-                            "Code": "TransactionConflict",
-                            "Message": "Transaction is ongoing for the item",
-                        }),
-                        _ => json!({ "Code": "None" }),
-                    })
-                    .collect(),
-            )));
-            return Err(e);
+            let shaped = reasons.into_iter().map(|r| (r, false, false)).collect();
+            return Err(cancellation(shaped));
         }
     };
     let mut units: BTreeMap<&str, f64> = BTreeMap::new();

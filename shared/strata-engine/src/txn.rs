@@ -232,6 +232,21 @@ pub struct Decision {
     pub reasons: Vec<String>,
 }
 
+impl Decision {
+    /// An abort of `attempt` by someone other than its coordinator (a
+    /// resolver past the deadline, a locking read releasing its locks).
+    pub fn abort_of(attempt: u64, at_micros: u64) -> Decision {
+        Decision {
+            outcome: Outcome::Abort,
+            params: 0,
+            attempt,
+            at_micros,
+            participants: Vec::new(),
+            reasons: Vec::new(),
+        }
+    }
+}
+
 /// The decisions of transactions met lately. Decisions never change once
 /// made, so they are cached without expiry, bounded by count.
 pub(crate) struct Decisions {

@@ -38,6 +38,13 @@ fn transfer_leg(delta: i64, id: String) -> UpdateFn {
     })
 }
 
+/// A single-item write to account `i`: adds 1 to its `n`.
+async fn bump(e: &Engine, i: usize) -> Result<Committed> {
+    let (t, k) = account(i);
+    e.write(t, WriteRequest::single(WriteOp::update(k, increment())))
+        .await
+}
+
 fn n_value(v: i64) -> Value {
     n(v)
 }
@@ -272,10 +279,7 @@ async fn txn_coordinator_crash() {
             } else {
                 assert_eq!(now, before, "[{}] {stop:?}", b.name);
                 // A single-item write meets the lock before the deadline.
-                let (t, k) = account(0);
-                let err = other
-                    .write(t, WriteRequest::single(WriteOp::update(k, increment())))
-                    .await;
+                let err = bump(other, 0).await;
                 if matches!(stop, TxnStop::AfterPrepares(n) if n > 0) {
                     assert!(
                         matches!(err, Err(Error::TransactionConflict { .. })),
@@ -288,9 +292,7 @@ async fn txn_coordinator_crash() {
             }
             // Past the deadline, anyone's writes and compactions settle it.
             for i in 0..3 {
-                let (t, k) = account(i);
-                other
-                    .write(t, WriteRequest::single(WriteOp::update(k, increment())))
+                bump(other, i)
                     .await
                     .unwrap_or_else(|e| panic!("[{}] {stop:?}: {e}", b.name));
             }
@@ -410,10 +412,7 @@ async fn txn_idempotent_token() {
             .is_err());
         tokio::time::sleep(Duration::from_millis(400)).await;
         for i in [4, 5] {
-            let (t, k) = account(i);
-            slow.write(t, WriteRequest::single(WriteOp::update(k, increment())))
-                .await
-                .unwrap(); // settles (aborts) the stalled attempt's lock
+            bump(&slow, i).await.unwrap(); // settles (aborts) the stalled attempt's lock
         }
         for round in 0..2 {
             let r = slow
@@ -475,10 +474,7 @@ async fn txn_no_invisible_ack() {
             tokio::time::sleep(Duration::from_millis(250)).await;
             // Others move on, settle, compact, collect.
             for i in 3..8 {
-                let (t, k) = account(i);
-                busy.write(t, WriteRequest::single(WriteOp::update(k, increment())))
-                    .await
-                    .unwrap();
+                bump(busy, i).await.unwrap();
             }
             for t in ["acct_a", "acct_b"] {
                 busy.compact(t).await.unwrap();
@@ -776,20 +772,16 @@ async fn txn_locks_survive_compaction() {
             .transact_write(three_puts("held"), left)
             .await
             .is_err());
-        // A flush that folds the intent's segment: the lock goes into the manifest.
+        // Another instance's write meets the lock.
         let fresh = Arc::new(engine(&store, config.clone()).await);
-        let (t, k) = account(0);
-        let conflict = fresh
-            .write(
-                t,
-                WriteRequest::single(WriteOp::update(k.clone(), increment())),
-            )
-            .await;
+        let conflict = bump(&fresh, 0).await;
         assert!(
             matches!(conflict, Err(Error::TransactionConflict { .. })),
             "[{}] {conflict:?}",
             b.name
         );
+        // A flush that folds the intent's segment: the lock goes into the
+        // manifest; a split waits for it.
         es[1].compact("acct_a").await.unwrap();
         let split = es[1].split_partition("acct_a", 0).await;
         assert!(
@@ -797,13 +789,9 @@ async fn txn_locks_survive_compaction() {
             "[{}] a split went through a lock: {split:?}",
             b.name
         );
+        // An instance starting from that manifest still meets it.
         let after = Arc::new(engine(&store, config.clone()).await);
-        let conflict = after
-            .write(
-                t,
-                WriteRequest::single(WriteOp::update(k.clone(), increment())),
-            )
-            .await;
+        let conflict = bump(&after, 0).await;
         assert!(
             matches!(conflict, Err(Error::TransactionConflict { .. })),
             "[{}] {conflict:?}",
@@ -812,13 +800,7 @@ async fn txn_locks_survive_compaction() {
         // Past the deadline the lock is aborted by whoever meets it.
         let past = timeout + Duration::from_millis(100);
         tokio::time::sleep(past.saturating_sub(started.elapsed())).await;
-        after
-            .write(
-                t,
-                WriteRequest::single(WriteOp::update(k.clone(), increment())),
-            )
-            .await
-            .unwrap();
+        bump(&after, 0).await.unwrap();
         after.split_partition("acct_a", 0).await.unwrap();
         assert_eq!(tags(&after).await, vec![None, None, None], "[{}]", b.name);
     }

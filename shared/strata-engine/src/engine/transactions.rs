@@ -105,22 +105,16 @@ impl Engine {
         actions: Vec<TxnWrite>,
         opts: TxnOptions,
     ) -> Result<TxnResult> {
-        if actions.is_empty() || actions.len() > MAX_TXN_ACTIONS {
-            return Err(Error::Validation(format!(
-                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_TXN_ACTIONS}, Member must have length greater than or equal to 1"
-            )));
-        }
         // Checked whole before anything is written.
-        let mut seen = HashSet::new();
+        self.check_items(
+            actions
+                .iter()
+                .map(|a| (a.table.as_str(), &a.op.key))
+                .collect(),
+        )
+        .await?;
         let mut by_table: BTreeMap<String, Vec<Planned>> = BTreeMap::new();
         for (index, a) in actions.into_iter().enumerate() {
-            let t = self.table(&a.table).await?;
-            check_key_types(&t.desc.key_schema, &a.op.key)?;
-            if !seen.insert((a.table.clone(), encode_key(&a.op.key))) {
-                return Err(Error::Validation(
-                    "Transaction request cannot include multiple operations on one item".into(),
-                ));
-            }
             by_table.entry(a.table.clone()).or_default().push(Planned {
                 table: a.table,
                 action: TxnAction {
@@ -423,21 +417,8 @@ impl Engine {
         self: &Arc<Self>,
         gets: &[(String, ItemKey)],
     ) -> Result<std::result::Result<Vec<Option<Arc<Item>>>, Vec<CancelReason>>> {
-        if gets.is_empty() || gets.len() > MAX_TXN_ACTIONS {
-            return Err(Error::Validation(format!(
-                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_TXN_ACTIONS}, Member must have length greater than or equal to 1"
-            )));
-        }
-        let mut seen = HashSet::new();
-        for (table, key) in gets {
-            let t = self.table(table).await?;
-            check_key_types(&t.desc.key_schema, key)?;
-            if !seen.insert((table.clone(), encode_key(key))) {
-                return Err(Error::Validation(
-                    "Transaction request cannot include multiple operations on one item".into(),
-                ));
-            }
-        }
+        self.check_items(gets.iter().map(|(t, k)| (t.as_str(), k)).collect())
+            .await?;
         let mut before = self.read_versions(gets).await?;
         let mut changed = Vec::new();
         for _ in 0..OPTIMISTIC_ROUNDS {
@@ -540,17 +521,31 @@ impl Engine {
         };
         // Released by a decision of this process's own, never stored:
         // nothing can commit a read's id.
-        let release = Arc::new(Decision {
-            outcome: Outcome::Abort,
-            params: 0,
-            attempt: me.nonce,
-            at_micros: clock.now_micros(),
-            participants: Vec::new(),
-            reasons: Vec::new(),
-        });
+        let release = Arc::new(Decision::abort_of(me.nonce, clock.now_micros()));
         self.settle_now(txn, &release, participants.into_iter().collect())
             .await;
         outcome
+    }
+
+    /// What both operations refuse before anything else: too few or too
+    /// many items, a key of the wrong types, two actions on one item.
+    async fn check_items(&self, items: Vec<(&str, &ItemKey)>) -> Result<()> {
+        if items.is_empty() || items.len() > MAX_TXN_ACTIONS {
+            return Err(Error::Validation(format!(
+                "1 validation error detected: Value at 'transactItems' failed to satisfy constraint: Member must have length less than or equal to {MAX_TXN_ACTIONS}, Member must have length greater than or equal to 1"
+            )));
+        }
+        let mut seen = HashSet::new();
+        for (table, key) in items {
+            let t = self.table(table).await?;
+            check_key_types(&t.desc.key_schema, key)?;
+            if !seen.insert((table, encode_key(key))) {
+                return Err(Error::Validation(
+                    "Transaction request cannot include multiple operations on one item".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn read_versions(&self, gets: &[(String, ItemKey)]) -> Result<Vec<Option<Version>>> {

@@ -16,15 +16,8 @@ impl Partition {
             Err(Error::TransactionConflict { table }) => {
                 // A lock whose transaction is decided (or past its deadline)
                 // is settled, and the write tried once more.
-                let mut settled = 0;
-                for op in &req.ops {
-                    let key = encode_key(&op.key);
-                    let one = (
-                        Bound::Included(key.as_slice()),
-                        Bound::Included(key.as_slice()),
-                    );
-                    settled += self.settle_locks(one).await?;
-                }
+                let keys: Vec<Vec<u8>> = req.ops.iter().map(|op| encode_key(&op.key)).collect();
+                let settled = self.settle_keys(keys).await?;
                 if settled == 0 {
                     return Err(Error::TransactionConflict { table });
                 }

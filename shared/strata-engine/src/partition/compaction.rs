@@ -132,9 +132,7 @@ impl Partition {
         // Locks the flush carried are settled where their transactions are
         // decided or past their deadline (a coordinator that died leaves
         // them); the next flush folds the releases.
-        if self.locked(ALL_KEYS) {
-            self.settle_locks(ALL_KEYS).await?;
-        }
+        self.settle_locks(ALL_KEYS).await?;
         // A sealed partition's last flush folds its seal; its SSTs are its
         // children's to rewrite now.
         if self.read_view().sealed.is_some() {
@@ -159,9 +157,7 @@ impl Partition {
         self.ensure_fresh(true).await?;
         // Transactions acknowledged and not yet settled are settled first,
         // so the flush holds them.
-        if self.locked(ALL_KEYS) {
-            self.settle_locks(ALL_KEYS).await?;
-        }
+        self.settle_locks(ALL_KEYS).await?;
         let tail = self.read_view().tail;
         for _ in 0..MAX_COMMIT_ATTEMPTS {
             let m = self.newest_manifest().await?;

@@ -170,9 +170,7 @@ impl Partition {
         // Transactions acknowledged and not yet settled are settled first
         // (a transaction dates from its settlement in each partition).
         self.ensure_fresh(true).await?;
-        if self.locked(ALL_KEYS) {
-            self.settle_locks(ALL_KEYS).await?;
-        }
+        self.settle_locks(ALL_KEYS).await?;
         self.commit_empty(|v| v.last_ts > t_micros, t_micros + 1)
             .await
     }

@@ -71,20 +71,13 @@ impl Partition {
         };
         // Items held by transactions that are decided (or past their
         // deadline) are settled, and the prepare tried once more.
-        let mut settled = 0;
-        for (i, r) in refused {
-            if !matches!(r, Refusal::Conflict) {
-                continue;
-            }
-            if let Some(a) = actions.iter().find(|a| a.index == *i) {
-                let key = encode_key(&a.op.key);
-                let one = (
-                    Bound::Included(key.as_slice()),
-                    Bound::Included(key.as_slice()),
-                );
-                settled += self.settle_locks(one).await?;
-            }
-        }
+        let held: Vec<Vec<u8>> = refused
+            .iter()
+            .filter(|(_, r)| matches!(r, Refusal::Conflict))
+            .filter_map(|(i, _)| actions.iter().find(|a| a.index == *i))
+            .map(|a| encode_key(&a.op.key))
+            .collect();
+        let settled = self.settle_keys(held).await?;
         if settled == 0 {
             return Ok(prepared);
         }
@@ -306,17 +299,28 @@ impl Partition {
         Ok(())
     }
 
-    /// Whether any item in `keys` is locked.
-    pub(super) fn locked(&self, keys: (Bound<&[u8]>, Bound<&[u8]>)) -> bool {
-        let v = self.read_view();
-        !v.locks.is_empty() && v.locks.range::<[u8], _>(keys).next().is_some()
+    /// [`Partition::settle_locks`] on each of these items (encoded keys).
+    pub(super) async fn settle_keys(
+        &self,
+        keys: impl IntoIterator<Item = Vec<u8>>,
+    ) -> Result<usize> {
+        let mut settled = 0;
+        for key in keys {
+            let one = (
+                Bound::Included(key.as_slice()),
+                Bound::Included(key.as_slice()),
+            );
+            settled += self.settle_locks(one).await?;
+        }
+        Ok(settled)
     }
 
     /// Settles the locks on items in `keys` whose transactions are decided,
     /// aborting those with no decision past their deadline (what a strongly
     /// consistent read does first, so it sees every acknowledged
     /// transaction; what a writer that met a lock does). Returns how many
-    /// transactions it settled; the undecided ones keep their locks.
+    /// transactions it settled; the undecided ones keep their locks. With
+    /// no lock in `keys`, it only looks at the view.
     pub(crate) async fn settle_locks(&self, keys: (Bound<&[u8]>, Bound<&[u8]>)) -> Result<usize> {
         let held: Vec<(TxnId, u64, u64)> = {
             let v = self.read_view();
@@ -363,14 +367,7 @@ impl Partition {
         }
         tracing::info!(table = %self.table.name, partition = self.part, %txn,
             "aborting a transaction past its deadline");
-        let abort = Decision {
-            outcome: Outcome::Abort,
-            params: 0,
-            attempt,
-            at_micros: self.clock().now_micros(),
-            participants: Vec::new(),
-            reasons: Vec::new(),
-        };
+        let abort = Decision::abort_of(attempt, self.clock().now_micros());
         decisions.decide(self.store(), txn, abort).await.map(Some)
     }
 }

@@ -82,7 +82,7 @@ impl Partition {
         self.ensure_fresh(strong).await?;
         self.check_not_sealed()?;
         let one = (Bound::Included(key), Bound::Included(key));
-        if strong && self.locked(one) {
+        if strong {
             self.settle_locks(one).await?;
         }
         self.lookup(key, Fill::Cache).await
@@ -105,7 +105,7 @@ impl Partition {
         self.ensure_fresh(strong).await?;
         self.check_not_sealed()?;
         let span = (bound_ref(&lo), bound_ref(&hi));
-        if strong && self.locked(span) {
+        if strong {
             self.settle_locks(span).await?;
         }
         let cache_key = PageKey {
